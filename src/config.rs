@@ -1,0 +1,680 @@
+//! Settings from the environment, validated once at start-up.
+//!
+//! Every variable is read here and nowhere else, so a bad value stops the
+//! daemon before it touches the database, with a message that names the
+//! variable. The names and defaults are those of the system cronq replaces
+//! (`JOB_MAX_WORKERS`, `ENABLE_SYSTEM_QUEUE_CRON`, ...), plus cronq's own.
+//! Settings are read from a map rather than `std::env` directly so that
+//! tests and embedders can build a `Config` without touching the process.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A bad setting: which variable, what it held, and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        var: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// journald when running under it, else text.
+    Auto,
+    Text,
+    Json,
+    Journald,
+}
+
+/// How the email handler talks to its SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+/// The email handler's settings. The password is kept out of `Debug`.
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tls: SmtpTls,
+    /// `MAIL_FROM`, or `SMTP_FROM_NAME <SMTP_FROM_EMAIL>` from the replaced system.
+    pub from: Option<String>,
+    pub templates_dir: PathBuf,
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("from", &self.from)
+            .field("templates_dir", &self.templates_dir)
+            .finish()
+    }
+}
+
+/// A token bucket setting: `rate` jobs per second with room for `burst`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub rate: f64,
+    pub burst: u32,
+}
+
+/// Everything the daemon reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    // Queue.
+    pub system_queue_cron: bool,
+    pub max_workers: usize,
+    pub batch_size: usize,
+    pub max_retries: u32,
+    pub job_timeout: Duration,
+    pub reservation_timeout: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub max_pending: u64,
+    pub enqueue_rate: Option<RateLimit>,
+
+    // Logging.
+    pub log_level: String,
+    pub log_format: LogFormat,
+
+    // Paths.
+    pub db_path: PathBuf,
+    pub socket_path: PathBuf,
+    pub crons_path: PathBuf,
+    pub data_dir: PathBuf,
+
+    // Crons.
+    pub cron_tz: Option<String>,
+    pub clear_exports_cron: bool,
+    pub export_retention_days: u32,
+    /// Every `ENABLE_*` variable as given; a file cron `my_job` is switched
+    /// by `ENABLE_MY_JOB`, read when the crons file is loaded.
+    pub enable_vars: HashMap<String, String>,
+
+    // Handlers.
+    pub smtp: SmtpConfig,
+    pub command_allow: Vec<PathBuf>,
+
+    // Admin socket.
+    pub max_request_bytes: usize,
+    pub max_payload_bytes: usize,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub socket_group: Option<String>,
+    pub metrics_textfile: Option<PathBuf>,
+}
+
+/// Largest batch of jobs one `enqueue` request may carry.
+pub const MAX_BATCH_JOBS: usize = 10_000;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_vars(&vars)
+    }
+
+    /// Reads settings from a map of variables, as tests and embedders that
+    /// keep settings elsewhere have them.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let env = Env { vars };
+        let state_dir = env
+            .raw("STATE_DIRECTORY")
+            .map(|s| first_path(&s))
+            .unwrap_or_else(|| PathBuf::from("cronq-data"));
+        let runtime_dir = env
+            .raw("RUNTIME_DIRECTORY")
+            .map(|s| first_path(&s))
+            .unwrap_or_else(|| PathBuf::from("cronq-data"));
+        let config_dir = env
+            .raw("CONFIGURATION_DIRECTORY")
+            .map(|s| first_path(&s))
+            .unwrap_or_else(|| PathBuf::from("."));
+
+        let socket_path = env
+            .path("CRONQ_SOCKET")?
+            .unwrap_or_else(|| runtime_dir.join("admin.sock"));
+        check_socket_path(&socket_path)?;
+
+        let smtp = SmtpConfig {
+            host: env.string("SMTP_HOST"),
+            port: env
+                .parse_range("SMTP_PORT", 1, u16::MAX as u64)?
+                .map(|p| p as u16),
+            username: env.string("SMTP_USERNAME"),
+            password: match env.raw("SMTP_PASSWORD").filter(|p| !p.is_empty()) {
+                Some(password) => Some(password),
+                None => env.credential("smtp_password")?,
+            },
+            tls: env.smtp_tls("SMTP_TLS")?,
+            from: env.string("MAIL_FROM").or_else(|| {
+                let email = env.string("SMTP_FROM_EMAIL")?;
+                Some(match env.string("SMTP_FROM_NAME") {
+                    Some(name) => format!("{name} <{email}>"),
+                    None => email,
+                })
+            }),
+            templates_dir: env
+                .path("EMAIL_TEMPLATES_DIR")?
+                .unwrap_or_else(|| config_dir.join("templates")),
+        };
+
+        let max_retries = env.parse_range("JOB_MAX_RETRIES", 0, 100)?.unwrap_or(3) as u32;
+        let backoff_base = Duration::from_millis(
+            env.parse_range("JOB_BACKOFF_BASE_MS", 1, 86_400_000)?
+                .unwrap_or(10_000),
+        );
+        let backoff_max = Duration::from_millis(
+            env.parse_range("JOB_BACKOFF_MAX_MS", 1, 7 * 86_400_000)?
+                .unwrap_or(3_600_000),
+        );
+
+        Ok(Config {
+            system_queue_cron: env.bool("ENABLE_SYSTEM_QUEUE_CRON")?.unwrap_or(true),
+            max_workers: env.parse_range("JOB_MAX_WORKERS", 1, 10_000)?.unwrap_or(5) as usize,
+            batch_size: env.parse_range("JOB_BATCH_SIZE", 1, 10_000)?.unwrap_or(50) as usize,
+            max_retries,
+            job_timeout: Duration::from_secs(
+                env.parse_range("JOB_TIMEOUT_SECONDS", 1, 86_400)?
+                    .unwrap_or(30),
+            ),
+            reservation_timeout: Duration::from_secs(
+                60 * env
+                    .parse_range("JOB_RESERVATION_TIMEOUT", 1, 7 * 24 * 60)?
+                    .unwrap_or(5),
+            ),
+            backoff_base,
+            backoff_max,
+            max_pending: env
+                .parse_range("JOB_MAX_PENDING", 1, i64::MAX as u64)?
+                .unwrap_or(1_000_000),
+            enqueue_rate: env.rate("JOB_ENQUEUE_RATE")?,
+
+            log_level: env
+                .log_level("LOG_LEVEL")?
+                .unwrap_or_else(|| "info".to_string()),
+            log_format: env.log_format("LOG_FORMAT")?,
+
+            db_path: env
+                .path("CRONQ_DB")?
+                .unwrap_or_else(|| state_dir.join("cronq.db")),
+            socket_path,
+            crons_path: env
+                .path("CRONQ_CRONS")?
+                .unwrap_or_else(|| config_dir.join("crons.toml")),
+            data_dir: env
+                .path("DATA_DIR")?
+                .unwrap_or_else(|| state_dir.join("data")),
+
+            cron_tz: env.string("CRON_TZ"),
+            clear_exports_cron: env
+                .bool("ENABLE_CLEAR_EXPORTS_CRON")?
+                .or(env.bool("ENABLE_CLEAR_EXPORT_FILES_CRON")?)
+                .unwrap_or(false),
+            export_retention_days: match env.parse_range("EXPORT_RETENTION_DAYS", 1, 36_500)? {
+                Some(days) => days as u32,
+                None => env
+                    .parse_range("EXPORT_FILE_EXPIRATION_DAYS", 1, 36_500)?
+                    .unwrap_or(7) as u32,
+            },
+            enable_vars: vars
+                .iter()
+                .filter(|(k, _)| k.starts_with("ENABLE_"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+
+            smtp,
+            command_allow: env.path_list("JOB_COMMAND_ALLOW")?,
+
+            max_request_bytes: env
+                .parse_range("CRONQ_MAX_REQUEST_BYTES", 1024, 1 << 30)?
+                .unwrap_or(1 << 20) as usize,
+            max_payload_bytes: env
+                .parse_range("CRONQ_MAX_PAYLOAD_BYTES", 64, 1 << 30)?
+                .unwrap_or(256 << 10) as usize,
+            max_connections: env
+                .parse_range("CRONQ_MAX_CONNECTIONS", 1, 65_536)?
+                .unwrap_or(128) as usize,
+            idle_timeout: Duration::from_secs(
+                env.parse_range("CRONQ_IDLE_TIMEOUT_SECONDS", 1, 86_400)?
+                    .unwrap_or(300),
+            ),
+            socket_group: env.string("CRONQ_SOCKET_GROUP"),
+            metrics_textfile: env.path("CRONQ_METRICS_TEXTFILE")?,
+        })
+    }
+
+    /// The daemon's defaults with the given paths, for tests and embedders.
+    /// The defaults, with every file inside `dir`: for tests and embedders.
+    pub fn for_dir(dir: &Path) -> Config {
+        let mut config = Self::from_vars(&HashMap::new()).expect("the defaults are valid");
+        config.db_path = dir.join("cronq.db");
+        config.socket_path = dir.join("admin.sock");
+        config.crons_path = dir.join("crons.toml");
+        config.data_dir = dir.join("data");
+        config.smtp.templates_dir = dir.join("templates");
+        config
+    }
+
+    /// `ENABLE_<ID>=false` turns off the cron `id`, as in the replaced system.
+    pub fn cron_switch(&self, id: &str) -> Result<Option<bool>, ConfigError> {
+        let var = format!("ENABLE_{}", id.to_ascii_uppercase());
+        match self.enable_vars.get(&var).map(|v| v.trim()) {
+            None | Some("") => Ok(None),
+            Some(value) => parse_bool(value)
+                .map(Some)
+                .ok_or_else(|| ConfigError::Invalid {
+                    var,
+                    value: value.to_string(),
+                    reason: "expected true or false".to_string(),
+                }),
+        }
+    }
+
+    /// Attempts a job gets in all: the first plus its retries.
+    pub fn max_attempts(&self, retry_count: Option<u32>) -> u32 {
+        1 + retry_count.unwrap_or(self.max_retries)
+    }
+}
+
+/// systemd passes colon-separated lists in `*_DIRECTORY`; the first entry is ours.
+fn first_path(value: &str) -> PathBuf {
+    PathBuf::from(value.split(':').next().unwrap_or(value))
+}
+
+/// `sun_path` holds 108 bytes including the terminating NUL.
+fn check_socket_path(path: &Path) -> Result<(), ConfigError> {
+    let len = path.as_os_str().len();
+    if len > 107 {
+        return Err(ConfigError::Invalid {
+            var: "CRONQ_SOCKET".to_string(),
+            value: path.display().to_string(),
+            reason: format!("a Unix socket path holds at most 107 bytes, this one has {len}"),
+        });
+    }
+    Ok(())
+}
+
+struct Env<'a> {
+    vars: &'a HashMap<String, String>,
+}
+
+impl Env<'_> {
+    fn raw(&self, var: &str) -> Option<String> {
+        self.vars.get(var).cloned()
+    }
+
+    /// A non-empty value, trimmed; an empty variable counts as unset, as in
+    /// systemd environment files where `VAR=` clears a setting.
+    fn string(&self, var: &str) -> Option<String> {
+        let value = self.raw(var)?;
+        let value = value.trim();
+        (!value.is_empty()).then(|| value.to_string())
+    }
+
+    fn invalid(var: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            var: var.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A systemd credential (`LoadCredential=`), read from
+    /// `$CREDENTIALS_DIRECTORY`; a trailing newline is not part of it.
+    fn credential(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        let Some(dir) = self.string("CREDENTIALS_DIRECTORY") else {
+            return Ok(None);
+        };
+        let path = Path::new(&dir).join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(value) => Ok(Some(value.trim_end_matches(['\r', '\n']).to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Self::invalid(
+                "CREDENTIALS_DIRECTORY",
+                &dir,
+                format!("cannot read the credential {}: {e}", path.display()),
+            )),
+        }
+    }
+
+    fn path(&self, var: &'static str) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self.string(var).map(PathBuf::from))
+    }
+
+    fn path_list(&self, var: &'static str) -> Result<Vec<PathBuf>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(Vec::new());
+        };
+        let mut paths = Vec::new();
+        for entry in value.split(':').filter(|e| !e.is_empty()) {
+            let path = PathBuf::from(entry);
+            if !path.is_absolute() {
+                return Err(Self::invalid(
+                    var,
+                    &value,
+                    format!("every entry must be an absolute path, {entry:?} is not"),
+                ));
+            }
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+
+    fn bool(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        parse_bool(&value)
+            .map(Some)
+            .ok_or_else(|| Self::invalid(var, &value, "expected true or false"))
+    }
+
+    fn parse_range(
+        &self,
+        var: &'static str,
+        min: u64,
+        max: u64,
+    ) -> Result<Option<u64>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        let n: u64 = value.parse().map_err(|_| {
+            Self::invalid(
+                var,
+                &value,
+                format!("expected a whole number from {min} to {max}"),
+            )
+        })?;
+        if n < min || n > max {
+            return Err(Self::invalid(
+                var,
+                &value,
+                format!("expected a whole number from {min} to {max}"),
+            ));
+        }
+        Ok(Some(n))
+    }
+
+    fn log_level(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        let level = value.to_ascii_lowercase();
+        match level.as_str() {
+            "error" | "warn" | "info" | "debug" | "trace" => Ok(Some(level)),
+            _ => Err(Self::invalid(
+                var,
+                &value,
+                "expected one of error, warn, info, debug, trace",
+            )),
+        }
+    }
+
+    fn log_format(&self, var: &'static str) -> Result<LogFormat, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(LogFormat::Auto);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "auto" => Ok(LogFormat::Auto),
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            "journald" => Ok(LogFormat::Journald),
+            _ => Err(Self::invalid(
+                var,
+                &value,
+                "expected one of auto, text, json, journald",
+            )),
+        }
+    }
+
+    fn smtp_tls(&self, var: &'static str) -> Result<SmtpTls, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(SmtpTls::StartTls);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "none" => Ok(SmtpTls::None),
+            "starttls" => Ok(SmtpTls::StartTls),
+            "tls" => Ok(SmtpTls::Tls),
+            _ => Err(Self::invalid(
+                var,
+                &value,
+                "expected one of none, starttls, tls",
+            )),
+        }
+    }
+
+    /// `RATE` or `RATE/BURST`, e.g. `100` or `100/500`; the burst defaults to
+    /// one second's worth.
+    fn rate(&self, var: &'static str) -> Result<Option<RateLimit>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        let bad = || {
+            Self::invalid(
+                var,
+                &value,
+                "expected RATE or RATE/BURST, e.g. 100 or 100/500 (jobs per second)",
+            )
+        };
+        let (rate, burst) = match value.split_once('/') {
+            Some((rate, burst)) => (rate, Some(burst)),
+            None => (value.as_str(), None),
+        };
+        let rate: f64 = rate.trim().parse().map_err(|_| bad())?;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(bad());
+        }
+        let burst = match burst {
+            Some(b) => b.trim().parse::<u32>().map_err(|_| bad())?,
+            None => rate.ceil().max(1.0) as u32,
+        };
+        if burst == 0 {
+            return Err(bad());
+        }
+        Ok(Some(RateLimit { rate, burst }))
+    }
+}
+
+/// The replaced system compared against the string "false"; cronq also
+/// accepts the usual spellings and refuses anything else, so a typo such as
+/// `flase` is an error rather than silently "on".
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(&map)
+    }
+
+    #[test]
+    fn defaults_are_the_replaced_systems() {
+        let c = config(&[]).unwrap();
+        assert!(c.system_queue_cron);
+        assert_eq!(c.max_workers, 5);
+        assert_eq!(c.batch_size, 50);
+        assert_eq!(c.max_retries, 3);
+        assert_eq!(c.job_timeout, Duration::from_secs(30));
+        assert_eq!(c.reservation_timeout, Duration::from_secs(300));
+        assert_eq!(c.log_level, "info");
+        assert_eq!(c.db_path, PathBuf::from("cronq-data/cronq.db"));
+        assert_eq!(c.socket_path, PathBuf::from("cronq-data/admin.sock"));
+        assert_eq!(c.crons_path, PathBuf::from("./crons.toml"));
+        assert_eq!(c.data_dir, PathBuf::from("cronq-data/data"));
+        assert_eq!(c.smtp.templates_dir, PathBuf::from("./templates"));
+        assert_eq!(c.max_request_bytes, 1 << 20);
+        assert_eq!(c.max_payload_bytes, 256 << 10);
+        assert_eq!(c.max_connections, 128);
+        assert_eq!(c.max_pending, 1_000_000);
+        assert_eq!(c.export_retention_days, 7);
+        assert!(!c.clear_exports_cron);
+        assert_eq!(c.max_attempts(None), 4);
+        assert_eq!(c.max_attempts(Some(0)), 1);
+    }
+
+    #[test]
+    fn systemd_directories_place_state_socket_and_config() {
+        let c = config(&[
+            ("STATE_DIRECTORY", "/var/lib/cronq"),
+            ("RUNTIME_DIRECTORY", "/run/cronq:/run/other"),
+            ("CONFIGURATION_DIRECTORY", "/etc/cronq"),
+        ])
+        .unwrap();
+        assert_eq!(c.db_path, PathBuf::from("/var/lib/cronq/cronq.db"));
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/cronq/data"));
+        assert_eq!(c.socket_path, PathBuf::from("/run/cronq/admin.sock"));
+        assert_eq!(c.crons_path, PathBuf::from("/etc/cronq/crons.toml"));
+        assert_eq!(c.smtp.templates_dir, PathBuf::from("/etc/cronq/templates"));
+    }
+
+    #[test]
+    fn explicit_variables_win() {
+        let c = config(&[
+            ("STATE_DIRECTORY", "/var/lib/cronq"),
+            ("CRONQ_DB", "/tmp/x.db"),
+            ("DATA_DIR", "/srv/data"),
+        ])
+        .unwrap();
+        assert_eq!(c.db_path, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.data_dir, PathBuf::from("/srv/data"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = config(&[("JOB_MAX_WORKERS", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("JOB_MAX_WORKERS=\"lots\" is invalid"),
+            "{err}"
+        );
+        let err = config(&[("JOB_MAX_WORKERS", "0")]).unwrap_err().to_string();
+        assert!(err.contains("from 1 to 10000"), "{err}");
+        let err = config(&[("ENABLE_SYSTEM_QUEUE_CRON", "flase")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ENABLE_SYSTEM_QUEUE_CRON"), "{err}");
+        let err = config(&[("LOG_LEVEL", "loud")]).unwrap_err().to_string();
+        assert!(err.contains("LOG_LEVEL"), "{err}");
+        let err = config(&[("SMTP_TLS", "ssl")]).unwrap_err().to_string();
+        assert!(err.contains("SMTP_TLS"), "{err}");
+        let err = config(&[("JOB_COMMAND_ALLOW", "/bin/true:ls")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("JOB_COMMAND_ALLOW"), "{err}");
+        let long = format!("/tmp/{}/admin.sock", "x".repeat(120));
+        let err = config(&[("CRONQ_SOCKET", &long)]).unwrap_err().to_string();
+        assert!(err.contains("CRONQ_SOCKET"), "{err}");
+    }
+
+    #[test]
+    fn empty_means_unset() {
+        let c = config(&[("JOB_MAX_WORKERS", ""), ("SMTP_HOST", "  ")]).unwrap();
+        assert_eq!(c.max_workers, 5);
+        assert_eq!(c.smtp.host, None);
+    }
+
+    #[test]
+    fn replaced_system_aliases_are_accepted() {
+        let c = config(&[
+            ("ENABLE_CLEAR_EXPORT_FILES_CRON", "true"),
+            ("EXPORT_FILE_EXPIRATION_DAYS", "3"),
+            ("SMTP_FROM_EMAIL", "noreply@example.com"),
+            ("SMTP_FROM_NAME", "Acme"),
+        ])
+        .unwrap();
+        assert!(c.clear_exports_cron);
+        assert_eq!(c.export_retention_days, 3);
+        assert_eq!(c.smtp.from.as_deref(), Some("Acme <noreply@example.com>"));
+        let c = config(&[
+            ("MAIL_FROM", "ops@example.com"),
+            ("SMTP_FROM_EMAIL", "noreply@example.com"),
+            ("EXPORT_RETENTION_DAYS", "9"),
+            ("EXPORT_FILE_EXPIRATION_DAYS", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.smtp.from.as_deref(), Some("ops@example.com"));
+        assert_eq!(c.export_retention_days, 9);
+    }
+
+    #[test]
+    fn rate_limit_forms() {
+        let c = config(&[("JOB_ENQUEUE_RATE", "100/500")]).unwrap();
+        assert_eq!(
+            c.enqueue_rate,
+            Some(RateLimit {
+                rate: 100.0,
+                burst: 500
+            })
+        );
+        let c = config(&[("JOB_ENQUEUE_RATE", "2.5")]).unwrap();
+        assert_eq!(
+            c.enqueue_rate,
+            Some(RateLimit {
+                rate: 2.5,
+                burst: 3
+            })
+        );
+        assert!(config(&[("JOB_ENQUEUE_RATE", "0")]).is_err());
+        assert!(config(&[("JOB_ENQUEUE_RATE", "10/x")]).is_err());
+    }
+
+    #[test]
+    fn enable_switches_follow_the_cron_id() {
+        let c = config(&[
+            ("ENABLE_NIGHTLY_REPORT", "false"),
+            ("ENABLE_OTHER", "maybe"),
+        ])
+        .unwrap();
+        assert_eq!(c.cron_switch("nightly_report").unwrap(), Some(false));
+        assert_eq!(c.cron_switch("absent").unwrap(), None);
+        let err = c.cron_switch("other").unwrap_err().to_string();
+        assert!(err.contains("ENABLE_OTHER"), "{err}");
+    }
+
+    #[test]
+    fn smtp_password_from_a_systemd_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("smtp_password"), "s3cret\n").unwrap();
+        let creds = dir.path().display().to_string();
+        let c = config(&[("CREDENTIALS_DIRECTORY", &creds)]).unwrap();
+        assert_eq!(c.smtp.password.as_deref(), Some("s3cret"));
+        let c = config(&[("CREDENTIALS_DIRECTORY", &creds), ("SMTP_PASSWORD", "env")]).unwrap();
+        assert_eq!(c.smtp.password.as_deref(), Some("env"));
+    }
+
+    #[test]
+    fn password_is_not_in_debug_output() {
+        let c = config(&[("SMTP_PASSWORD", "hunter2")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,12 @@
+//! The handlers that ship with cronq, and the list the daemon starts with.
+
+pub mod noop;
+
+use crate::config::Config;
+use crate::queue::handler::Registration;
+
+/// The built-in handlers, each enabled or not according to `config`.
+pub fn builtin(config: &Config) -> Vec<Registration> {
+    let _ = config;
+    vec![Registration::new(noop::Noop)]
+}
