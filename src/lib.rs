@@ -1,8 +1,10 @@
 //! cronq: scheduled tasks and a persistent job queue on SQLite.
 
+pub mod clock;
 pub mod config;
 pub mod handlers;
 pub mod queue;
+pub mod store;
 
 pub use config::Config;
 pub use queue::handler::{Handler, JobContext, JobError, Registration};

@@ -2,3 +2,4 @@
 //! claims batches and the workers that run them.
 
 pub mod handler;
+pub mod job;

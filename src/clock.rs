@@ -1,0 +1,158 @@
+//! What time it is, and how timestamps are written.
+//!
+//! The queue and the scheduler read the wall clock through the [`Clock`]
+//! trait rather than calling `SystemTime::now()`, so tests can move time by
+//! hand (a clock stepping backward, a long downtime) without waiting. The
+//! store keeps instants as integer milliseconds since the Unix epoch: they
+//! index and compare cheaply; the protocol shows them as RFC 3339 in UTC with
+//! milliseconds.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::Notify;
+
+/// Milliseconds since the Unix epoch, as stored.
+pub type Millis = i64;
+
+/// The longest a sleep toward a wall-clock deadline lasts before the wall
+/// clock is read again: a monotonic sleep does not notice a clock step or a
+/// suspend.
+pub const MAX_WALL_SLEEP: Duration = Duration::from_secs(60);
+
+#[async_trait::async_trait]
+pub trait Clock: Send + Sync + 'static {
+    /// The current wall-clock time.
+    fn now(&self) -> Timestamp;
+
+    /// Returns at `deadline` by the wall clock, or within [`MAX_WALL_SLEEP`]
+    /// of being called, whichever is first; the caller re-reads `now()`.
+    async fn sleep_toward(&self, deadline: Timestamp);
+
+    fn now_ms(&self) -> Millis {
+        self.now().as_millisecond()
+    }
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+#[async_trait::async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    async fn sleep_toward(&self, deadline: Timestamp) {
+        let left = deadline.as_millisecond() - self.now_ms();
+        if left > 0 {
+            let left = Duration::from_millis(left as u64).min(MAX_WALL_SLEEP);
+            tokio::time::sleep(left).await;
+        }
+    }
+}
+
+/// A clock that moves only when told: for tests of schedules, catch-up and
+/// clock steps.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<Timestamp>,
+    moved: Notify,
+}
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> ManualClock {
+        ManualClock {
+            now: Mutex::new(start),
+            moved: Notify::new(),
+        }
+    }
+
+    /// Sets the time, forward or backward, and wakes every sleeper.
+    pub fn set(&self, to: Timestamp) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to;
+        self.moved.notify_waiters();
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let to =
+            self.now() + jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
+        self.set(to);
+    }
+}
+
+#[async_trait::async_trait]
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns at the next move of the clock: each move is a chance for the
+    /// caller to re-read it, as the real clock's capped sleep gives.
+    async fn sleep_toward(&self, deadline: Timestamp) {
+        // Created before the check, so a move in between is not missed.
+        let moved = self.moved.notified();
+        if self.now() >= deadline {
+            return;
+        }
+        moved.await;
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds: `2026-01-01T02:00:00.000Z`.
+pub fn format_ms(ms: Millis) -> String {
+    match Timestamp::from_millisecond(ms) {
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// Parses an RFC 3339 timestamp (any offset) into milliseconds.
+pub fn parse_rfc3339(text: &str) -> Result<Millis, String> {
+    text.parse::<Timestamp>()
+        .map(|ts| ts.as_millisecond())
+        .map_err(|_| format!("{text:?} is not an RFC 3339 timestamp such as 2026-01-01T02:00:00Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_with_milliseconds() {
+        let ms = parse_rfc3339("2026-01-01T02:00:00.123Z").unwrap();
+        assert_eq!(format_ms(ms), "2026-01-01T02:00:00.123Z");
+        let ms = parse_rfc3339("2026-01-01T03:00:00+01:00").unwrap();
+        assert_eq!(format_ms(ms), "2026-01-01T02:00:00.000Z");
+        assert!(parse_rfc3339("yesterday").is_err());
+        assert!(parse_rfc3339("2026-01-01").is_err());
+    }
+
+    #[tokio::test]
+    async fn manual_clock_wakes_sleepers_when_moved() {
+        let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let clock = std::sync::Arc::new(ManualClock::new(start));
+        let sleeper = {
+            let clock = clock.clone();
+            tokio::spawn(async move {
+                let deadline = start + jiff::SignedDuration::from_secs(60);
+                while clock.now() < deadline {
+                    clock.sleep_toward(deadline).await;
+                }
+                clock.now()
+            })
+        };
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(30));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.advance(Duration::from_secs(30));
+        let woke = tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(woke, start + jiff::SignedDuration::from_secs(60));
+    }
+}

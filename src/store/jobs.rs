@@ -1,0 +1,1043 @@
+//! The queue's SQL: enqueue, claim, complete, fail, release, extend,
+//! recover, and the reads behind `jobs`, `job`, `status` and `stats`.
+//!
+//! Every write about a running job is fenced on `(id, attempts,
+//! reserved_by)` and reports whether it matched; see [`Lease`].
+//! `attempts` is counted at claim time, so a job that crashes the daemon
+//! still uses up its attempts and cannot crash-loop it forever.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params, params};
+use serde_json::Value;
+
+use super::crons::{RunStatus, settle_job_run};
+use super::{Store, StoreError};
+use crate::clock::Millis;
+use crate::queue::job::{Claimed, Enqueued, Job, JobStatus, Lease, NewJob, new_id};
+
+/// The settings a row that does not say otherwise runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDefaults {
+    pub max_retries: u32,
+    pub timeout_s: u32,
+}
+
+impl Default for JobDefaults {
+    fn default() -> JobDefaults {
+        JobDefaults {
+            max_retries: 3,
+            timeout_s: 30,
+        }
+    }
+}
+
+/// Longest error text kept per failure; a handler's output tail fits.
+const MAX_ERROR_BYTES: usize = 16 * 1024;
+/// Failures kept per job for `job`.
+const KEPT_ERRORS: i64 = 10;
+
+const JOB_COLUMNS: &str = "id, name, description, payload, type, status, attempts, max_attempts, \
+     priority, timeout, run_at, reserved_at, reserved_by, last_error, unique_key, cron_id, \
+     created, updated";
+
+/// A failed attempt, as `job` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub at: Millis,
+    pub error: String,
+}
+
+/// What becomes of a job whose attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    RetryAt(Millis),
+    Dead,
+}
+
+/// A reservation released by recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub job_id: String,
+    pub job_type: String,
+    pub attempt: u32,
+    /// It had used its last attempt and is now dead.
+    pub dead: bool,
+}
+
+/// Filters of the `jobs` listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub job_type: Option<String>,
+    pub status: Option<JobStatus>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub limit: usize,
+    /// Continue after this `(created, id)`, from a previous page's cursor.
+    pub after: Option<(Millis, String)>,
+}
+
+/// Jobs by type, then by status.
+pub type Counts = BTreeMap<String, BTreeMap<JobStatus, u64>>;
+
+impl Store {
+    /// Stores `jobs` all or nothing, durably. A job whose unique key is held
+    /// by a waiting or running job is not stored; that job is returned,
+    /// marked duplicate. `max_pending` caps pending plus scheduled jobs.
+    pub async fn enqueue(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        self.write(true, move |conn, defaults| {
+            let mut out = Vec::with_capacity(jobs.len());
+            let mut inserted = 0u64;
+            for job in &jobs {
+                let e = insert_job(conn, defaults, job, now)?;
+                inserted += u64::from(!e.duplicate);
+                out.push(e);
+            }
+            if inserted > 0 {
+                let pending = pending_count(conn)?;
+                if pending > max_pending {
+                    return Err(StoreError::QueueFull {
+                        pending: pending - inserted,
+                        limit: max_pending,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Reserves up to `limit` ready jobs of `types` for `instance`, highest
+    /// priority first, then oldest `run_at`.
+    pub async fn claim(
+        &self,
+        instance: &str,
+        types: &[String],
+        limit: usize,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let instance = instance.to_string();
+        let types = serde_json::to_string(types).unwrap_or_else(|_| "[]".into());
+        self.write(false, move |conn, defaults| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "UPDATE queues
+                    SET status = 'running', attempts = attempts + 1,
+                        reserved_at = :now, reserved_by = :instance, updated = :now
+                  WHERE rowid IN (
+                        SELECT rowid FROM queues INDEXED BY queues_ready
+                         WHERE status = 'pending' AND run_at <= :now
+                           AND type IN (SELECT value FROM json_each(:types))
+                         ORDER BY priority DESC, run_at
+                         LIMIT :limit)
+              RETURNING {JOB_COLUMNS}"
+            ))?;
+            let rows = stmt.query_map(
+                named_params! {":now": now, ":instance": instance, ":types": types, ":limit": limit as i64},
+                |row| job_from_row(row, defaults, now),
+            )?;
+            let mut claimed = Vec::new();
+            for job in rows {
+                let job = job?;
+                let lease = Lease {
+                    job_id: job.id.clone(),
+                    attempt: job.attempts,
+                    instance: instance.clone(),
+                };
+                claimed.push(Claimed { job, lease });
+            }
+            // RETURNING gives no order; workers start in claim order.
+            claimed.sort_by(|a, b| {
+                b.job
+                    .priority
+                    .cmp(&a.job.priority)
+                    .then(a.job.run_at.cmp(&b.job.run_at))
+            });
+            Ok(claimed)
+        })
+        .await
+    }
+
+    /// Deletes a job that succeeded (and ends the cron run that enqueued
+    /// it). False when the lease no longer holds.
+    pub async fn complete(
+        &self,
+        lease: Lease,
+        from_cron: bool,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.write(false, move |conn, _| {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM queues
+                      WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+                )?
+                .execute(params![lease.job_id, lease.attempt, lease.instance])?;
+            if n == 1 && from_cron {
+                settle_job_run(conn, &lease.job_id, RunStatus::Ok, None, now)?;
+            }
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Records a failed attempt and schedules a retry or buries the job.
+    /// False when the lease no longer holds (nothing is written then).
+    pub async fn fail(
+        &self,
+        lease: Lease,
+        error: String,
+        after: AfterFailure,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let error = truncate(error);
+        self.write(false, move |conn, _| {
+            let (status, run_at) = match after {
+                AfterFailure::RetryAt(at) => ("pending", Some(at)),
+                AfterFailure::Dead => ("dead", None),
+            };
+            let n = conn
+                .prepare_cached(
+                    "UPDATE queues
+                        SET status = ?4, run_at = COALESCE(?5, run_at), reserved_at = NULL,
+                            reserved_by = NULL, last_error = ?6, updated = ?7
+                      WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+                )?
+                .execute(params![
+                    lease.job_id,
+                    lease.attempt,
+                    lease.instance,
+                    status,
+                    run_at,
+                    error,
+                    now
+                ])?;
+            if n == 1 {
+                record_error(conn, &lease.job_id, lease.attempt, now, &error)?;
+                if after == AfterFailure::Dead {
+                    settle_job_run(conn, &lease.job_id, RunStatus::Failed, Some(&error), now)?;
+                }
+            }
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Gives back reservations that never started (shutdown), without using
+    /// up their attempt: an interrupted job is not a failed one.
+    pub async fn release(&self, leases: Vec<Lease>, now: Millis) -> Result<usize, StoreError> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        self.write(false, move |conn, _| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE queues
+                    SET status = 'pending', attempts = attempts - 1, reserved_at = NULL,
+                        reserved_by = NULL, updated = ?4
+                  WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+            )?;
+            let mut released = 0;
+            for lease in &leases {
+                released +=
+                    stmt.execute(params![lease.job_id, lease.attempt, lease.instance, now])?;
+            }
+            Ok(released)
+        })
+        .await
+    }
+
+    /// Extends the reservations of jobs this process still holds. Returns
+    /// the leases that no longer hold (recovered and claimed elsewhere).
+    pub async fn extend(&self, leases: Vec<Lease>, now: Millis) -> Result<Vec<Lease>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(false, move |conn, _| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE queues SET reserved_at = ?4
+                  WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+            )?;
+            let mut lost = Vec::new();
+            for lease in leases {
+                if stmt.execute(params![lease.job_id, lease.attempt, lease.instance, now])? == 0 {
+                    lost.push(lease);
+                }
+            }
+            Ok(lost)
+        })
+        .await
+    }
+
+    /// Releases reservations whose holder stopped heartbeating: those older
+    /// than `stale_before`, and every one held by `dead_instances`. A job
+    /// that was on its last attempt is buried; the rest run again at once.
+    pub async fn recover(
+        &self,
+        stale_before: Millis,
+        dead_instances: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<Recovered>, StoreError> {
+        let dead = serde_json::to_string(&dead_instances).unwrap_or_else(|_| "[]".into());
+        self.write(false, move |conn, defaults| {
+            let candidates: Vec<Job> = conn
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM queues
+                      WHERE status = 'running'
+                        AND (reserved_at < :stale OR reserved_by IN (SELECT value FROM json_each(:dead)))"
+                ))?
+                .query_map(named_params! {":stale": stale_before, ":dead": dead}, |row| {
+                    job_from_row(row, defaults, now)
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut recovered = Vec::with_capacity(candidates.len());
+            for job in candidates {
+                let holder = job.reserved_by.clone().unwrap_or_default();
+                let is_dead = job.attempts >= job.max_attempts;
+                let error = format!(
+                    "attempt {} was abandoned: its worker (instance {holder}) stopped before finishing",
+                    job.attempts
+                );
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE queues
+                            SET status = ?4, run_at = ?5, reserved_at = NULL, reserved_by = NULL,
+                                last_error = ?6, updated = ?5
+                          WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+                    )?
+                    .execute(params![
+                        job.id,
+                        job.attempts,
+                        holder,
+                        if is_dead { "dead" } else { "pending" },
+                        now,
+                        error
+                    ])?;
+                if n == 1 {
+                    record_error(conn, &job.id, job.attempts, now, &error)?;
+                    if is_dead {
+                        settle_job_run(conn, &job.id, RunStatus::Failed, Some(&error), now)?;
+                    }
+                    recovered.push(Recovered {
+                        job_id: job.id,
+                        job_type: job.job_type,
+                        attempt: job.attempts,
+                        dead: is_dead,
+                    });
+                }
+            }
+            Ok(recovered)
+        })
+        .await
+    }
+
+    /// The earliest `run_at` after `now` among pending jobs of `types`.
+    pub async fn next_due(
+        &self,
+        types: &[String],
+        now: Millis,
+    ) -> Result<Option<Millis>, StoreError> {
+        let types = serde_json::to_string(types).unwrap_or_else(|_| "[]".into());
+        self.read(move |conn, _| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT MIN(run_at) FROM queues INDEXED BY queues_due
+                      WHERE status = 'pending' AND run_at > ?1
+                        AND type IN (SELECT value FROM json_each(?2))",
+                )?
+                .query_row(params![now, types], |row| row.get(0))?)
+        })
+        .await
+    }
+
+    /// One job and its last failures.
+    pub async fn get(
+        &self,
+        id: String,
+        now: Millis,
+    ) -> Result<Option<(Job, Vec<AttemptError>)>, StoreError> {
+        self.read(move |conn, defaults| {
+            let job = conn
+                .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM queues WHERE id = ?1"))?
+                .query_row([&id], |row| job_from_row(row, defaults, now))
+                .optional()?;
+            let Some(job) = job else {
+                return Ok(None);
+            };
+            let errors = conn
+                .prepare_cached(
+                    "SELECT attempt, at, error FROM job_errors WHERE job_id = ?1 ORDER BY attempt DESC",
+                )?
+                .query_map([&id], |row| {
+                    Ok(AttemptError {
+                        attempt: row.get(0)?,
+                        at: row.get(1)?,
+                        error: row.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(Some((job, errors)))
+        })
+        .await
+    }
+
+    /// Jobs newest first, and whether more follow the last one.
+    pub async fn list(
+        &self,
+        filter: ListFilter,
+        now: Millis,
+    ) -> Result<(Vec<Job>, bool), StoreError> {
+        self.read(move |conn, defaults| {
+            let mut conditions: Vec<&str> = Vec::new();
+            let mut values: Vec<(&str, Box<dyn ToSql>)> = Vec::new();
+            if let Some(t) = filter.job_type.clone() {
+                conditions.push("type = :type");
+                values.push((":type", Box::new(t)));
+            }
+            match filter.status {
+                Some(JobStatus::Pending) => conditions.push("status = 'pending' AND run_at <= :now"),
+                Some(JobStatus::Scheduled) => conditions.push("status = 'pending' AND run_at > :now"),
+                Some(JobStatus::Running) => conditions.push("status = 'running'"),
+                Some(JobStatus::Dead) => conditions.push("status = 'dead'"),
+                None => {}
+            }
+            if filter.status.is_some_and(|s| matches!(s, JobStatus::Pending | JobStatus::Scheduled)) {
+                values.push((":now", Box::new(now)));
+            }
+            if let Some(since) = filter.since {
+                conditions.push("created >= :since");
+                values.push((":since", Box::new(since)));
+            }
+            if let Some(until) = filter.until {
+                conditions.push("created < :until");
+                values.push((":until", Box::new(until)));
+            }
+            if let Some((created, id)) = filter.after.clone() {
+                conditions.push("(created, id) < (:after_created, :after_id)");
+                values.push((":after_created", Box::new(created)));
+                values.push((":after_id", Box::new(id)));
+            }
+            let filter_sql = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            };
+            values.push((":limit", Box::new(filter.limit as i64 + 1)));
+            let sql = format!(
+                "SELECT {JOB_COLUMNS} FROM queues {filter_sql} ORDER BY created DESC, id DESC LIMIT :limit"
+            );
+            let params: Vec<(&str, &dyn ToSql)> = values.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            let mut jobs: Vec<Job> = conn
+                .prepare_cached(&sql)?
+                .query_map(params.as_slice(), |row| job_from_row(row, defaults, now))?
+                .collect::<Result<_, _>>()?;
+            let more = jobs.len() > filter.limit;
+            jobs.truncate(filter.limit);
+            Ok((jobs, more))
+        })
+        .await
+    }
+
+    /// Jobs by type and status, without counting rows: the totals come from
+    /// the trigger-kept `queue_counts`, and only scheduled jobs (a range of
+    /// the `queues_due` index) are counted to split them from pending.
+    pub async fn counts(&self, now: Millis) -> Result<Counts, StoreError> {
+        self.read(move |conn, _| {
+            let mut counts = Counts::new();
+            let mut stmt =
+                conn.prepare_cached("SELECT type, status, n FROM queue_counts WHERE n > 0")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (job_type, status, n) = row?;
+                let status = match status.as_str() {
+                    "running" => JobStatus::Running,
+                    "dead" => JobStatus::Dead,
+                    _ => JobStatus::Pending,
+                };
+                *counts
+                    .entry(job_type)
+                    .or_default()
+                    .entry(status)
+                    .or_default() += n.max(0) as u64;
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT type, COUNT(*) FROM queues INDEXED BY queues_due
+                  WHERE status = 'pending' AND run_at > ?1 GROUP BY type",
+            )?;
+            let rows = stmt.query_map([now], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (job_type, n) = row?;
+                let by_status = counts.entry(job_type).or_default();
+                let n = n.max(0) as u64;
+                let pending = by_status.entry(JobStatus::Pending).or_default();
+                *pending = pending.saturating_sub(n);
+                *by_status.entry(JobStatus::Scheduled).or_default() += n;
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    /// The `run_at` of the longest-waiting ready job.
+    pub async fn oldest_ready(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
+        self.read(move |conn, _| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT MIN(run_at) FROM queues INDEXED BY queues_due
+                      WHERE status = 'pending' AND run_at <= ?1",
+                )?
+                .query_row([now], |row| row.get(0))?)
+        })
+        .await
+    }
+}
+
+fn insert_job(
+    conn: &Connection,
+    defaults: &JobDefaults,
+    job: &NewJob,
+    now: Millis,
+) -> Result<Enqueued, StoreError> {
+    let retry_count = job.retry_count.unwrap_or(defaults.max_retries);
+    let timeout_s = job.timeout_s.unwrap_or(defaults.timeout_s);
+    let payload = job.payload(retry_count, timeout_s);
+    let payload_text = payload.to_string();
+    let run_at = job.run_at_ms(now);
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO queues (id, name, description, payload, status, attempts, max_attempts,
+                             priority, run_at, timeout, unique_key, cron_id, created, updated)
+         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+         ON CONFLICT DO NOTHING",
+    )?;
+    // A fresh id collides once in 36^15; try again rather than fail.
+    for _ in 0..3 {
+        let id = new_id();
+        let n = stmt.execute(params![
+            id,
+            job.name,
+            job.description,
+            payload_text,
+            1 + retry_count,
+            job.priority,
+            run_at,
+            timeout_s,
+            job.unique_key,
+            job.cron_id,
+            now
+        ])?;
+        if n == 1 {
+            return Ok(Enqueued {
+                job: Job {
+                    id,
+                    name: job.name.clone(),
+                    description: job.description.clone(),
+                    job_type: job.job_type.clone(),
+                    payload,
+                    status: JobStatus::from_row("pending", run_at, now),
+                    attempts: 0,
+                    max_attempts: 1 + retry_count,
+                    priority: job.priority,
+                    timeout_s,
+                    run_at,
+                    reserved_at: None,
+                    reserved_by: None,
+                    last_error: None,
+                    unique_key: job.unique_key.clone(),
+                    cron_id: job.cron_id.clone(),
+                    created: now,
+                    updated: now,
+                },
+                duplicate: false,
+            });
+        }
+        if let Some(key) = &job.unique_key {
+            let existing = conn
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM queues WHERE unique_key = ?1 AND status != 'dead'"
+                ))?
+                .query_row([key], |row| job_from_row(row, defaults, now))
+                .optional()?;
+            if let Some(job) = existing {
+                return Ok(Enqueued {
+                    job,
+                    duplicate: true,
+                });
+            }
+        }
+    }
+    Err(StoreError::Sqlite("could not find a free job id".into()))
+}
+
+fn pending_count(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM queue_counts WHERE status = 'pending'")?
+        .query_row([], |row| row.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+fn record_error(
+    conn: &Connection,
+    job_id: &str,
+    attempt: u32,
+    at: Millis,
+    error: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO job_errors (job_id, attempt, at, error) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![job_id, attempt, at, error])?;
+    conn.prepare_cached("DELETE FROM job_errors WHERE job_id = ?1 AND attempt <= ?2")?
+        .execute(params![job_id, i64::from(attempt) - KEPT_ERRORS])?;
+    Ok(())
+}
+
+fn truncate(mut error: String) -> String {
+    if error.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        error.truncate(cut);
+        error.push_str(" [truncated]");
+    }
+    error
+}
+
+/// Reads a row of [`JOB_COLUMNS`], resolving the settings a row written by
+/// another program may leave NULL: its payload's options, else the defaults.
+fn job_from_row(row: &Row<'_>, defaults: &JobDefaults, now: Millis) -> rusqlite::Result<Job> {
+    let payload_text: String = row.get(3)?;
+    let payload: Value = serde_json::from_str(&payload_text).unwrap_or(Value::String(payload_text));
+    let option = |key: &str| {
+        payload
+            .get("options")
+            .and_then(|o| o.get(key))
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    };
+    let max_attempts = match row.get::<_, Option<i64>>(7)? {
+        Some(n) => n.clamp(1, i64::from(u32::MAX)) as u32,
+        None => 1 + option("retry_count").unwrap_or(defaults.max_retries),
+    };
+    let timeout_s = match row.get::<_, Option<i64>>(9)? {
+        Some(n) => n.clamp(1, i64::from(u32::MAX)) as u32,
+        None => option("timeout").unwrap_or(defaults.timeout_s),
+    };
+    let status: String = row.get(5)?;
+    let run_at: Millis = row.get(10)?;
+    Ok(Job {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        payload,
+        job_type: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        status: JobStatus::from_row(&status, run_at, now),
+        attempts: row.get::<_, i64>(6)?.clamp(0, i64::from(u32::MAX)) as u32,
+        max_attempts,
+        priority: row.get(8)?,
+        timeout_s,
+        run_at,
+        reserved_at: row.get(11)?,
+        reserved_by: row.get(12)?,
+        last_error: row.get(13)?,
+        unique_key: row.get(14)?,
+        cron_id: row.get(15)?,
+        created: row.get(16)?,
+        updated: row.get(17)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::open_temp;
+    use serde_json::{Map, json};
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    fn job(name: &str) -> NewJob {
+        NewJob::new(name, "noop", Map::new())
+    }
+
+    fn types() -> Vec<String> {
+        vec!["noop".to_string()]
+    }
+
+    #[tokio::test]
+    async fn enqueue_claim_complete_deletes_the_row() {
+        let (_dir, store) = open_temp();
+        let stored = store.enqueue(vec![job("a")], NOW, 100).await.unwrap();
+        assert_eq!(stored[0].job.status, JobStatus::Pending);
+        assert_eq!(stored[0].job.max_attempts, 4);
+        let claimed = store.claim("me", &types(), 10, NOW).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].job.attempts, 1);
+        assert_eq!(claimed[0].job.status, JobStatus::Running);
+        assert!(
+            store
+                .claim("me", &types(), 10, NOW)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .complete(claimed[0].lease.clone(), false, NOW)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .get(stored[0].job.id.clone(), NOW)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .counts(NOW)
+                .await
+                .unwrap()
+                .values()
+                .all(|s| s.values().all(|n| *n == 0))
+        );
+    }
+
+    #[tokio::test]
+    async fn claim_orders_by_priority_then_run_at_and_skips_future_and_other_types() {
+        let (_dir, store) = open_temp();
+        let mut low = job("low");
+        low.when = crate::queue::job::RunAt::At(NOW - 10);
+        let mut high = job("high");
+        high.priority = 5;
+        let mut later = job("later");
+        later.when = crate::queue::job::RunAt::At(NOW + 1000);
+        let mut other = job("other");
+        other.job_type = "email".into();
+        let mut oldest = job("oldest");
+        oldest.when = crate::queue::job::RunAt::At(NOW - 20);
+        store
+            .enqueue(vec![low, high, later, other, oldest], NOW, 100)
+            .await
+            .unwrap();
+        let claimed = store.claim("me", &types(), 10, NOW).await.unwrap();
+        let names: Vec<_> = claimed.iter().map(|c| c.job.name.as_str()).collect();
+        assert_eq!(names, ["high", "oldest", "low"]);
+        assert_eq!(
+            store.next_due(&types(), NOW).await.unwrap(),
+            Some(NOW + 1000)
+        );
+        assert_eq!(
+            store
+                .claim("me", &types(), 10, NOW + 1000)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn claim_respects_the_limit() {
+        let (_dir, store) = open_temp();
+        store
+            .enqueue((0..10).map(|i| job(&i.to_string())).collect(), NOW, 100)
+            .await
+            .unwrap();
+        assert_eq!(store.claim("me", &types(), 3, NOW).await.unwrap().len(), 3);
+        assert_eq!(store.claim("me", &types(), 30, NOW).await.unwrap().len(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_stale_lease_cannot_complete_fail_or_extend_a_newer_attempt() {
+        let (_dir, store) = open_temp();
+        store.enqueue(vec![job("a")], NOW, 100).await.unwrap();
+        let first = store
+            .claim("old", &types(), 1, NOW)
+            .await
+            .unwrap()
+            .remove(0);
+        let recovered = store.recover(NOW + 1, vec![], NOW + 10).await.unwrap();
+        assert_eq!(recovered.len(), 1);
+        assert!(!recovered[0].dead);
+        let second = store
+            .claim("new", &types(), 1, NOW + 10)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(second.lease.attempt, 2);
+        assert!(
+            !store
+                .complete(first.lease.clone(), false, NOW)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .fail(
+                    first.lease.clone(),
+                    "late".into(),
+                    AfterFailure::Dead,
+                    NOW + 20
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .extend(vec![first.lease.clone()], NOW + 20)
+                .await
+                .unwrap(),
+            vec![first.lease]
+        );
+        assert!(
+            store
+                .extend(vec![second.lease.clone()], NOW + 20)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.complete(second.lease, false, NOW).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn failure_schedules_a_retry_then_buries_and_keeps_errors() {
+        let (_dir, store) = open_temp();
+        let mut j = job("a");
+        j.retry_count = Some(1);
+        let id = store.enqueue(vec![j], NOW, 100).await.unwrap()[0]
+            .job
+            .id
+            .clone();
+        let c = store.claim("me", &types(), 1, NOW).await.unwrap().remove(0);
+        assert!(
+            store
+                .fail(
+                    c.lease,
+                    "boom 1".into(),
+                    AfterFailure::RetryAt(NOW + 500),
+                    NOW
+                )
+                .await
+                .unwrap()
+        );
+        let (job, errors) = store.get(id.clone(), NOW).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Scheduled);
+        assert_eq!(job.last_error.as_deref(), Some("boom 1"));
+        assert_eq!(
+            errors,
+            vec![AttemptError {
+                attempt: 1,
+                at: NOW,
+                error: "boom 1".into()
+            }]
+        );
+        let c = store
+            .claim("me", &types(), 1, NOW + 500)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(c.job.attempts, 2);
+        assert!(
+            store
+                .fail(c.lease, "boom 2".into(), AfterFailure::Dead, NOW + 600)
+                .await
+                .unwrap()
+        );
+        let (job, errors) = store.get(id, NOW + 600).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Dead);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].attempt, 2);
+        assert_eq!(
+            store.counts(NOW + 600).await.unwrap()["noop"][&JobStatus::Dead],
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn release_gives_the_attempt_back() {
+        let (_dir, store) = open_temp();
+        let id = store.enqueue(vec![job("a")], NOW, 100).await.unwrap()[0]
+            .job
+            .id
+            .clone();
+        let c = store.claim("me", &types(), 1, NOW).await.unwrap().remove(0);
+        assert_eq!(store.release(vec![c.lease], NOW).await.unwrap(), 1);
+        let (job, _) = store.get(id, NOW).await.unwrap().unwrap();
+        assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
+    }
+
+    #[tokio::test]
+    async fn recovery_of_a_last_attempt_buries_the_job() {
+        let (_dir, store) = open_temp();
+        let mut j = job("a");
+        j.retry_count = Some(0);
+        let id = store.enqueue(vec![j], NOW, 100).await.unwrap()[0]
+            .job
+            .id
+            .clone();
+        store.claim("gone", &types(), 1, NOW).await.unwrap();
+        // Fresh, but held by an instance known to be dead.
+        let recovered = store
+            .recover(NOW - 1, vec!["gone".into()], NOW + 1)
+            .await
+            .unwrap();
+        assert!(recovered[0].dead);
+        let (job, errors) = store.get(id, NOW + 1).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Dead);
+        assert!(
+            errors[0].error.contains("instance gone"),
+            "{}",
+            errors[0].error
+        );
+    }
+
+    #[tokio::test]
+    async fn unique_key_holds_while_waiting_or_running_only() {
+        let (_dir, store) = open_temp();
+        let mut a = job("a");
+        a.unique_key = Some("k".into());
+        let first = store
+            .enqueue(vec![a.clone()], NOW, 100)
+            .await
+            .unwrap()
+            .remove(0);
+        let again = store
+            .enqueue(vec![a.clone(), a.clone()], NOW, 100)
+            .await
+            .unwrap();
+        assert!(
+            again
+                .iter()
+                .all(|e| e.duplicate && e.job.id == first.job.id)
+        );
+        let c = store.claim("me", &types(), 1, NOW).await.unwrap().remove(0);
+        assert!(store.enqueue(vec![a.clone()], NOW, 100).await.unwrap()[0].duplicate);
+        store
+            .fail(c.lease, "x".into(), AfterFailure::Dead, NOW)
+            .await
+            .unwrap();
+        assert!(!store.enqueue(vec![a], NOW, 100).await.unwrap()[0].duplicate);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_all_or_nothing_and_the_cap_holds() {
+        let (_dir, store) = open_temp();
+        store
+            .enqueue(vec![job("a"), job("b")], NOW, 3)
+            .await
+            .unwrap();
+        let err = store
+            .enqueue(vec![job("c"), job("d")], NOW, 3)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::QueueFull {
+                    pending: 2,
+                    limit: 3
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            store.counts(NOW).await.unwrap()["noop"][&JobStatus::Pending],
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_inserted_by_another_program_get_defaults() {
+        let (dir, store) = open_temp();
+        let conn = Connection::open(dir.path().join("cronq.db")).unwrap();
+        conn.execute(
+            "INSERT INTO queues (name, payload) VALUES ('raw', ?1)",
+            [json!({"type": "noop", "data": {}, "options": {"retry_count": 7}}).to_string()],
+        )
+        .unwrap();
+        let claimed = store.claim("me", &types(), 5, i64::MAX / 2).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].job.max_attempts, 8);
+        assert_eq!(claimed[0].job.timeout_s, 30);
+        assert_eq!(claimed[0].job.id.len(), 15);
+        let bad = conn.execute(
+            "INSERT INTO queues (name, payload) VALUES ('bad', 'not json')",
+            [],
+        );
+        assert!(bad.is_err());
+    }
+
+    #[tokio::test]
+    async fn list_filters_and_pages_newest_first() {
+        let (_dir, store) = open_temp();
+        for i in 0..5 {
+            store
+                .enqueue(vec![job(&format!("j{i}"))], NOW + i, 100)
+                .await
+                .unwrap();
+        }
+        let mut delayed = job("later");
+        delayed.when = crate::queue::job::RunAt::At(NOW + 10_000);
+        store.enqueue(vec![delayed], NOW + 5, 100).await.unwrap();
+        let page = |after| ListFilter {
+            limit: 2,
+            after,
+            ..Default::default()
+        };
+        let (first, more) = store.list(page(None), NOW + 10).await.unwrap();
+        assert!(more);
+        assert_eq!(
+            first.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+            ["later", "j4"]
+        );
+        let last = first.last().unwrap();
+        let (second, _) = store
+            .list(page(Some((last.created, last.id.clone()))), NOW + 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            second.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+            ["j3", "j2"]
+        );
+        let scheduled = ListFilter {
+            status: Some(JobStatus::Scheduled),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(store.list(scheduled, NOW + 10).await.unwrap().0.len(), 1);
+        let window = ListFilter {
+            since: Some(NOW + 1),
+            until: Some(NOW + 3),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(store.list(window, NOW + 10).await.unwrap().0.len(), 2);
+        let counts = store.counts(NOW + 10).await.unwrap();
+        assert_eq!(counts["noop"][&JobStatus::Pending], 5);
+        assert_eq!(counts["noop"][&JobStatus::Scheduled], 1);
+        assert_eq!(store.oldest_ready(NOW + 10).await.unwrap(), Some(NOW));
+    }
+
+    #[tokio::test]
+    async fn journal_mode_is_wal() {
+        let (dir, _store) = open_temp();
+        let conn = Connection::open(dir.path().join("cronq.db")).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}

@@ -1,0 +1,178 @@
+//! The writer thread: one connection, one transaction per batch of waiting
+//! operations, a savepoint per operation, answers only after `COMMIT`.
+//!
+//! Grouping is what makes SQLite fast here: a thousand completions cost one
+//! commit instead of a thousand. A failing operation rolls back to its own
+//! savepoint and fails alone; a failing `COMMIT` (disk full) fails every
+//! operation in the batch, and none of them was reported done before.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+
+/// Operations waiting for the writer; senders wait when it is full.
+const QUEUE_CAPACITY: usize = 4096;
+/// Operations per transaction at most, so one commit stays short.
+const MAX_BATCH: usize = 512;
+
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// Runs an operation (given no connection when the transaction could not
+/// begin) and returns whether it succeeded and how to answer its sender.
+type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+
+enum Message {
+    Op { durable: bool, work: Work },
+    Close(oneshot::Sender<()>),
+}
+
+pub(super) struct Writer {
+    tx: mpsc::Sender<Message>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("cronq-writer".into())
+            .spawn(move || run(conn, rx))?;
+        Ok(Writer {
+            tx,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub(super) async fn submit<R, F>(&self, durable: bool, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let work: Work = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => f(conn),
+                None => Err(StoreError::Closed),
+            };
+            let ok = result.is_ok();
+            let finish: Finish = Box::new(move |commit| {
+                let _ = reply.send(commit.and(result));
+            });
+            (ok, finish)
+        });
+        self.tx
+            .send(Message::Op { durable, work })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub(super) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.tx.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Message>) {
+    let mut synchronous_full = false;
+    let mut batch: Vec<(bool, Work)> = Vec::with_capacity(MAX_BATCH);
+    let mut closing: Option<oneshot::Sender<()>> = None;
+    while closing.is_none() {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        match first {
+            Message::Op { durable, work } => batch.push((durable, work)),
+            Message::Close(done) => closing = Some(done),
+        }
+        while batch.len() < MAX_BATCH && closing.is_none() {
+            match rx.try_recv() {
+                Ok(Message::Op { durable, work }) => batch.push((durable, work)),
+                Ok(Message::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let durable = batch.iter().any(|(d, _)| *d);
+        if durable != synchronous_full {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            if conn.pragma_update(None, "synchronous", level).is_ok() {
+                synchronous_full = durable;
+            }
+        }
+        commit_batch(&conn, &mut batch);
+    }
+    // Whatever arrived with or after the close request is refused, not lost
+    // silently: each sender gets `Closed`.
+    rx.close();
+    while let Ok(message) = rx.try_recv() {
+        if let Message::Op { work, .. } = message {
+            drop(work);
+        }
+    }
+    let _ = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);");
+    drop(conn);
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: &mut Vec<(bool, Work)>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = StoreError::from(e);
+        for (_, work) in batch.drain(..) {
+            fail_unrun(work, e.clone());
+        }
+        return;
+    }
+    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    for (_, work) in batch.drain(..) {
+        if let Err(e) = conn.execute_batch("SAVEPOINT op") {
+            fail_unrun(work, StoreError::from(e));
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(Some(conn))));
+        let (ok, finish) = match outcome {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::error!("a store operation panicked; it was rolled back");
+                let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+                continue;
+            }
+        };
+        let end = if ok {
+            "RELEASE op"
+        } else {
+            "ROLLBACK TO op; RELEASE op"
+        };
+        if let Err(e) = conn.execute_batch(end) {
+            tracing::error!(error = %e, "cannot end a savepoint");
+        }
+        finishes.push(finish);
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for finish in finishes {
+        finish(committed.clone());
+    }
+}
+
+/// Answers an operation that could not start, with the reason.
+fn fail_unrun(work: Work, error: StoreError) {
+    let (_, finish) = work(None);
+    finish(Err(error));
+}
