@@ -1,6 +1,7 @@
 //! cronq: scheduled tasks and a persistent job queue on SQLite.
 
 pub mod config;
+pub mod cron;
 pub mod handlers;
 pub mod queue;
 
