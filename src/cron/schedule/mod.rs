@@ -30,6 +30,9 @@ mod fields;
 mod wall_clock;
 mod zone;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 
 use chrono::{TimeZone as _, Utc};
