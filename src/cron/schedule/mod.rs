@@ -31,6 +31,8 @@ mod wall_clock;
 mod zone;
 
 #[cfg(test)]
+mod dst_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
