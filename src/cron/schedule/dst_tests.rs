@@ -473,3 +473,54 @@ fn cron_timezone_errors_name_the_zone() {
     let e = default_timezone(Some("Europe/Berln")).expect_err("typo");
     assert!(e.to_string().contains("\"Europe/Berln\""));
 }
+
+// ---- Zones with unusual transitions.
+
+#[test]
+fn cron_samoa_skipped_day_runs_a_fixed_time_cron_when_the_day_is_over() {
+    // Samoa moved across the date line: 2011-12-30 did not happen there.
+    let tz = zone("Pacific/Apia");
+    assert_eq!(
+        fires("30 2 * * *", &tz, "2011-12-29T12:00:00Z", 3),
+        [
+            "2011-12-29T12:30:00Z = 12-29 02:30 -10:00",
+            "2011-12-30T10:00:00Z = 12-31 00:00 +14:00",
+            "2011-12-30T12:30:00Z = 12-31 02:30 +14:00"
+        ]
+    );
+    assert_eq!(
+        fires("0 */12 * * *", &tz, "2011-12-30T00:00:00Z", 3),
+        [
+            "2011-12-30T10:00:00Z = 12-31 00:00 +14:00",
+            "2011-12-30T22:00:00Z = 12-31 12:00 +14:00",
+            "2011-12-31T10:00:00Z = 01-01 00:00 +14:00"
+        ]
+    );
+}
+
+#[test]
+fn cron_odd_zones_stay_ordered() {
+    let zones = [
+        ("America/Juneau", "1867-10-17T00:00:00Z"),
+        ("Pacific/Apia", "2011-12-28T00:00:00Z"),
+        ("Antarctica/Troll", "2026-03-28T00:00:00Z"),
+        ("America/St_Johns", "2026-11-01T00:00:00Z"),
+        ("Asia/Kolkata", "1945-10-14T00:00:00Z"),
+        ("Europe/Dublin", "2026-10-24T00:00:00Z"),
+    ];
+    for (name, start) in zones {
+        let tz = zone(name);
+        for expr in [
+            "* * * * *",
+            "*/7 * * * *",
+            "0 * * * *",
+            "30 2 * * *",
+            "0-59 0-23 * * *",
+        ] {
+            let times = schedule(expr).upcoming(ts(start), &tz, 3000);
+            assert_eq!(times.len(), 3000, "{name} {expr}");
+            assert!(times[0] > ts(start), "{name} {expr}");
+            assert!(times.windows(2).all(|w| w[0] < w[1]), "{name} {expr}");
+        }
+    }
+}

@@ -309,6 +309,12 @@ fn cron_upcoming_stops_at_the_end_of_the_calendar() {
             .upcoming(Timestamp::MAX, &berlin, 3)
             .is_empty()
     );
+    // The other end works too, in the local mean time Berlin kept before 1893.
+    for expr in ["* * * * *", "30 2 * * *", "0 0 29 2 *"] {
+        let times = schedule(expr).upcoming(Timestamp::MIN, &berlin, 2);
+        assert_eq!(times.len(), 2, "{expr}");
+        assert!(times[0] > Timestamp::MIN, "{expr}");
+    }
 }
 
 #[test]
