@@ -3,6 +3,7 @@
 pub mod config;
 pub mod handlers;
 pub mod queue;
+pub mod store;
 
 pub use config::Config;
 pub use queue::handler::{Handler, JobContext, JobError, Registration};

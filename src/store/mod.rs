@@ -1,0 +1,3 @@
+//! Every SQL statement cronq runs lives below this module.
+
+pub mod data;
