@@ -318,6 +318,17 @@ async fn a_retried_table_write_is_applied_once() {
 }
 
 #[tokio::test]
+async fn a_retry_after_the_commit_succeeds_even_without_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "upload.csv", "a\n1\n");
+    let import = op("import", "file:upload.csv", "table:t", json!({}));
+    run(dir.path(), "job-1", import.clone()).await.unwrap();
+    fs::remove_file(dir.path().join("upload.csv")).unwrap();
+    run(dir.path(), "job-1", import).await.unwrap();
+    assert_eq!(table(dir.path(), "t").unwrap().1, vec![vec![json!("1")]]);
+}
+
+#[tokio::test]
 async fn a_rerun_file_export_gives_the_same_file() {
     let dir = with_people().await;
     let export = op("export", "table:people", "file:exports/p.csv", json!({}));
@@ -540,6 +551,25 @@ async fn aggregate_with_and_without_group_by() {
             json!("2.5"),
             json!("10")
         ]]
+    );
+}
+
+#[tokio::test]
+async fn aggregate_a_table_into_json_lines() {
+    let dir = with_people().await;
+    let options = json!({"group_by": ["active"], "metrics": [
+        {"op": "count"}, {"op": "max", "field": "score", "as": "best"}
+    ]});
+    run(
+        dir.path(),
+        "1",
+        op("aggregate", "table:people", "file:by_active.jsonl", options),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read(dir.path(), "by_active.jsonl"),
+        "{\"active\":1,\"count\":2,\"best\":9.5}\n{\"active\":0,\"count\":1,\"best\":7}\n"
     );
 }
 

@@ -57,6 +57,8 @@ pub fn clear_exports(
         .checked_sub(Duration::from_secs(u64::from(retention_days) * 86_400))
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = ClearReport::default();
+    // An unreadable exports folder fails the cron as a whole; below it, an
+    // entry that cannot be handled is counted and the sweep goes on.
     fs::read_dir(&exports)?;
     sweep(&exports, cutoff, 0, &mut report);
     tracing::info!(

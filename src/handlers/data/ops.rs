@@ -49,15 +49,9 @@ pub fn execute(
     job_id: &str,
     cancel: &AtomicBool,
 ) -> Result<Outcome, DataError> {
-    // Open a source file first: a missing source is found before a
-    // temporary file or a write lock is taken.
-    let source_file = match &request.source {
-        Endpoint::File(path) => Some((root.open_source("source", path)?, path.format())),
-        Endpoint::Table(_) => None,
-    };
     match &request.target {
-        Endpoint::File(path) => write_file(request, root, path, source_file, cancel),
-        Endpoint::Table(table) => write_table(request, root, table, source_file, job_id, cancel),
+        Endpoint::File(path) => write_file(request, root, path, cancel),
+        Endpoint::Table(table) => write_table(request, root, table, job_id, cancel),
     }
 }
 
@@ -65,18 +59,14 @@ fn write_file(
     request: &Request,
     root: &DataRoot,
     path: &FilePath,
-    source_file: Option<(File, Format)>,
     cancel: &AtomicBool,
 ) -> Result<Outcome, DataError> {
-    let read_conn;
-    let source = match (&request.source, source_file) {
-        (_, Some((file, format))) => Source::File(file, format),
-        (Endpoint::Table(table), None) => {
-            read_conn = open_database(root)?;
-            Source::Table(&read_conn, table)
-        }
-        (Endpoint::File(_), None) => unreachable!("execute opens every file source"),
+    let read_conn = match &request.source {
+        Endpoint::Table(_) => Some(open_database(root)?),
+        Endpoint::File(_) => None,
     };
+    // The source first: a missing one is found before a temporary file is made.
+    let source = open_source(&request.source, root, read_conn.as_ref())?;
     let (dir, name) = root.target_dir("target", path)?;
     let (temp, file) = TempFile::create(dir, name)?;
     let mut target = FileTarget {
@@ -102,13 +92,14 @@ fn write_table(
     request: &Request,
     root: &DataRoot,
     table: &TableName,
-    source_file: Option<(File, Format)>,
     job_id: &str,
     cancel: &AtomicBool,
 ) -> Result<Outcome, DataError> {
     let mut conn = open_database(root)?;
     let tx = store::begin_write(&mut conn)
         .map_err(|e| DataError::sqlite("starting the write transaction", e))?;
+    // Before the source is even opened: a retry of a job that committed
+    // must succeed even if its source file has been removed since.
     if store::already_applied(&tx, job_id)
         .map_err(|e| DataError::sqlite("reading _cronq_applied", e))?
     {
@@ -117,11 +108,7 @@ fn write_table(
             ..Outcome::default()
         });
     }
-    let source = match (&request.source, source_file) {
-        (_, Some((file, format))) => Source::File(file, format),
-        (Endpoint::Table(source), None) => Source::Table(&tx, source),
-        (Endpoint::File(_), None) => unreachable!("execute opens every file source"),
-    };
+    let source = open_source(&request.source, root, Some(&tx))?;
     let mut target = TableTarget {
         conn: &tx,
         table,
@@ -142,6 +129,27 @@ fn write_table(
         rows_written,
         already_applied: false,
     })
+}
+
+/// Opens a file source, or pairs a table source with the connection it is
+/// read through (the write transaction when the target is a table too).
+fn open_source<'c>(
+    endpoint: &'c Endpoint,
+    root: &DataRoot,
+    conn: Option<&'c Connection>,
+) -> Result<Source<'c>, DataError> {
+    match endpoint {
+        Endpoint::File(path) => Ok(Source::File(
+            root.open_source("source", path)?,
+            path.format(),
+        )),
+        Endpoint::Table(table) => match conn {
+            Some(conn) => Ok(Source::Table(conn, table)),
+            None => Err(DataError::Task(
+                "a table source needs the data database".to_string(),
+            )),
+        },
+    }
 }
 
 fn open_database(root: &DataRoot) -> Result<Connection, DataError> {
