@@ -300,9 +300,7 @@ impl DataRoot {
             current
         };
         let dir = PinnedDir { handle, path };
-        if let Ok(meta) = fs::symlink_metadata(dir.entry(&name))
-            && meta.is_dir()
-        {
+        if fs::symlink_metadata(dir.entry(&name)).is_ok_and(|meta| meta.is_dir()) {
             return Err(DataError::refused(field, "names an existing folder"));
         }
         Ok((dir, name))
