@@ -10,6 +10,7 @@
 
 mod connection;
 pub mod crons;
+pub mod data;
 pub mod instances;
 pub mod jobs;
 mod migrate;

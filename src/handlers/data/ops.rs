@@ -1,0 +1,328 @@
+//! The four operations, as one pipeline: a source pushes rows through a
+//! step (none for export and import, transform, or aggregate) into a
+//! target, and the target is published only once every row got there.
+//!
+//! Design choice: a table write checks and records the job id in the same
+//! transaction as the rows (`_cronq_applied`). The queue deletes a finished
+//! job in *another* database, so a crash can fall between our commit and
+//! that delete; the retry then finds its id and does nothing, instead of
+//! appending the rows a second time. This holds for `replace` too, so a
+//! late retry cannot wipe out what other jobs appended since.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+
+use super::aggregate::Aggregate;
+use super::atomic::TempFile;
+use super::error::DataError;
+use super::format::{self, FileWriter, Format};
+use super::path::{DataRoot, Endpoint, FilePath, TableName};
+use super::payload::{Request, Step};
+use super::rows::{Flow, Row, RowSink};
+use super::transform::Transform;
+use crate::store::data::{self as store, TableWriter, TargetError, WriteMode};
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub rows_read: u64,
+    pub rows_written: u64,
+    /// The job had already committed its table write on an earlier
+    /// attempt; nothing was done this time.
+    pub already_applied: bool,
+}
+
+/// Where rows come from.
+enum Source<'c> {
+    File(File, Format),
+    Table(&'c Connection, &'c TableName),
+}
+
+/// Runs `request` to the end. Blocking; `cancel` is checked between rows,
+/// and when it is set nothing is published.
+pub fn execute(
+    request: &Request,
+    root: &DataRoot,
+    job_id: &str,
+    cancel: &AtomicBool,
+) -> Result<Outcome, DataError> {
+    match &request.target {
+        Endpoint::File(path) => write_file(request, root, path, cancel),
+        Endpoint::Table(table) => write_table(request, root, table, job_id, cancel),
+    }
+}
+
+fn write_file(
+    request: &Request,
+    root: &DataRoot,
+    path: &FilePath,
+    cancel: &AtomicBool,
+) -> Result<Outcome, DataError> {
+    let read_conn = match &request.source {
+        Endpoint::Table(_) => Some(open_database(root)?),
+        Endpoint::File(_) => None,
+    };
+    // The source first: a missing one is found before a temporary file is made.
+    let source = open_source(&request.source, root, read_conn.as_ref())?;
+    let (dir, name) = root.target_dir("target", path)?;
+    let (temp, file) = TempFile::create(dir, name)?;
+    let mut target = FileTarget {
+        writer: Some(FileWriter::new(file, path.format())),
+        done: None,
+        rows: 0,
+    };
+    let rows_read = pump(&request.step, source, &mut target, cancel)?;
+    let file = target
+        .done
+        .take()
+        .ok_or_else(|| DataError::Task("the output was never finished".to_string()))?;
+    check(cancel)?;
+    temp.persist(file)?;
+    Ok(Outcome {
+        rows_read,
+        rows_written: target.rows,
+        already_applied: false,
+    })
+}
+
+fn write_table(
+    request: &Request,
+    root: &DataRoot,
+    table: &TableName,
+    job_id: &str,
+    cancel: &AtomicBool,
+) -> Result<Outcome, DataError> {
+    let mut conn = open_database(root)?;
+    let tx = store::begin_write(&mut conn)
+        .map_err(|e| DataError::sqlite("starting the write transaction", e))?;
+    // Before the source is even opened: a retry of a job that committed
+    // must succeed even if its source file has been removed since.
+    if store::already_applied(&tx, job_id)
+        .map_err(|e| DataError::sqlite("reading _cronq_applied", e))?
+    {
+        return Ok(Outcome {
+            already_applied: true,
+            ..Outcome::default()
+        });
+    }
+    let source = open_source(&request.source, root, Some(&tx))?;
+    let mut target = TableTarget {
+        conn: &tx,
+        table,
+        mode: request.mode,
+        writer: None,
+        rows: 0,
+    };
+    let rows_read = pump(&request.step, source, &mut target, cancel)?;
+    let rows_written = target.rows;
+    drop(target);
+    store::record_applied(&tx, job_id, &request.target.to_string(), unix_now())
+        .map_err(|e| DataError::sqlite("recording the job in _cronq_applied", e))?;
+    check(cancel)?;
+    tx.commit()
+        .map_err(|e| DataError::sqlite("committing", e))?;
+    Ok(Outcome {
+        rows_read,
+        rows_written,
+        already_applied: false,
+    })
+}
+
+/// Opens a file source, or pairs a table source with the connection it is
+/// read through (the write transaction when the target is a table too).
+fn open_source<'c>(
+    endpoint: &'c Endpoint,
+    root: &DataRoot,
+    conn: Option<&'c Connection>,
+) -> Result<Source<'c>, DataError> {
+    match endpoint {
+        Endpoint::File(path) => Ok(Source::File(
+            root.open_source("source", path)?,
+            path.format(),
+        )),
+        Endpoint::Table(table) => match conn {
+            Some(conn) => Ok(Source::Table(conn, table)),
+            None => Err(DataError::Task(
+                "a table source needs the data database".to_string(),
+            )),
+        },
+    }
+}
+
+fn open_database(root: &DataRoot) -> Result<Connection, DataError> {
+    store::open(&root.database_path()).map_err(|e| DataError::sqlite("opening data.db", e))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn check(cancel: &AtomicBool) -> Result<(), DataError> {
+    if cancel.load(Ordering::Relaxed) {
+        Err(DataError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads `source` through `step` into `target`; returns the rows read.
+fn pump(
+    step: &Step,
+    source: Source<'_>,
+    target: &mut dyn RowSink,
+    cancel: &AtomicBool,
+) -> Result<u64, DataError> {
+    match step {
+        Step::Copy => feed(source, target, cancel),
+        Step::Transform(spec) => feed(source, &mut Transform::new(spec, target), cancel),
+        Step::Aggregate(spec) => feed(source, &mut Aggregate::new(spec, target), cancel),
+    }
+}
+
+fn feed(source: Source<'_>, sink: &mut dyn RowSink, cancel: &AtomicBool) -> Result<u64, DataError> {
+    let mut counted = Counted {
+        inner: sink,
+        cancel,
+        rows: 0,
+    };
+    match source {
+        Source::File(file, format) => format::read(file, format, &mut counted)?,
+        Source::Table(conn, table) => read_table(conn, table, &mut counted)?,
+    }
+    counted.finish()?;
+    Ok(counted.rows)
+}
+
+fn read_table(
+    conn: &Connection,
+    table: &TableName,
+    sink: &mut dyn RowSink,
+) -> Result<(), DataError> {
+    let context = || format!("reading table {:?}", table.as_str());
+    let Some(mut cursor) =
+        store::select_all(conn, table.as_str()).map_err(|e| DataError::sqlite(context(), e))?
+    else {
+        return Err(DataError::Missing {
+            field: "source",
+            what: format!("table {:?}", table.as_str()),
+        });
+    };
+    sink.begin(cursor.columns().to_vec())?;
+    let mut failure = None;
+    cursor
+        .for_each(|row| match sink.row(row) {
+            Ok(flow) => flow == Flow::Continue,
+            Err(err) => {
+                failure = Some(err);
+                false
+            }
+        })
+        .map_err(|e| DataError::sqlite(context(), e))?;
+    failure.map_or(Ok(()), Err)
+}
+
+/// The first sink after the source: counts rows and stops the work once
+/// the job has been abandoned.
+struct Counted<'a> {
+    inner: &'a mut dyn RowSink,
+    cancel: &'a AtomicBool,
+    rows: u64,
+}
+
+impl RowSink for Counted<'_> {
+    fn begin(&mut self, columns: Vec<String>) -> Result<(), DataError> {
+        check(self.cancel)?;
+        self.inner.begin(columns)
+    }
+
+    fn row(&mut self, row: Row) -> Result<Flow, DataError> {
+        check(self.cancel)?;
+        self.rows += 1;
+        self.inner.row(row)
+    }
+
+    fn finish(&mut self) -> Result<(), DataError> {
+        check(self.cancel)?;
+        self.inner.finish()
+    }
+}
+
+struct FileTarget {
+    writer: Option<FileWriter>,
+    /// The written file, once finished, waiting to be published.
+    done: Option<File>,
+    rows: u64,
+}
+
+impl FileTarget {
+    fn writer(&mut self) -> Result<&mut FileWriter, DataError> {
+        self.writer.as_mut().ok_or_else(|| {
+            DataError::Task("a row arrived after the output was finished".to_string())
+        })
+    }
+}
+
+fn write_error(err: std::io::Error) -> DataError {
+    DataError::io("target: writing", err)
+}
+
+impl RowSink for FileTarget {
+    fn begin(&mut self, columns: Vec<String>) -> Result<(), DataError> {
+        self.writer()?.begin(&columns).map_err(write_error)
+    }
+
+    fn row(&mut self, row: Row) -> Result<Flow, DataError> {
+        self.writer()?.write(&row).map_err(write_error)?;
+        self.rows += 1;
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self) -> Result<(), DataError> {
+        if let Some(writer) = self.writer.take() {
+            self.done = Some(writer.finish().map_err(write_error)?);
+        }
+        Ok(())
+    }
+}
+
+struct TableTarget<'c> {
+    conn: &'c Connection,
+    table: &'c TableName,
+    mode: WriteMode,
+    writer: Option<TableWriter<'c>>,
+    rows: u64,
+}
+
+impl RowSink for TableTarget<'_> {
+    fn begin(&mut self, columns: Vec<String>) -> Result<(), DataError> {
+        let table = self.table.as_str();
+        self.writer =
+            store::prepare_target(self.conn, table, &columns, self.mode).map_err(|e| match e {
+                TargetError::UnknownColumn { .. } => DataError::invalid("target", e.to_string()),
+                TargetError::Sqlite(e) => {
+                    DataError::sqlite(format!("preparing table {table:?}"), e)
+                }
+            })?;
+        Ok(())
+    }
+
+    fn row(&mut self, row: Row) -> Result<Flow, DataError> {
+        if let Some(writer) = &mut self.writer {
+            writer.insert(&row).map_err(|e| {
+                DataError::sqlite(format!("inserting into {:?}", self.table.as_str()), e)
+            })?;
+            self.rows += 1;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self) -> Result<(), DataError> {
+        self.writer = None;
+        Ok(())
+    }
+}
