@@ -1,5 +1,6 @@
 //! The handlers that ship with cronq, and the list the daemon starts with.
 
+pub mod email;
 pub mod noop;
 
 use crate::config::Config;
@@ -7,6 +8,8 @@ use crate::queue::handler::Registration;
 
 /// The built-in handlers, each enabled or not according to `config`.
 pub fn builtin(config: &Config) -> Vec<Registration> {
-    let _ = config;
-    vec![Registration::new(noop::Noop)]
+    vec![
+        Registration::new(noop::Noop),
+        email::registration(&config.smtp),
+    ]
 }
