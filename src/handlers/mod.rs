@@ -1,5 +1,6 @@
 //! The handlers that ship with cronq, and the list the daemon starts with.
 
+pub mod command;
 pub mod email;
 pub mod noop;
 
@@ -11,5 +12,6 @@ pub fn builtin(config: &Config) -> Vec<Registration> {
     vec![
         Registration::new(noop::Noop),
         email::registration(&config.smtp),
+        command::registration(&config.command_allow),
     ]
 }
