@@ -194,9 +194,14 @@ impl EmailHandler {
             .map(|s| template::render(&what("html", "html"), &s, vars, template::Escape::Html))
             .transpose()?;
 
+        // A fresh Message-ID per attempt. One derived from the job id would
+        // let mailbox providers drop a retry's duplicate, but job ids are
+        // reused once rows are deleted, and a reused Message-ID would get a
+        // genuinely new message dropped instead.
         let mut builder = Message::builder()
             .from(from.clone())
-            .subject(one_line(&subject));
+            .subject(one_line(&subject))
+            .message_id(None);
         for mailbox in &job.to {
             builder = builder.to(mailbox.clone());
         }
@@ -301,7 +306,7 @@ impl Handler for EmailHandler {
             recipients,
             template = match &email.body {
                 Body::Template(name) => name.as_str(),
-                Body::Inline { .. } => "",
+                Body::Inline { .. } => "(inline)",
             },
             message_id,
             "email sent"
