@@ -335,7 +335,8 @@ async fn the_handlers_own_timeout_ends_the_command_and_its_children() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(!err.is_permanent(), "{err:?}");
     assert!(
-        err.message().starts_with("/bin/sh timed out after 1 s"),
+        err.message()
+            .starts_with("/bin/sh timed out after 1s and was terminated\nstdout: (empty)"),
         "{err}"
     );
     let pids = read_pids(&pid_file, 3);
