@@ -244,6 +244,31 @@ async fn a_server_that_is_down_is_retried() {
 }
 
 #[tokio::test]
+async fn tls_settings_are_never_downgraded() {
+    // The test server speaks plain SMTP only: with starttls or tls set, the
+    // handler must refuse to send in clear, and retry (the server may be
+    // fixed).
+    let server = server_or_skip!("tls_settings", &[]);
+    for (tls, expected) in [
+        (SmtpTls::StartTls, "STARTTLS"),
+        (SmtpTls::Tls, "Connection error"),
+    ] {
+        let h = EmailHandler::new(&SmtpConfig {
+            tls,
+            ..config(server.port)
+        })
+        .expect("TLS parameters for 127.0.0.1");
+        let err = h
+            .run(job(welcome(json!("a@example.com"))))
+            .await
+            .expect_err("no TLS offered");
+        assert!(!err.is_permanent(), "{tls:?}: {err:?}");
+        assert!(err.message().contains(expected), "{tls:?}: {err}");
+    }
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
 async fn the_pool_reuses_connections() {
     let server = server_or_skip!("the_pool_reuses_connections", &[]);
     let h = handler(server.port);
