@@ -10,11 +10,14 @@
 //!   the pool waits for the first message. It is built once and shared by
 //!   every job.
 //! - Each send runs in its own task. The queue abandons a job by dropping its
-//!   future at the timeout; dropping lettre's send half-way through DATA
-//!   would hand a pooled connection back mid-transaction, and the next
-//!   message would be appended to the half-sent one. A spawned send always
-//!   finishes or fails on lettre's own command timeout, so pooled
-//!   connections are only ever reused between transactions.
+//!   future at the timeout; dropping lettre's send half-way would hand a
+//!   connection back to the pool mid-transaction, and the next job on it
+//!   would stall inside DATA or meet "503 nested MAIL command", a 5xx that
+//!   would bury it for nothing. A spawned send always finishes or fails on
+//!   lettre's own command timeout, so pooled connections are only reused
+//!   between transactions. The price: a message may still go out after its
+//!   job was abandoned, and the retry sends it again (delivery is at least
+//!   once anyway).
 
 use std::sync::OnceLock;
 use std::time::Duration;
