@@ -1,6 +1,8 @@
 //! The handlers that ship with cronq, and the list the daemon starts with.
 
+pub mod command;
 pub mod data;
+pub mod email;
 pub mod noop;
 
 use crate::config::Config;
@@ -11,5 +13,7 @@ pub fn builtin(config: &Config) -> Vec<Registration> {
     vec![
         Registration::new(noop::Noop),
         Registration::new(data::DataProcessing::new(config.data_dir.clone())),
+        email::registration(&config.smtp),
+        command::registration(&config.command_allow),
     ]
 }

@@ -1,0 +1,428 @@
+//! The `email` handler against a real SMTP server (aiosmtpd) on loopback:
+//! what arrives, how refusals map to retry or bury, the connection pool,
+//! AUTH, and that the password never reaches a log line.
+
+#[path = "support/smtp.rs"]
+mod smtp;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cronq::config::{SmtpConfig, SmtpTls};
+use cronq::handlers::email::EmailHandler;
+use cronq::{Handler, JobContext, JobError};
+use serde_json::{Value, json};
+use smtp::SmtpServer;
+use tokio_util::sync::CancellationToken;
+
+const FROM: &str = "Cronq Test <cronq@example.com>";
+const PASSWORD: &str = "S3cr3t-Pa55w0rd";
+
+/// Starts a server or skips the calling test (loudly) when none can run.
+macro_rules! server_or_skip {
+    ($name:expr, $options:expr) => {
+        match SmtpServer::start($options) {
+            Some(server) => server,
+            None => {
+                smtp::skip($name);
+                return;
+            }
+        }
+    };
+}
+
+fn shipped_templates() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packaging/templates")
+}
+
+fn config(port: u16) -> SmtpConfig {
+    SmtpConfig {
+        host: Some("127.0.0.1".to_string()),
+        port: Some(port),
+        username: None,
+        password: None,
+        tls: SmtpTls::None,
+        from: Some(FROM.to_string()),
+        templates_dir: shipped_templates(),
+    }
+}
+
+fn handler(port: u16) -> EmailHandler {
+    EmailHandler::new(&config(port)).expect("a complete SMTP configuration")
+}
+
+fn job(data: Value) -> JobContext {
+    JobContext {
+        id: "job-1".to_string(),
+        name: "test".to_string(),
+        job_type: "email".to_string(),
+        data,
+        attempt: 1,
+        max_attempts: 4,
+        timeout: Duration::from_secs(30),
+        cron_id: None,
+        shutdown: CancellationToken::new(),
+    }
+}
+
+fn welcome(to: Value) -> Value {
+    json!({
+        "to": to,
+        "subject": "Welcome {{name}}!",
+        "template": "welcome_email",
+        "variables": {"name": "Ann <&> O'Neil", "company": "Acme & \"Co\""}
+    })
+}
+
+#[tokio::test]
+async fn a_template_arrives_with_headers_envelope_and_both_bodies() {
+    let server = server_or_skip!("a_template_arrives", &[]);
+    let mut data = welcome(json!(["Ann <ann@example.com>", "bob@example.com"]));
+    data["cc"] = json!("carol@example.com");
+    data["bcc"] = json!(["dave@example.com", "Erin <erin@example.com>"]);
+    let h = handler(server.port);
+    h.validate(&data).expect("valid");
+    h.run(job(data)).await.expect("sent");
+
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert_eq!(m.mail_from, "cronq@example.com");
+    let mut rcpt = m.rcpt_tos.clone();
+    rcpt.sort();
+    assert_eq!(
+        rcpt,
+        [
+            "ann@example.com",
+            "bob@example.com",
+            "carol@example.com",
+            "dave@example.com",
+            "erin@example.com"
+        ]
+    );
+    assert_eq!(m.header("From"), FROM);
+    assert_eq!(m.header("To"), "Ann <ann@example.com>, bob@example.com");
+    assert_eq!(m.header("Cc"), "carol@example.com");
+    assert!(m.header_all("Bcc").is_empty(), "{:?}", m.headers);
+    assert!(!m.raw.contains("dave@example.com"), "{}", m.raw);
+    assert!(!m.raw.contains("erin@example.com"), "{}", m.raw);
+    // The subject gets values verbatim, as the text body does.
+    assert_eq!(m.header("Subject"), "Welcome Ann <&> O'Neil!");
+    assert!(!m.header("Message-ID").is_empty());
+
+    assert_eq!(m.content_type, "multipart/alternative");
+    let text = m.body("text/plain");
+    assert!(text.starts_with("Hello Ann <&> O'Neil,\n"), "{text}");
+    assert!(text.contains("Welcome to Acme & \"Co\"!"), "{text}");
+    let html = m.body("text/html");
+    assert!(
+        html.contains("<p>Hello Ann &lt;&amp;&gt; O&#39;Neil,</p>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong>Acme &amp; &quot;Co&quot;</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("<title>Welcome to Acme &amp;"), "{html}");
+}
+
+#[tokio::test]
+async fn inline_bodies_give_single_parts_or_alternatives() {
+    let server = server_or_skip!("inline_bodies", &[]);
+    let h = handler(server.port);
+    let base = json!({"to": "a@example.com", "subject": "n={{n}}", "variables": {"n": 42}});
+
+    let mut text_only = base.clone();
+    text_only["text"] = json!("count {{ n }} <b>");
+    let mut html_only = base.clone();
+    html_only["html"] = json!("<i>{{n}}</i>");
+    let mut both = base.clone();
+    both["text"] = json!("t{{n}}");
+    both["html"] = json!("<p>h{{n}}</p>");
+    for data in [text_only, html_only, both] {
+        h.run(job(data)).await.expect("sent");
+    }
+
+    let m = server.messages();
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[0].content_type, "text/plain");
+    assert_eq!(m[0].body("text/plain").trim_end(), "count 42 <b>");
+    assert_eq!(m[0].header("Subject"), "n=42");
+    assert_eq!(m[1].content_type, "text/html");
+    assert_eq!(m[1].body("text/html").trim_end(), "<i>42</i>");
+    assert_eq!(m[2].content_type, "multipart/alternative");
+    assert_eq!(m[2].body("text/plain").trim_end(), "t42");
+    assert_eq!(m[2].body("text/html").trim_end(), "<p>h42</p>");
+}
+
+#[tokio::test]
+async fn a_line_break_in_a_subject_variable_cannot_add_a_header() {
+    let server = server_or_skip!("subject_injection", &[]);
+    let data = json!({
+        "to": "a@example.com",
+        "subject": "Hi {{name}}",
+        "text": "t",
+        "variables": {"name": "x\r\nBcc: evil@example.com"}
+    });
+    handler(server.port).run(job(data)).await.expect("sent");
+    let m = &server.messages()[0];
+    assert_eq!(m.rcpt_tos, ["a@example.com"]);
+    assert!(m.header_all("Bcc").is_empty(), "{:?}", m.headers);
+    assert!(m.header("Subject").starts_with("Hi x"), "{:?}", m.headers);
+}
+
+async fn run_against(options: &[&str], name: &str) -> Option<JobError> {
+    let server = SmtpServer::start(options).or_else(|| {
+        smtp::skip(name);
+        None
+    })?;
+    let result = handler(server.port)
+        .run(job(welcome(json!("a@example.com"))))
+        .await;
+    assert!(server.messages().is_empty());
+    Some(result.expect_err("the server refused"))
+}
+
+#[tokio::test]
+async fn a_550_to_rcpt_is_permanent() {
+    let Some(err) = run_against(&["--rcpt-reply", "550 5.1.1 no such user"], "a_550_to_rcpt").await
+    else {
+        return;
+    };
+    assert!(err.is_permanent(), "{err:?}");
+    assert!(err.message().contains("550"), "{err}");
+    assert!(err.message().contains("no such user"), "{err}");
+}
+
+#[tokio::test]
+async fn a_550_to_data_is_permanent() {
+    let Some(err) = run_against(
+        &["--data-reply", "550 5.7.1 content rejected"],
+        "a_550_to_data",
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(err.is_permanent(), "{err:?}");
+    assert!(err.message().contains("content rejected"), "{err}");
+}
+
+#[tokio::test]
+async fn a_451_is_retried() {
+    for (stage, name) in [
+        ("--rcpt-reply", "a_451_to_rcpt"),
+        ("--data-reply", "a_451_to_data"),
+    ] {
+        let Some(err) = run_against(&[stage, "451 4.3.0 try again later"], name).await else {
+            return;
+        };
+        assert!(!err.is_permanent(), "{stage}: {err:?}");
+        assert!(err.message().contains("451"), "{stage}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_retried() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let err = handler(port)
+        .run(job(welcome(json!("a@example.com"))))
+        .await
+        .expect_err("nothing listens");
+    assert!(!err.is_permanent(), "{err:?}");
+    assert!(
+        err.message()
+            .starts_with(&format!("cannot deliver to SMTP server 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tls_settings_are_never_downgraded() {
+    // The test server speaks plain SMTP only: with starttls or tls set, the
+    // handler must refuse to send in clear, and retry (the server may be
+    // fixed).
+    let server = server_or_skip!("tls_settings", &[]);
+    for (tls, expected) in [
+        (SmtpTls::StartTls, "STARTTLS"),
+        (SmtpTls::Tls, "Connection error"),
+    ] {
+        let h = EmailHandler::new(&SmtpConfig {
+            tls,
+            ..config(server.port)
+        })
+        .expect("TLS parameters for 127.0.0.1");
+        let err = h
+            .run(job(welcome(json!("a@example.com"))))
+            .await
+            .expect_err("no TLS offered");
+        assert!(!err.is_permanent(), "{tls:?}: {err:?}");
+        assert!(err.message().contains(expected), "{tls:?}: {err}");
+    }
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn the_pool_reuses_connections() {
+    let server = server_or_skip!("the_pool_reuses_connections", &[]);
+    let h = handler(server.port);
+    for i in 0..5 {
+        h.run(job(
+            json!({"to": "a@example.com", "subject": format!("n{i}"), "text": "t"}),
+        ))
+        .await
+        .expect("sent");
+        // lettre parks a connection from a task spawned when the send ends;
+        // let it run before the next send looks in the pool.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.messages().len(), 5);
+    assert_eq!(
+        server.connections(),
+        1,
+        "5 sends should share one connection"
+    );
+}
+
+#[tokio::test]
+async fn problems_with_the_job_itself_are_permanent() {
+    // None of these reach the server, so no server is needed.
+    let h = handler(1);
+    let cases = [
+        (
+            json!({"to": "a@example.com", "subject": "Hi {{who}}", "text": "t"}),
+            "subject: no value for {{who}} in variables",
+        ),
+        (
+            json!({"to": "a@example.com", "subject": "s", "template": "welcome_email",
+                   "variables": {"name": "n"}}),
+            "template welcome_email.txt: no value for {{company}} in variables",
+        ),
+        (
+            json!({"to": "a@example.com", "subject": "s", "template": "no_such_template"}),
+            "template: no no_such_template.txt or no_such_template.html in ",
+        ),
+        (
+            // As if inserted straight into the table, past validate.
+            json!({"to": ["a@example.com", "bob@"], "subject": "s", "text": "t"}),
+            "to[1]: \"bob@\" is not an email address",
+        ),
+        (
+            json!({"to": "a@example.com", "subject": "s", "template": "../../etc/passwd"}),
+            "template: \"../../etc/passwd\" is not a template name",
+        ),
+    ];
+    for (data, expected) in cases {
+        let err = h.run(job(data.clone())).await.expect_err("refused");
+        assert!(err.is_permanent(), "{data}: {err:?}");
+        assert!(err.message().starts_with(expected), "{data}: {err}");
+    }
+}
+
+#[test]
+fn validation_names_the_field() {
+    let h = handler(1);
+    assert_eq!(
+        h.validate(&json!({"to": ["a@example.com", "bob@"], "subject": "s", "text": "t"})),
+        Err("to[1]: \"bob@\" is not an email address".to_string())
+    );
+    assert_eq!(
+        h.validate(&json!({"to": "a@example.com", "subject": "s"})),
+        Err("template: required, unless the body is given inline as text and/or html".to_string())
+    );
+    assert_eq!(
+        h.validate(&json!({"to": "a@example.com", "subject": "Hi {{ name }}", "text": "t"})),
+        Err("subject: no value for {{name}} in variables".to_string())
+    );
+    // Template placeholders are checked at run time, when the file is read.
+    assert_eq!(h.validate(&welcome(json!("a@example.com"))), Ok(()));
+}
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+fn auth_config(port: u16, password: &str) -> SmtpConfig {
+    SmtpConfig {
+        username: Some("cronq".to_string()),
+        password: Some(password.to_string()),
+        ..config(port)
+    }
+}
+
+#[tokio::test]
+async fn auth_on_a_plain_connection_and_the_password_is_never_logged() {
+    let auth = format!("cronq:{PASSWORD}");
+    let server = server_or_skip!("auth_and_password", &["--auth", &auth]);
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    // The test runtime is single-threaded, so lettre's tasks log here too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let data = json!({"to": "a@example.com", "subject": "s", "text": "t",
+                      "variables": {"api_token": "tok-123"}});
+    let h = EmailHandler::new(&auth_config(server.port, PASSWORD)).expect("configured");
+    h.run(job(data.clone())).await.expect("sent after AUTH");
+    let m = server.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].auth_login.as_deref(), Some("cronq"));
+
+    // A wrong password: the server says 535, the job is retried (fixing the
+    // setting fixes the job), and the error does not carry the password.
+    let wrong = "Wr0ng-Pa55w0rd";
+    let bad = EmailHandler::new(&auth_config(server.port, wrong)).expect("configured");
+    let err = bad.run(job(data)).await.expect_err("login refused");
+    assert!(!err.is_permanent(), "{err:?}");
+    assert!(err.message().contains("535"), "{err}");
+    assert!(err.message().contains("SMTP_PASSWORD"), "{err}");
+    assert!(!err.message().contains(wrong), "{err}");
+    assert_eq!(server.messages().len(), 1);
+
+    let logged = logs.text();
+    assert!(logged.contains("email sent"), "the capture works: {logged}");
+    assert!(
+        logged.contains("TRACE") || logged.contains("DEBUG"),
+        "{logged}"
+    );
+    for secret in [PASSWORD, wrong, "tok-123"] {
+        assert!(!logged.contains(secret), "{secret} was logged: {logged}");
+    }
+    for form in [format!("\0cronq\0{PASSWORD}"), PASSWORD.to_string()] {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(form);
+        assert!(!logged.contains(&encoded), "base64 of the password logged");
+    }
+}
