@@ -1,5 +1,278 @@
 //! The job lifecycle: the model, the handler registry, the dispatcher that
 //! claims batches and the workers that run them.
+//!
+//! [`Queue`] is the handle the rest of the daemon holds: the admin socket
+//! and library callers enqueue through it, the `system_queue` cron drains
+//! through it, and the daemon starts its background tasks from it.
 
+mod dispatcher;
+pub mod enqueue;
 pub mod handler;
+pub mod instance;
 pub mod job;
+pub mod retry;
+pub mod stats;
+mod worker;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::jobs::Recovered;
+use crate::store::{Store, StoreError};
+use handler::Registry;
+use instance::Instance;
+use job::{Enqueued, Lease, NewJob};
+use stats::{Stats, TypeStats};
+
+/// Why the queue refused or could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// A job failed validation; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// A job's payload is over `CRONQ_MAX_PAYLOAD_BYTES`.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+/// What one drain of the queue did, for `trigger system_queue`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    pub recovered: usize,
+    pub processed: usize,
+    pub failed: usize,
+}
+
+/// The queue: a cheap `Clone` handle.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    registry: Registry,
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    instance: Instance,
+    /// The types this process claims: those of its enabled handlers.
+    types: Vec<String>,
+    /// One permit per worker: JOB_MAX_WORKERS jobs at once, whoever claimed
+    /// them (the dispatcher or a `system_queue` drain).
+    slots: Arc<Semaphore>,
+    busy: AtomicUsize,
+    /// Poked by every enqueue so the dispatcher claims at once.
+    wake: Notify,
+    /// Reservations held by running workers, extended by the heartbeat.
+    leases: Mutex<HashSet<Lease>>,
+    stats: Stats,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    started: Instant,
+}
+
+impl Queue {
+    pub fn new(
+        store: Store,
+        registry: Registry,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        instance: Instance,
+        shutdown: CancellationToken,
+    ) -> Queue {
+        let types = registry.enabled_types();
+        Queue {
+            inner: Arc::new(Inner {
+                slots: Arc::new(Semaphore::new(config.max_workers)),
+                store,
+                registry,
+                config,
+                clock,
+                instance,
+                types,
+                busy: AtomicUsize::new(0),
+                wake: Notify::new(),
+                leases: Mutex::new(HashSet::new()),
+                stats: Stats::default(),
+                shutdown,
+                tasks: TaskTracker::new(),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// Validates and stores `jobs` all or nothing, then wakes the
+    /// dispatcher. Field names in errors are prefixed `jobs[i].` when
+    /// `batch` is set, as the protocol's batch form names them.
+    pub async fn enqueue(&self, jobs: Vec<NewJob>, batch: bool) -> Result<Vec<Enqueued>, QueueError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(QueueError::ShuttingDown);
+        }
+        let config = &self.inner.config;
+        for (i, job) in jobs.iter().enumerate() {
+            let at = if batch { format!("jobs[{i}].") } else { String::new() };
+            enqueue::validate(job, &self.inner.registry, config.max_payload_bytes, &at)?;
+        }
+        let now = self.inner.clock.now_ms();
+        let stored = self.inner.store.enqueue(jobs, now, config.max_pending).await?;
+        if stored.iter().any(|e| !e.duplicate) {
+            self.inner.wake.notify_one();
+        }
+        Ok(stored)
+    }
+
+    /// Stores one job; the library's programmatic enqueue.
+    pub async fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        let mut stored = self.enqueue(vec![job], false).await?;
+        stored.pop().ok_or(QueueError::Invalid("no job was stored".into()))
+    }
+
+    /// Releases reservations whose holder is gone: held by an instance that
+    /// is provably dead, or not extended for JOB_RESERVATION_TIMEOUT.
+    pub async fn recover(&self) -> Result<Vec<Recovered>, QueueError> {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
+        let dead: Vec<String> = inner
+            .store
+            .instances()
+            .await?
+            .iter()
+            .filter(|row| inner.instance.judges_dead(row, now, timeout_ms))
+            .map(|row| row.id.clone())
+            .collect();
+        let recovered = inner.store.recover(now - timeout_ms, dead.clone(), now).await?;
+        for r in &recovered {
+            tracing::warn!(
+                job_id = %r.job_id,
+                job_type = %r.job_type,
+                attempt = r.attempt,
+                dead = r.dead,
+                "released a reservation whose holder is gone"
+            );
+        }
+        if !dead.is_empty() {
+            inner.store.remove_instances(dead).await?;
+        }
+        Ok(recovered)
+    }
+
+    /// Recovers stale reservations, then claims up to JOB_BATCH_SIZE ready
+    /// jobs and runs them, returning when all have finished: the
+    /// `system_queue` cron's work.
+    pub async fn drain_batch(&self) -> Result<DrainReport, QueueError> {
+        let recovered = self.recover().await?.len();
+        let inner = &self.inner;
+        let claimed = inner
+            .store
+            .claim(&inner.instance.id, &inner.types, inner.config.batch_size, inner.clock.now_ms())
+            .await?;
+        let mut runs = tokio::task::JoinSet::new();
+        let mut pending = claimed.into_iter();
+        while let Some(job) = pending.next() {
+            let permit = tokio::select! {
+                permit = inner.slots.clone().acquire_owned() => permit,
+                () = inner.shutdown.cancelled() => {
+                    let leases = std::iter::once(job).chain(pending).map(|c| c.lease).collect();
+                    self.release(leases).await;
+                    break;
+                }
+            };
+            let Ok(permit) = permit else { break };
+            runs.spawn(worker::run(self.clone(), job, permit));
+        }
+        let mut report = DrainReport { recovered, ..DrainReport::default() };
+        while let Some(outcome) = runs.join_next().await {
+            report.processed += 1;
+            if !matches!(outcome, Ok(true)) {
+                report.failed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Starts the dispatcher, which claims jobs as they become ready.
+    pub fn spawn_dispatcher(&self) {
+        self.inner.tasks.spawn(dispatcher::run(self.clone()));
+    }
+
+    /// Starts the heartbeat: this instance's row and its running jobs'
+    /// reservations, so no one mistakes long work for a dead holder.
+    pub fn spawn_heartbeat(&self) {
+        self.inner.tasks.spawn(dispatcher::heartbeat(self.clone()));
+    }
+
+    /// Waits for the dispatcher, the heartbeat and every running job to end
+    /// after the shutdown token was cancelled.
+    pub async fn wait_stopped(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// Hands reservations back untouched, as if never claimed.
+    async fn release(&self, leases: Vec<Lease>) {
+        let n = leases.len();
+        match self.inner.store.release(leases, self.inner.clock.now_ms()).await {
+            Ok(released) => tracing::info!(released, claimed = n, "released jobs not started before shutdown"),
+            Err(e) => tracing::warn!(error = %e, "could not release jobs; they are recovered at the next start"),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub fn instance(&self) -> &Instance {
+        &self.inner.instance
+    }
+
+    /// Workers running a job now.
+    pub fn busy(&self) -> usize {
+        self.inner.busy.load(Ordering::Relaxed)
+    }
+
+    pub fn max_workers(&self) -> usize {
+        self.inner.config.max_workers
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Whether jobs are claimed automatically (ENABLE_SYSTEM_QUEUE_CRON).
+    pub fn automatic(&self) -> bool {
+        self.inner.config.system_queue_cron
+    }
+
+    pub fn stats(&self) -> BTreeMap<String, TypeStats> {
+        self.inner.stats.snapshot()
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+}

@@ -1,0 +1,117 @@
+//! The dispatcher, which claims ready jobs whenever a worker is free, and
+//! the heartbeat, which keeps this instance's reservations alive.
+//!
+//! The dispatcher claims only as many jobs as there are free workers, so a
+//! claimed job is always running: nothing sits reserved in a buffer that a
+//! crash or a shutdown would have to hand back. When nothing is ready it
+//! sleeps until the earliest scheduled job, an enqueue, or shutdown; it
+//! never polls.
+
+use std::time::Duration;
+
+use super::Queue;
+use super::worker::{self, lock};
+use crate::clock::MAX_WALL_SLEEP;
+
+/// How long to wait before claiming again after the database refused.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+pub(super) async fn run(queue: Queue) {
+    let inner = &queue.inner;
+    tracing::debug!(types = ?inner.types, workers = inner.config.max_workers, "dispatcher started");
+    loop {
+        let slot = tokio::select! {
+            slot = inner.slots.clone().acquire_owned() => slot,
+            () = inner.shutdown.cancelled() => break,
+        };
+        let Ok(slot) = slot else { break };
+        let want = (inner.slots.available_permits() + 1).min(inner.config.batch_size);
+        let now = inner.clock.now_ms();
+        let claimed = match inner.store.claim(&inner.instance.id, &inner.types, want, now).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim jobs; trying again shortly");
+                drop(slot);
+                tokio::select! {
+                    () = tokio::time::sleep(ERROR_PAUSE) => continue,
+                    () = inner.shutdown.cancelled() => break,
+                }
+            }
+        };
+        if claimed.is_empty() {
+            drop(slot);
+            let pause = match inner.store.next_due(&inner.types, now).await {
+                Ok(Some(due)) => Duration::from_millis((due - now).max(1) as u64),
+                Ok(None) => MAX_WALL_SLEEP,
+                Err(_) => ERROR_PAUSE,
+            };
+            tokio::select! {
+                () = inner.wake.notified() => {}
+                () = tokio::time::sleep(pause.min(MAX_WALL_SLEEP)) => {}
+                () = inner.shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        let mut slot = Some(slot);
+        let mut jobs = claimed.into_iter();
+        while let Some(job) = jobs.next() {
+            let permit = match slot.take() {
+                Some(p) => p,
+                // Counted free above, but a drain may have taken it since.
+                None => match inner.slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let rest = std::iter::once(job).chain(jobs.by_ref()).map(|c| c.lease).collect();
+                        queue.release(rest).await;
+                        break;
+                    }
+                },
+            };
+            inner.tasks.spawn(worker::run(queue.clone(), job, permit));
+        }
+    }
+    tracing::debug!("dispatcher stopped claiming");
+}
+
+pub(super) async fn heartbeat(queue: Queue) {
+    let inner = &queue.inner;
+    let every = (inner.config.reservation_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = inner.shutdown.cancelled() => {
+                // Keep the reservations of jobs still finishing alive until
+                // they are done.
+                if lock(&inner.leases).is_empty() { break; }
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = wait_idle(&queue) => break,
+                }
+            }
+        }
+        let now = inner.clock.now_ms();
+        if let Err(e) = inner.store.heartbeat_instance(inner.instance.row(now), now).await {
+            tracing::warn!(error = %e, "could not record this instance's heartbeat");
+        }
+        let leases: Vec<_> = lock(&inner.leases).iter().cloned().collect();
+        let n = leases.len();
+        match inner.store.extend(leases, now).await {
+            Ok(lost) if !lost.is_empty() => tracing::warn!(
+                lost = lost.len(),
+                held = n,
+                "some running jobs' reservations were taken over by recovery"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not extend running jobs' reservations"),
+        }
+    }
+}
+
+async fn wait_idle(queue: &Queue) {
+    while !lock(&queue.inner.leases).is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

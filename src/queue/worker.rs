@@ -1,0 +1,176 @@
+//! One attempt of one job: run its handler under its timeout with panics
+//! captured, then complete, retry or bury it, fenced on its lease.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+
+use super::Queue;
+use super::handler::{JobContext, JobError};
+use super::job::Claimed;
+use super::retry;
+use crate::store::StoreError;
+use crate::store::jobs::AfterFailure;
+
+/// How often a completion or failure is retried while the database is busy
+/// before the job is left to recovery.
+const WRITE_TRIES: u32 = 5;
+
+/// Runs `claimed`, holding a worker slot until its handler returns. Returns
+/// whether the attempt succeeded.
+pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePermit) -> bool {
+    let Claimed { job, lease } = claimed;
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        job_type = %job.job_type,
+        attempt = lease.attempt,
+    );
+    async move {
+        let inner = &queue.inner;
+        inner.busy.fetch_add(1, Ordering::Relaxed);
+        lock(&inner.leases).insert(lease.clone());
+        let timeout = Duration::from_secs(u64::from(job.timeout_s.max(1)));
+        tracing::debug!(max_attempts = job.max_attempts, "job started");
+        let started = Instant::now();
+
+        let result = match inner.registry.enabled(&job.job_type) {
+            Err(e) => Err(JobError::retry(e)),
+            Ok(handler) => match handler.validate(&job.data()) {
+                Err(message) => Err(JobError::permanent(format!("payload.data: {message}"))),
+                Ok(()) => {
+                    let ctx = JobContext {
+                        id: job.id.clone(),
+                        name: job.name.clone(),
+                        job_type: job.job_type.clone(),
+                        data: job.data(),
+                        attempt: lease.attempt,
+                        max_attempts: job.max_attempts,
+                        timeout,
+                        cron_id: job.cron_id.clone(),
+                        shutdown: inner.shutdown.child_token(),
+                    };
+                    attempt(handler.clone(), ctx, timeout).in_current_span().await
+                }
+            },
+        };
+        let took = started.elapsed();
+        drop(slot);
+        inner.busy.fetch_sub(1, Ordering::Relaxed);
+        inner.stats.record(&job.job_type, result.is_ok(), took);
+        let duration_ms = took.as_millis() as u64;
+
+        let from_cron = job.cron_id.is_some();
+        let written = match &result {
+            Ok(()) => {
+                tracing::info!(duration_ms, "job finished");
+                write(|| inner.store.complete(lease.clone(), from_cron, inner.clock.now_ms())).await
+            }
+            Err(error) => {
+                let now = inner.clock.now_ms();
+                let config = &inner.config;
+                let after = retry::after_failure(
+                    error,
+                    lease.attempt,
+                    job.max_attempts,
+                    now,
+                    config.backoff_base,
+                    config.backoff_max,
+                );
+                match after {
+                    AfterFailure::Dead => tracing::error!(
+                        duration_ms,
+                        error = %error,
+                        permanent = error.is_permanent(),
+                        "job failed for good; it is dead"
+                    ),
+                    AfterFailure::RetryAt(at) => tracing::warn!(
+                        duration_ms,
+                        error = %error,
+                        retry_in_ms = at - now,
+                        "job failed; it will be retried"
+                    ),
+                }
+                let message = error.message().to_string();
+                write(|| inner.store.fail(lease.clone(), message.clone(), after, now)).await
+            }
+        };
+        match written {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "the job's reservation was taken over while it ran (recovered as stale); \
+                 its outcome was not recorded"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "could not record the job's outcome; it will run again after recovery"
+            ),
+        }
+        lock(&inner.leases).remove(&lease);
+        result.is_ok()
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the handler in its own task, so a panic is caught as a failure and
+/// a timeout can abort it.
+async fn attempt(
+    handler: std::sync::Arc<dyn super::handler::Handler>,
+    ctx: JobContext,
+    timeout: Duration,
+) -> Result<(), JobError> {
+    let task = tokio::spawn(async move { handler.run(ctx).await }.in_current_span());
+    let abort = task.abort_handle();
+    match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!(
+            "the handler panicked: {}",
+            panic_message(e.into_panic())
+        ))),
+        Ok(Err(e)) => Err(JobError::retry(format!("the handler was cancelled: {e}"))),
+        Err(_) => {
+            abort.abort();
+            Err(JobError::retry(format!(
+                "timed out after {} s",
+                timeout.as_secs()
+            )))
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Retries a write while the database is busy: the outcome of work already
+/// done is worth a few waits.
+async fn write<F, Fut>(mut op: F) -> Result<bool, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match op().await {
+            Err(e) if matches!(e, StoreError::Busy(_)) && tries + 1 < WRITE_TRIES => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+pub(super) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
