@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod cron;
 pub mod handlers;
 pub mod queue;
