@@ -1,9 +1,307 @@
 //! Wiring, start-up order, signals and shutdown.
+//!
+//! Start-up goes from the inside out: the store (migrations), this
+//! instance's registration and the recovery of what a dead predecessor held,
+//! the scheduler's table, then the socket, and only then the tasks. The
+//! daemon is "ready" once all of that stands. Shutdown goes the other way
+//! and is a drain: stop accepting and claiming, let running jobs finish
+//! within their timeouts, hand back what never started, close the database.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::cmd::{Ctx, LevelSetter};
+use crate::admin::rate::RateLimiter;
+use crate::admin::server::{self, BindError, Limits};
+use crate::admin::{Access, textfile};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::cron::schedule::{ScheduleError, default_timezone};
+use crate::cron::scheduler::{Loader, Scheduler, SchedulerError};
+use crate::cron::spec::CronSpec;
+use crate::queue::handler::{Handler, Registration, Registry};
+use crate::queue::instance::Instance;
+use crate::queue::{Queue, QueueError};
+use crate::store::{JobDefaults, Store, StoreError};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("CRON_TZ: {0}")]
+    TimeZone(#[from] ScheduleError),
+    #[error("{0}")]
+    Crons(String),
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds a daemon: the configuration, the handlers, the clock.
+pub struct Builder {
+    config: Config,
+    registrations: Vec<Registration>,
+    clock: Arc<dyn Clock>,
+    log_level: Option<LevelSetter>,
+    crons: Option<Loader>,
+}
+
+impl Builder {
+    /// Adds (or replaces, by job type) an enabled handler.
+    pub fn handler(mut self, handler: impl Handler) -> Builder {
+        self.registrations.push(Registration::new(handler));
+        self
+    }
+
+    /// Adds a registration as built, enabled or not.
+    pub fn register(mut self, registration: Registration) -> Builder {
+        self.registrations.push(registration);
+        self
+    }
+
+    /// Replaces the wall clock; for tests that move time by hand.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Builder {
+        self.clock = clock;
+        self
+    }
+
+    /// Lets the `log_level` command change the log filter.
+    pub fn log_level(mut self, setter: LevelSetter) -> Builder {
+        self.log_level = Some(setter);
+        self
+    }
+
+    /// Reads file crons with `loader`, at start-up and on every reload.
+    pub fn crons(mut self, loader: Loader) -> Builder {
+        self.crons = Some(loader);
+        self
+    }
+
+    /// Starts everything and returns once the daemon is ready.
+    pub async fn start(self) -> Result<Daemon, DaemonError> {
+        let config = Arc::new(self.config);
+        let store = {
+            let (path, defaults) = (
+                config.db_path.clone(),
+                JobDefaults {
+                    max_retries: config.max_retries,
+                    timeout_s: config.job_timeout.as_secs() as u32,
+                },
+            );
+            tokio::task::spawn_blocking(move || Store::open(&path, defaults))
+                .await
+                .map_err(|e| StoreError::Sqlite(format!("opening the database panicked: {e}")))??
+        };
+        let now = self.clock.now_ms();
+        let instance = Instance::current(now);
+        store.register_instance(instance.row(now)).await?;
+
+        let mut registry = Registry::new();
+        for registration in crate::handlers::builtin(&config).into_iter().chain(self.registrations) {
+            if !registration.enabled {
+                tracing::info!(
+                    job_type = registration.job_type(),
+                    reason = registration.disabled_reason.as_deref().unwrap_or(""),
+                    "handler disabled"
+                );
+            }
+            registry.register(registration);
+        }
+
+        let shutdown = CancellationToken::new();
+        let queue = Queue::new(
+            store.clone(),
+            registry,
+            config.clone(),
+            self.clock.clone(),
+            instance,
+            shutdown.clone(),
+        );
+        let recovered = queue.recover().await?;
+        if !recovered.is_empty() {
+            tracing::info!(jobs = recovered.len(), "recovered jobs held by a dead daemon");
+        }
+
+        let zone = default_timezone(config.cron_tz.as_deref())?;
+        let builtins = CronSpec::builtins(config.system_queue_cron, config.clear_exports_cron, &zone);
+        let file = match &self.crons {
+            Some(load) => load().map_err(DaemonError::Crons)?,
+            None => Vec::new(),
+        };
+        let scheduler = Scheduler::new(queue.clone(), builtins, file, self.crons).await?;
+
+        let (listener, group) = server::bind(&config.socket_path, config.socket_group.as_deref())?;
+        listener.set_nonblocking(true)?;
+        let listener = UnixListener::from_std(listener)?;
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let ctx = Arc::new(Ctx {
+            queue: queue.clone(),
+            scheduler: scheduler.clone(),
+            log_level: self.log_level,
+            rate: config.enqueue_rate.map(RateLimiter::new),
+            ready: ready.clone(),
+        });
+        let tasks = TaskTracker::new();
+        let limits = Limits {
+            max_request_bytes: config.max_request_bytes,
+            max_connections: config.max_connections,
+            idle_timeout: config.idle_timeout,
+        };
+        tasks.spawn(server::serve(
+            listener,
+            ctx,
+            limits,
+            Access::new(group),
+            shutdown.clone(),
+        ));
+        if config.system_queue_cron {
+            queue.spawn_dispatcher();
+        } else {
+            tracing::warn!(
+                "ENABLE_SYSTEM_QUEUE_CRON=false: jobs are not processed automatically; \
+                 `cronq trigger system_queue` drains a batch"
+            );
+        }
+        queue.spawn_heartbeat();
+        scheduler.spawn(None, crate::clock::MAX_WALL_SLEEP);
+        if let Some(path) = config.metrics_textfile.clone() {
+            tasks.spawn(textfile::run(path, queue.clone(), scheduler.clone(), shutdown.clone()));
+        }
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            db = %config.db_path.display(),
+            socket = %config.socket_path.display(),
+            workers = config.max_workers,
+            instance = %queue.instance().id,
+            "cronq is ready"
+        );
+        Ok(Daemon {
+            queue,
+            scheduler,
+            shutdown,
+            tasks,
+            socket: config.socket_path.clone(),
+        })
+    }
+
+    /// Starts, then runs until SIGTERM or SIGINT, reloading crons on
+    /// SIGHUP, and drains.
+    pub async fn run(self) -> Result<(), DaemonError> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let daemon = self.start().await?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+                _ = hup.recv() => {
+                    if let Err(e) = daemon.scheduler.reload() {
+                        tracing::error!(error = %e, "SIGHUP: the crons file was not reloaded; the old table stays");
+                    }
+                }
+            }
+        }
+        daemon.stop().await;
+        Ok(())
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    queue: Queue,
+    scheduler: Scheduler,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            registrations: Vec::new(),
+            clock: Arc::new(SystemClock),
+            log_level: None,
+            crons: None,
+        }
+    }
+
+    /// The queue, for enqueueing from Rust code.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Drains and stops: no new claims or connections, running jobs finish
+    /// within their timeouts, jobs never started are handed back.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let running = self.queue.busy();
+        if running > 0 {
+            tracing::info!(running, "waiting for running jobs to finish");
+        }
+        self.tasks.close();
+        self.scheduler.wait_stopped().await;
+        self.queue.wait_stopped().await;
+        self.tasks.wait().await;
+        let _ = std::fs::remove_file(&self.socket);
+        let store = self.queue.store();
+        if let Err(e) = store.remove_instances(vec![self.queue.instance().id.clone()]).await {
+            tracing::warn!(error = %e, "could not unregister this instance");
+        }
+        store.close().await;
+        tracing::info!("cronq stopped");
+    }
+}
 
 /// `cronq daemon`: reads the environment and runs until SIGTERM/SIGINT.
 pub fn main_from_env() -> ExitCode {
-    eprintln!("cronq: the daemon is not built yet");
-    ExitCode::FAILURE
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("cronq: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let log_level = crate::logging::init(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cronq: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut builder = Daemon::builder(config);
+    if let Some(setter) = log_level {
+        builder = builder.log_level(setter);
+    }
+    match runtime.block_on(builder.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "cronq could not start");
+            eprintln!("cronq: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,12 +1,17 @@
 //! cronq: scheduled tasks and a persistent job queue on SQLite.
 
 pub mod clock;
+pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod cron;
 pub mod handlers;
+pub mod logging;
 pub mod queue;
 pub mod store;
 
 pub use config::Config;
 pub use queue::handler::{Handler, JobContext, JobError, Registration};
+pub use daemon::{Daemon, DaemonError};
+pub use queue::Queue;
+pub use queue::job::NewJob;

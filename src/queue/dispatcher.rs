@@ -40,14 +40,22 @@ pub(super) async fn run(queue: Queue) {
         };
         if claimed.is_empty() {
             drop(slot);
+            // Nothing due at all: sleep until an enqueue or a retry wakes us
+            // (rows written by other programs are the system_queue cron's).
             let pause = match inner.store.next_due(&inner.types, now).await {
-                Ok(Some(due)) => Duration::from_millis((due - now).max(1) as u64),
-                Ok(None) => MAX_WALL_SLEEP,
-                Err(_) => ERROR_PAUSE,
+                Ok(Some(due)) => Some(Duration::from_millis((due - now).max(1) as u64).min(MAX_WALL_SLEEP)),
+                Ok(None) => None,
+                Err(_) => Some(ERROR_PAUSE),
+            };
+            let sleep = async {
+                match pause {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => std::future::pending().await,
+                }
             };
             tokio::select! {
                 () = inner.wake.notified() => {}
-                () = tokio::time::sleep(pause.min(MAX_WALL_SLEEP)) => {}
+                () = sleep => {}
                 () = inner.shutdown.cancelled() => break,
             }
             continue;

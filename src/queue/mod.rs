@@ -166,6 +166,9 @@ impl Queue {
         if !dead.is_empty() {
             inner.store.remove_instances(dead).await?;
         }
+        if !recovered.is_empty() {
+            inner.wake.notify_one();
+        }
         Ok(recovered)
     }
 
@@ -228,6 +231,11 @@ impl Queue {
             Ok(released) => tracing::info!(released, claimed = n, "released jobs not started before shutdown"),
             Err(e) => tracing::warn!(error = %e, "could not release jobs; they are recovered at the next start"),
         }
+    }
+
+    /// Tells the dispatcher that jobs may have become ready.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
     }
 
     pub fn store(&self) -> &Store {

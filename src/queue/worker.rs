@@ -94,7 +94,12 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
                     ),
                 }
                 let message = error.message().to_string();
-                write(|| inner.store.fail(lease.clone(), message.clone(), after, now)).await
+                let written = write(|| inner.store.fail(lease.clone(), message.clone(), after, now)).await;
+                // The dispatcher may be asleep with nothing due: the retry is.
+                if matches!(after, AfterFailure::RetryAt(_)) {
+                    inner.wake.notify_one();
+                }
+                written
             }
         };
         match written {

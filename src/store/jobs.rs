@@ -37,7 +37,7 @@ const MAX_ERROR_BYTES: usize = 16 * 1024;
 /// Failures kept per job for `job`.
 const KEPT_ERRORS: i64 = 10;
 
-const JOB_COLUMNS: &str = "id, name, description, payload, type, status, attempts, max_attempts, \
+pub(super) const JOB_COLUMNS: &str = "id, name, description, payload, type, status, attempts, max_attempts, \
      priority, timeout, run_at, reserved_at, reserved_by, last_error, unique_key, cron_id, \
      created, updated";
 
@@ -617,7 +617,7 @@ fn truncate(mut error: String) -> String {
 
 /// Reads a row of [`JOB_COLUMNS`], resolving the settings a row written by
 /// another program may leave NULL: its payload's options, else the defaults.
-fn job_from_row(row: &Row<'_>, defaults: &JobDefaults, now: Millis) -> rusqlite::Result<Job> {
+pub(super) fn job_from_row(row: &Row<'_>, defaults: &JobDefaults, now: Millis) -> rusqlite::Result<Job> {
     let payload_text: String = row.get(3)?;
     let payload: Value = serde_json::from_str(&payload_text).unwrap_or(Value::String(payload_text));
     let option = |key: &str| {

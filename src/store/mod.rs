@@ -13,6 +13,7 @@ pub mod crons;
 pub mod data;
 pub mod instances;
 pub mod jobs;
+pub mod manage;
 mod migrate;
 mod writer;
 
@@ -122,7 +123,10 @@ impl Store {
     /// migrations, and starts the writer thread.
     pub fn open(path: &Path, defaults: JobDefaults) -> Result<Store, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+            // 0750: the admin socket may live here too (ARCHITECTURE.md, Security).
+            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o750)
+                .create(parent)
+                .map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 reason: format!("cannot create {}: {e}", parent.display()),
             })?;
@@ -192,6 +196,12 @@ impl Store {
         self.inner
             .writer
             .submit(durable, move |conn| f(conn, &defaults))
+            .await
+    }
+
+    /// A cheap read, to prove the database still answers (the watchdog).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn, _| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
 

@@ -1,0 +1,116 @@
+//! `enqueue`: one job, or a batch stored all or nothing.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{Ctx, Peer};
+use crate::admin::protocol::{self, AdminError, Code, Request};
+use crate::config::MAX_BATCH_JOBS;
+use crate::queue::job::{Enqueued, NewJob, RunAt};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobArgs {
+    name: String,
+    #[serde(default)]
+    description: String,
+    payload: PayloadArgs,
+    run_at: Option<String>,
+    delay: Option<u64>,
+    #[serde(default)]
+    priority: i64,
+    unique_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadArgs {
+    #[serde(rename = "type")]
+    job_type: String,
+    /// Absent means `{}`: the `noop` handler needs nothing.
+    #[serde(default)]
+    data: Map<String, Value>,
+    #[serde(default)]
+    options: OptionsArgs,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OptionsArgs {
+    retry_count: Option<u32>,
+    timeout: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchArgs {
+    jobs: Vec<Value>,
+}
+
+pub async fn run(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    if req.args.contains_key("jobs") {
+        let batch: BatchArgs = req.args()?;
+        if batch.jobs.is_empty() {
+            return Err(AdminError::bad_request("jobs: must hold at least one job"));
+        }
+        if batch.jobs.len() > MAX_BATCH_JOBS {
+            return Err(AdminError::new(
+                Code::TooLarge,
+                format!(
+                    "jobs: {} jobs in one batch, more than the limit of {MAX_BATCH_JOBS}",
+                    batch.jobs.len()
+                ),
+            ));
+        }
+        let mut jobs = Vec::with_capacity(batch.jobs.len());
+        for (i, value) in batch.jobs.into_iter().enumerate() {
+            let args: JobArgs = protocol::parse_args(value).map_err(|e| AdminError {
+                message: format!("jobs[{i}].{}", e.message),
+                ..e
+            })?;
+            jobs.push(new_job(args, &format!("jobs[{i}]."))?);
+        }
+        ctx.admit(peer, jobs.len())?;
+        let stored = ctx.queue.enqueue(jobs, true).await?;
+        Ok(crate::result! { "jobs": stored.iter().map(view).collect::<Vec<_>>() })
+    } else {
+        let job = new_job(req.args()?, "")?;
+        ctx.admit(peer, 1)?;
+        let stored = ctx.queue.enqueue(vec![job], false).await?;
+        let duplicate = stored.first().is_some_and(|e| e.duplicate);
+        Ok(crate::result! { "job": stored.first().map(view), "duplicate": duplicate })
+    }
+}
+
+fn new_job(args: JobArgs, at: &str) -> Result<NewJob, AdminError> {
+    let when = match (args.run_at, args.delay) {
+        (Some(_), Some(_)) => {
+            return Err(AdminError::bad_request(format!(
+                "{at}run_at, {at}delay: give one or the other, not both"
+            )));
+        }
+        (Some(text), None) => RunAt::At(protocol::parse_time(&format!("{at}run_at"), &text)?),
+        (None, Some(secs)) => RunAt::After(Duration::from_secs(secs)),
+        (None, None) => RunAt::Now,
+    };
+    let mut job = NewJob::new(args.name, args.payload.job_type, args.payload.data);
+    job.description = args.description;
+    job.retry_count = args.payload.options.retry_count;
+    job.timeout_s = args.payload.options.timeout;
+    job.when = when;
+    job.priority = args.priority;
+    job.unique_key = args.unique_key;
+    Ok(job)
+}
+
+fn view(e: &Enqueued) -> Value {
+    let mut job = protocol::job(&e.job);
+    if e.duplicate
+        && let Value::Object(map) = &mut job
+    {
+        map.insert("duplicate".into(), Value::Bool(true));
+    }
+    job
+}

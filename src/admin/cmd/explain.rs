@@ -1,0 +1,83 @@
+//! `explain`: why a job is not running now, in plain words.
+
+use serde_json::{Map, Value};
+
+use super::{Ctx, IdArg};
+use crate::admin::protocol::{AdminError, Request};
+use crate::clock::format_ms;
+use crate::queue::job::JobStatus;
+
+pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    let IdArg { id } = req.args_with_id()?;
+    let queue = &ctx.queue;
+    let now = queue.clock().now_ms();
+    let (job, _) = queue
+        .store()
+        .get(id.clone(), now)
+        .await?
+        .ok_or_else(|| AdminError::not_found(format!("no job has id {id:?} (jobs that succeeded are deleted)")))?;
+    let mut reasons = Vec::new();
+    let mut runnable = false;
+    match job.status {
+        JobStatus::Dead => reasons.push(format!(
+            "it is dead after {} of {} attempts: {}; `retry` brings it back",
+            job.attempts,
+            job.max_attempts,
+            job.last_error.as_deref().unwrap_or("no error was recorded")
+        )),
+        JobStatus::Running => {
+            let holder = job.reserved_by.clone().unwrap_or_default();
+            let who = queue
+                .store()
+                .instances()
+                .await?
+                .into_iter()
+                .find(|i| i.id == holder)
+                .map_or_else(
+                    || format!("instance {holder}, which is no longer registered"),
+                    |i| format!("pid {} on {} (instance {holder})", i.pid, i.host),
+                );
+            reasons.push(format!(
+                "it is running: attempt {} of {}, reserved by {who} since {}",
+                job.attempts,
+                job.max_attempts,
+                job.reserved_at.map_or_else(|| "an unknown time".into(), format_ms)
+            ));
+        }
+        JobStatus::Scheduled if job.attempts > 0 => reasons.push(format!(
+            "its run_at is in the future ({}): backing off after attempt {} failed: {}",
+            format_ms(job.run_at),
+            job.attempts,
+            job.last_error.as_deref().unwrap_or("no error was recorded")
+        )),
+        JobStatus::Scheduled => reasons.push(format!(
+            "its run_at is in the future ({}): it was enqueued with a delay",
+            format_ms(job.run_at)
+        )),
+        JobStatus::Pending => runnable = true,
+    }
+    if matches!(job.status, JobStatus::Pending | JobStatus::Scheduled) {
+        if let Err(e) = queue.registry().enabled(&job.job_type) {
+            runnable = false;
+            reasons.push(format!("{e}; jobs of this type wait until it is enabled"));
+        }
+        if !queue.automatic() {
+            runnable = false;
+            reasons.push(
+                "automatic processing is off (ENABLE_SYSTEM_QUEUE_CRON=false); \
+                 `trigger system_queue` drains a batch by hand"
+                    .into(),
+            );
+        }
+    }
+    if runnable && queue.busy() >= queue.max_workers() {
+        reasons.push(format!(
+            "all {} workers are busy; it runs when one is free",
+            queue.max_workers()
+        ));
+    }
+    if runnable && reasons.is_empty() {
+        reasons.push("it is ready and will be claimed by the next free worker".into());
+    }
+    Ok(crate::result! { "runnable": runnable, "reasons": reasons })
+}

@@ -1,0 +1,130 @@
+//! One module per admin command, and the dispatch from `cmd` to them.
+
+mod cancel;
+mod cron;
+mod crons;
+mod enqueue;
+mod explain;
+mod job;
+mod jobs;
+mod log_level;
+mod metrics;
+mod next;
+mod ping;
+mod purge;
+mod reload;
+mod retry;
+mod stats;
+mod status;
+mod switch;
+mod trigger;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::protocol::{AdminError, Code, Request};
+use super::rate::RateLimiter;
+use crate::cron::scheduler::Scheduler;
+use crate::queue::Queue;
+
+pub use metrics::render as render_metrics;
+
+/// Sets the log level at runtime; returns the level now in force.
+pub type LevelSetter = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+/// Who is on the other end of a connection (SO_PEERCRED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+}
+
+/// What every command may use.
+pub struct Ctx {
+    pub queue: Queue,
+    pub scheduler: Scheduler,
+    pub log_level: Option<LevelSetter>,
+    pub rate: Option<RateLimiter>,
+    /// Set once the daemon has finished starting.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A command that takes no arguments still refuses unknown ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+/// Commands that change state: logged with the peer's uid and pid.
+const CHANGES_STATE: [&str; 9] = [
+    "enqueue", "retry", "cancel", "purge", "trigger", "enable", "disable", "reload", "log_level",
+];
+
+impl Ctx {
+    /// Applies the per-peer enqueue rate limit to `jobs` new jobs.
+    fn admit(&self, peer: Peer, jobs: usize) -> Result<(), AdminError> {
+        match &self.rate {
+            Some(rate) => rate.admit(peer.uid, jobs),
+            None => Ok(()),
+        }
+    }
+}
+
+pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    if CHANGES_STATE.contains(&req.cmd.as_str()) {
+        tracing::info!(cmd = %req.cmd, uid = peer.uid, pid = ?peer.pid, "admin command");
+    }
+    let no_args = || req.args::<NoArgs>().map(|_| ());
+    match req.cmd.as_str() {
+        "ping" => {
+            no_args()?;
+            ping::run()
+        }
+        "status" => {
+            no_args()?;
+            status::run(ctx).await
+        }
+        "enqueue" => enqueue::run(ctx, peer, req).await,
+        "jobs" => jobs::run(ctx, req).await,
+        "job" => job::run(ctx, req).await,
+        "explain" => explain::run(ctx, req).await,
+        "retry" => retry::run(ctx, req).await,
+        "cancel" => cancel::run(ctx, req).await,
+        "purge" => purge::run(ctx, req).await,
+        "crons" => {
+            no_args()?;
+            crons::run(ctx).await
+        }
+        "cron" => cron::run(ctx, req).await,
+        "trigger" => trigger::run(ctx, req).await,
+        "enable" => switch::run(ctx, req, true).await,
+        "disable" => switch::run(ctx, req, false).await,
+        "next" => next::run(ctx, req),
+        "stats" => {
+            no_args()?;
+            stats::run(ctx).await
+        }
+        "metrics" => {
+            no_args()?;
+            metrics::run(ctx).await
+        }
+        "reload" => {
+            no_args()?;
+            reload::run(ctx)
+        }
+        "log_level" => log_level::run(ctx, req),
+        other => Err(AdminError::new(
+            Code::UnknownCommand,
+            format!("unknown command {other:?}; see `man cronq` for the list"),
+        )),
+    }
+}
+
+/// `{"id": "..."}`: the argument of the commands about one job or cron.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdArg {
+    id: String,
+}

@@ -1,0 +1,33 @@
+//! `purge`: deletes dead jobs, optionally only old ones.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::Ctx;
+use crate::admin::protocol::{AdminError, Request};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    status: String,
+    older_than: Option<u64>,
+}
+
+pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    let args: Args = req.args()?;
+    if args.status != "dead" {
+        return Err(AdminError::bad_request(format!(
+            "status: only \"dead\" jobs can be purged, not {:?}",
+            args.status
+        )));
+    }
+    let before = match args.older_than {
+        None => None,
+        Some(secs) => {
+            let ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+            Some(ctx.queue.clock().now_ms().saturating_sub(ms))
+        }
+    };
+    let purged = ctx.queue.store().purge_dead(before).await?;
+    Ok(crate::result! { "purged": purged })
+}

@@ -1,0 +1,11 @@
+//! The admin socket: the server (framing, limits, peer credentials), the
+//! protocol's types, and one module per command.
+
+mod access;
+pub mod cmd;
+pub mod protocol;
+pub mod rate;
+pub mod server;
+pub mod textfile;
+
+pub use access::Access;

@@ -1,0 +1,285 @@
+//! The wire format of PROTOCOL.md: the envelope, error codes, and how jobs,
+//! crons and runs are written as JSON.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::clock::{Millis, format_ms, parse_rfc3339};
+use crate::cron::scheduler::{CronView, SchedulerError};
+use crate::queue::QueueError;
+use crate::queue::job::Job;
+use crate::store::StoreError;
+use crate::store::crons::RunRow;
+use crate::store::jobs::AttemptError;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The error codes of PROTOCOL.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BadJson,
+    BadRequest,
+    UnknownCommand,
+    NotFound,
+    Conflict,
+    QueueFull,
+    RateLimited,
+    TooLarge,
+    Forbidden,
+    Unavailable,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadJson => "bad_json",
+            Code::BadRequest => "bad_request",
+            Code::UnknownCommand => "unknown_command",
+            Code::NotFound => "not_found",
+            Code::Conflict => "conflict",
+            Code::QueueFull => "queue_full",
+            Code::RateLimited => "rate_limited",
+            Code::TooLarge => "too_large",
+            Code::Forbidden => "forbidden",
+            Code::Unavailable => "unavailable",
+            Code::Internal => "internal",
+        }
+    }
+}
+
+/// A refused request: the code and one sentence naming what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct AdminError {
+    pub code: Code,
+    pub message: String,
+}
+
+impl AdminError {
+    pub fn new(code: Code, message: impl Into<String>) -> AdminError {
+        AdminError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> AdminError {
+        AdminError::new(Code::BadRequest, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> AdminError {
+        AdminError::new(Code::NotFound, message)
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> AdminError {
+        match &e {
+            StoreError::QueueFull { .. } => AdminError::new(Code::QueueFull, e.to_string()),
+            _ if e.is_unavailable() => AdminError::new(Code::Unavailable, e.to_string()),
+            _ => {
+                tracing::error!(error = %e, "database error while serving a request");
+                AdminError::new(Code::Internal, e.to_string())
+            }
+        }
+    }
+}
+
+impl From<QueueError> for AdminError {
+    fn from(e: QueueError) -> AdminError {
+        match e {
+            QueueError::Invalid(m) => AdminError::bad_request(m),
+            QueueError::TooLarge(m) => AdminError::new(Code::TooLarge, m),
+            QueueError::Store(e) => e.into(),
+            QueueError::ShuttingDown => AdminError::new(Code::Unavailable, e.to_string()),
+        }
+    }
+}
+
+impl From<SchedulerError> for AdminError {
+    fn from(e: SchedulerError) -> AdminError {
+        match e {
+            SchedulerError::NotFound(_) => AdminError::not_found(e.to_string()),
+            SchedulerError::Reload(m) => AdminError::bad_request(m),
+            SchedulerError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A request line, split into its envelope and its arguments.
+#[derive(Debug)]
+pub struct Request {
+    pub cmd: String,
+    pub id: Option<Value>,
+    pub args: Map<String, Value>,
+}
+
+impl Request {
+    /// Reads the envelope. The `id` is returned even when the rest is bad,
+    /// so the error can echo it.
+    pub fn parse(line: &[u8]) -> Result<Request, (Option<Value>, AdminError)> {
+        let value: Value = serde_json::from_slice(line).map_err(|e| {
+            let what = if std::str::from_utf8(line).is_err() {
+                "the request is not valid UTF-8".to_string()
+            } else {
+                format!("the request is not valid JSON: {e}")
+            };
+            (None, AdminError::new(Code::BadJson, what))
+        })?;
+        let Value::Object(mut args) = value else {
+            return Err((
+                None,
+                AdminError::bad_request("the request must be a JSON object"),
+            ));
+        };
+        let id = args.remove("id");
+        let cmd = match args.remove("cmd") {
+            Some(Value::String(cmd)) => cmd,
+            Some(_) => return Err((id, AdminError::bad_request("cmd: must be a string"))),
+            None => return Err((id, AdminError::bad_request("cmd: missing"))),
+        };
+        Ok(Request { cmd, id, args })
+    }
+
+    /// The arguments as `T`; unknown and mistyped fields are named.
+    pub fn args<T: DeserializeOwned>(&self) -> Result<T, AdminError> {
+        parse_args(Value::Object(self.args.clone()))
+    }
+
+    /// The arguments of a command about one job or cron, whose `id` is both
+    /// the envelope's (echoed in the answer) and the argument.
+    pub fn args_with_id<T: DeserializeOwned>(&self) -> Result<T, AdminError> {
+        let mut args = self.args.clone();
+        match &self.id {
+            Some(Value::String(id)) => {
+                args.insert("id".into(), Value::String(id.clone()));
+            }
+            Some(other) => {
+                return Err(AdminError::bad_request(format!(
+                    "id: must be the string id of a job or cron, got {other}"
+                )));
+            }
+            None => return Err(AdminError::bad_request("id: missing")),
+        }
+        parse_args(Value::Object(args))
+    }
+}
+
+/// Deserializes `value`, naming the field at fault in the error.
+pub fn parse_args<T: DeserializeOwned>(value: Value) -> Result<T, AdminError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let message = if path == "." {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        };
+        AdminError::bad_request(message)
+    })
+}
+
+/// A success line.
+pub fn ok(id: Option<Value>, result: Map<String, Value>) -> Value {
+    let mut out = Map::with_capacity(result.len() + 2);
+    out.insert("ok".into(), Value::Bool(true));
+    if let Some(id) = id {
+        out.insert("id".into(), id);
+    }
+    out.extend(result);
+    Value::Object(out)
+}
+
+/// A failure line.
+pub fn error(id: Option<Value>, e: &AdminError) -> Value {
+    let mut out = Map::with_capacity(3);
+    out.insert("ok".into(), Value::Bool(false));
+    if let Some(id) = id {
+        out.insert("id".into(), id);
+    }
+    out.insert(
+        "error".into(),
+        json!({"code": e.code.as_str(), "message": e.message}),
+    );
+    Value::Object(out)
+}
+
+pub fn time(ms: Millis) -> Value {
+    Value::String(format_ms(ms))
+}
+
+pub fn opt_time(ms: Option<Millis>) -> Value {
+    ms.map_or(Value::Null, time)
+}
+
+/// A timestamp argument; `field` names it in the error.
+pub fn parse_time(field: &str, text: &str) -> Result<Millis, AdminError> {
+    parse_rfc3339(text).map_err(|e| AdminError::bad_request(format!("{field}: {e}")))
+}
+
+pub fn job(job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "name": job.name,
+        "description": job.description,
+        "type": job.job_type,
+        "payload": job.payload,
+        "status": job.status.as_str(),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "run_at": time(job.run_at),
+        "reserved_at": opt_time(job.reserved_at),
+        "reserved_by": job.reserved_by,
+        "last_error": job.last_error,
+        "unique_key": job.unique_key,
+        "cron_id": job.cron_id,
+        "created": time(job.created),
+        "updated": time(job.updated),
+    })
+}
+
+pub fn attempt_error(e: &AttemptError) -> Value {
+    json!({"attempt": e.attempt, "at": time(e.at), "error": e.error})
+}
+
+pub fn run(run: &RunRow) -> Value {
+    json!({
+        "scheduled_for": time(run.scheduled_for),
+        "started": opt_time(run.started),
+        "finished": opt_time(run.finished),
+        "status": run.status.as_str(),
+        "duration_ms": run.duration_ms,
+        "error": run.error,
+        "trigger": run.trigger,
+        "job_id": run.job_id,
+    })
+}
+
+pub fn cron(view: &CronView, last_run: Option<&RunRow>) -> Value {
+    let spec = &view.spec;
+    json!({
+        "id": spec.id,
+        "schedule": spec.schedule.expr(),
+        "timezone": spec.timezone_name,
+        "description": spec.description,
+        "enabled": view.enabled,
+        "source": spec.source.as_str(),
+        "job": spec.job_json(),
+        "overlap": match spec.overlap { crate::cron::spec::Overlap::Skip => "skip", crate::cron::spec::Overlap::Allow => "allow" },
+        "catch_up": match spec.catch_up { crate::cron::spec::CatchUp::None => "none", crate::cron::spec::CatchUp::Once => "once" },
+        "next_run": if view.enabled { opt_time(view.next_run) } else { Value::Null },
+        "last_run": last_run.map_or(Value::Null, run),
+    })
+}
+
+/// Builds a result map from `key: value` pairs.
+#[macro_export]
+macro_rules! result {
+    ($($key:literal : $value:expr),* $(,)?) => {{
+        let mut map = serde_json::Map::new();
+        $( map.insert($key.to_string(), serde_json::json!($value)); )*
+        map
+    }};
+}

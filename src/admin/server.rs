@@ -1,0 +1,283 @@
+//! The admin socket: binding, accepting, framing of JSON lines with a size
+//! cap, peer credentials, the connection limit and the idle timeout.
+//!
+//! Requests on one connection are answered one at a time, in order, which
+//! gives pipelining and half-close their protocol meaning for free: when
+//! the client's side ends, every line read so far has been answered.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::access::{self, Access};
+use super::cmd::{self, Ctx, Peer};
+use super::protocol::{self, AdminError, Code, Request};
+
+/// The socket's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_request_bytes: usize,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another cronq is running on {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("{path} exists and is not a socket; remove it or set CRONQ_SOCKET")]
+    NotASocket { path: PathBuf },
+    #[error("CRONQ_SOCKET_GROUP={0:?} names no group")]
+    UnknownGroup(String),
+    #[error("cannot create the admin socket {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Creates the socket at `path`, 0660 in a 0750 folder, group `group`.
+/// A socket file left by a crashed daemon is replaced; a live one is not.
+pub fn bind(path: &Path, group: Option<&str>) -> Result<(std::os::unix::net::UnixListener, Option<u32>), BindError> {
+    let io_err = |source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let gid = match group {
+        Some(name) => Some(access::group_id(name).ok_or_else(|| BindError::UnknownGroup(name.to_string()))?),
+        None => None,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir).map_err(io_err)?;
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(BindError::NotASocket {
+                    path: path.to_path_buf(),
+                });
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(BindError::AlreadyRunning(path.to_path_buf()));
+            }
+            tracing::info!(path = %path.display(), "replacing a stale admin socket left by an earlier daemon");
+            std::fs::remove_file(path).map_err(io_err)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err)?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io_err)?;
+    }
+    Ok((listener, gid))
+}
+
+/// Accepts connections until `shutdown`, serving each in its own task.
+pub async fn serve(
+    listener: UnixListener,
+    ctx: Arc<Ctx>,
+    limits: Limits,
+    access: Access,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let tasks = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "could not accept an admin connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tasks.spawn(refuse(
+                stream,
+                AdminError::new(
+                    Code::Unavailable,
+                    format!(
+                        "too many connections: the limit is {} (CRONQ_MAX_CONNECTIONS)",
+                        limits.max_connections
+                    ),
+                ),
+            ));
+            continue;
+        };
+        let (ctx, access, shutdown) = (ctx.clone(), access.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = connection(stream, &ctx, limits, &access, shutdown).await {
+                tracing::debug!(error = %e, "admin connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+async fn refuse(mut stream: UnixStream, error: AdminError) {
+    let mut line = protocol::error(None, &error).to_string();
+    line.push('\n');
+    let _ = stream.write_all(line.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn connection(
+    stream: UnixStream,
+    ctx: &Ctx,
+    limits: Limits,
+    access: &Access,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let peer = Peer {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid: cred.pid(),
+    };
+    if !access.allows(&peer) {
+        tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused an admin connection from a user outside the socket's group");
+        refuse(
+            stream,
+            AdminError::new(
+                Code::Forbidden,
+                format!("uid {} is neither root, the daemon's user, nor in the socket's group", peer.uid),
+            ),
+        )
+        .await;
+        return Ok(());
+    }
+    let (read, write) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read);
+    let mut writer = BufWriter::new(write);
+    let mut line = Vec::new();
+    loop {
+        let read = tokio::select! {
+            read = tokio::time::timeout(limits.idle_timeout, read_line(&mut reader, &mut line, limits.max_request_bytes)) => read,
+            () = shutdown.cancelled() => break,
+        };
+        let answer = match read {
+            Err(_) => {
+                tracing::debug!(uid = peer.uid, "closing an idle admin connection");
+                break;
+            }
+            Ok(read) => match read? {
+                Line::Eof => break,
+                Line::TooLong => {
+                    let e = AdminError::new(
+                        Code::TooLarge,
+                        format!(
+                            "the request line is longer than the limit of {} bytes (CRONQ_MAX_REQUEST_BYTES); closing the connection",
+                            limits.max_request_bytes
+                        ),
+                    );
+                    writer.write_all(protocol::error(None, &e).to_string().as_bytes()).await?;
+                    writer.write_all(b"\n").await?;
+                    break;
+                }
+                Line::Complete if line.iter().all(u8::is_ascii_whitespace) => continue,
+                Line::Complete => answer(ctx, peer, &line).await,
+            },
+        };
+        writer.write_all(answer.to_string().as_bytes()).await?;
+        writer.write_all(b"\n").await?;
+        // Pipelined requests are answered in one write.
+        if reader.buffer().is_empty() {
+            writer.flush().await?;
+        }
+    }
+    writer.flush().await?;
+    writer.shutdown().await
+}
+
+async fn answer(ctx: &Ctx, peer: Peer, line: &[u8]) -> serde_json::Value {
+    match Request::parse(line) {
+        Err((id, e)) => protocol::error(id, &e),
+        Ok(req) => match cmd::dispatch(ctx, peer, &req).await {
+            Ok(result) => protocol::ok(req.id, result),
+            Err(e) => protocol::error(req.id, &e),
+        },
+    }
+}
+
+enum Line {
+    Complete,
+    TooLong,
+    Eof,
+}
+
+/// Reads one `\n`-terminated line into `buf` (without the `\n`), never
+/// holding more than `max` bytes of it. A last line without `\n` before EOF
+/// counts as complete.
+async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+    buf.clear();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if buf.is_empty() { Line::Eof } else { Line::Complete });
+        }
+        if let Some(i) = available.iter().position(|b| *b == b'\n') {
+            if buf.len() + i > max {
+                reader.consume(i + 1);
+                return Ok(Line::TooLong);
+            }
+            buf.extend_from_slice(&available[..i]);
+            reader.consume(i + 1);
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Line::Complete);
+        }
+        let n = available.len();
+        if buf.len() + n > max {
+            reader.consume(n);
+            return Ok(Line::TooLong);
+        }
+        buf.extend_from_slice(available);
+        reader.consume(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], max: usize) -> Vec<Result<String, &'static str>> {
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match read_line(&mut reader, &mut buf, max).await.unwrap() {
+                Line::Eof => return out,
+                Line::TooLong => out.push(Err("too long")),
+                Line::Complete => out.push(Ok(String::from_utf8_lossy(&buf).into_owned())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_capped_and_a_last_partial_line_counts() {
+        assert_eq!(
+            lines(b"ab\ncdefgh\r\nxyz", 8).await,
+            vec![Ok("ab".into()), Ok("cdefgh".into()), Ok("xyz".into())]
+        );
+        assert_eq!(lines(b"123456789\nok\n", 8).await[0], Err("too long"));
+        assert_eq!(lines(b"12345678\n", 8).await, vec![Ok("12345678".into())]);
+    }
+}

@@ -1,0 +1,595 @@
+//! The scheduler: one task that sleeps until the earliest next fire of any
+//! enabled cron, fires it exactly once, and records every run.
+//!
+//! "Exactly once" rests on the store: a run row `(cron_id, scheduled_for)`
+//! is inserted under a unique index before anything fires, so a second
+//! daemon on the same file, or this one restarted within the minute, finds
+//! the row and fires nothing. The in-memory next-fire times only decide
+//! when to look; they never move backward, so a wall clock stepping back
+//! cannot bring a fired run round again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::spec::{CatchUp, CronAction, CronSpec, Overlap};
+use crate::clock::{Clock, Millis};
+use crate::queue::{DrainReport, Queue, QueueError};
+use crate::store::crons::{NewRun, RunRow, RunStatus, RunTrigger};
+use crate::store::{Store, StoreError};
+
+/// A forward step of the wall clock larger than this is a correction of a
+/// wrong clock, not time that passed: nothing missed is fired for it.
+const CLOCK_CORRECTION: SignedDuration = SignedDuration::from_hours(3);
+/// Most missed fire times looked at when finding the latest one.
+const MAX_MISSED_SCAN: usize = 100_000;
+
+/// Reads the crons file again, for `reload` and SIGHUP. The error names
+/// the file and line at fault.
+pub type Loader = Arc<dyn Fn() -> Result<Vec<CronSpec>, String> + Send + Sync>;
+
+/// Called on every turn of the scheduler loop after the store answered:
+/// the systemd watchdog's proof of life.
+pub type Pulse = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("no cron has id {0:?}")]
+    NotFound(String),
+    #[error("{0}")]
+    Reload(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A cron as the admin commands show it.
+#[derive(Debug, Clone)]
+pub struct CronView {
+    pub spec: CronSpec,
+    /// In force now: a persisted `enable`/`disable`, else as declared.
+    pub enabled: bool,
+    pub next_run: Option<Millis>,
+}
+
+/// What one firing did.
+#[derive(Debug, Clone)]
+pub struct Fired {
+    /// `None` when another process had already fired this run.
+    pub run: Option<RunRow>,
+    /// The drain's counts, for `system_queue`.
+    pub drain: Option<DrainReport>,
+}
+
+/// What `reload` changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Queue,
+    loader: Option<Loader>,
+    table: Mutex<Table>,
+    wake: Notify,
+    /// When `system_queue` last fired, for `status`.
+    last_tick: Mutex<Option<Millis>>,
+    /// Crons with a run in progress in this process, so a slow
+    /// `system_queue` drain is not started again on top of itself.
+    in_flight: Mutex<HashSet<String>>,
+    tasks: TaskTracker,
+}
+
+struct Table {
+    builtins: Vec<CronSpec>,
+    crons: BTreeMap<String, CronSpec>,
+    overrides: HashMap<String, bool>,
+    next: HashMap<String, Timestamp>,
+}
+
+impl Table {
+    fn enabled(&self, spec: &CronSpec) -> bool {
+        self.overrides
+            .get(&spec.id)
+            .copied()
+            .unwrap_or(spec.enabled)
+    }
+}
+
+impl Scheduler {
+    /// Builds the table from the built-in and file crons, with the
+    /// persisted `enable`/`disable` overrides.
+    pub async fn new(
+        queue: Queue,
+        builtins: Vec<CronSpec>,
+        file: Vec<CronSpec>,
+        loader: Option<Loader>,
+    ) -> Result<Scheduler, SchedulerError> {
+        let overrides = queue.store().cron_switches().await?;
+        let now = queue.clock().now();
+        let mut crons = BTreeMap::new();
+        for spec in builtins.iter().cloned().chain(file) {
+            crons.insert(spec.id.clone(), spec);
+        }
+        let next = crons
+            .values()
+            .filter_map(|s| Some((s.id.clone(), s.schedule.next_after(now, &s.timezone)?)))
+            .collect();
+        Ok(Scheduler {
+            inner: Arc::new(Inner {
+                queue,
+                loader,
+                table: Mutex::new(Table {
+                    builtins,
+                    crons,
+                    overrides,
+                    next,
+                }),
+                wake: Notify::new(),
+                last_tick: Mutex::new(None),
+                in_flight: Mutex::new(HashSet::new()),
+                tasks: TaskTracker::new(),
+            }),
+        })
+    }
+
+    /// Starts the scheduler loop. `pulse` is called on each turn; turns come
+    /// at least every `turn_every`.
+    pub fn spawn(&self, pulse: Option<Pulse>, turn_every: Duration) {
+        let this = self.clone();
+        self.inner
+            .tasks
+            .spawn(async move { this.run(pulse, turn_every).await });
+    }
+
+    /// Waits for the loop and every run in progress to end after shutdown.
+    pub async fn wait_stopped(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.inner.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn clock(&self) -> &Arc<dyn Clock> {
+        self.inner.queue.clock()
+    }
+
+    fn store(&self) -> &Store {
+        self.inner.queue.store()
+    }
+
+    pub fn views(&self) -> Vec<CronView> {
+        let table = self.table();
+        table
+            .crons
+            .values()
+            .map(|spec| CronView {
+                enabled: table.enabled(spec),
+                next_run: table.next.get(&spec.id).map(|t| t.as_millisecond()),
+                spec: spec.clone(),
+            })
+            .collect()
+    }
+
+    pub fn view(&self, id: &str) -> Result<CronView, SchedulerError> {
+        self.views()
+            .into_iter()
+            .find(|v| v.spec.id == id)
+            .ok_or_else(|| SchedulerError::NotFound(id.to_string()))
+    }
+
+    pub fn last_tick(&self) -> Option<Millis> {
+        *self.inner.last_tick.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a cron now, enabled or not, and returns when it has done its
+    /// part: a drain finished, a job enqueued.
+    pub async fn trigger(&self, id: &str) -> Result<Fired, SchedulerError> {
+        let spec = self.view(id)?.spec;
+        let now = self.clock().now();
+        Ok(self.fire(spec, now, RunTrigger::Manual).await?)
+    }
+
+    /// Persists an `enable`/`disable`; it outlives restarts and reloads.
+    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<CronView, SchedulerError> {
+        self.view(id)?;
+        let now = self.clock().now();
+        self.store()
+            .set_cron_enabled(id.to_string(), enabled, now.as_millisecond())
+            .await?;
+        {
+            let mut table = self.table();
+            table.overrides.insert(id.to_string(), enabled);
+            // Counted from now, so re-enabling never fires what passed while off.
+            if let Some(spec) = table.crons.get(id).cloned()
+                && let Some(at) = spec.schedule.next_after(now, &spec.timezone)
+            {
+                table.next.insert(id.to_string(), at);
+            }
+        }
+        tracing::info!(cron_id = id, enabled, "cron switched");
+        self.inner.wake.notify_one();
+        self.view(id)
+    }
+
+    /// Re-reads the crons file. A bad file changes nothing.
+    pub fn reload(&self) -> Result<ReloadReport, SchedulerError> {
+        let Some(loader) = &self.inner.loader else {
+            return Ok(ReloadReport::default());
+        };
+        let file = loader().map_err(SchedulerError::Reload)?;
+        let now = self.clock().now();
+        let mut report = ReloadReport::default();
+        {
+            let mut table = self.table();
+            let mut crons: BTreeMap<String, CronSpec> = table
+                .builtins
+                .iter()
+                .map(|s| (s.id.clone(), s.clone()))
+                .collect();
+            for spec in file {
+                crons.insert(spec.id.clone(), spec);
+            }
+            for (id, spec) in &crons {
+                match table.crons.get(id) {
+                    None => report.added.push(id.clone()),
+                    Some(old) if old != spec => report.changed.push(id.clone()),
+                    Some(_) => continue,
+                }
+                match spec.schedule.next_after(now, &spec.timezone) {
+                    Some(at) => table.next.insert(id.clone(), at),
+                    None => table.next.remove(id),
+                };
+            }
+            for id in table.crons.keys() {
+                if !crons.contains_key(id) {
+                    report.removed.push(id.clone());
+                }
+            }
+            for id in &report.removed {
+                table.next.remove(id);
+            }
+            table.crons = crons;
+        }
+        tracing::info!(
+            added = ?report.added,
+            removed = ?report.removed,
+            changed = ?report.changed,
+            "crons reloaded"
+        );
+        self.inner.wake.notify_one();
+        Ok(report)
+    }
+
+    async fn run(self, pulse: Option<Pulse>, turn_every: Duration) {
+        let shutdown = self.inner.queue.shutdown_token().clone();
+        self.catch_up().await;
+        let mut last_seen = self.clock().now();
+        loop {
+            let now = self.clock().now();
+            let step = now.duration_since(last_seen);
+            if step < -SignedDuration::from_secs(1) {
+                tracing::warn!(
+                    by_s = -step.as_secs(),
+                    "the wall clock stepped back; runs already fired are not fired again"
+                );
+            }
+            if step > CLOCK_CORRECTION {
+                tracing::warn!(
+                    by_s = step.as_secs(),
+                    "the wall clock jumped forward by more than 3 hours; \
+                     treating it as a correction and firing no missed runs"
+                );
+                self.reschedule_all(now);
+            }
+            self.fire_due(now);
+            last_seen = last_seen.max(now);
+
+            if let Some(pulse) = &pulse
+                && self.store().ping().await.is_ok()
+            {
+                pulse();
+            }
+            let earliest = {
+                let table = self.table();
+                table
+                    .crons
+                    .values()
+                    .filter(|s| table.enabled(s))
+                    .filter_map(|s| table.next.get(&s.id).copied())
+                    .min()
+            };
+            let turn = now + SignedDuration::try_from(turn_every).unwrap_or(SignedDuration::MAX);
+            let until = earliest.map_or(turn, |e| e.min(turn));
+            tokio::select! {
+                () = self.clock().sleep_toward(until) => {}
+                () = self.inner.wake.notified() => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        tracing::debug!("scheduler stopped");
+    }
+
+    fn reschedule_all(&self, now: Timestamp) {
+        let mut table = self.table();
+        let next: HashMap<_, _> = table
+            .crons
+            .values()
+            .filter_map(|s| Some((s.id.clone(), s.schedule.next_after(now, &s.timezone)?)))
+            .collect();
+        table.next = next;
+    }
+
+    /// Fires every enabled cron whose next fire time has come: the one due
+    /// run, or, when several were missed (a suspend, a stopped process), at
+    /// most one: the latest, and only for `catch_up = "once"`.
+    fn fire_due(&self, now: Timestamp) {
+        let mut due = Vec::new();
+        {
+            let mut table = self.table();
+            let ids: Vec<String> = table.crons.keys().cloned().collect();
+            for id in ids {
+                let Some(spec) = table.crons.get(&id).cloned() else { continue };
+                let Some(next) = table.next.get(&id).copied() else { continue };
+                if next > now {
+                    continue;
+                }
+                if let Some(after) = spec.schedule.next_after(now, &spec.timezone) {
+                    table.next.insert(id.clone(), after);
+                } else {
+                    table.next.remove(&id);
+                }
+                if !table.enabled(&spec) {
+                    continue;
+                }
+                let latest = latest_fire(&spec, next, now);
+                if latest == next {
+                    due.push((spec, next, RunTrigger::Schedule));
+                } else if spec.catch_up == CatchUp::Once {
+                    due.push((spec, latest, RunTrigger::CatchUp));
+                } else {
+                    tracing::info!(
+                        cron_id = %id,
+                        first_missed = %next,
+                        "runs were missed (the process was stopped or the clock jumped); \
+                         catch_up is none, so none is fired"
+                    );
+                }
+            }
+        }
+        for (spec, at, trigger) in due {
+            let this = self.clone();
+            self.inner.tasks.spawn(async move {
+                if let Err(e) = this.fire(spec.clone(), at, trigger).await {
+                    tracing::error!(cron_id = %spec.id, error = %e, "cron run could not be recorded");
+                }
+            });
+        }
+    }
+
+    /// At start-up: for each enabled `catch_up = "once"` cron that missed
+    /// runs since its last recorded one, fire the latest missed run.
+    async fn catch_up(&self) {
+        let now = self.clock().now();
+        let candidates: Vec<CronSpec> = {
+            let table = self.table();
+            table
+                .crons
+                .values()
+                .filter(|s| s.catch_up == CatchUp::Once && table.enabled(s))
+                .cloned()
+                .collect()
+        };
+        for spec in candidates {
+            let last = match self.store().last_scheduled(spec.id.clone()).await {
+                Ok(Some(last)) => last,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(cron_id = %spec.id, error = %e, "could not read the last run; no catch-up");
+                    continue;
+                }
+            };
+            let Ok(last) = Timestamp::from_millisecond(last) else { continue };
+            let Some(first_missed) = spec.schedule.next_after(last, &spec.timezone) else {
+                continue;
+            };
+            if first_missed > now {
+                continue;
+            }
+            let missed = latest_fire(&spec, first_missed, now);
+            if let Err(e) = self.fire(spec.clone(), missed, RunTrigger::CatchUp).await {
+                tracing::error!(cron_id = %spec.id, error = %e, "catch-up run could not be recorded");
+            }
+        }
+    }
+
+    /// One run of `spec` for `scheduled_for`.
+    async fn fire(
+        &self,
+        spec: CronSpec,
+        scheduled_for: Timestamp,
+        trigger: RunTrigger,
+    ) -> Result<Fired, StoreError> {
+        let span = tracing::info_span!("cron", cron_id = %spec.id, trigger = trigger.as_str());
+        self.fire_inner(spec, scheduled_for, trigger)
+            .instrument(span)
+            .await
+    }
+
+    async fn fire_inner(
+        &self,
+        spec: CronSpec,
+        scheduled_for: Timestamp,
+        trigger: RunTrigger,
+    ) -> Result<Fired, StoreError> {
+        let store = self.store();
+        let queue = &self.inner.queue;
+        let new_run = |status: RunStatus, error: Option<String>| NewRun {
+            cron_id: spec.id.clone(),
+            scheduled_for: scheduled_for.as_millisecond(),
+            trigger,
+            status,
+            now: self.clock().now_ms(),
+            instance: queue.instance().id.clone(),
+            error,
+        };
+
+        if let Some(reason) = self.skip_reason(&spec, trigger).await? {
+            tracing::info!(reason = %reason, "cron run skipped");
+            let run = store.begin_run(new_run(RunStatus::Skipped, Some(reason))).await?;
+            return Ok(Fired { run, drain: None });
+        }
+        let Some(run) = store.begin_run(new_run(RunStatus::Running, None)).await? else {
+            tracing::debug!(scheduled_for = %scheduled_for, "another process already fired this run");
+            return Ok(Fired { run: None, drain: None });
+        };
+        tracing::info!(scheduled_for = %scheduled_for, "cron run started");
+        let started = std::time::Instant::now();
+        let _in_flight = InFlight::enter(&self.inner.in_flight, &spec.id);
+
+        let (outcome, drain) = match &spec.action {
+            CronAction::SystemQueue => {
+                *self.inner.last_tick.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(self.clock().now_ms());
+                match queue.drain_batch().await {
+                    Ok(report) => (Ok(()), Some(report)),
+                    Err(e) => (Err(e.to_string()), None),
+                }
+            }
+            CronAction::ClearExports => {
+                let config = queue.config();
+                let (dir, days) = (config.data_dir.clone(), config.export_retention_days);
+                let cleared = tokio::task::spawn_blocking(move || {
+                    crate::handlers::data::clear_exports(&dir, days, SystemTime::now())
+                })
+                .await;
+                match cleared {
+                    Ok(Ok(report)) => {
+                        tracing::info!(
+                            files_deleted = report.files_deleted,
+                            bytes_freed = report.bytes_freed,
+                            failures = report.failures,
+                            "old exports cleared"
+                        );
+                        (Ok(()), None)
+                    }
+                    Ok(Err(e)) => (Err(format!("clearing exports failed: {e}")), None),
+                    Err(e) => (Err(format!("clearing exports panicked: {e}")), None),
+                }
+            }
+            CronAction::Enqueue(template) => {
+                let job = template.new_job(&spec.id, &spec.description);
+                match queue.enqueue_one(job).await {
+                    Ok(stored) => {
+                        store.attach_job(run.id, stored.job.id.clone()).await?;
+                        tracing::info!(job_id = %stored.job.id, "cron enqueued its job");
+                        // The run now follows its job: the store ends it when
+                        // the job succeeds or dies.
+                        let mut run = run;
+                        run.job_id = Some(stored.job.id);
+                        return Ok(Fired { run: Some(run), drain: None });
+                    }
+                    Err(QueueError::Store(e)) if e.is_unavailable() => (Err(e.to_string()), None),
+                    Err(e) => (Err(format!("could not enqueue the cron's job: {e}")), None),
+                }
+            }
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (status, error) = match outcome {
+            Ok(()) => (RunStatus::Ok, None),
+            Err(e) => (RunStatus::Failed, Some(e)),
+        };
+        match (&status, &error, &drain) {
+            (RunStatus::Ok, _, Some(d)) => tracing::info!(
+                duration_ms,
+                processed = d.processed,
+                failed = d.failed,
+                recovered = d.recovered,
+                "cron run finished"
+            ),
+            (RunStatus::Ok, _, None) => tracing::info!(duration_ms, "cron run finished"),
+            (_, error, _) => tracing::error!(duration_ms, error = ?error, "cron run failed"),
+        }
+        let run = store
+            .finish_run(run.id, status, error, self.clock().now_ms())
+            .await?;
+        Ok(Fired { run, drain })
+    }
+
+    /// Why a run should not start: its previous run is still at work.
+    async fn skip_reason(
+        &self,
+        spec: &CronSpec,
+        trigger: RunTrigger,
+    ) -> Result<Option<String>, StoreError> {
+        if trigger == RunTrigger::Manual || spec.overlap == Overlap::Allow {
+            return Ok(None);
+        }
+        if let CronAction::Enqueue(_) = spec.action {
+            return Ok(self
+                .store()
+                .active_cron_job(spec.id.clone())
+                .await?
+                .map(|job| format!("the previous run's job {job} is still pending or running")));
+        }
+        let busy = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&spec.id);
+        Ok(busy.then(|| "the previous run is still in progress".to_string()))
+    }
+}
+
+/// The latest fire time of `spec` from `first` up to `now`.
+fn latest_fire(spec: &CronSpec, first: Timestamp, now: Timestamp) -> Timestamp {
+    let mut latest = first;
+    for _ in 0..MAX_MISSED_SCAN {
+        match spec.schedule.next_after(latest, &spec.timezone) {
+            Some(at) if at <= now => latest = at,
+            _ => break,
+        }
+    }
+    latest
+}
+
+/// Marks a cron as running in this process while alive.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(set: &'a Mutex<HashSet<String>>, id: &str) -> InFlight<'a> {
+        set.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
+        InFlight {
+            set,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}

@@ -1,0 +1,167 @@
+//! What the scheduler runs: one cron's schedule, zone, switches and action,
+//! whether built in or read from the crons file.
+
+use jiff::tz::TimeZone;
+use serde_json::{Map, Value};
+
+use super::schedule::Schedule;
+use crate::queue::job::NewJob;
+
+/// The built-in cron that recovers stale reservations and drains a batch.
+pub const SYSTEM_QUEUE: &str = "system_queue";
+/// The built-in export housekeeping cron, and the replaced system's name for it.
+pub const CLEAR_EXPORTS: &str = "clear_exports";
+pub const CLEAR_EXPORTS_ALIAS: &str = "clean_exported_files";
+
+/// What a run does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CronAction {
+    /// Recover stale reservations and drain up to JOB_BATCH_SIZE jobs.
+    SystemQueue,
+    /// Delete exported files older than EXPORT_RETENTION_DAYS.
+    ClearExports,
+    /// Enqueue this job, with `cron_id` set.
+    Enqueue(JobTemplate),
+}
+
+/// The job a file cron enqueues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobTemplate {
+    pub job_type: String,
+    pub data: Map<String, Value>,
+    pub retry_count: Option<u32>,
+    pub timeout_s: Option<u32>,
+}
+
+impl JobTemplate {
+    pub fn new_job(&self, cron_id: &str, description: &str) -> NewJob {
+        let mut job = NewJob::new(cron_id, self.job_type.clone(), self.data.clone());
+        job.description = description.to_string();
+        job.retry_count = self.retry_count;
+        job.timeout_s = self.timeout_s;
+        job.cron_id = Some(cron_id.to_string());
+        job
+    }
+
+    /// `{"type", "data", "options"}` as PROTOCOL.md shows a cron's job.
+    pub fn to_json(&self) -> Value {
+        let mut options = Map::new();
+        if let Some(n) = self.retry_count {
+            options.insert("retry_count".into(), n.into());
+        }
+        if let Some(n) = self.timeout_s {
+            options.insert("timeout".into(), n.into());
+        }
+        serde_json::json!({"type": self.job_type, "data": self.data, "options": options})
+    }
+}
+
+/// Whether a run may start while the previous run's job is unfinished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overlap {
+    #[default]
+    Skip,
+    Allow,
+}
+
+/// Whether a run missed during downtime is fired at start-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CatchUp {
+    #[default]
+    None,
+    Once,
+}
+
+/// Where a cron was declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Builtin,
+    File,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Builtin => "builtin",
+            Source::File => "file",
+        }
+    }
+}
+
+/// One cron.
+#[derive(Debug, Clone)]
+pub struct CronSpec {
+    pub id: String,
+    pub schedule: Schedule,
+    pub timezone: TimeZone,
+    pub timezone_name: String,
+    pub description: String,
+    pub action: CronAction,
+    pub overlap: Overlap,
+    pub catch_up: CatchUp,
+    /// As declared (file `enabled`, `ENABLE_<ID>`); a persisted
+    /// `enable`/`disable` overrides it.
+    pub enabled: bool,
+    pub source: Source,
+}
+
+impl PartialEq for CronSpec {
+    fn eq(&self, other: &CronSpec) -> bool {
+        self.id == other.id
+            && self.schedule == other.schedule
+            && self.timezone_name == other.timezone_name
+            && self.description == other.description
+            && self.action == other.action
+            && self.overlap == other.overlap
+            && self.catch_up == other.catch_up
+            && self.enabled == other.enabled
+            && self.source == other.source
+    }
+}
+
+impl CronSpec {
+    /// The built-in crons, switched by their `ENABLE_*` variables.
+    pub fn builtins(
+        system_queue: bool,
+        clear_exports: bool,
+        timezone: &TimeZone,
+    ) -> Vec<CronSpec> {
+        let builtin = |id: &str, expr: &str, description: &str, action, enabled| CronSpec {
+            id: id.to_string(),
+            // The expressions are constants known to parse.
+            schedule: Schedule::parse(expr).unwrap_or_else(|e| panic!("built-in {id}: {e}")),
+            timezone: timezone.clone(),
+            timezone_name: super::schedule::timezone_name(timezone),
+            description: description.to_string(),
+            action,
+            overlap: Overlap::Skip,
+            catch_up: CatchUp::None,
+            enabled,
+            source: Source::Builtin,
+        };
+        vec![
+            builtin(
+                SYSTEM_QUEUE,
+                "* * * * *",
+                "Processes jobs from the database queue",
+                CronAction::SystemQueue,
+                system_queue,
+            ),
+            builtin(
+                CLEAR_EXPORTS,
+                "0 3 * * *",
+                "Deletes exported files older than EXPORT_RETENTION_DAYS",
+                CronAction::ClearExports,
+                clear_exports,
+            ),
+        ]
+    }
+
+    /// The job a file cron enqueues, as PROTOCOL.md's cron object shows it.
+    pub fn job_json(&self) -> Value {
+        match &self.action {
+            CronAction::Enqueue(t) => t.to_json(),
+            _ => Value::Null,
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The admin socket against PROTOCOL.md: transport, envelope, error codes,
+//! limits. Every test talks to the real binary over its real socket.
+
+#[path = "support/daemon.rs"]
+mod daemon;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon::Daemon;
+use serde_json::{Value, json};
+
+fn code(answer: &Value) -> &str {
+    answer["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error: {answer}"))
+}
+
+fn message(answer: &Value) -> &str {
+    answer["error"]["message"].as_str().unwrap_or("")
+}
+
+#[test]
+fn socat_prints_the_answer_and_exits_promptly() {
+    let d = Daemon::start(&[]);
+    let started = Instant::now();
+    let mut socat = Command::new("socat")
+        .arg("-")
+        .arg(format!("UNIX-CONNECT:{}", d.socket.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("socat must be installed (.ci/run installs it)");
+    socat
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"cmd\":\"ping\",\"id\":7}\n")
+        .unwrap();
+    let out = socat.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer, json!({"ok": true, "id": 7, "pong": true}));
+    // Without -t socat waits 0.5 s after EOF only if the server keeps the
+    // connection open; the server closes once it has answered.
+    assert!(started.elapsed() < Duration::from_millis(450), "{:?}", started.elapsed());
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_and_half_close_answers_all() {
+    let d = Daemon::start(&[]);
+    let mut c = d.client();
+    let mut batch = String::new();
+    for i in 0..50 {
+        batch.push_str(&format!("{{\"cmd\":\"ping\",\"id\":{i}}}\n\n"));
+    }
+    c.send_raw(batch.as_bytes());
+    c.writer.shutdown(std::net::Shutdown::Write).unwrap();
+    for i in 0..50 {
+        let answer = c.read_line().expect("answer");
+        assert_eq!(answer["id"], i);
+    }
+    assert!(c.closed(), "the server closes after answering everything");
+}
+
+#[test]
+fn bad_json_keeps_the_connection_usable() {
+    let d = Daemon::start(&[]);
+    let mut c = d.client();
+    for bad in [&b"not json\n"[..], b"{\"cmd\":\n", b"\xff\xfe{}\n", b"[1,2]\n"] {
+        c.send_raw(bad);
+        let answer = c.read_line().unwrap();
+        assert_eq!(answer["ok"], false, "{answer}");
+        let expected = if bad == b"[1,2]\n" { "bad_request" } else { "bad_json" };
+        assert_eq!(code(&answer), expected, "{answer}");
+    }
+    assert!(message(&c.request(json!({"cmd": "ping"}))).is_empty());
+    let utf8 = {
+        c.send_raw(b"\xff\n");
+        c.read_line().unwrap()
+    };
+    assert!(message(&utf8).contains("UTF-8"), "{utf8}");
+}
+
+#[test]
+fn envelope_errors_name_what_is_wrong_and_echo_the_id() {
+    let d = Daemon::start(&[]);
+    let mut c = d.client();
+    let a = c.request(json!({"id": "x"}));
+    assert_eq!((code(&a), &a["id"]), ("bad_request", &json!("x")));
+    assert!(message(&a).contains("cmd"));
+    let a = c.request(json!({"cmd": 5}));
+    assert_eq!(code(&a), "bad_request");
+    let a = c.request(json!({"cmd": "frobnicate", "id": [1]}));
+    assert_eq!((code(&a), &a["id"]), ("unknown_command", &json!([1])));
+    let a = c.request(json!({"cmd": "ping", "extra": 1}));
+    assert_eq!(code(&a), "bad_request");
+    assert!(message(&a).contains("extra"), "{a}");
+    let a = c.request(json!({"cmd": "jobs", "limit": 1001}));
+    assert!(message(&a).starts_with("limit"), "{a}");
+    let a = c.request(json!({"cmd": "jobs", "limit": "ten"}));
+    assert!(message(&a).contains("limit"), "{a}");
+    let a = c.request(json!({"cmd": "jobs", "status": "done"}));
+    assert!(message(&a).starts_with("status"), "{a}");
+    let a = c.request(json!({"cmd": "jobs", "since": "yesterday"}));
+    assert!(message(&a).starts_with("since"), "{a}");
+    let a = c.request(json!({"cmd": "job"}));
+    assert!(message(&a).contains("id"), "{a}");
+    let a = c.request(json!({"cmd": "job", "id": "nosuchjob000000"}));
+    assert_eq!(code(&a), "not_found");
+}
+
+#[test]
+fn an_over_long_line_gets_too_large_and_the_connection_closes() {
+    let d = Daemon::start(&[("CRONQ_MAX_REQUEST_BYTES", "4096")]);
+    let mut c = d.client();
+    // Exactly at the limit is fine.
+    let pad = "x".repeat(4096 - r#"{"cmd":"ping","id":""}"#.len());
+    let a = c.request(json!({"cmd": "ping", "id": pad}));
+    assert_eq!(a["ok"], true, "{a}");
+    let mut long = vec![b'{'; 1];
+    long.extend(std::iter::repeat_n(b' ', 10_000));
+    c.send_raw(&long);
+    let a = c.read_line().unwrap();
+    assert_eq!(code(&a), "too_large");
+    assert!(message(&a).contains("CRONQ_MAX_REQUEST_BYTES"), "{a}");
+    assert!(c.closed());
+    // The daemon still serves.
+    d.ok(json!({"cmd": "ping"}));
+}
+
+#[test]
+fn the_connection_limit_answers_unavailable() {
+    let d = Daemon::start(&[("CRONQ_MAX_CONNECTIONS", "2")]);
+    // The start-up probe's connection must be gone first.
+    d.until(Duration::from_secs(5), "the probe's slot to free", |d| try_ping(d).then_some(()));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut a = d.client();
+    let mut b = d.client();
+    a.request(json!({"cmd": "ping"}));
+    b.request(json!({"cmd": "ping"}));
+    let mut c = d.client();
+    let answer = c.read_line().expect("a refusal");
+    assert_eq!(code(&answer), "unavailable");
+    assert!(message(&answer).contains("CRONQ_MAX_CONNECTIONS"));
+    drop(a);
+    d.until(Duration::from_secs(5), "a free connection", |d| try_ping(d).then_some(()));
+}
+
+/// A ping that reports a refused or broken connection as `false`.
+fn try_ping(d: &Daemon) -> bool {
+    use std::io::{BufRead, BufReader};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&d.socket) else { return false };
+    if s.write_all(b"{\"cmd\":\"ping\"}\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    let _ = BufReader::new(&s).read_line(&mut line);
+    line.contains("\"pong\":true")
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let d = Daemon::start(&[("CRONQ_IDLE_TIMEOUT_SECONDS", "1")]);
+    let mut c = d.client();
+    c.request(json!({"cmd": "ping"}));
+    let started = Instant::now();
+    assert!(c.closed());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[test]
+fn status_reports_the_documented_fields() {
+    let d = Daemon::start(&[("JOB_MAX_WORKERS", "3")]);
+    let s = d.ok(json!({"cmd": "status"}));
+    for key in ["version", "protocol", "pid", "uptime_s", "db", "sqlite_version", "ready", "workers", "queue", "last_tick"] {
+        assert!(s.get(key).is_some(), "status lacks {key}: {s}");
+    }
+    assert_eq!(s["protocol"], 1);
+    assert_eq!(s["pid"], d.pid());
+    assert_eq!(s["ready"], true);
+    assert_eq!(s["workers"]["max"], 3);
+    for key in ["pending", "scheduled", "running", "dead"] {
+        assert_eq!(s["queue"][key], 0);
+    }
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_refuses_to_start() {
+    let d = Daemon::start(&[]);
+    let out = Command::new(daemon::BIN)
+        .arg("daemon")
+        .current_dir(&d.dir)
+        .env("LOG_FORMAT", "text")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another cronq is running on"), "{stderr}");
+    d.ok(json!({"cmd": "ping"}));
+}
+
+#[test]
+fn a_stale_socket_left_by_a_crash_is_replaced() {
+    let mut d = Daemon::start(&[]);
+    d.kill();
+    assert!(d.socket.exists());
+    d.spawn();
+    d.ok(json!({"cmd": "ping"}));
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [("JOB_MAX_WORKERS", "lots"), ("JOB_BATCH_SIZE", "0"), ("LOG_LEVEL", "loud"), ("CRON_TZ", "Mars/Olympus")] {
+        let out = Command::new(daemon::BIN)
+            .arg("daemon")
+            .current_dir(dir.path())
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var) || stderr.contains("Mars/Olympus"), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn the_socket_is_0660_in_a_0750_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start(&[]);
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let dir = std::fs::metadata(d.socket.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir, 0o750);
+}
