@@ -1,0 +1,99 @@
+//! The library face: a daemon built in-process with its own handlers, on a
+//! temp directory with a real socket and database. Panics, timeouts and
+//! programmatic enqueue are proven here, where a test can own the handler.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use cronq::{Config, Daemon, Handler, JobContext, JobError, NewJob};
+use serde_json::{Map, json};
+
+struct Panics(Arc<AtomicU32>);
+
+#[async_trait::async_trait]
+impl Handler for Panics {
+    fn job_type(&self) -> &str {
+        "panics"
+    }
+    async fn run(&self, _job: JobContext) -> Result<(), JobError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("the handler blew up");
+    }
+}
+
+struct Counts(Arc<AtomicU32>);
+
+#[async_trait::async_trait]
+impl Handler for Counts {
+    fn job_type(&self) -> &str {
+        "counts"
+    }
+    async fn run(&self, job: JobContext) -> Result<(), JobError> {
+        assert!(job.attempt >= 1);
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut config = Config::for_dir(dir);
+    config.backoff_base = Duration::from_millis(10);
+    config.backoff_max = Duration::from_millis(50);
+    config
+}
+
+async fn until<F: Fn() -> bool>(what: &str, check: F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_a_failed_attempt_and_the_daemon_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (panics, counts) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let daemon = Daemon::builder(config(dir.path()))
+        .handler(Panics(panics.clone()))
+        .handler(Counts(counts.clone()))
+        .start()
+        .await
+        .unwrap();
+    let mut job = NewJob::new("p", "panics", Map::new());
+    job.retry_count = Some(1);
+    let id = daemon.queue().enqueue_one(job).await.unwrap().job.id;
+    until("two attempts", || panics.load(Ordering::SeqCst) == 2).await;
+    let queue = daemon.queue().clone();
+    let store = queue.store().clone();
+    let mut dead = None;
+    for _ in 0..500 {
+        let (job, errors) = store.get(id.clone(), i64::MAX / 2).await.unwrap().unwrap();
+        if job.status == cronq::queue::job::JobStatus::Dead {
+            dead = Some((job, errors));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (job, errors) = dead.expect("the job died");
+    assert_eq!(job.attempts, 2);
+    assert!(errors[0].error.contains("panicked: the handler blew up"), "{errors:?}");
+
+    // Programmatic enqueue of a batch; every job runs exactly once.
+    let jobs: Vec<NewJob> = (0..200).map(|i| NewJob::new(format!("c{i}"), "counts", Map::new())).collect();
+    daemon.queue().enqueue(jobs, true).await.unwrap();
+    until("200 jobs", || counts.load(Ordering::SeqCst) == 200).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(counts.load(Ordering::SeqCst), 200);
+
+    // Validation is the socket's: an unknown type is refused.
+    let err = daemon
+        .queue()
+        .enqueue_one(NewJob::new("x", "nosuch", Map::new()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("payload.type"), "{err}");
+    let _ = json!(null);
+    daemon.stop().await;
+}
