@@ -1,9 +1,10 @@
 //! cronq: scheduled tasks and a persistent job queue on SQLite.
 
+pub mod client;
 pub mod clock;
 pub mod config;
-pub mod daemon;
 pub mod cron;
+pub mod daemon;
 pub mod handlers;
 pub mod queue;
 pub mod store;
