@@ -10,11 +10,34 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// One request line: the envelope's `id` and the command with its arguments.
+///
+/// PROTOCOL.md names both the envelope's request id and the argument of
+/// `job`, `cron`, `trigger`, ... `id`. A JSON object has one `id`, so for
+/// those commands the argument is sent alone and doubles as the request id
+/// (the daemon echoes it); `Request::new` decides which.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Request {
-    pub id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     #[serde(flatten)]
     pub command: Cmd,
+}
+
+impl Request {
+    /// A request with the envelope id `id`, unless the command's own `id`
+    /// argument takes that key.
+    pub fn new(id: u64, command: Cmd) -> Request {
+        let id = command.id_argument().is_none().then_some(id);
+        Request { id, command }
+    }
+
+    /// The `id` the answer should echo.
+    pub fn expected_id(&self) -> Option<Value> {
+        match self.command.id_argument() {
+            Some(arg) => Some(Value::String(arg.to_string())),
+            None => self.id.map(Value::from),
+        }
+    }
 }
 
 /// A command and its arguments; `cmd` is the variant's name in snake_case.
@@ -71,6 +94,21 @@ pub enum Cmd {
 }
 
 impl Cmd {
+    /// The command's `id` argument (a job's or a cron's), if it has one.
+    pub fn id_argument(&self) -> Option<&str> {
+        match self {
+            Cmd::Job { id }
+            | Cmd::Explain { id }
+            | Cmd::Retry { id }
+            | Cmd::Cancel { id }
+            | Cmd::Cron { id, .. }
+            | Cmd::Trigger { id }
+            | Cmd::Enable { id }
+            | Cmd::Disable { id } => Some(id),
+            _ => None,
+        }
+    }
+
     /// The `cmd` string, for messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -155,7 +193,7 @@ mod tests {
     use serde_json::json;
 
     fn wire(command: Cmd) -> Value {
-        let line = serde_json::to_string(&Request { id: 7, command }).unwrap();
+        let line = serde_json::to_string(&Request::new(7, command)).unwrap();
         assert!(!line.contains('\n'), "a request is one line");
         serde_json::from_str(&line).unwrap()
     }
@@ -187,6 +225,22 @@ mod tests {
             })),
             json!({"cmd": "jobs", "id": 7, "type": "email", "after": 42})
         );
+    }
+
+    #[test]
+    fn an_id_argument_is_sent_once_and_is_what_comes_back() {
+        let request = Request::new(7, Cmd::Job { id: "k3j9".into() });
+        let line = serde_json::to_string(&request).unwrap();
+        assert_eq!(line, r#"{"cmd":"job","id":"k3j9"}"#);
+        assert_eq!(request.expected_id(), Some(json!("k3j9")));
+        assert_eq!(
+            wire(Cmd::Cron {
+                id: "system_queue".into(),
+                limit: Some(5)
+            }),
+            json!({"cmd": "cron", "id": "system_queue", "limit": 5})
+        );
+        assert_eq!(Request::new(7, Cmd::Ping).expected_id(), Some(json!(7)));
     }
 
     #[test]

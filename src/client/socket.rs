@@ -110,12 +110,18 @@ pub fn request(
 
     // One id per process is enough: one request per connection. It is the
     // pid so that a daemon's debug log line can be matched to the caller.
-    let id = u64::from(std::process::id());
     let name = command.name();
-    let mut line = serde_json::to_string(&Request { id, command })
+    let request = Request::new(u64::from(std::process::id()), command);
+    let mut line = serde_json::to_string(&request)
         .map_err(|e| ClientError::Protocol(format!("cannot encode the {name} request: {e}")))?;
     line.push('\n');
-    exchange(&stream, line.as_bytes(), path, timeout, id)
+    exchange(
+        &stream,
+        line.as_bytes(),
+        path,
+        timeout,
+        request.expected_id(),
+    )
 }
 
 fn exchange(
@@ -123,7 +129,7 @@ fn exchange(
     line: &[u8],
     path: &Path,
     timeout: Option<Duration>,
-    id: u64,
+    expected_id: Option<Value>,
 ) -> Result<Answer, ClientError> {
     let io_error = |err: io::Error| match err.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
@@ -158,11 +164,11 @@ fn exchange(
     }
     // Only a mismatch is an error: an answer without an id is what a
     // daemon sends when it could not read the request at all.
-    if let Some(got) = value.get("id")
-        && got != &Value::from(id)
+    if let (Some(got), Some(want)) = (value.get("id"), &expected_id)
+        && got != want
     {
         return Err(ClientError::Protocol(format!(
-            "the daemon answered request {got}, not {id}"
+            "the daemon answered request {got}, not {want}"
         )));
     }
     Ok(Answer {
@@ -227,7 +233,7 @@ mod tests {
             b"{\"cmd\":\"ping\",\"id\":5}\n",
             Path::new("x"),
             None,
-            5,
+            Some(Value::from(5)),
         )
         .unwrap();
         assert!(answer.ok());
@@ -249,7 +255,8 @@ mod tests {
                 BufReader::new(&server).read_line(&mut line).unwrap();
                 (&server).write_all(&reply).unwrap();
             });
-            let err = exchange(&client, b"{}\n", Path::new("x"), None, 5).unwrap_err();
+            let err =
+                exchange(&client, b"{}\n", Path::new("x"), None, Some(Value::from(5))).unwrap_err();
             assert!(matches!(err, ClientError::Protocol(_)), "{err}");
             peer.join().unwrap();
         }

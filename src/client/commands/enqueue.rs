@@ -172,7 +172,7 @@ mod tests {
             panic!("not enqueue")
         };
         let command = request(&args, &mut stdin.as_bytes())?;
-        Ok(serde_json::to_value(Request { id: 1, command }).unwrap())
+        Ok(serde_json::to_value(Request::new(1, command)).unwrap())
     }
 
     #[test]

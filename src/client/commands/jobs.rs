@@ -199,11 +199,7 @@ mod tests {
         let Command::Jobs(args) = cli.command else {
             panic!()
         };
-        let got = serde_json::to_value(Request {
-            id: 1,
-            command: list_request(&args).unwrap(),
-        })
-        .unwrap();
+        let got = serde_json::to_value(Request::new(1, list_request(&args).unwrap())).unwrap();
         assert_eq!(
             got,
             json!({"cmd": "jobs", "id": 1, "type": "email", "status": "dead",
