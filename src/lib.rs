@@ -1,10 +1,11 @@
 //! cronq: scheduled tasks and a persistent job queue on SQLite.
 
+pub mod client;
 pub mod clock;
 pub mod admin;
 pub mod config;
-pub mod daemon;
 pub mod cron;
+pub mod daemon;
 pub mod handlers;
 pub mod logging;
 pub mod queue;

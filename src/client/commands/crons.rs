@@ -1,0 +1,252 @@
+//! `crons`, `cron`, `trigger`, `enable`, `disable`, `reload`: the scheduled
+//! tasks and the runs they made.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::{items, num, opt_str, text, when, yes_no};
+use crate::client::table::{Fields, Table};
+use crate::client::timefmt;
+
+/// A cron's `last_run`: PROTOCOL.md shows only `null`, so both a timestamp
+/// and a run object are read; the answer is (when, status).
+fn last_run(cron: &Value, now: Timestamp) -> (String, String) {
+    match cron.get("last_run") {
+        Some(Value::String(at)) => (
+            timefmt::relative_text(Some(at), now),
+            text(cron, "last_status"),
+        ),
+        Some(run @ Value::Object(_)) => (
+            timefmt::relative_text(
+                opt_str(run, "started").or(opt_str(run, "scheduled_for")),
+                now,
+            ),
+            text(run, "status"),
+        ),
+        _ => ("-".to_string(), "-".to_string()),
+    }
+}
+
+fn enabled(cron: &Value) -> String {
+    match cron.get("enabled").and_then(Value::as_bool) {
+        Some(true) => "yes".to_string(),
+        Some(false) => "no".to_string(),
+        None => "-".to_string(),
+    }
+}
+
+pub fn render_list(a: &Value, now: Timestamp) -> String {
+    let crons = items(a, "crons");
+    if crons.is_empty() {
+        return "no crons".to_string();
+    }
+    let mut t = Table::new(&[
+        "ID", "SCHEDULE", "ZONE", "ENABLED", "NEXT", "LAST", "STATUS", "SOURCE",
+    ]);
+    for cron in crons {
+        let (last, status) = last_run(cron, now);
+        let next = if cron.get("enabled").and_then(Value::as_bool) == Some(false) {
+            "-".to_string()
+        } else {
+            timefmt::relative_text(opt_str(cron, "next_run"), now)
+        };
+        t.row(vec![
+            text(cron, "id"),
+            text(cron, "schedule"),
+            text(cron, "timezone"),
+            enabled(cron),
+            next,
+            last,
+            status,
+            text(cron, "source"),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Duration of a run, "-" while it runs.
+fn run_duration(run: &Value) -> String {
+    run.get("duration_ms")
+        .and_then(Value::as_u64)
+        .map_or_else(|| "-".to_string(), timefmt::millis)
+}
+
+pub fn render_cron(a: &Value, now: Timestamp) -> String {
+    let cron = a.get("cron").unwrap_or(&Value::Null);
+    let mut f = Fields::new();
+    f.add("id", text(cron, "id"));
+    f.add("schedule", text(cron, "schedule"));
+    f.add("zone", text(cron, "timezone"));
+    f.add("description", text(cron, "description"));
+    f.add("enabled", yes_no(cron, "enabled"));
+    f.add("source", text(cron, "source"));
+    f.add("next run", when(cron, "next_run", now));
+    let (last, status) = last_run(cron, now);
+    f.add("last run", format!("{last} ({status})"));
+    match cron.get("job") {
+        Some(job @ Value::Object(_)) => f.add("job", job.to_string()),
+        _ => f.add("job", "-"),
+    }
+    let runs = items(a, "runs");
+    if runs.is_empty() {
+        return format!("{f}\nno runs yet\n");
+    }
+    let mut t = Table::new(&[
+        "SCHEDULED FOR",
+        "TRIGGER",
+        "STATUS",
+        "STARTED",
+        "TOOK",
+        "ERROR",
+    ])
+    .right(&["TOOK"]);
+    for run in runs {
+        t.row(vec![
+            timefmt::short(&text(run, "scheduled_for")),
+            text(run, "trigger"),
+            text(run, "status"),
+            timefmt::relative_text(opt_str(run, "started"), now),
+            run_duration(run),
+            opt_str(run, "error").unwrap_or("").to_string(),
+        ]);
+    }
+    format!("{f}\nruns, newest first:\n{t}")
+}
+
+pub fn render_trigger(a: &Value, _now: Timestamp) -> String {
+    let run = a.get("run").unwrap_or(&Value::Null);
+    let mut out = format!("run {}", text(run, "status"));
+    if let Some(ms) = run.get("duration_ms").and_then(Value::as_u64) {
+        out.push_str(&format!(" in {}", timefmt::millis(ms)));
+    }
+    if run.get("processed").is_some() || run.get("failed").is_some() {
+        out.push_str(&format!(
+            ": {} jobs processed, {} failed",
+            num(run, "processed"),
+            num(run, "failed")
+        ));
+    }
+    if let Some(error) = opt_str(run, "error") {
+        out.push_str(&format!("\nerror: {error}"));
+    }
+    out
+}
+
+/// `enable` and `disable` answer with the cron.
+pub fn render_switch(a: &Value, now: Timestamp) -> String {
+    let cron = a.get("cron").unwrap_or(a);
+    let state = match cron.get("enabled").and_then(Value::as_bool) {
+        Some(true) => "enabled",
+        Some(false) => "disabled",
+        None => "-",
+    };
+    let mut out = format!("cron {} is {state}", text(cron, "id"));
+    if state == "enabled"
+        && let Some(next) = opt_str(cron, "next_run")
+    {
+        out.push_str(&format!(
+            "; next run {}",
+            timefmt::relative_text(Some(next), now)
+        ));
+    }
+    out
+}
+
+pub fn render_reload(a: &Value, _now: Timestamp) -> String {
+    let list = |key| {
+        let ids: Vec<String> = items(a, key)
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect();
+        if ids.is_empty() {
+            "none".to_string()
+        } else {
+            ids.join(", ")
+        }
+    };
+    format!(
+        "reloaded the crons: added {}; removed {}; changed {}",
+        list("added"),
+        list("removed"),
+        list("changed")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn builtin() -> Value {
+        json!({"id": "system_queue", "schedule": "* * * * *", "timezone": "UTC",
+               "description": "Processes jobs from the database queue", "enabled": true,
+               "source": "builtin", "job": null, "next_run": "2026-01-01T00:01:00.000Z", "last_run": null})
+    }
+
+    #[test]
+    fn list_table() {
+        let mut report = builtin();
+        report["id"] = json!("nightly_report");
+        report["schedule"] = json!("0 2 * * *");
+        report["timezone"] = json!("Europe/Berlin");
+        report["source"] = json!("file");
+        report["enabled"] = json!(false);
+        report["last_run"] = json!({"scheduled_for": "2025-12-31T01:00:00.000Z", "started": "2025-12-31T01:00:00.004Z", "status": "ok"});
+        let out = render_list(&json!({"ok": true, "crons": [builtin(), report]}), now());
+        assert_eq!(
+            out,
+            "ID              SCHEDULE   ZONE           ENABLED  NEXT   LAST     STATUS  SOURCE\n\
+             system_queue    * * * * *  UTC            yes      in 1m  -        -       builtin\n\
+             nightly_report  0 2 * * *  Europe/Berlin  no       -      22h ago  ok      file\n"
+        );
+    }
+
+    #[test]
+    fn one_cron_with_runs() {
+        let a = json!({"ok": true, "cron": builtin(), "runs": [
+            {"scheduled_for": "2025-12-31T23:59:00.000Z", "started": "2025-12-31T23:59:00.003Z", "finished": "2025-12-31T23:59:00.015Z",
+             "status": "ok", "duration_ms": 12, "error": null, "trigger": "schedule"}]});
+        let out = render_cron(&a, now());
+        assert!(
+            out.contains("next run: 2026-01-01 00:01:00 UTC (in 1m)\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(
+                "SCHEDULED FOR        TRIGGER   STATUS  STARTED  TOOK  ERROR\n\
+             2025-12-31 23:59:00  schedule  ok      59s ago  12ms\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn trigger_of_system_queue_counts() {
+        let a = json!({"ok": true, "run": {"status": "ok", "duration_ms": 1500, "processed": 50, "failed": 2, "trigger": "manual"}});
+        assert_eq!(
+            render_trigger(&a, now()),
+            "run ok in 1.5s: 50 jobs processed, 2 failed"
+        );
+        let a = json!({"ok": true, "run": {"status": "failed", "duration_ms": 3, "error": "boom"}});
+        assert_eq!(render_trigger(&a, now()), "run failed in 3ms\nerror: boom");
+    }
+
+    #[test]
+    fn switch_and_reload() {
+        assert_eq!(
+            render_switch(&json!({"ok": true, "cron": builtin()}), now()),
+            "cron system_queue is enabled; next run in 1m"
+        );
+        assert_eq!(
+            render_reload(
+                &json!({"ok": true, "added": ["a", "b"], "removed": [], "changed": ["c"]}),
+                now()
+            ),
+            "reloaded the crons: added a, b; removed none; changed c"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! `ping`, `status`, `stats` and `metrics`: how the daemon is doing.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::{num, text, when, yes_no};
+use crate::client::table::{Fields, Table};
+use crate::client::timefmt;
+
+pub fn render_ping(_answer: &Value, _now: Timestamp) -> String {
+    "pong".to_string()
+}
+
+pub fn render_status(a: &Value, now: Timestamp) -> String {
+    let workers = a.get("workers").unwrap_or(&Value::Null);
+    let queue = a.get("queue").unwrap_or(&Value::Null);
+    let mut f = Fields::new();
+    f.add("version", text(a, "version"));
+    f.add("protocol", num(a, "protocol"));
+    f.add("pid", num(a, "pid"));
+    f.add(
+        "uptime",
+        a.get("uptime_s")
+            .and_then(Value::as_u64)
+            .map_or_else(|| "-".to_string(), timefmt::duration),
+    );
+    f.add("ready", yes_no(a, "ready"));
+    f.add("database", text(a, "db"));
+    f.add("sqlite", text(a, "sqlite_version"));
+    f.add(
+        "workers",
+        format!("{}/{} busy", num(workers, "busy"), num(workers, "max")),
+    );
+    f.add(
+        "queue",
+        format!(
+            "{} pending, {} scheduled, {} running, {} dead",
+            num(queue, "pending"),
+            num(queue, "scheduled"),
+            num(queue, "running"),
+            num(queue, "dead")
+        ),
+    );
+    f.add("last tick", when(a, "last_tick", now));
+    f.to_string()
+}
+
+pub fn render_stats(a: &Value, _now: Timestamp) -> String {
+    let mut t = Table::new(&[
+        "TYPE",
+        "PENDING",
+        "SCHEDULED",
+        "RUNNING",
+        "DEAD",
+        "SUCCEEDED",
+        "FAILED",
+        "P50",
+        "P95",
+        "MAX",
+    ])
+    .right(&[
+        "PENDING",
+        "SCHEDULED",
+        "RUNNING",
+        "DEAD",
+        "SUCCEEDED",
+        "FAILED",
+        "P50",
+        "P95",
+        "MAX",
+    ]);
+    let ms = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_f64)
+            .map_or_else(|| "-".to_string(), |ms| timefmt::millis(ms.max(0.0) as u64))
+    };
+    if let Some(types) = a.get("types").and_then(Value::as_object) {
+        // serde_json's map is sorted by key, so types come out alphabetically.
+        for (name, v) in types {
+            t.row(vec![
+                name.clone(),
+                num(v, "pending"),
+                num(v, "scheduled"),
+                num(v, "running"),
+                num(v, "dead"),
+                num(v, "succeeded"),
+                num(v, "failed"),
+                ms(v, "p50_ms"),
+                ms(v, "p95_ms"),
+                ms(v, "max_ms"),
+            ]);
+        }
+    }
+    let workers = a.get("workers").unwrap_or(&Value::Null);
+    let oldest = a
+        .get("oldest_pending_age_s")
+        .and_then(Value::as_f64)
+        .map_or_else(|| "-".to_string(), |s| timefmt::duration(s.max(0.0) as u64));
+    format!(
+        "{t}\nworkers: {}/{} busy; oldest pending job: {oldest}",
+        num(workers, "busy"),
+        num(workers, "max")
+    )
+}
+
+pub fn render_metrics(a: &Value, _now: Timestamp) -> String {
+    text(a, "text")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn status_reads_as_a_block() {
+        let a = json!({"ok": true, "version": "0.1.0", "protocol": 1, "pid": 42, "uptime_s": 7200,
+            "db": "cronq-data/cronq.db", "sqlite_version": "3.50.0", "ready": true,
+            "workers": {"max": 5, "busy": 2},
+            "queue": {"pending": 1, "scheduled": 2, "running": 2, "dead": 0},
+            "last_tick": "2025-12-31T23:59:30.000Z"});
+        let out = render_status(&a, now());
+        assert!(out.contains("   uptime: 2h\n"), "{out}");
+        assert!(out.contains("  workers: 2/5 busy\n"), "{out}");
+        assert!(
+            out.contains("last tick: 2025-12-31 23:59:30 UTC (30s ago)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    queue: 1 pending, 2 scheduled, 2 running, 0 dead"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn stats_table() {
+        let a = json!({"ok": true, "types": {
+            "noop": {"pending": 0, "scheduled": 0, "running": 0, "dead": 0, "succeeded": 1200, "failed": 0, "p50_ms": 0, "p95_ms": 1, "max_ms": 3},
+            "email": {"pending": 3, "scheduled": 1, "running": 1, "dead": 2, "succeeded": 10, "failed": 4, "p50_ms": 250, "p95_ms": 1800, "max_ms": 30000}},
+            "oldest_pending_age_s": 95, "workers": {"max": 5, "busy": 1}});
+        let out = render_stats(&a, now());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "TYPE   PENDING  SCHEDULED  RUNNING  DEAD  SUCCEEDED  FAILED    P50   P95    MAX"
+        );
+        assert_eq!(
+            lines[1],
+            "email        3          1        1     2         10       4  250ms  1.8s  30.0s"
+        );
+        assert!(lines[2].starts_with("noop "));
+        assert_eq!(lines[4], "workers: 1/5 busy; oldest pending job: 1m");
+    }
+
+    #[test]
+    fn metrics_are_the_text_alone() {
+        let a = json!({"ok": true, "text": "# TYPE x counter\nx 1\n"});
+        assert_eq!(render_metrics(&a, now()), "# TYPE x counter\nx 1\n");
+    }
+}

@@ -1,0 +1,170 @@
+//! The `cronq` command line's client side: every subcommand except `daemon`
+//! talks to a running daemon over its admin socket (PROTOCOL.md), one
+//! request line and one answer line, and prints the answer as a table or,
+//! with `--json`, exactly as received.
+//!
+//! - `args`: the command line (clap derive types);
+//! - `request`: the typed requests sent;
+//! - `socket`: socket path resolution and the exchange;
+//! - `commands/`: per command, the request it sends and how its answer reads;
+//! - `table`, `timefmt`: human output.
+//!
+//! The choice a reader would question: each command is split into building
+//! its request and rendering its answer (a pure function of the answer and
+//! the current time), with the sending, `--json` and error handling done
+//! once in `run`. So every command behaves alike on errors and exit codes,
+//! and its output is unit-tested from a JSON value without a socket.
+//!
+//! Exit codes: 0 ok; 1 the daemon refused (`ok: false`); 2 usage (clap's
+//! own, and arguments the CLI checks itself); 3 the daemon could not be
+//! reached or gave no usable answer.
+
+pub mod args;
+pub mod commands;
+pub mod request;
+pub mod socket;
+pub mod table;
+pub mod timefmt;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::CommandFactory;
+use jiff::Timestamp;
+use serde_json::Value;
+
+use args::{Cli, Command, GlobalArgs};
+
+use request::Cmd;
+
+/// The process exit codes, as the man page lists them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const REFUSED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+}
+
+/// How long to wait for an answer unless `--timeout` says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// `trigger` answers only when the run has done its part; a `system_queue`
+/// run drains a whole batch, so it gets longer.
+const TRIGGER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why a command did not succeed; each maps to an exit code and one line on
+/// stderr, `cronq: <code>: <message>`. Codes other than the daemon's own
+/// (`usage`, `unreachable`, `timeout`, `protocol`) are the CLI's.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("usage: {0}")]
+    Usage(String),
+    #[error(
+        "unreachable: cannot connect to the daemon at {}: {err}\n{}",
+        path.display(),
+        unreachable_hint(path, err)
+    )]
+    Unreachable { path: PathBuf, err: io::Error },
+    #[error(
+        "timeout: the daemon at {} did not answer within {secs}s (raise --timeout, or 0 to wait forever)",
+        path.display()
+    )]
+    Timeout { path: PathBuf, secs: u64 },
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("{code}: {message}")]
+    Refused { code: String, message: String },
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Usage(_) => exit::USAGE,
+            ClientError::Refused { .. } => exit::REFUSED,
+            ClientError::Unreachable { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::Protocol(_) => exit::UNREACHABLE,
+        }
+    }
+}
+
+/// What to try next, by what went wrong.
+fn unreachable_hint(path: &std::path::Path, err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => format!(
+            "hint: run as the daemon's user or root, or join the group that owns {} (CRONQ_SOCKET_GROUP)",
+            path.display()
+        ),
+        _ => format!(
+            "hint: is the daemon running? Start it with `systemctl start cronq` or `cronq daemon`, \
+             or point --socket / CRONQ_SOCKET at its socket (tried {})",
+            path.display()
+        ),
+    }
+}
+
+/// Runs a client command; `main` handles `daemon` and `check` itself.
+pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
+    let result = match command {
+        Command::Daemon | Command::Check { .. } => Err(ClientError::Usage(
+            "`daemon` and `check` are not client commands".to_string(),
+        )),
+        Command::Next(args) => commands::next::run(&args, global.json, Timestamp::now()),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "cronq", &mut buf);
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        }
+        command => remote(&global, command),
+    };
+    match result {
+        Ok(text) => {
+            print(&text);
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cronq: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// A command answered by the daemon: send its request, then print the
+/// answer line (`--json`) or its rendering.
+fn remote(global: &GlobalArgs, command: Command) -> Result<String, ClientError> {
+    let (cmd, render) = commands::plan(command)?;
+    let timeout = match global.timeout {
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None if matches!(cmd, Cmd::Trigger { .. }) => Some(TRIGGER_TIMEOUT),
+        None => Some(DEFAULT_TIMEOUT),
+    };
+    let path = socket::resolve(global.socket.as_deref())?;
+    let answer = socket::request(&path, cmd, timeout)?;
+    if !answer.ok() {
+        if global.json {
+            print(&answer.line);
+        }
+        let (code, message) = answer.error();
+        return Err(ClientError::Refused { code, message });
+    }
+    if global.json {
+        return Ok(answer.line);
+    }
+    Ok(render(&answer.value, Timestamp::now()))
+}
+
+/// How a command's successful answer reads at a terminal.
+pub type Render = fn(&Value, Timestamp) -> String;
+
+/// Writes `text` to stdout with a final newline. A closed pipe (`| head`)
+/// is not an error worth a panic.
+fn print(text: &str) {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    if !text.is_empty() && !text.ends_with('\n') {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
+}

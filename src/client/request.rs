@@ -1,0 +1,256 @@
+//! The requests the CLI sends, as typed values serialized by serde.
+//!
+//! STYLE.md wants one definition of the protocol shared by daemon and CLI
+//! (`src/admin/protocol.rs`). That module is not on this branch yet, so the
+//! client's side is written here, field for field from PROTOCOL.md, and the
+//! CLI never builds a request as a string. When the admin types land, these
+//! should be replaced by them (the tests below pin the wire shape either way).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One request line: the envelope's `id` and the command with its arguments.
+///
+/// PROTOCOL.md names both the envelope's request id and the argument of
+/// `job`, `cron`, `trigger`, ... `id`. A JSON object has one `id`, so for
+/// those commands the argument is sent alone and doubles as the request id
+/// (the daemon echoes it); `Request::new` decides which.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Request {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub command: Cmd,
+}
+
+impl Request {
+    /// A request with the envelope id `id`, unless the command's own `id`
+    /// argument takes that key.
+    pub fn new(id: u64, command: Cmd) -> Request {
+        let id = command.id_argument().is_none().then_some(id);
+        Request { id, command }
+    }
+
+    /// The `id` the answer should echo.
+    pub fn expected_id(&self) -> Option<Value> {
+        match self.command.id_argument() {
+            Some(arg) => Some(Value::String(arg.to_string())),
+            None => self.id.map(Value::from),
+        }
+    }
+}
+
+/// A command and its arguments; `cmd` is the variant's name in snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Cmd {
+    Ping,
+    Status,
+    Enqueue(NewJob),
+    /// The batch form: the same `enqueue` command with a `jobs` array.
+    #[serde(rename = "enqueue")]
+    EnqueueBatch {
+        jobs: Vec<Value>,
+    },
+    Jobs(JobsQuery),
+    Job {
+        id: String,
+    },
+    Explain {
+        id: String,
+    },
+    Retry {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
+    Purge {
+        status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        older_than: Option<u64>,
+    },
+    Crons,
+    Cron {
+        id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    Trigger {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    Stats,
+    Metrics,
+    Reload,
+    LogLevel {
+        level: &'static str,
+    },
+}
+
+impl Cmd {
+    /// The command's `id` argument (a job's or a cron's), if it has one.
+    pub fn id_argument(&self) -> Option<&str> {
+        match self {
+            Cmd::Job { id }
+            | Cmd::Explain { id }
+            | Cmd::Retry { id }
+            | Cmd::Cancel { id }
+            | Cmd::Cron { id, .. }
+            | Cmd::Trigger { id }
+            | Cmd::Enable { id }
+            | Cmd::Disable { id } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The `cmd` string, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cmd::Ping => "ping",
+            Cmd::Status => "status",
+            Cmd::Enqueue(_) | Cmd::EnqueueBatch { .. } => "enqueue",
+            Cmd::Jobs(_) => "jobs",
+            Cmd::Job { .. } => "job",
+            Cmd::Explain { .. } => "explain",
+            Cmd::Retry { .. } => "retry",
+            Cmd::Cancel { .. } => "cancel",
+            Cmd::Purge { .. } => "purge",
+            Cmd::Crons => "crons",
+            Cmd::Cron { .. } => "cron",
+            Cmd::Trigger { .. } => "trigger",
+            Cmd::Enable { .. } => "enable",
+            Cmd::Disable { .. } => "disable",
+            Cmd::Stats => "stats",
+            Cmd::Metrics => "metrics",
+            Cmd::Reload => "reload",
+            Cmd::LogLevel { .. } => "log_level",
+        }
+    }
+}
+
+/// One job for `enqueue`, as PROTOCOL.md lists its fields. Absent options
+/// are left out, so the daemon's defaults (JOB_MAX_RETRIES, ...) apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewJob {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub payload: Payload,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+}
+
+/// `{"type", "data", "options"}`, the replaced system's payload shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Payload {
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub data: Map<String, Value>,
+    pub options: JobOptions,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u32>,
+}
+
+/// Filters and paging of `jobs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobsQuery {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The daemon's `next` cursor, sent back with the JSON type it had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn wire(command: Cmd) -> Value {
+        let line = serde_json::to_string(&Request::new(7, command)).unwrap();
+        assert!(!line.contains('\n'), "a request is one line");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    #[test]
+    fn bare_commands() {
+        assert_eq!(wire(Cmd::Ping), json!({"cmd": "ping", "id": 7}));
+        assert_eq!(wire(Cmd::Metrics), json!({"cmd": "metrics", "id": 7}));
+        assert_eq!(
+            wire(Cmd::LogLevel { level: "debug" }),
+            json!({"cmd": "log_level", "id": 7, "level": "debug"})
+        );
+    }
+
+    #[test]
+    fn optional_arguments_are_left_out() {
+        assert_eq!(
+            wire(Cmd::Purge {
+                status: "dead",
+                older_than: None
+            }),
+            json!({"cmd": "purge", "id": 7, "status": "dead"})
+        );
+        assert_eq!(
+            wire(Cmd::Jobs(JobsQuery {
+                job_type: Some("email".into()),
+                after: Some(json!(42)),
+                ..JobsQuery::default()
+            })),
+            json!({"cmd": "jobs", "id": 7, "type": "email", "after": 42})
+        );
+    }
+
+    #[test]
+    fn an_id_argument_is_sent_once_and_is_what_comes_back() {
+        let request = Request::new(7, Cmd::Job { id: "k3j9".into() });
+        let line = serde_json::to_string(&request).unwrap();
+        assert_eq!(line, r#"{"cmd":"job","id":"k3j9"}"#);
+        assert_eq!(request.expected_id(), Some(json!("k3j9")));
+        assert_eq!(
+            wire(Cmd::Cron {
+                id: "system_queue".into(),
+                limit: Some(5)
+            }),
+            json!({"cmd": "cron", "id": "system_queue", "limit": 5})
+        );
+        assert_eq!(Request::new(7, Cmd::Ping).expected_id(), Some(json!(7)));
+    }
+
+    #[test]
+    fn a_batch_is_the_enqueue_command_with_jobs() {
+        let job = json!({"name": "n", "payload": {"type": "noop", "data": {}}});
+        assert_eq!(
+            wire(Cmd::EnqueueBatch {
+                jobs: vec![job.clone()]
+            }),
+            json!({"cmd": "enqueue", "id": 7, "jobs": [job]})
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Tests of the `cronq` CLI ALONE: the real binary is run against a small
+//! fake server thread on a temporary socket, which records the request line
+//! and sends back a canned answer. Nothing here tests the daemon; these pin
+//! the client's side of PROTOCOL.md (request shape, `--json` passthrough)
+//! and its exit codes (0 ok, 1 refused, 2 usage, 3 unreachable). `cronq next`
+//! needs no daemon at all, so it runs with no socket.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread::JoinHandle;
+
+use serde_json::{Value, json};
+
+/// A one-shot fake daemon: answers one request with `answer` (its `id` set
+/// to the request's) and hands back the request line it read.
+struct FakeServer {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    thread: JoinHandle<String>,
+}
+
+impl FakeServer {
+    fn start(answer: Value) -> FakeServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let thread = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            let request: Value = serde_json::from_str(&line).unwrap();
+            let mut answer = answer;
+            answer["id"] = request["id"].clone();
+            (&stream)
+                .write_all(format!("{answer}\n").as_bytes())
+                .unwrap();
+            line
+        });
+        FakeServer {
+            _dir: dir,
+            path,
+            thread,
+        }
+    }
+
+    /// The request the client sent, parsed.
+    fn request(self) -> Value {
+        let line = self.thread.join().unwrap();
+        assert!(line.ends_with('\n'), "a request is one \\n-terminated line");
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+fn cronq(socket: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cronq"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("CRONQ_SOCKET")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn ok_answer_exits_0_with_human_output() {
+    let server = FakeServer::start(json!({"ok": true, "pong": true}));
+    let out = cronq(&server.path, &["ping"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "pong\n");
+    let request = server.request();
+    assert_eq!(request["cmd"], "ping");
+    assert!(request["id"].is_u64(), "the client sends a request id");
+}
+
+#[test]
+fn json_prints_the_answer_line_as_is() {
+    // Keys in an order serde_json would not produce, to show nothing is re-encoded.
+    let server = FakeServer::start(json!({"ok": true, "purged": 3}));
+    let out = cronq(&server.path, &["purge", "--older-than", "3600", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed: Value = serde_json::from_str(stdout(&out).trim_end()).unwrap();
+    assert_eq!(printed["purged"], 3);
+    assert_eq!(printed["ok"], true);
+    let request = server.request();
+    assert_eq!(request["status"], "dead");
+    assert_eq!(request["older_than"], 3600);
+}
+
+#[test]
+fn refused_exits_1_with_code_and_message() {
+    let answer =
+        json!({"ok": false, "error": {"code": "not_found", "message": "no job with id \"nope\""}});
+    let server = FakeServer::start(answer.clone());
+    let out = cronq(&server.path, &["job", "nope"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "cronq: not_found: no job with id \"nope\"\n");
+    assert_eq!(stdout(&out), "");
+    // `job`'s argument is named `id` like the envelope's request id: it is
+    // sent once, and the daemon's echo of it is accepted.
+    let request = server.request();
+    assert_eq!(request, json!({"cmd": "job", "id": "nope"}));
+
+    let server = FakeServer::start(answer);
+    let out = cronq(&server.path, &["--json", "job", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let printed: Value = serde_json::from_str(stdout(&out).trim_end()).unwrap();
+    assert_eq!(printed["error"]["code"], "not_found");
+    server.request();
+}
+
+#[test]
+fn no_daemon_exits_3_naming_the_socket_and_how_to_start_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("admin.sock");
+    let out = cronq(&path, &["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(err.starts_with("cronq: unreachable: "), "{err}");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("cronq daemon"), "{err}");
+}
+
+#[test]
+fn enqueue_sends_the_protocols_job_shape() {
+    let server = FakeServer::start(
+        json!({"ok": true, "job": {"id": "k3j9x0c2m1q8z7a", "type": "email", "status": "pending", "run_at": "2026-01-01T00:00:00.000Z"}}),
+    );
+    let out = cronq(
+        &server.path,
+        &[
+            "enqueue",
+            "email",
+            "--data",
+            r#"{"to":"ops@example.com","subject":"hi","text":"hello"}"#,
+            "--retries",
+            "5",
+            "--timeout",
+            "60",
+            "--unique-key",
+            "hello-ops",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("enqueued job k3j9x0c2m1q8z7a (email), pending"));
+    let mut request = server.request();
+    request.as_object_mut().unwrap().remove("id");
+    assert_eq!(
+        request,
+        json!({"cmd": "enqueue", "name": "email", "unique_key": "hello-ops",
+               "payload": {"type": "email",
+                           "data": {"to": "ops@example.com", "subject": "hi", "text": "hello"},
+                           "options": {"retry_count": 5, "timeout": 60}}})
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("admin.sock");
+    let out = cronq(&path, &["jobs", "--status", "finished"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cronq(&path, &["enqueue", "noop", "--data", "not json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("cronq: usage: --data"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_is_not_built_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cronq(&dir.path().join("s"), &["check", "crons.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not built yet"));
+}
+
+#[test]
+fn completions_are_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cronq(&dir.path().join("s"), &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(stdout(&out).contains("enqueue"), "{shell}");
+    }
+}
+
+#[test]
+fn next_works_with_no_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("no.sock");
+    let out = cronq(
+        &nowhere,
+        &[
+            "next",
+            "0 9 * * 1",
+            "-n",
+            "2",
+            "--tz",
+            "Europe/Berlin",
+            "--after",
+            "2026-11-29T00:00:00Z",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Next elapse: Mon 2026-11-30 09:00:00 CET\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("   (in UTC): Mon 2026-11-30 08:00:00 UTC\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("   Iter. #2: Mon 2026-12-07 09:00:00 CET\n"),
+        "{text}"
+    );
+
+    let out = cronq(
+        &nowhere,
+        &[
+            "--json",
+            "next",
+            "@daily",
+            "-n",
+            "1",
+            "--tz",
+            "UTC",
+            "--after",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(
+        stdout(&out),
+        "{\"next\":[\"2026-01-02T00:00:00.000Z\"],\"ok\":true}\n"
+    );
+
+    let out = cronq(&nowhere, &["next", "0 0 31 2 *"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("cronq: bad_request: schedule:"),
+        "{}",
+        stderr(&out)
+    );
+}
