@@ -46,7 +46,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Enqueue from Rust: the same validation and storage as the socket.
     let mut data = serde_json::Map::new();
     data.insert("who".into(), "the example".into());
-    let stored = daemon.queue().enqueue_one(NewJob::new("greeting", "greet", data)).await?;
+    let stored = daemon
+        .queue()
+        .enqueue_one(NewJob::new("greeting", "greet", data))
+        .await?;
     tracing::info!(job_id = %stored.job.id, "enqueued from Rust");
 
     tokio::signal::ctrl_c().await?;

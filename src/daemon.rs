@@ -112,7 +112,10 @@ impl Builder {
         store.register_instance(instance.row(now)).await?;
 
         let mut registry = Registry::new();
-        for registration in crate::handlers::builtin(&config).into_iter().chain(self.registrations) {
+        for registration in crate::handlers::builtin(&config)
+            .into_iter()
+            .chain(self.registrations)
+        {
             if !registration.enabled {
                 tracing::info!(
                     job_type = registration.job_type(),
@@ -134,11 +137,15 @@ impl Builder {
         );
         let recovered = queue.recover().await?;
         if !recovered.is_empty() {
-            tracing::info!(jobs = recovered.len(), "recovered jobs held by a dead daemon");
+            tracing::info!(
+                jobs = recovered.len(),
+                "recovered jobs held by a dead daemon"
+            );
         }
 
         let zone = default_timezone(config.cron_tz.as_deref())?;
-        let builtins = CronSpec::builtins(config.system_queue_cron, config.clear_exports_cron, &zone);
+        let builtins =
+            CronSpec::builtins(config.system_queue_cron, config.clear_exports_cron, &zone);
         let file = match &self.crons {
             Some(load) => load().map_err(DaemonError::Crons)?,
             None => Vec::new(),
@@ -181,7 +188,12 @@ impl Builder {
         queue.spawn_heartbeat();
         scheduler.spawn(None, crate::clock::MAX_WALL_SLEEP);
         if let Some(path) = config.metrics_textfile.clone() {
-            tasks.spawn(textfile::run(path, queue.clone(), scheduler.clone(), shutdown.clone()));
+            tasks.spawn(textfile::run(
+                path,
+                queue.clone(),
+                scheduler.clone(),
+                shutdown.clone(),
+            ));
         }
         ready.store(true, Ordering::Relaxed);
         tracing::info!(
@@ -267,7 +279,10 @@ impl Daemon {
         self.tasks.wait().await;
         let _ = std::fs::remove_file(&self.socket);
         let store = self.queue.store();
-        if let Err(e) = store.remove_instances(vec![self.queue.instance().id.clone()]).await {
+        if let Err(e) = store
+            .remove_instances(vec![self.queue.instance().id.clone()])
+            .await
+        {
             tracing::warn!(error = %e, "could not unregister this instance");
         }
         store.close().await;
@@ -285,7 +300,10 @@ pub fn main_from_env() -> ExitCode {
         }
     };
     let log_level = crate::logging::init(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cronq: cannot start the async runtime: {e}");

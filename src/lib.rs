@@ -1,8 +1,8 @@
 //! cronq: scheduled tasks and a persistent job queue on SQLite.
 
+pub mod admin;
 pub mod client;
 pub mod clock;
-pub mod admin;
 pub mod config;
 pub mod cron;
 pub mod daemon;
@@ -12,7 +12,7 @@ pub mod queue;
 pub mod store;
 
 pub use config::Config;
-pub use queue::handler::{Handler, JobContext, JobError, Registration};
 pub use daemon::{Daemon, DaemonError};
 pub use queue::Queue;
+pub use queue::handler::{Handler, JobContext, JobError, Registration};
 pub use queue::job::NewJob;

@@ -17,7 +17,11 @@ pub type LevelSetter = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>
 pub fn init(config: &Config) -> Option<LevelSetter> {
     let (filter, handle) = reload::Layer::new(EnvFilter::new(&config.log_level));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    tracing_subscriber::registry().with(filter).with(fmt).try_init().ok()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .ok()?;
     Some(Arc::new(move |level: &str| {
         handle
             .reload(EnvFilter::new(level))

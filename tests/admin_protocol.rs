@@ -14,7 +14,9 @@ use daemon::Daemon;
 use serde_json::{Value, json};
 
 fn code(answer: &Value) -> &str {
-    answer["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error: {answer}"))
+    answer["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error: {answer}"))
 }
 
 fn message(answer: &Value) -> &str {
@@ -47,7 +49,11 @@ fn socat_prints_the_answer_and_exits_promptly() {
     assert_eq!(answer, json!({"ok": true, "id": 7, "pong": true}));
     // Without -t socat waits 0.5 s after EOF only if the server keeps the
     // connection open; the server closes once it has answered.
-    assert!(started.elapsed() < Duration::from_millis(450), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -71,11 +77,20 @@ fn pipelined_requests_are_answered_in_order_and_half_close_answers_all() {
 fn bad_json_keeps_the_connection_usable() {
     let d = Daemon::start(&[]);
     let mut c = d.client();
-    for bad in [&b"not json\n"[..], b"{\"cmd\":\n", b"\xff\xfe{}\n", b"[1,2]\n"] {
+    for bad in [
+        &b"not json\n"[..],
+        b"{\"cmd\":\n",
+        b"\xff\xfe{}\n",
+        b"[1,2]\n",
+    ] {
         c.send_raw(bad);
         let answer = c.read_line().unwrap();
         assert_eq!(answer["ok"], false, "{answer}");
-        let expected = if bad == b"[1,2]\n" { "bad_request" } else { "bad_json" };
+        let expected = if bad == b"[1,2]\n" {
+            "bad_request"
+        } else {
+            "bad_json"
+        };
         assert_eq!(code(&answer), expected, "{answer}");
     }
     assert!(message(&c.request(json!({"cmd": "ping"}))).is_empty());
@@ -137,7 +152,9 @@ fn an_over_long_line_gets_too_large_and_the_connection_closes() {
 fn the_connection_limit_answers_unavailable() {
     let d = Daemon::start(&[("CRONQ_MAX_CONNECTIONS", "2")]);
     // The start-up probe's connection must be gone first.
-    d.until(Duration::from_secs(5), "the probe's slot to free", |d| try_ping(d).then_some(()));
+    d.until(Duration::from_secs(5), "the probe's slot to free", |d| {
+        try_ping(d).then_some(())
+    });
     std::thread::sleep(Duration::from_millis(200));
     let mut a = d.client();
     let mut b = d.client();
@@ -148,13 +165,17 @@ fn the_connection_limit_answers_unavailable() {
     assert_eq!(code(&answer), "unavailable");
     assert!(message(&answer).contains("CRONQ_MAX_CONNECTIONS"));
     drop(a);
-    d.until(Duration::from_secs(5), "a free connection", |d| try_ping(d).then_some(()));
+    d.until(Duration::from_secs(5), "a free connection", |d| {
+        try_ping(d).then_some(())
+    });
 }
 
 /// A ping that reports a refused or broken connection as `false`.
 fn try_ping(d: &Daemon) -> bool {
     use std::io::{BufRead, BufReader};
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&d.socket) else { return false };
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&d.socket) else {
+        return false;
+    };
     if s.write_all(b"{\"cmd\":\"ping\"}\n").is_err() {
         return false;
     }
@@ -177,7 +198,18 @@ fn idle_connections_are_closed() {
 fn status_reports_the_documented_fields() {
     let d = Daemon::start(&[("JOB_MAX_WORKERS", "3")]);
     let s = d.ok(json!({"cmd": "status"}));
-    for key in ["version", "protocol", "pid", "uptime_s", "db", "sqlite_version", "ready", "workers", "queue", "last_tick"] {
+    for key in [
+        "version",
+        "protocol",
+        "pid",
+        "uptime_s",
+        "db",
+        "sqlite_version",
+        "ready",
+        "workers",
+        "queue",
+        "last_tick",
+    ] {
         assert!(s.get(key).is_some(), "status lacks {key}: {s}");
     }
     assert_eq!(s["protocol"], 1);
@@ -216,7 +248,12 @@ fn a_stale_socket_left_by_a_crash_is_replaced() {
 #[test]
 fn a_bad_setting_stops_start_up_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    for (var, value) in [("JOB_MAX_WORKERS", "lots"), ("JOB_BATCH_SIZE", "0"), ("LOG_LEVEL", "loud"), ("CRON_TZ", "Mars/Olympus")] {
+    for (var, value) in [
+        ("JOB_MAX_WORKERS", "lots"),
+        ("JOB_BATCH_SIZE", "0"),
+        ("LOG_LEVEL", "loud"),
+        ("CRON_TZ", "Mars/Olympus"),
+    ] {
         let out = Command::new(daemon::BIN)
             .arg("daemon")
             .current_dir(dir.path())
@@ -225,7 +262,10 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
             .unwrap();
         assert!(!out.status.success(), "{var}={value} was accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(var) || stderr.contains("Mars/Olympus"), "{var}: {stderr}");
+        assert!(
+            stderr.contains(var) || stderr.contains("Mars/Olympus"),
+            "{var}: {stderr}"
+        );
     }
 }
 
@@ -235,6 +275,10 @@ fn the_socket_is_0660_in_a_0750_folder() {
     let d = Daemon::start(&[]);
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
-    let dir = std::fs::metadata(d.socket.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    let dir = std::fs::metadata(d.socket.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(dir, 0o750);
 }

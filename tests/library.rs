@@ -46,7 +46,10 @@ fn config(dir: &std::path::Path) -> Config {
 async fn until<F: Fn() -> bool>(what: &str, check: F) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -78,10 +81,15 @@ async fn a_panicking_handler_is_a_failed_attempt_and_the_daemon_lives_on() {
     }
     let (job, errors) = dead.expect("the job died");
     assert_eq!(job.attempts, 2);
-    assert!(errors[0].error.contains("panicked: the handler blew up"), "{errors:?}");
+    assert!(
+        errors[0].error.contains("panicked: the handler blew up"),
+        "{errors:?}"
+    );
 
     // Programmatic enqueue of a batch; every job runs exactly once.
-    let jobs: Vec<NewJob> = (0..200).map(|i| NewJob::new(format!("c{i}"), "counts", Map::new())).collect();
+    let jobs: Vec<NewJob> = (0..200)
+        .map(|i| NewJob::new(format!("c{i}"), "counts", Map::new()))
+        .collect();
     daemon.queue().enqueue(jobs, true).await.unwrap();
     until("200 jobs", || counts.load(Ordering::SeqCst) == 200).await;
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -25,7 +25,10 @@ impl Access {
     }
 
     pub fn allows(&self, peer: &Peer) -> bool {
-        peer.uid == 0 || peer.uid == self.own_uid || peer.gid == self.group || member_of(peer.uid, self.group)
+        peer.uid == 0
+            || peer.uid == self.own_uid
+            || peer.gid == self.group
+            || member_of(peer.uid, self.group)
     }
 }
 
@@ -39,7 +42,15 @@ pub fn group_id(name: &str) -> Option<u32> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut result: *mut libc::group = std::ptr::null_mut();
     // SAFETY: every pointer is valid for the call; buf outlives the use of group.
-    let rc = unsafe { libc::getgrnam_r(c.as_ptr(), &mut group, buf.as_mut_ptr(), buf.len(), &mut result) };
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
     (rc == 0 && !result.is_null()).then_some(group.gr_gid)
 }
 

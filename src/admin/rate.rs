@@ -45,7 +45,10 @@ impl RateLimiter {
             ));
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets.entry(uid).or_insert(Bucket { tokens: burst, at: now });
+        let bucket = buckets.entry(uid).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.at = now;
@@ -70,7 +73,10 @@ mod tests {
 
     #[test]
     fn a_bucket_refills_at_the_rate_and_caps_at_the_burst() {
-        let limiter = RateLimiter::new(RateLimit { rate: 10.0, burst: 5 });
+        let limiter = RateLimiter::new(RateLimit {
+            rate: 10.0,
+            burst: 5,
+        });
         let t0 = Instant::now();
         limiter.admit_at(1, 5, t0).unwrap();
         let err = limiter.admit_at(1, 1, t0).unwrap_err();
@@ -78,11 +84,29 @@ mod tests {
         // Another uid has its own bucket.
         limiter.admit_at(2, 5, t0).unwrap();
         // 100 ms at 10/s is one job.
-        limiter.admit_at(1, 1, t0 + Duration::from_millis(100)).unwrap();
-        assert!(limiter.admit_at(1, 1, t0 + Duration::from_millis(100)).is_err());
+        limiter
+            .admit_at(1, 1, t0 + Duration::from_millis(100))
+            .unwrap();
+        assert!(
+            limiter
+                .admit_at(1, 1, t0 + Duration::from_millis(100))
+                .is_err()
+        );
         // A long pause refills only up to the burst.
-        limiter.admit_at(1, 5, t0 + Duration::from_secs(60)).unwrap();
-        assert!(limiter.admit_at(1, 1, t0 + Duration::from_secs(60)).is_err());
-        assert!(limiter.admit_at(3, 6, t0).unwrap_err().message.contains("burst"));
+        limiter
+            .admit_at(1, 5, t0 + Duration::from_secs(60))
+            .unwrap();
+        assert!(
+            limiter
+                .admit_at(1, 1, t0 + Duration::from_secs(60))
+                .is_err()
+        );
+        assert!(
+            limiter
+                .admit_at(3, 6, t0)
+                .unwrap_err()
+                .message
+                .contains("burst")
+        );
     }
 }

@@ -43,20 +43,30 @@ pub enum BindError {
 
 /// Creates the socket at `path`, 0660 in a 0750 folder, group `group`.
 /// A socket file left by a crashed daemon is replaced; a live one is not.
-pub fn bind(path: &Path, group: Option<&str>) -> Result<(std::os::unix::net::UnixListener, Option<u32>), BindError> {
+pub fn bind(
+    path: &Path,
+    group: Option<&str>,
+) -> Result<(std::os::unix::net::UnixListener, Option<u32>), BindError> {
     let io_err = |source| BindError::Io {
         path: path.to_path_buf(),
         source,
     };
     let gid = match group {
-        Some(name) => Some(access::group_id(name).ok_or_else(|| BindError::UnknownGroup(name.to_string()))?),
+        Some(name) => {
+            Some(access::group_id(name).ok_or_else(|| BindError::UnknownGroup(name.to_string()))?)
+        }
         None => None,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir).map_err(io_err)?;
-        }
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .map_err(io_err)?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) => {
@@ -157,7 +167,10 @@ async fn connection(
             stream,
             AdminError::new(
                 Code::Forbidden,
-                format!("uid {} is neither root, the daemon's user, nor in the socket's group", peer.uid),
+                format!(
+                    "uid {} is neither root, the daemon's user, nor in the socket's group",
+                    peer.uid
+                ),
             ),
         )
         .await;
@@ -187,7 +200,9 @@ async fn connection(
                             limits.max_request_bytes
                         ),
                     );
-                    writer.write_all(protocol::error(None, &e).to_string().as_bytes()).await?;
+                    writer
+                        .write_all(protocol::error(None, &e).to_string().as_bytes())
+                        .await?;
                     writer.write_all(b"\n").await?;
                     break;
                 }
@@ -225,12 +240,20 @@ enum Line {
 /// Reads one `\n`-terminated line into `buf` (without the `\n`), never
 /// holding more than `max` bytes of it. A last line without `\n` before EOF
 /// counts as complete.
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Line> {
     buf.clear();
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
-            return Ok(if buf.is_empty() { Line::Eof } else { Line::Complete });
+            return Ok(if buf.is_empty() {
+                Line::Eof
+            } else {
+                Line::Complete
+            });
         }
         if let Some(i) = available.iter().position(|b| *b == b'\n') {
             if buf.len() + i > max {

@@ -192,7 +192,11 @@ impl Scheduler {
     }
 
     pub fn last_tick(&self) -> Option<Millis> {
-        *self.inner.last_tick.lock().unwrap_or_else(|e| e.into_inner())
+        *self
+            .inner
+            .last_tick
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs a cron now, enabled or not, and returns when it has done its
@@ -342,8 +346,12 @@ impl Scheduler {
             let mut table = self.table();
             let ids: Vec<String> = table.crons.keys().cloned().collect();
             for id in ids {
-                let Some(spec) = table.crons.get(&id).cloned() else { continue };
-                let Some(next) = table.next.get(&id).copied() else { continue };
+                let Some(spec) = table.crons.get(&id).cloned() else {
+                    continue;
+                };
+                let Some(next) = table.next.get(&id).copied() else {
+                    continue;
+                };
                 if next > now {
                     continue;
                 }
@@ -402,7 +410,9 @@ impl Scheduler {
                     continue;
                 }
             };
-            let Ok(last) = Timestamp::from_millisecond(last) else { continue };
+            let Ok(last) = Timestamp::from_millisecond(last) else {
+                continue;
+            };
             let Some(first_missed) = spec.schedule.next_after(last, &spec.timezone) else {
                 continue;
             };
@@ -449,12 +459,17 @@ impl Scheduler {
 
         if let Some(reason) = self.skip_reason(&spec, trigger).await? {
             tracing::info!(reason = %reason, "cron run skipped");
-            let run = store.begin_run(new_run(RunStatus::Skipped, Some(reason))).await?;
+            let run = store
+                .begin_run(new_run(RunStatus::Skipped, Some(reason)))
+                .await?;
             return Ok(Fired { run, drain: None });
         }
         let Some(run) = store.begin_run(new_run(RunStatus::Running, None)).await? else {
             tracing::debug!(scheduled_for = %scheduled_for, "another process already fired this run");
-            return Ok(Fired { run: None, drain: None });
+            return Ok(Fired {
+                run: None,
+                drain: None,
+            });
         };
         tracing::info!(scheduled_for = %scheduled_for, "cron run started");
         let started = std::time::Instant::now();
@@ -462,8 +477,11 @@ impl Scheduler {
 
         let (outcome, drain) = match &spec.action {
             CronAction::SystemQueue => {
-                *self.inner.last_tick.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(self.clock().now_ms());
+                *self
+                    .inner
+                    .last_tick
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(self.clock().now_ms());
                 match queue.drain_batch().await {
                     Ok(report) => (Ok(()), Some(report)),
                     Err(e) => (Err(e.to_string()), None),
@@ -500,7 +518,10 @@ impl Scheduler {
                         // the job succeeds or dies.
                         let mut run = run;
                         run.job_id = Some(stored.job.id);
-                        return Ok(Fired { run: Some(run), drain: None });
+                        return Ok(Fired {
+                            run: Some(run),
+                            drain: None,
+                        });
                     }
                     Err(QueueError::Store(e)) if e.is_unavailable() => (Err(e.to_string()), None),
                     Err(e) => (Err(format!("could not enqueue the cron's job: {e}")), None),

@@ -121,11 +121,7 @@ impl PartialEq for CronSpec {
 
 impl CronSpec {
     /// The built-in crons, switched by their `ENABLE_*` variables.
-    pub fn builtins(
-        system_queue: bool,
-        clear_exports: bool,
-        timezone: &TimeZone,
-    ) -> Vec<CronSpec> {
+    pub fn builtins(system_queue: bool, clear_exports: bool, timezone: &TimeZone) -> Vec<CronSpec> {
         let builtin = |id: &str, expr: &str, description: &str, action, enabled| CronSpec {
             id: id.to_string(),
             // The expressions are constants known to parse.

@@ -617,7 +617,11 @@ fn truncate(mut error: String) -> String {
 
 /// Reads a row of [`JOB_COLUMNS`], resolving the settings a row written by
 /// another program may leave NULL: its payload's options, else the defaults.
-pub(super) fn job_from_row(row: &Row<'_>, defaults: &JobDefaults, now: Millis) -> rusqlite::Result<Job> {
+pub(super) fn job_from_row(
+    row: &Row<'_>,
+    defaults: &JobDefaults,
+    now: Millis,
+) -> rusqlite::Result<Job> {
     let payload_text: String = row.get(3)?;
     let payload: Value = serde_json::from_str(&payload_text).unwrap_or(Value::String(payload_text));
     let option = |key: &str| {

@@ -73,7 +73,13 @@ impl Store {
             }
             conn.prepare_cached("DELETE FROM queues WHERE id = ?1 AND status != 'running'")?
                 .execute([&id])?;
-            settle_job_run(conn, &id, RunStatus::Failed, Some("the job was cancelled"), now)?;
+            settle_job_run(
+                conn,
+                &id,
+                RunStatus::Failed,
+                Some("the job was cancelled"),
+                now,
+            )?;
             Ok(Ok(()))
         })
         .await
@@ -105,10 +111,18 @@ mod tests {
     async fn dead_job(store: &Store, key: Option<&str>) -> String {
         let mut job = NewJob::new("n", "noop", serde_json::Map::new());
         job.unique_key = key.map(String::from);
-        let id = store.enqueue(vec![job], NOW, 100).await.unwrap()[0].job.id.clone();
+        let id = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
+            .job
+            .id
+            .clone();
         let claimed = store.claim("me", &["noop".into()], 1, NOW).await.unwrap();
         let lease = claimed[0].lease.clone();
-        assert!(store.fail(lease, "boom".into(), AfterFailure::Dead, NOW).await.unwrap());
+        assert!(
+            store
+                .fail(lease, "boom".into(), AfterFailure::Dead, NOW)
+                .await
+                .unwrap()
+        );
         id
     }
 
@@ -117,12 +131,18 @@ mod tests {
         let (_dir, store) = open_temp();
         let id = dead_job(&store, None).await;
         let job = store.retry(id.clone(), NOW + 5).await.unwrap().unwrap();
-        assert_eq!((job.status, job.attempts, job.run_at), (JobStatus::Pending, 0, NOW + 5));
+        assert_eq!(
+            (job.status, job.attempts, job.run_at),
+            (JobStatus::Pending, 0, NOW + 5)
+        );
         assert_eq!(
             store.retry(id, NOW + 6).await.unwrap(),
             Err(Refusal::WrongStatus(JobStatus::Pending))
         );
-        assert_eq!(store.retry("nope".into(), NOW).await.unwrap(), Err(Refusal::NotFound));
+        assert_eq!(
+            store.retry("nope".into(), NOW).await.unwrap(),
+            Err(Refusal::NotFound)
+        );
     }
 
     #[tokio::test]
@@ -131,8 +151,14 @@ mod tests {
         let dead = dead_job(&store, Some("k")).await;
         let mut job = NewJob::new("n", "noop", serde_json::Map::new());
         job.unique_key = Some("k".into());
-        let holder = store.enqueue(vec![job], NOW, 100).await.unwrap()[0].job.id.clone();
-        assert_eq!(store.retry(dead, NOW).await.unwrap(), Err(Refusal::KeyHeld(holder)));
+        let holder = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
+            .job
+            .id
+            .clone();
+        assert_eq!(
+            store.retry(dead, NOW).await.unwrap(),
+            Err(Refusal::KeyHeld(holder))
+        );
     }
 
     #[tokio::test]
@@ -140,7 +166,10 @@ mod tests {
         let (_dir, store) = open_temp();
         let dead = dead_job(&store, None).await;
         let job = NewJob::new("n", "noop", serde_json::Map::new());
-        let running = store.enqueue(vec![job], NOW, 100).await.unwrap()[0].job.id.clone();
+        let running = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
+            .job
+            .id
+            .clone();
         store.claim("me", &["noop".into()], 1, NOW).await.unwrap();
         assert_eq!(
             store.cancel(running, NOW).await.unwrap(),
@@ -148,6 +177,9 @@ mod tests {
         );
         assert_eq!(store.purge_dead(Some(NOW - 1)).await.unwrap(), 0);
         assert_eq!(store.purge_dead(None).await.unwrap(), 1);
-        assert_eq!(store.cancel(dead, NOW).await.unwrap(), Err(Refusal::NotFound));
+        assert_eq!(
+            store.cancel(dead, NOW).await.unwrap(),
+            Err(Refusal::NotFound)
+        );
     }
 }

@@ -124,9 +124,12 @@ impl Store {
     pub fn open(path: &Path, defaults: JobDefaults) -> Result<Store, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // 0750: the admin socket may live here too (ARCHITECTURE.md, Security).
-            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o750)
-                .create(parent)
-                .map_err(|e| StoreError::Open {
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o750,
+            )
+            .create(parent)
+            .map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 reason: format!("cannot create {}: {e}", parent.display()),
             })?;

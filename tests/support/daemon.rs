@@ -37,7 +37,10 @@ impl Daemon {
             dir: dir.to_path_buf(),
             socket: dir.join("cronq-data/admin.sock"),
             child: None,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _temp: None,
         };
         d.spawn();
@@ -66,10 +69,18 @@ impl Daemon {
             {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("cronq exited with {status} at start-up:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "cronq did not answer in 20 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "cronq did not answer in 20 s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -135,13 +146,22 @@ impl Daemon {
     }
 
     /// Polls `check` until it returns `Some`, for up to `limit`.
-    pub fn until<T>(&self, limit: Duration, what: &str, mut check: impl FnMut(&Daemon) -> Option<T>) -> T {
+    pub fn until<T>(
+        &self,
+        limit: Duration,
+        what: &str,
+        mut check: impl FnMut(&Daemon) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(v) = check(self) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -196,7 +216,10 @@ impl Client {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => None,
-            Ok(_) => Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("answer {line:?} is not JSON: {e}"))),
+            Ok(_) => Some(
+                serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("answer {line:?} is not JSON: {e}")),
+            ),
             Err(e) => panic!("reading an answer: {e}"),
         }
     }
@@ -209,6 +232,6 @@ impl Client {
     /// Whether the server has closed the connection.
     pub fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_)) && rest.is_empty()
+        self.reader.read_to_end(&mut rest).is_ok() && rest.is_empty()
     }
 }

@@ -11,11 +11,11 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
     let IdArg { id } = req.args_with_id()?;
     let queue = &ctx.queue;
     let now = queue.clock().now_ms();
-    let (job, _) = queue
-        .store()
-        .get(id.clone(), now)
-        .await?
-        .ok_or_else(|| AdminError::not_found(format!("no job has id {id:?} (jobs that succeeded are deleted)")))?;
+    let (job, _) = queue.store().get(id.clone(), now).await?.ok_or_else(|| {
+        AdminError::not_found(format!(
+            "no job has id {id:?} (jobs that succeeded are deleted)"
+        ))
+    })?;
     let mut reasons = Vec::new();
     let mut runnable = false;
     match job.status {
@@ -41,7 +41,8 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
                 "it is running: attempt {} of {}, reserved by {who} since {}",
                 job.attempts,
                 job.max_attempts,
-                job.reserved_at.map_or_else(|| "an unknown time".into(), format_ms)
+                job.reserved_at
+                    .map_or_else(|| "an unknown time".into(), format_ms)
             ));
         }
         JobStatus::Scheduled if job.attempts > 0 => reasons.push(format!(

@@ -13,7 +13,11 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
         .store()
         .get(id.clone(), now)
         .await?
-        .ok_or_else(|| AdminError::not_found(format!("no job has id {id:?} (jobs that succeeded are deleted)")))?;
+        .ok_or_else(|| {
+            AdminError::not_found(format!(
+                "no job has id {id:?} (jobs that succeeded are deleted)"
+            ))
+        })?;
     Ok(crate::result! {
         "job": protocol::job(&job),
         "errors": errors.iter().map(protocol::attempt_error).collect::<Vec<_>>(),

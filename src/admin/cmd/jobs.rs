@@ -42,8 +42,14 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
     let filter = ListFilter {
         job_type: args.job_type,
         status,
-        since: args.since.map(|t| protocol::parse_time("since", &t)).transpose()?,
-        until: args.until.map(|t| protocol::parse_time("until", &t)).transpose()?,
+        since: args
+            .since
+            .map(|t| protocol::parse_time("since", &t))
+            .transpose()?,
+        until: args
+            .until
+            .map(|t| protocol::parse_time("until", &t))
+            .transpose()?,
         limit,
         after: args.after.map(|c| parse_cursor(&c)).transpose()?,
     };
@@ -61,7 +67,11 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
 
 /// A cursor is `CREATED_MS.ID` of the last job of the previous page.
 fn parse_cursor(text: &str) -> Result<(i64, String), AdminError> {
-    let bad = || AdminError::bad_request(format!("after: {text:?} is not a cursor from a previous page's \"next\""));
+    let bad = || {
+        AdminError::bad_request(format!(
+            "after: {text:?} is not a cursor from a previous page's \"next\""
+        ))
+    };
     let (created, id) = text.split_once('.').ok_or_else(bad)?;
     let created = created.parse().map_err(|_| bad())?;
     if id.is_empty() || id.len() > 64 {

@@ -25,7 +25,12 @@ pub async fn render(queue: &Queue, scheduler: &Scheduler) -> Result<String, Stor
     let last_runs = queue.store().last_runs().await?;
     let mut out = String::new();
 
-    header(&mut out, "cronq_jobs", "gauge", "Stored jobs by type and status.");
+    header(
+        &mut out,
+        "cronq_jobs",
+        "gauge",
+        "Stored jobs by type and status.",
+    );
     for t in &f.types {
         for status in JobStatus::ALL {
             let _ = writeln!(
@@ -37,52 +42,135 @@ pub async fn render(queue: &Queue, scheduler: &Scheduler) -> Result<String, Stor
             );
         }
     }
-    header(&mut out, "cronq_jobs_succeeded_total", "counter", "Attempts that succeeded since the daemon started.");
+    header(
+        &mut out,
+        "cronq_jobs_succeeded_total",
+        "counter",
+        "Attempts that succeeded since the daemon started.",
+    );
     for t in &f.types {
         let n = f.by_type.get(t).map_or(0, |s| s.succeeded);
-        let _ = writeln!(out, "cronq_jobs_succeeded_total{{type=\"{}\"}} {n}", escape(t));
+        let _ = writeln!(
+            out,
+            "cronq_jobs_succeeded_total{{type=\"{}\"}} {n}",
+            escape(t)
+        );
     }
-    header(&mut out, "cronq_jobs_failed_total", "counter", "Attempts that failed since the daemon started.");
+    header(
+        &mut out,
+        "cronq_jobs_failed_total",
+        "counter",
+        "Attempts that failed since the daemon started.",
+    );
     for t in &f.types {
         let n = f.by_type.get(t).map_or(0, |s| s.failed);
         let _ = writeln!(out, "cronq_jobs_failed_total{{type=\"{}\"}} {n}", escape(t));
     }
-    header(&mut out, "cronq_job_duration_seconds", "histogram", "How long attempts took.");
+    header(
+        &mut out,
+        "cronq_job_duration_seconds",
+        "histogram",
+        "How long attempts took.",
+    );
     for (t, s) in &f.by_type {
         let t = escape(t);
         let mut cumulative = 0;
         for (i, le) in BUCKETS_S.iter().enumerate() {
             cumulative += s.buckets[i];
-            let _ = writeln!(out, "cronq_job_duration_seconds_bucket{{type=\"{t}\",le=\"{le}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "cronq_job_duration_seconds_bucket{{type=\"{t}\",le=\"{le}\"}} {cumulative}"
+            );
         }
-        let _ = writeln!(out, "cronq_job_duration_seconds_bucket{{type=\"{t}\",le=\"+Inf\"}} {}", s.count);
-        let _ = writeln!(out, "cronq_job_duration_seconds_sum{{type=\"{t}\"}} {}", s.sum_s);
-        let _ = writeln!(out, "cronq_job_duration_seconds_count{{type=\"{t}\"}} {}", s.count);
+        let _ = writeln!(
+            out,
+            "cronq_job_duration_seconds_bucket{{type=\"{t}\",le=\"+Inf\"}} {}",
+            s.count
+        );
+        let _ = writeln!(
+            out,
+            "cronq_job_duration_seconds_sum{{type=\"{t}\"}} {}",
+            s.sum_s
+        );
+        let _ = writeln!(
+            out,
+            "cronq_job_duration_seconds_count{{type=\"{t}\"}} {}",
+            s.count
+        );
     }
-    header(&mut out, "cronq_workers_busy", "gauge", "Workers running a job.");
+    header(
+        &mut out,
+        "cronq_workers_busy",
+        "gauge",
+        "Workers running a job.",
+    );
     let _ = writeln!(out, "cronq_workers_busy {}", f.busy);
     header(&mut out, "cronq_workers_max", "gauge", "JOB_MAX_WORKERS.");
     let _ = writeln!(out, "cronq_workers_max {}", f.max);
-    header(&mut out, "cronq_oldest_pending_age_seconds", "gauge", "How long the longest-waiting ready job has waited.");
-    let _ = writeln!(out, "cronq_oldest_pending_age_seconds {}", f.oldest_pending_age_s.unwrap_or(0.0));
-    header(&mut out, "cronq_cron_enabled", "gauge", "Whether a cron is enabled.");
+    header(
+        &mut out,
+        "cronq_oldest_pending_age_seconds",
+        "gauge",
+        "How long the longest-waiting ready job has waited.",
+    );
+    let _ = writeln!(
+        out,
+        "cronq_oldest_pending_age_seconds {}",
+        f.oldest_pending_age_s.unwrap_or(0.0)
+    );
+    header(
+        &mut out,
+        "cronq_cron_enabled",
+        "gauge",
+        "Whether a cron is enabled.",
+    );
     let views = scheduler.views();
     for v in &views {
-        let _ = writeln!(out, "cronq_cron_enabled{{cron_id=\"{}\"}} {}", escape(&v.spec.id), u8::from(v.enabled));
+        let _ = writeln!(
+            out,
+            "cronq_cron_enabled{{cron_id=\"{}\"}} {}",
+            escape(&v.spec.id),
+            u8::from(v.enabled)
+        );
     }
-    header(&mut out, "cronq_cron_last_run_timestamp_seconds", "gauge", "When a cron's latest run started.");
+    header(
+        &mut out,
+        "cronq_cron_last_run_timestamp_seconds",
+        "gauge",
+        "When a cron's latest run started.",
+    );
     for v in &views {
         if let Some(started) = last_runs.get(&v.spec.id).and_then(|(run, _)| run.started) {
-            let _ = writeln!(out, "cronq_cron_last_run_timestamp_seconds{{cron_id=\"{}\"}} {}", escape(&v.spec.id), started as f64 / 1000.0);
+            let _ = writeln!(
+                out,
+                "cronq_cron_last_run_timestamp_seconds{{cron_id=\"{}\"}} {}",
+                escape(&v.spec.id),
+                started as f64 / 1000.0
+            );
         }
     }
-    header(&mut out, "cronq_cron_last_success_timestamp_seconds", "gauge", "When a cron's latest successful run finished.");
+    header(
+        &mut out,
+        "cronq_cron_last_success_timestamp_seconds",
+        "gauge",
+        "When a cron's latest successful run finished.",
+    );
     for v in &views {
         if let Some(at) = last_runs.get(&v.spec.id).and_then(|(_, ok)| *ok) {
-            let _ = writeln!(out, "cronq_cron_last_success_timestamp_seconds{{cron_id=\"{}\"}} {}", escape(&v.spec.id), at as f64 / 1000.0);
+            let _ = writeln!(
+                out,
+                "cronq_cron_last_success_timestamp_seconds{{cron_id=\"{}\"}} {}",
+                escape(&v.spec.id),
+                at as f64 / 1000.0
+            );
         }
     }
-    header(&mut out, "cronq_uptime_seconds", "gauge", "Seconds since the daemon started.");
+    header(
+        &mut out,
+        "cronq_uptime_seconds",
+        "gauge",
+        "Seconds since the daemon started.",
+    );
     let _ = writeln!(out, "cronq_uptime_seconds {}", queue.uptime().as_secs_f64());
     Ok(out)
 }

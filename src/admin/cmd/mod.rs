@@ -59,7 +59,15 @@ struct NoArgs {}
 
 /// Commands that change state: logged with the peer's uid and pid.
 const CHANGES_STATE: [&str; 9] = [
-    "enqueue", "retry", "cancel", "purge", "trigger", "enable", "disable", "reload", "log_level",
+    "enqueue",
+    "retry",
+    "cancel",
+    "purge",
+    "trigger",
+    "enable",
+    "disable",
+    "reload",
+    "log_level",
 ];
 
 impl Ctx {
@@ -72,7 +80,11 @@ impl Ctx {
     }
 }
 
-pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Map<String, Value>, AdminError> {
+pub async fn dispatch(
+    ctx: &Ctx,
+    peer: Peer,
+    req: &Request,
+) -> Result<Map<String, Value>, AdminError> {
     if CHANGES_STATE.contains(&req.cmd.as_str()) {
         tracing::info!(cmd = %req.cmd, uid = peer.uid, pid = ?peer.pid, "admin command");
     }

@@ -26,10 +26,12 @@ pub fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
             "count: must be from 1 to {MAX_COUNT}, got {count}"
         )));
     }
-    let schedule =
-        Schedule::parse(&args.schedule).map_err(|e| AdminError::bad_request(format!("schedule: {e}")))?;
+    let schedule = Schedule::parse(&args.schedule)
+        .map_err(|e| AdminError::bad_request(format!("schedule: {e}")))?;
     let tz = match &args.timezone {
-        Some(name) => parse_timezone(name).map_err(|e| AdminError::bad_request(format!("timezone: {e}")))?,
+        Some(name) => {
+            parse_timezone(name).map_err(|e| AdminError::bad_request(format!("timezone: {e}")))?
+        }
         None => default_timezone(ctx.queue.config().cron_tz.as_deref())
             .map_err(|e| AdminError::bad_request(format!("CRON_TZ: {e}")))?,
     };

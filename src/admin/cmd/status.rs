@@ -13,7 +13,10 @@ pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
     let queue = &ctx.queue;
     let counts = queue.store().counts(queue.clock().now_ms()).await?;
     let total = |status: JobStatus| -> u64 {
-        counts.values().map(|by| by.get(&status).copied().unwrap_or(0)).sum()
+        counts
+            .values()
+            .map(|by| by.get(&status).copied().unwrap_or(0))
+            .sum()
     };
     Ok(crate::result! {
         "version": env!("CARGO_PKG_VERSION"),

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::{Ctx, IdArg};
-use crate::admin::protocol::{self, AdminError};
 use crate::admin::protocol::Request;
+use crate::admin::protocol::{self, AdminError};
 
 pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
     let IdArg { id } = req.args_with_id()?;
