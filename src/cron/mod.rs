@@ -1,3 +1,4 @@
-//! Crons: schedules (parsing, time zones, next fire times); the crons file and the scheduler join them here.
+//! Crons: schedules (parsing, time zones, next fire times) and the crons file; the scheduler joins them here.
 
+pub mod file;
 pub mod schedule;
