@@ -2,8 +2,8 @@
 
 pub mod clock;
 pub mod config;
-pub mod daemon;
 pub mod cron;
+pub mod daemon;
 pub mod handlers;
 pub mod queue;
 pub mod store;

@@ -27,7 +27,11 @@ pub(super) async fn run(queue: Queue) {
         let Ok(slot) = slot else { break };
         let want = (inner.slots.available_permits() + 1).min(inner.config.batch_size);
         let now = inner.clock.now_ms();
-        let claimed = match inner.store.claim(&inner.instance.id, &inner.types, want, now).await {
+        let claimed = match inner
+            .store
+            .claim(&inner.instance.id, &inner.types, want, now)
+            .await
+        {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim jobs; trying again shortly");
@@ -61,7 +65,10 @@ pub(super) async fn run(queue: Queue) {
                 None => match inner.slots.clone().try_acquire_owned() {
                     Ok(p) => p,
                     Err(_) => {
-                        let rest = std::iter::once(job).chain(jobs.by_ref()).map(|c| c.lease).collect();
+                        let rest = std::iter::once(job)
+                            .chain(jobs.by_ref())
+                            .map(|c| c.lease)
+                            .collect();
                         queue.release(rest).await;
                         break;
                     }
@@ -75,7 +82,8 @@ pub(super) async fn run(queue: Queue) {
 
 pub(super) async fn heartbeat(queue: Queue) {
     let inner = &queue.inner;
-    let every = (inner.config.reservation_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let every = (inner.config.reservation_timeout / 4)
+        .clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
@@ -93,7 +101,11 @@ pub(super) async fn heartbeat(queue: Queue) {
             }
         }
         let now = inner.clock.now_ms();
-        if let Err(e) = inner.store.heartbeat_instance(inner.instance.row(now), now).await {
+        if let Err(e) = inner
+            .store
+            .heartbeat_instance(inner.instance.row(now), now)
+            .await
+        {
             tracing::warn!(error = %e, "could not record this instance's heartbeat");
         }
         let leases: Vec<_> = lock(&inner.leases).iter().cloned().collect();

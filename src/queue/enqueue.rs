@@ -18,8 +18,14 @@ pub const MAX_TIMEOUT_S: u32 = 86_400;
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -(1 << 31)..=(1 << 31) - 1;
 
 /// Checks `job`; `at` prefixes field names in messages (e.g. `jobs[3].`).
-pub fn validate(job: &NewJob, registry: &Registry, max_payload_bytes: usize, at: &str) -> Result<(), QueueError> {
-    let invalid = |field: &str, message: String| QueueError::Invalid(format!("{at}{field}: {message}"));
+pub fn validate(
+    job: &NewJob,
+    registry: &Registry,
+    max_payload_bytes: usize,
+    at: &str,
+) -> Result<(), QueueError> {
+    let invalid =
+        |field: &str, message: String| QueueError::Invalid(format!("{at}{field}: {message}"));
     let name_chars = job.name.chars().count();
     if name_chars == 0 || name_chars > MAX_NAME_CHARS {
         return Err(invalid(
@@ -57,7 +63,12 @@ pub fn validate(job: &NewJob, registry: &Registry, max_payload_bytes: usize, at:
     if !PRIORITY_RANGE.contains(&job.priority) {
         return Err(invalid(
             "priority",
-            format!("must be from {} to {}, got {}", PRIORITY_RANGE.start(), PRIORITY_RANGE.end(), job.priority),
+            format!(
+                "must be from {} to {}, got {}",
+                PRIORITY_RANGE.start(),
+                PRIORITY_RANGE.end(),
+                job.priority
+            ),
         ));
     }
     if let RunAt::At(ms) = job.when
@@ -116,7 +127,9 @@ mod tests {
     }
 
     fn message(job: NewJob) -> String {
-        validate(&job, &registry(), 1024, "jobs[2].").unwrap_err().to_string()
+        validate(&job, &registry(), 1024, "jobs[2].")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -126,7 +139,10 @@ mod tests {
 
     #[test]
     fn each_fault_names_its_field() {
-        assert_eq!(message(job(json!({}))), "jobs[2].payload.data: to: required");
+        assert_eq!(
+            message(job(json!({}))),
+            "jobs[2].payload.data: to: required"
+        );
         let mut j = job(json!({"to": "x"}));
         j.name = String::new();
         assert!(message(j).starts_with("jobs[2].name: must be 1 to 200"));

@@ -81,7 +81,9 @@ fn split_boot(value: &str) -> (&str, &str) {
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 fn pid_namespace(pid: &str) -> Option<String> {
@@ -109,7 +111,10 @@ mod tests {
     fn a_live_process_is_alive_and_a_dead_one_is_dead() {
         let me = Instance::current(NOW);
         assert!(me.start_ticks > 0);
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id().to_string();
         let other = InstanceRow {
             id: "other".into(),

@@ -116,17 +116,29 @@ impl Queue {
     /// Validates and stores `jobs` all or nothing, then wakes the
     /// dispatcher. Field names in errors are prefixed `jobs[i].` when
     /// `batch` is set, as the protocol's batch form names them.
-    pub async fn enqueue(&self, jobs: Vec<NewJob>, batch: bool) -> Result<Vec<Enqueued>, QueueError> {
+    pub async fn enqueue(
+        &self,
+        jobs: Vec<NewJob>,
+        batch: bool,
+    ) -> Result<Vec<Enqueued>, QueueError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(QueueError::ShuttingDown);
         }
         let config = &self.inner.config;
         for (i, job) in jobs.iter().enumerate() {
-            let at = if batch { format!("jobs[{i}].") } else { String::new() };
+            let at = if batch {
+                format!("jobs[{i}].")
+            } else {
+                String::new()
+            };
             enqueue::validate(job, &self.inner.registry, config.max_payload_bytes, &at)?;
         }
         let now = self.inner.clock.now_ms();
-        let stored = self.inner.store.enqueue(jobs, now, config.max_pending).await?;
+        let stored = self
+            .inner
+            .store
+            .enqueue(jobs, now, config.max_pending)
+            .await?;
         if stored.iter().any(|e| !e.duplicate) {
             self.inner.wake.notify_one();
         }
@@ -136,7 +148,9 @@ impl Queue {
     /// Stores one job; the library's programmatic enqueue.
     pub async fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
         let mut stored = self.enqueue(vec![job], false).await?;
-        stored.pop().ok_or(QueueError::Invalid("no job was stored".into()))
+        stored
+            .pop()
+            .ok_or(QueueError::Invalid("no job was stored".into()))
     }
 
     /// Releases reservations whose holder is gone: held by an instance that
@@ -153,7 +167,10 @@ impl Queue {
             .filter(|row| inner.instance.judges_dead(row, now, timeout_ms))
             .map(|row| row.id.clone())
             .collect();
-        let recovered = inner.store.recover(now - timeout_ms, dead.clone(), now).await?;
+        let recovered = inner
+            .store
+            .recover(now - timeout_ms, dead.clone(), now)
+            .await?;
         for r in &recovered {
             tracing::warn!(
                 job_id = %r.job_id,
@@ -177,7 +194,12 @@ impl Queue {
         let inner = &self.inner;
         let claimed = inner
             .store
-            .claim(&inner.instance.id, &inner.types, inner.config.batch_size, inner.clock.now_ms())
+            .claim(
+                &inner.instance.id,
+                &inner.types,
+                inner.config.batch_size,
+                inner.clock.now_ms(),
+            )
             .await?;
         let mut runs = tokio::task::JoinSet::new();
         let mut pending = claimed.into_iter();
@@ -193,7 +215,10 @@ impl Queue {
             let Ok(permit) = permit else { break };
             runs.spawn(worker::run(self.clone(), job, permit));
         }
-        let mut report = DrainReport { recovered, ..DrainReport::default() };
+        let mut report = DrainReport {
+            recovered,
+            ..DrainReport::default()
+        };
         while let Some(outcome) = runs.join_next().await {
             report.processed += 1;
             if !matches!(outcome, Ok(true)) {
@@ -224,9 +249,20 @@ impl Queue {
     /// Hands reservations back untouched, as if never claimed.
     async fn release(&self, leases: Vec<Lease>) {
         let n = leases.len();
-        match self.inner.store.release(leases, self.inner.clock.now_ms()).await {
-            Ok(released) => tracing::info!(released, claimed = n, "released jobs not started before shutdown"),
-            Err(e) => tracing::warn!(error = %e, "could not release jobs; they are recovered at the next start"),
+        match self
+            .inner
+            .store
+            .release(leases, self.inner.clock.now_ms())
+            .await
+        {
+            Ok(released) => tracing::info!(
+                released,
+                claimed = n,
+                "released jobs not started before shutdown"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release jobs; they are recovered at the next start")
+            }
         }
     }
 

@@ -34,7 +34,9 @@ pub fn after_failure(
     if error.is_permanent() || attempt >= max_attempts {
         return AfterFailure::Dead;
     }
-    let delay = backoff(attempt, base, max).as_millis().min(i64::MAX as u128) as i64;
+    let delay = backoff(attempt, base, max)
+        .as_millis()
+        .min(i64::MAX as u128) as i64;
     AfterFailure::RetryAt(now.saturating_add(delay))
 }
 
@@ -74,8 +76,14 @@ mod tests {
     fn permanent_errors_and_last_attempts_bury() {
         let retry = JobError::retry("busy");
         let permanent = JobError::permanent("bad address");
-        assert_eq!(after_failure(&permanent, 1, 4, 0, BASE, MAX), AfterFailure::Dead);
-        assert_eq!(after_failure(&retry, 4, 4, 0, BASE, MAX), AfterFailure::Dead);
+        assert_eq!(
+            after_failure(&permanent, 1, 4, 0, BASE, MAX),
+            AfterFailure::Dead
+        );
+        assert_eq!(
+            after_failure(&retry, 4, 4, 0, BASE, MAX),
+            AfterFailure::Dead
+        );
         match after_failure(&retry, 1, 4, 1_000, BASE, MAX) {
             AfterFailure::RetryAt(at) => assert!((6_000..=11_000).contains(&at), "{at}"),
             other => panic!("{other:?}"),

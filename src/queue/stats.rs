@@ -57,7 +57,10 @@ impl Stats {
             s.failed += 1;
         }
         let secs = took.as_secs_f64();
-        let bucket = BUCKETS_S.iter().position(|b| secs <= *b).unwrap_or(BUCKETS_S.len());
+        let bucket = BUCKETS_S
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS_S.len());
         s.buckets[bucket] += 1;
         s.sum_s += secs;
         s.count += 1;
@@ -70,7 +73,10 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, TypeStats> {
-        self.by_type.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.by_type
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -52,7 +52,9 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
                         cron_id: job.cron_id.clone(),
                         shutdown: inner.shutdown.child_token(),
                     };
-                    attempt(handler.clone(), ctx, timeout).in_current_span().await
+                    attempt(handler.clone(), ctx, timeout)
+                        .in_current_span()
+                        .await
                 }
             },
         };
@@ -66,7 +68,12 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
         let written = match &result {
             Ok(()) => {
                 tracing::info!(duration_ms, "job finished");
-                write(|| inner.store.complete(lease.clone(), from_cron, inner.clock.now_ms())).await
+                write(|| {
+                    inner
+                        .store
+                        .complete(lease.clone(), from_cron, inner.clock.now_ms())
+                })
+                .await
             }
             Err(error) => {
                 let now = inner.clock.now_ms();
@@ -173,4 +180,3 @@ where
 pub(super) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
-

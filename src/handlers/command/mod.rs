@@ -273,11 +273,12 @@ async fn drain(pipe: Option<impl AsyncRead + Unpin>, output: &Output, stream: St
 /// Writes `data` to the command's stdin and closes it. A command that exits
 /// without reading all of it is not an error in itself (`head` does that).
 async fn feed(pipe: Option<ChildStdin>, data: Option<&str>) {
-    if let (Some(mut pipe), Some(data)) = (pipe, data) {
-        if let Err(e) = pipe.write_all(data.as_bytes()).await {
-            tracing::debug!("the command did not read all of its stdin: {e}");
-        }
-        // Dropping the pipe closes it: the command sees end of input.
+    // Dropping the pipe at the end of the `if` closes it: the command sees
+    // end of input.
+    if let (Some(mut pipe), Some(data)) = (pipe, data)
+        && let Err(e) = pipe.write_all(data.as_bytes()).await
+    {
+        tracing::debug!("the command did not read all of its stdin: {e}");
     }
 }
 

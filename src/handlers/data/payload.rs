@@ -266,10 +266,10 @@ fn check_directions(
         }
         _ => {}
     }
-    if let (Endpoint::Table(s), Endpoint::Table(t)) = (source, target) {
-        if s.same_table(t) {
-            return Err(DataError::invalid("target", "must not be the source table"));
-        }
+    if let (Endpoint::Table(s), Endpoint::Table(t)) = (source, target)
+        && s.same_table(t)
+    {
+        return Err(DataError::invalid("target", "must not be the source table"));
     }
     Ok(())
 }
