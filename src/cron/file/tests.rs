@@ -592,15 +592,52 @@ fn check_reports_a_bad_cron_tz() {
     );
 }
 
+/// The packaged file ships with every example commented out (`#key`, no
+/// space; prose comments are `# text`): as shipped it must load to no crons,
+/// and with the examples uncommented, to all of them.
 #[test]
-fn the_packaged_sample_file_loads() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packaging/crons.toml");
+fn the_packaged_sample_file_loads_as_shipped_and_uncommented() {
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packaging/crons.toml");
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_dir(dir.path());
     config.cron_tz = Some("UTC".to_string());
-    let crons = match check(Some(&path), &config) {
+    match check(Some(&sample), &config) {
+        Ok(crons) => assert_eq!(crons, Vec::new()),
+        Err(errors) => panic!("packaging/crons.toml as shipped:\n{errors}"),
+    }
+
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let uncommented: String = text
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if !rest.is_empty() && !rest.starts_with([' ', '#']) => rest,
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let file = dir.path().join("crons.toml");
+    std::fs::write(&file, uncommented).unwrap();
+    let vars = [
+        ("SMTP_HOST", "localhost"),
+        ("MAIL_FROM", "cronq@example.com"),
+        ("JOB_COMMAND_ALLOW", "/usr/local/bin/month-end"),
+        ("CRON_TZ", "UTC"),
+    ];
+    let vars = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut config = Config::from_vars(&vars).unwrap();
+    config.data_dir = dir.path().join("data");
+    let crons = match check(Some(&file), &config) {
         Ok(crons) => crons,
-        Err(errors) => panic!("packaging/crons.toml:\n{errors}"),
+        Err(errors) => panic!("packaging/crons.toml uncommented:\n{errors}"),
     };
-    assert!(!crons.is_empty());
+    let ids: Vec<&str> = crons.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["nightly_report", "orders_export", "month_end", "heartbeat"]
+    );
+    assert_eq!(crons[1].data.get("operation"), Some(&json!("export")));
+    assert!(!crons[3].enabled);
 }
