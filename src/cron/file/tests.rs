@@ -617,18 +617,7 @@ fn the_packaged_sample_file_loads_as_shipped_and_uncommented() {
         .collect();
     let file = dir.path().join("crons.toml");
     std::fs::write(&file, uncommented).unwrap();
-    let vars = [
-        ("SMTP_HOST", "localhost"),
-        ("MAIL_FROM", "cronq@example.com"),
-        ("JOB_COMMAND_ALLOW", "/usr/local/bin/month-end"),
-        ("CRON_TZ", "UTC"),
-    ];
-    let vars = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let mut config = Config::from_vars(&vars).unwrap();
-    config.data_dir = dir.path().join("data");
+    let config = config_with_every_handler(dir.path());
     let crons = match check(Some(&file), &config) {
         Ok(crons) => crons,
         Err(errors) => panic!("packaging/crons.toml uncommented:\n{errors}"),
@@ -640,4 +629,45 @@ fn the_packaged_sample_file_loads_as_shipped_and_uncommented() {
     );
     assert_eq!(crons[1].data.get("operation"), Some(&json!("export")));
     assert!(!crons[3].enabled);
+}
+
+/// The example in man/cronq.toml.5 is the one operators copy; keep it valid.
+#[test]
+fn the_man_page_example_loads() {
+    let page =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("man/cronq.toml.5"))
+            .unwrap();
+    let examples = &page[page.find(".Sh EXAMPLES").unwrap()..];
+    let start = examples.find(".Bd -literal").unwrap();
+    let body = &examples[start..];
+    let body = &body[body.find('\n').unwrap() + 1..body.find("\n.Ed").unwrap()];
+    let text = body.replace("\\&", "");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crons.toml");
+    std::fs::write(&file, text).unwrap();
+    let config = config_with_every_handler(dir.path());
+    let crons = match check(Some(&file), &config) {
+        Ok(crons) => crons,
+        Err(errors) => panic!("the man page example:\n{errors}"),
+    };
+    assert_eq!(crons.len(), 3);
+}
+
+/// A configuration under which `email` and `command` (for the examples'
+/// program) are enabled too, as on a machine set up for them.
+fn config_with_every_handler(dir: &std::path::Path) -> Config {
+    let vars = [
+        ("SMTP_HOST", "localhost"),
+        ("MAIL_FROM", "cronq@example.com"),
+        ("JOB_COMMAND_ALLOW", "/usr/local/bin/month-end"),
+        ("CRON_TZ", "UTC"),
+    ];
+    let vars = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut config = Config::from_vars(&vars).unwrap();
+    config.data_dir = dir.join("data");
+    config
 }
