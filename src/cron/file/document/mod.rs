@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+mod values;
+
 use serde_json::{Map, Value};
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
@@ -19,6 +21,7 @@ use super::fault::Fault;
 use super::{CatchUp, CronDef, LoadContext, Overlap};
 use crate::cron::schedule::{Schedule, parse_timezone, timezone_name};
 use crate::queue::handler::LookupError;
+use values::article;
 
 /// The keys a `[cron.ID]` table may hold, in the order the docs list them.
 const CRON_KEYS: [&str; 10] = [
@@ -362,159 +365,6 @@ impl Document<'_> {
         }
     }
 
-    /// A string value, with its line; a fault if present but not a string.
-    fn string<'v>(
-        &mut self,
-        value: Option<&'v Spanned<DeValue<'_>>>,
-        key: &str,
-    ) -> Option<(&'v str, usize)> {
-        let value = value?;
-        let line = self.line(value.span());
-        match value.get_ref() {
-            DeValue::String(s) => Some((s, line)),
-            other => {
-                self.fault(
-                    Some(line),
-                    key,
-                    format!("expected a string, got {}", article(other)),
-                );
-                None
-            }
-        }
-    }
-
-    /// An integer within `range`: `None` on a fault, `Some(None)` when absent.
-    fn integer(
-        &mut self,
-        value: Option<&Spanned<DeValue<'_>>>,
-        key: &str,
-        (min, max): (i64, i64),
-    ) -> Option<Option<i64>> {
-        let Some(value) = value else {
-            return Some(None);
-        };
-        let line = self.line(value.span());
-        let n = match value.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
-            other => {
-                self.fault(
-                    Some(line),
-                    key,
-                    format!("expected an integer, got {}", article(other)),
-                );
-                return None;
-            }
-        };
-        match n {
-            Some(n) if (min..=max).contains(&n) => Some(Some(n)),
-            _ => {
-                let shown = match value.get_ref() {
-                    DeValue::Integer(i) => i.to_string(),
-                    _ => String::new(),
-                };
-                self.fault(
-                    Some(line),
-                    key,
-                    format!("{shown} is out of range {min}..={max}"),
-                );
-                None
-            }
-        }
-    }
-
-    /// One of a few words: `None` on a fault, `Some(None)` when absent.
-    fn choice<T: Copy>(
-        &mut self,
-        value: Option<&Spanned<DeValue<'_>>>,
-        key: &str,
-        choices: &[(&str, T)],
-    ) -> Option<Option<T>> {
-        let Some(value) = value else {
-            return Some(None);
-        };
-        let (word, line) = self.string(Some(value), key)?;
-        match choices.iter().find(|(name, _)| *name == word) {
-            Some((_, choice)) => Some(Some(*choice)),
-            None => {
-                let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
-                self.fault(
-                    Some(line),
-                    key,
-                    format!("{word:?} is not one of {}", names.join(", ")),
-                );
-                None
-            }
-        }
-    }
-
-    /// `data` as JSON, the form the job's payload carries. Every value that
-    /// JSON cannot hold is a fault at its own key.
-    fn json_object(&mut self, table: &DeTable<'_>, path: &[&str]) -> Option<Map<String, Value>> {
-        let mut object = Map::new();
-        let mut ok = true;
-        for (name, value) in table {
-            let mut sub = path.to_vec();
-            sub.push(name.get_ref());
-            match self.json(value, &sub) {
-                Some(json) => {
-                    object.insert(name.get_ref().to_string(), json);
-                }
-                None => ok = false,
-            }
-        }
-        ok.then_some(object)
-    }
-
-    fn json(&mut self, value: &Spanned<DeValue<'_>>, path: &[&str]) -> Option<Value> {
-        match value.get_ref() {
-            DeValue::String(s) => Some(Value::String(s.to_string())),
-            DeValue::Boolean(b) => Some(Value::Bool(*b)),
-            DeValue::Datetime(dt) => Some(Value::String(dt.to_string())),
-            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-                Ok(n) => Some(Value::from(n)),
-                Err(_) => {
-                    let line = self.line(value.span());
-                    self.fault(Some(line), display_key(path), "integer out of range");
-                    None
-                }
-            },
-            DeValue::Float(f) => {
-                let number = f
-                    .as_str()
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64);
-                match number {
-                    Some(n) => Some(Value::Number(n)),
-                    None => {
-                        let line = self.line(value.span());
-                        self.fault(
-                            Some(line),
-                            display_key(path),
-                            format!("{} cannot be carried in JSON job data", f.as_str()),
-                        );
-                        None
-                    }
-                }
-            }
-            DeValue::Array(items) => {
-                let mut array = Vec::with_capacity(items.len());
-                let mut ok = true;
-                for (i, item) in items.iter().enumerate() {
-                    let index = i.to_string();
-                    let mut sub = path.to_vec();
-                    sub.push(&index);
-                    match self.json(item, &sub) {
-                        Some(json) => array.push(json),
-                        None => ok = false,
-                    }
-                }
-                ok.then_some(Value::Array(array))
-            }
-            DeValue::Table(table) => self.json_object(table, path).map(Value::Object),
-        }
-    }
-
     fn missing(&mut self, line: usize, key: &str, what: &str) {
         self.fault(Some(line), key, format!("missing; every cron needs {what}"));
     }
@@ -590,16 +440,4 @@ fn display_key(parts: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
-}
-
-fn article(value: &DeValue<'_>) -> &'static str {
-    match value {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a datetime",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
-    }
 }
