@@ -23,6 +23,7 @@ use crate::admin::server::{self, BindError, Limits};
 use crate::admin::{Access, textfile};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
+use crate::cron::file::{self, LoadContext};
 use crate::cron::schedule::{ScheduleError, default_timezone};
 use crate::cron::scheduler::{Loader, Scheduler, SchedulerError};
 use crate::cron::spec::CronSpec;
@@ -86,7 +87,8 @@ impl Builder {
         self
     }
 
-    /// Reads file crons with `loader`, at start-up and on every reload.
+    /// Reads file crons with `loader`, at start-up and on every reload,
+    /// instead of the crons file the configuration names.
     pub fn crons(mut self, loader: Loader) -> Builder {
         self.crons = Some(loader);
         self
@@ -143,14 +145,15 @@ impl Builder {
             );
         }
 
+        let crons = self
+            .crons
+            .unwrap_or_else(|| file_loader(config.clone(), queue.registry().clone()));
         let zone = default_timezone(config.cron_tz.as_deref())?;
         let builtins =
             CronSpec::builtins(config.system_queue_cron, config.clear_exports_cron, &zone);
-        let file = match &self.crons {
-            Some(load) => load().map_err(DaemonError::Crons)?,
-            None => Vec::new(),
-        };
-        let scheduler = Scheduler::new(queue.clone(), builtins, file, self.crons).await?;
+        let file = crons().map_err(DaemonError::Crons)?;
+        tracing::info!(crons = file.len(), path = %config.crons_path.display(), "crons file loaded");
+        let scheduler = Scheduler::new(queue.clone(), builtins, file, Some(crons)).await?;
 
         let (listener, group) = server::bind(&config.socket_path, config.socket_group.as_deref())?;
         listener.set_nonblocking(true)?;
@@ -234,6 +237,15 @@ impl Builder {
         daemon.stop().await;
         Ok(())
     }
+}
+
+/// Reads the crons file (and `crons.d/`) named by the configuration.
+fn file_loader(config: Arc<Config>, registry: Registry) -> Loader {
+    Arc::new(move || {
+        let ctx = LoadContext::new(&config, &registry).map_err(|e| format!("CRON_TZ: {e}"))?;
+        let defs = file::load(&config.crons_path, &ctx).map_err(|e| e.to_string())?;
+        Ok(defs.into_iter().map(CronSpec::from).collect())
+    })
 }
 
 /// A running daemon.

@@ -17,14 +17,7 @@ fn main() -> ExitCode {
             }
             cronq::daemon::main_from_env()
         }
-        Command::Check { file } => {
-            // NOT BUILT YET: the crons-file checker (`cronq::cron::file::check`)
-            // is written on another branch. When it lands, call it here with
-            // `file` (None: the daemon's crons file) and exit non-zero on faults.
-            let _ = file;
-            eprintln!("cronq: check: not built yet (the crons-file checker is not in this build)");
-            ExitCode::from(cronq::client::exit::USAGE)
-        }
+        Command::Check { file } => cronq::client::commands::check::run(file.as_deref()),
         command => cronq::client::run(cli.global, command),
     }
 }

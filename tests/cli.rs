@@ -179,11 +179,32 @@ fn usage_errors_exit_2_before_any_connection() {
 }
 
 #[test]
-fn check_is_not_built_yet() {
+fn check_validates_a_crons_file_offline() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cronq(&dir.path().join("s"), &["check", "crons.toml"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not built yet"));
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[cron.tick]\nschedule = \"*/5 * * * *\"\ntype = \"noop\"\n",
+    )
+    .unwrap();
+    let out = cronq(&dir.path().join("s"), &["check", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("tick"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[cron.tick]\nschedule = \"*/5 * * * *\"\ntype = \"noop\"\n\n[cron.feb]\nschedule = \"0 0 31 2 *\"\ntype = \"noop\"\ncolour = 1\n",
+    )
+    .unwrap();
+    let out = cronq(&dir.path().join("s"), &["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:6: cron.feb.schedule", bad.display())),
+        "{err}"
+    );
+    assert!(err.contains("cron.feb.colour"), "{err}");
 }
 
 #[test]

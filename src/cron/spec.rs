@@ -4,6 +4,7 @@
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 
+use super::file::CronDef;
 use super::schedule::Schedule;
 use crate::queue::job::NewJob;
 
@@ -56,19 +57,22 @@ impl JobTemplate {
     }
 }
 
-/// Whether a run may start while the previous run's job is unfinished.
+/// What a cron does when its previous run's job has not finished.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Overlap {
+    /// No new run while the last one's job is pending, scheduled or running;
+    /// the run is recorded as `skipped`.
     #[default]
     Skip,
     Allow,
 }
 
-/// Whether a run missed during downtime is fired at start-up.
+/// What a cron does about runs missed while the daemon was down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CatchUp {
     #[default]
     None,
+    /// Fire one missed run (the latest) at start-up.
     Once,
 }
 
@@ -116,6 +120,28 @@ impl PartialEq for CronSpec {
             && self.catch_up == other.catch_up
             && self.enabled == other.enabled
             && self.source == other.source
+    }
+}
+
+impl From<CronDef> for CronSpec {
+    fn from(def: CronDef) -> CronSpec {
+        CronSpec {
+            id: def.id,
+            schedule: def.schedule,
+            timezone: def.timezone,
+            timezone_name: def.timezone_name,
+            description: def.description,
+            action: CronAction::Enqueue(JobTemplate {
+                job_type: def.job_type,
+                data: def.data,
+                retry_count: def.retry_count,
+                timeout_s: def.timeout_s,
+            }),
+            overlap: def.overlap,
+            catch_up: def.catch_up,
+            enabled: def.enabled,
+            source: Source::File,
+        }
     }
 }
 

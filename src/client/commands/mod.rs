@@ -11,6 +11,7 @@
 //! below rather than strict types: a newer daemon may add fields, and an
 //! operator's view should degrade to "-" for a missing one, not fail.
 
+pub mod check;
 pub mod crons;
 pub mod enqueue;
 pub mod jobs;

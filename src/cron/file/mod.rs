@@ -25,24 +25,7 @@ use crate::config::Config;
 use crate::cron::schedule::{Schedule, ScheduleError, default_timezone};
 use crate::queue::handler::Registry;
 
-/// What a cron does when its previous run's job has not finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Overlap {
-    /// No new run while the last one's job is pending, scheduled or running;
-    /// the run is recorded as `skipped`.
-    #[default]
-    Skip,
-    Allow,
-}
-
-/// What a cron does about runs missed while the daemon was down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CatchUp {
-    #[default]
-    None,
-    /// Fire one missed run at start-up.
-    Once,
-}
+pub use super::spec::{CatchUp, Overlap};
 
 /// One `[cron.ID]` table, validated.
 #[derive(Debug, Clone)]
