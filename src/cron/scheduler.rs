@@ -509,10 +509,9 @@ impl Scheduler {
                 }
             }
             CronAction::Enqueue(template) => {
-                let job = template.new_job(&spec.id, &spec.description);
+                let job = template.new_job(&spec.id, &spec.description, run.id);
                 match queue.enqueue_one(job).await {
                     Ok(stored) => {
-                        store.attach_job(run.id, stored.job.id.clone()).await?;
                         tracing::info!(job_id = %stored.job.id, "cron enqueued its job");
                         // The run now follows its job: the store ends it when
                         // the job succeeds or dies.

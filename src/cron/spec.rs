@@ -35,12 +35,13 @@ pub struct JobTemplate {
 }
 
 impl JobTemplate {
-    pub fn new_job(&self, cron_id: &str, description: &str) -> NewJob {
+    pub fn new_job(&self, cron_id: &str, description: &str, run_id: i64) -> NewJob {
         let mut job = NewJob::new(cron_id, self.job_type.clone(), self.data.clone());
         job.description = description.to_string();
         job.retry_count = self.retry_count;
         job.timeout_s = self.timeout_s;
         job.cron_id = Some(cron_id.to_string());
+        job.cron_run = Some(run_id);
         job
     }
 

@@ -97,6 +97,8 @@ pub struct NewJob {
     pub priority: i64,
     pub unique_key: Option<String>,
     pub cron_id: Option<String>,
+    /// The cron run that enqueues this job; the run then follows the job.
+    pub cron_run: Option<i64>,
 }
 
 /// When a new job may first run.
@@ -125,6 +127,7 @@ impl NewJob {
             priority: 0,
             unique_key: None,
             cron_id: None,
+            cron_run: None,
         }
     }
 

@@ -183,6 +183,13 @@ impl Queue {
         if !dead.is_empty() {
             inner.store.remove_instances(dead).await?;
         }
+        let orphans = inner.store.settle_orphan_runs(now).await?;
+        if orphans > 0 {
+            tracing::warn!(
+                runs = orphans,
+                "cron runs left unfinished by a stopped daemon were marked failed"
+            );
+        }
         if !recovered.is_empty() {
             inner.wake.notify_one();
         }

@@ -136,12 +136,22 @@ impl Store {
         .await
     }
 
-    /// Links a run to the job it enqueued; the run then follows that job.
-    pub async fn attach_job(&self, run_id: i64, job_id: String) -> Result<(), StoreError> {
+    /// Ends runs left `running` by a daemon that is gone (killed while it
+    /// drained, or between recording a run and enqueuing its job): they
+    /// would otherwise read as running forever. Runs that enqueued a job
+    /// follow that job instead.
+    pub async fn settle_orphan_runs(&self, now: Millis) -> Result<usize, StoreError> {
         self.write(false, move |conn, _| {
-            conn.prepare_cached("UPDATE cron_runs SET job_id = ?2 WHERE id = ?1")?
-                .execute(params![run_id, job_id])?;
-            Ok(())
+            Ok(conn
+                .prepare_cached(
+                    "UPDATE cron_runs
+                        SET status = 'failed', finished = ?1,
+                            duration_ms = MAX(0, ?1 - COALESCE(started, ?1)),
+                            error = 'interrupted: the daemon running it stopped'
+                      WHERE status = 'running' AND job_id IS NULL
+                        AND instance NOT IN (SELECT id FROM instances)",
+                )?
+                .execute([now])?)
         })
         .await
     }

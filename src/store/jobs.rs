@@ -538,6 +538,12 @@ fn insert_job(
             now
         ])?;
         if n == 1 {
+            // In the job's own transaction: a job that runs and finishes at
+            // once still finds its run to settle.
+            if let Some(run_id) = job.cron_run {
+                conn.prepare_cached("UPDATE cron_runs SET job_id = ?2 WHERE id = ?1")?
+                    .execute(params![run_id, id])?;
+            }
             return Ok(Enqueued {
                 job: Job {
                     id,
