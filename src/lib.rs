@@ -2,11 +2,12 @@
 
 pub mod clock;
 pub mod config;
-pub mod daemon;
 pub mod cron;
+pub mod daemon;
 pub mod handlers;
 pub mod queue;
 pub mod store;
+pub mod systemd;
 
 pub use config::Config;
 pub use queue::handler::{Handler, JobContext, JobError, Registration};
