@@ -5,6 +5,7 @@ pub mod config;
 pub mod cron;
 pub mod daemon;
 pub mod handlers;
+pub mod logging;
 pub mod queue;
 pub mod store;
 pub mod systemd;
