@@ -98,7 +98,7 @@ mkdir -p "$root/usr" "$layer/usr/bin" "$layer/usr/lib/systemd/system/sockets.tar
 cp "$bin" "$layer/usr/bin/cronq"
 cp "$here/systemd/cronq.service" "$here/systemd/cronq.socket" "$layer/usr/lib/systemd/system/"
 cp "$here/systemd/cronq.sysusers" "$layer/usr/lib/sysusers.d/cronq.conf"
-cp "$here/systemd/cronq.tmpfiles" "$layer/usr/lib/tmpfiles.d/cronq.conf"
+cp "$here/systemd/cronq.tmpfile" "$layer/usr/lib/tmpfiles.d/cronq.conf"
 # `systemctl enable cronq.socket`, done at vendor level so it holds at boot.
 ln -s ../cronq.socket "$layer/usr/lib/systemd/system/sockets.target.wants/cronq.socket"
 

@@ -61,7 +61,7 @@ else
     fail=1
 fi
 
-out=$(systemd-tmpfiles --root="$root" --create "$here/systemd/cronq.tmpfiles" 2>&1) || { echo "FAIL: systemd-tmpfiles: $out" >&2; fail=1; }
+out=$(systemd-tmpfiles --root="$root" --create "$here/systemd/cronq.tmpfile" 2>&1) || { echo "FAIL: systemd-tmpfiles: $out" >&2; fail=1; }
 if [ -n "$out" ]; then
     echo "FAIL: systemd-tmpfiles complained: $out" >&2
     fail=1
