@@ -19,6 +19,7 @@
 #            running job finish.
 #
 # Usage: tests/nspawn_boot.sh [--harness-only] [path/to/cronq]
+#        CRONQ_DEB=target/debian/cronq_*.deb tests/nspawn_boot.sh   (the package's /usr)
 # Needs root, systemd-container, socat, overlayfs. Cleans up on every exit.
 set -euo pipefail
 
@@ -31,7 +32,7 @@ die() { echo "nspawn_boot: $*" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "needs root (mounts, systemd-nspawn)"
 command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing: apt-get install -y --no-install-recommends systemd-container"
 command -v socat >/dev/null || die "socat missing: apt-get install -y --no-install-recommends socat"
-[ -x "$bin" ] || die "no cronq binary at $bin (cargo build first)"
+[ -n "${CRONQ_DEB:-}" ] || [ -x "$bin" ] || die "no cronq binary at $bin (cargo build first)"
 
 work=$(mktemp -d /tmp/cronq-nspawn.XXXXXX)
 root=$work/root       # the container's directory: only /usr matters (volatile)
@@ -95,10 +96,17 @@ wait_for() {
 # ---- the package layer -----------------------------------------------------
 mkdir -p "$root/usr" "$layer/usr/bin" "$layer/usr/lib/systemd/system/sockets.target.wants" \
     "$layer/usr/lib/sysusers.d" "$layer/usr/lib/tmpfiles.d" "$layer/usr/share/cronq-test"
-cp "$bin" "$layer/usr/bin/cronq"
-cp "$here/systemd/cronq.service" "$here/systemd/cronq.socket" "$layer/usr/lib/systemd/system/"
-cp "$here/systemd/cronq.sysusers" "$layer/usr/lib/sysusers.d/cronq.conf"
-cp "$here/systemd/cronq.tmpfile" "$layer/usr/lib/tmpfiles.d/cronq.conf"
+if [ -n "${CRONQ_DEB:-}" ]; then
+    # The package's /usr as built by cargo deb (its /etc is not used: the
+    # container's /etc is volatile and written below).
+    dpkg-deb -x "$CRONQ_DEB" "$work/deb"
+    cp -a "$work/deb/usr/." "$layer/usr/"
+else
+    cp "$bin" "$layer/usr/bin/cronq"
+    cp "$here/systemd/cronq.service" "$here/systemd/cronq.socket" "$layer/usr/lib/systemd/system/"
+    cp "$here/systemd/cronq.sysusers" "$layer/usr/lib/sysusers.d/cronq.conf"
+    cp "$here/systemd/cronq.tmpfile" "$layer/usr/lib/tmpfiles.d/cronq.conf"
+fi
 # `systemctl enable cronq.socket`, done at vendor level so it holds at boot.
 ln -s ../cronq.socket "$layer/usr/lib/systemd/system/sockets.target.wants/cronq.socket"
 
