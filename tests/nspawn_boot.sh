@@ -27,6 +27,9 @@ harness_only=0
 if [ "${1:-}" = "--harness-only" ]; then harness_only=1; shift; fi
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-${CRONQ_BIN:-$here/target/debug/cronq}}
+# examples/systemd_probe.rs: cronq::systemd and cronq::logging in a stand-in
+# daemon (cargo build --example systemd_probe); its steps are skipped without it.
+probe_bin=${CRONQ_PROBE_BIN:-$here/target/debug/examples/systemd_probe}
 
 die() { echo "nspawn_boot: $*" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "needs root (mounts, systemd-nspawn)"
@@ -135,6 +138,23 @@ Restart=on-failure
 RestartSec=200ms
 EOF
 
+if [ -x "$probe_bin" ]; then
+    cp "$probe_bin" "$layer/usr/share/cronq-test/systemd_probe"
+    cat > "$layer/usr/lib/systemd/system/cronq-rsprobe.socket" <<'EOF'
+[Socket]
+ListenStream=/run/cronq-rsprobe.sock
+EOF
+    cat > "$layer/usr/lib/systemd/system/cronq-rsprobe.service" <<'EOF'
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart=/usr/share/cronq-test/systemd_probe
+WatchdogSec=2s
+Restart=on-failure
+RestartSec=200ms
+EOF
+fi
+
 mount -t overlay overlay -o "lowerdir=$layer/usr:/usr" "$root/usr"
 
 # ---- harness ---------------------------------------------------------------
@@ -193,6 +213,61 @@ in_ct journalctl -q -u cronq-probe.service --no-pager | grep -qi 'watchdog timeo
 pass "restarted, new MainPID $(prop cronq-probe.service MainPID) (was $pid)"
 in_ct systemctl stop cronq-probe.service
 
+# ---- cronq::systemd and cronq::logging in a stand-in daemon -------------------
+if [ -x "$probe_bin" ]; then
+    rs=cronq-rsprobe.service
+    in_ct systemctl start cronq-rsprobe.socket
+    # -t 5: the first connection waits for the probe's start (1 s), longer
+    # than socat's default 0.5 s after stdin closes.
+    rsprobe() { echo "$1" | in_ct socat -t 5 - UNIX-CONNECT:/run/cronq-rsprobe.sock; }
+
+    step "rust probe: listener_from_env takes the socket systemd passes"
+    [ "$(prop $rs ActiveState)" = inactive ] || fail "$rs is $(prop $rs ActiveState) before any connection"
+    answer=$(rsprobe probe-1) || fail "no answer"
+    [ "$answer" = "pong probe-1" ] || fail "answered '$answer'"
+    [ "$(prop $rs ActiveState)" = active ] || fail "$rs is $(prop $rs ActiveState)"
+    pass
+
+    step "rust probe: Notifier READY makes systemctl start wait; STATUS shows"
+    in_ct systemctl stop $rs 2>/dev/null
+    t0=$(date +%s%N)
+    in_ct systemctl start $rs
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    [ "$ms" -ge 900 ] || fail "start returned after ${ms} ms, before READY at 1000 ms"
+    [ "$(prop $rs StatusText)" = "probe: 0 served" ] || fail "StatusText '$(prop $rs StatusText)'"
+    rsprobe probe-2 >/dev/null
+    wait_for 5 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p StatusText --value $rs)\" = 'probe: 1 served' ]" \
+        || fail "STATUS not updated: '$(prop $rs StatusText)'"
+    pass "start took ${ms} ms"
+
+    step "rust probe: LOG_FORMAT=auto finds journald; CRONQ_ fields queryable"
+    wait_for 5 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u $rs CRONQ_JOB_ID=probe-2 -o cat | grep -q 'job finished'" \
+        || fail "journalctl -u $rs CRONQ_JOB_ID=probe-2 finds nothing"
+    entry=$(in_ct journalctl -q -u $rs CRONQ_JOB_ID=probe-2 -o json -n 1)
+    for want in SYSLOG_IDENTIFIER=cronq CRONQ_JOB_TYPE=probe CRONQ_ATTEMPT=1 CRONQ_DURATION_MS=0 PRIORITY=6; do
+        [ "$(echo "$entry" | json_get "${want%%=*}")" = "${want#*=}" ] || fail "want $want in $entry"
+    done
+    ready=$(in_ct journalctl -q -u $rs -o json MESSAGE="probe ready" -n 1)
+    [ "$(echo "$ready" | json_get CRONQ_OUTPUT)" = Journald ] || fail "auto did not pick journald: $ready"
+    [ "$(echo "$ready" | json_get CRONQ_LISTEN_FDS_LEFT)" = false ] || fail "LISTEN_FDS still set: $ready"
+    [ "$(echo "$ready" | json_get CRONQ_WATCHDOG_MS)" = 1000 ] || fail "watchdog interval: $ready"
+    pass
+
+    step "rust probe: Notifier watchdog pings keep it alive; SIGSTOP gets it restarted"
+    sleep 3
+    [ "$(prop $rs NRestarts)" = 0 ] || fail "restarted while healthy"
+    pid=$(prop $rs MainPID)
+    in_ct kill -STOP "$pid"
+    wait_for 15 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value $rs)\" -ge 1 ]" \
+        || fail "no restart after SIGSTOP"
+    in_ct journalctl -q -u $rs --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+    wait_for 5 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p ActiveState --value $rs)\" = active ]" || fail "not active again"
+    pass "MainPID $pid -> $(prop $rs MainPID)"
+    in_ct systemctl stop $rs cronq-rsprobe.socket
+else
+    echo "(no $probe_bin: the rust probe steps are skipped)"
+fi
+
 if [ $harness_only = 1 ]; then
     echo "harness only: the cronq steps were not run"
     exit 0
@@ -214,7 +289,9 @@ in_ct systemctl daemon-reload
 step "socket activation: the first connection starts cronq"
 st=$(prop cronq.service ActiveState)
 [ "$st" = inactive ] || fail "cronq.service is $st before the connection"
-answer=$(admin '{"cmd":"ping"}') || fail "no answer through the socket"
+# The first answer waits for the daemon's start-up; socat's default 0.5 s
+# after stdin closes may be too short for it, so allow 10 s here only.
+answer=$(echo '{"cmd":"ping"}' | in_ct socat -t 10 - UNIX-CONNECT:/run/cronq/admin.sock) || fail "no answer through the socket"
 [ "$(echo "$answer" | json_get pong)" = true ] || fail "ping answered $answer"
 [ "$(prop cronq.service ActiveState)" = active ] || fail "cronq.service is $(prop cronq.service ActiveState)"
 pass
