@@ -114,6 +114,7 @@ fn main() {
         expect_error(&std::process::id().to_string(), "1", "not open"),
     );
 
+    println!("socket_activation: {failures} failed");
     if failures > 0 {
         println!("{failures} socket activation test(s) failed");
         std::process::exit(1);
