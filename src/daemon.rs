@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -25,12 +26,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::cron::file::{self, LoadContext};
 use crate::cron::schedule::{ScheduleError, default_timezone};
-use crate::cron::scheduler::{Loader, Scheduler, SchedulerError};
+use crate::cron::scheduler::{Loader, Pulse, Scheduler, SchedulerError};
 use crate::cron::spec::CronSpec;
 use crate::queue::handler::{Handler, Registration, Registry};
 use crate::queue::instance::Instance;
+use crate::queue::job::JobStatus;
 use crate::queue::{Queue, QueueError};
 use crate::store::{JobDefaults, Store, StoreError};
+use crate::systemd::Notifier;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,8 @@ pub struct Builder {
     clock: Arc<dyn Clock>,
     log_level: Option<LevelSetter>,
     crons: Option<Loader>,
+    notifier: Notifier,
+    listener: Option<std::os::unix::net::UnixListener>,
 }
 
 impl Builder {
@@ -84,6 +89,19 @@ impl Builder {
     /// Lets the `log_level` command change the log filter.
     pub fn log_level(mut self, setter: LevelSetter) -> Builder {
         self.log_level = Some(setter);
+        self
+    }
+
+    /// Talks to systemd (READY, STATUS, WATCHDOG, STOPPING).
+    pub fn notifier(mut self, notifier: Notifier) -> Builder {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Serves this listener (socket activation) instead of binding
+    /// CRONQ_SOCKET; the socket file then belongs to systemd.
+    pub fn listener(mut self, listener: std::os::unix::net::UnixListener) -> Builder {
+        self.listener = Some(listener);
         self
     }
 
@@ -155,7 +173,24 @@ impl Builder {
         tracing::info!(crons = file.len(), path = %config.crons_path.display(), "crons file loaded");
         let scheduler = Scheduler::new(queue.clone(), builtins, file, Some(crons)).await?;
 
-        let (listener, group) = server::bind(&config.socket_path, config.socket_group.as_deref())?;
+        let (listener, group, owned_socket) = match self.listener {
+            Some(listener) => {
+                tracing::info!("serving the admin socket passed by systemd");
+                let group = match config.socket_group.as_deref() {
+                    Some(name) => Some(
+                        crate::admin::group_id(name)
+                            .ok_or_else(|| BindError::UnknownGroup(name.to_string()))?,
+                    ),
+                    None => None,
+                };
+                (listener, group, None)
+            }
+            None => {
+                let (listener, group) =
+                    server::bind(&config.socket_path, config.socket_group.as_deref())?;
+                (listener, group, Some(config.socket_path.clone()))
+            }
+        };
         listener.set_nonblocking(true)?;
         let listener = UnixListener::from_std(listener)?;
 
@@ -189,7 +224,24 @@ impl Builder {
             );
         }
         queue.spawn_heartbeat();
-        scheduler.spawn(None, crate::clock::MAX_WALL_SLEEP);
+        let notifier = self.notifier;
+        match notifier.watchdog_interval() {
+            // Pinged from the scheduler's loop, after the store answered, so a
+            // wedged loop or database gets the service restarted.
+            Some(every) => {
+                let pinger = notifier.clone();
+                let pulse: Pulse = Arc::new(move || pinger.watchdog());
+                scheduler.spawn(Some(pulse), every.min(crate::clock::MAX_WALL_SLEEP));
+            }
+            None => scheduler.spawn(None, crate::clock::MAX_WALL_SLEEP),
+        }
+        if notifier.is_enabled() {
+            tasks.spawn(status_line(
+                queue.clone(),
+                notifier.clone(),
+                shutdown.clone(),
+            ));
+        }
         if let Some(path) = config.metrics_textfile.clone() {
             tasks.spawn(textfile::run(
                 path,
@@ -199,6 +251,7 @@ impl Builder {
             ));
         }
         ready.store(true, Ordering::Relaxed);
+        notifier.ready();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             db = %config.db_path.display(),
@@ -212,7 +265,8 @@ impl Builder {
             scheduler,
             shutdown,
             tasks,
-            socket: config.socket_path.clone(),
+            socket: owned_socket,
+            notifier,
         })
     }
 
@@ -228,9 +282,11 @@ impl Builder {
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
                 _ = hup.recv() => {
+                    daemon.notifier.reloading();
                     if let Err(e) = daemon.scheduler.reload() {
                         tracing::error!(error = %e, "SIGHUP: the crons file was not reloaded; the old table stays");
                     }
+                    daemon.notifier.ready();
                 }
             }
         }
@@ -254,7 +310,9 @@ pub struct Daemon {
     scheduler: Scheduler,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    socket: PathBuf,
+    /// The socket file this daemon created (not one systemd passed).
+    socket: Option<PathBuf>,
+    notifier: Notifier,
 }
 
 impl Daemon {
@@ -265,6 +323,8 @@ impl Daemon {
             clock: Arc::new(SystemClock),
             log_level: None,
             crons: None,
+            notifier: Notifier::disabled(),
+            listener: None,
         }
     }
 
@@ -280,16 +340,24 @@ impl Daemon {
     /// Drains and stops: no new claims or connections, running jobs finish
     /// within their timeouts, jobs never started are handed back.
     pub async fn stop(self) {
+        self.notifier.stopping();
         self.shutdown.cancel();
         let running = self.queue.busy();
         if running > 0 {
             tracing::info!(running, "waiting for running jobs to finish");
+            // Ask systemd for the time the longest job may still take, so a
+            // stop does not cut a job off (TimeoutStopSec is only a default).
+            if let Some(left) = self.queue.longest_remaining() {
+                self.notifier.extend_timeout(left + Duration::from_secs(10));
+            }
         }
         self.tasks.close();
         self.scheduler.wait_stopped().await;
         self.queue.wait_stopped().await;
         self.tasks.wait().await;
-        let _ = std::fs::remove_file(&self.socket);
+        if let Some(socket) = &self.socket {
+            let _ = std::fs::remove_file(socket);
+        }
         let store = self.queue.store();
         if let Err(e) = store
             .remove_instances(vec![self.queue.instance().id.clone()])
@@ -304,6 +372,15 @@ impl Daemon {
 
 /// `cronq daemon`: reads the environment and runs until SIGTERM/SIGINT.
 pub fn main_from_env() -> ExitCode {
+    // Before any thread exists: taking the listener clears LISTEN_* only in
+    // a single-threaded process.
+    let listener = match crate::systemd::listener_from_env() {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("cronq: socket activation: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -311,7 +388,13 @@ pub fn main_from_env() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let log_level = crate::logging::init(&config);
+    let log = match crate::logging::init(config.log_format, &config.log_level) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("cronq: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -322,9 +405,11 @@ pub fn main_from_env() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut builder = Daemon::builder(config);
-    if let Some(setter) = log_level {
-        builder = builder.log_level(setter);
+    let mut builder = Daemon::builder(config)
+        .log_level(Arc::new(move |level: &str| log.set_level(level)))
+        .notifier(Notifier::from_env());
+    if let Some(listener) = listener {
+        builder = builder.listener(listener);
     }
     match runtime.block_on(builder.run()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -332,6 +417,44 @@ pub fn main_from_env() -> ExitCode {
             tracing::error!(error = %e, "cronq could not start");
             eprintln!("cronq: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Keeps systemd's STATUS= line current ("2/5 busy, 120 pending, 0 dead"),
+/// recomputed at most once a second and only after something changed.
+async fn status_line(queue: Queue, notifier: Notifier, shutdown: CancellationToken) {
+    let mut activity = queue.activity();
+    let mut last = String::new();
+    loop {
+        let now = queue.clock().now_ms();
+        match queue.store().counts(now).await {
+            Ok(counts) => {
+                let total = |status: JobStatus| -> u64 {
+                    counts.values().filter_map(|by| by.get(&status)).sum()
+                };
+                let line = format!(
+                    "{}/{} busy, {} pending, {} scheduled, {} dead",
+                    queue.busy(),
+                    queue.max_workers(),
+                    total(JobStatus::Pending),
+                    total(JobStatus::Scheduled),
+                    total(JobStatus::Dead)
+                );
+                if line != last {
+                    notifier.status(&line);
+                    last = line;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "could not count jobs for the status line"),
+        }
+        tokio::select! {
+            changed = activity.changed() => if changed.is_err() { break },
+            () = shutdown.cancelled() => break,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => break,
         }
     }
 }

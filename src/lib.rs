@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod logging;
 pub mod queue;
 pub mod store;
+pub mod systemd;
 
 pub use config::Config;
 pub use daemon::{Daemon, DaemonError};

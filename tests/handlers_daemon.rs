@@ -39,22 +39,34 @@ fn an_email_job_arrives_and_the_password_is_never_logged() {
         json!({"to": "ada@example.com", "subject": "Welcome, {{name}}", "template": "welcome_email",
                "variables": {"name": "Ada", "company": "Example & Co"}}),
     );
-    d.until(Duration::from_secs(20), "the email job to finish", |d| d.job(&id).is_none().then_some(()));
+    d.until(Duration::from_secs(20), "the email job to finish", |d| {
+        d.job(&id).is_none().then_some(())
+    });
     let messages = server.messages();
     assert_eq!(messages.len(), 1);
     let m = &messages[0];
     assert_eq!(m.rcpt_tos, vec!["ada@example.com".to_string()]);
     assert_eq!(m.header("Subject"), "Welcome, Ada");
     assert!(m.body("text/plain").contains("Ada"));
-    assert!(m.body("text/html").contains("Example &amp; Co"), "{}", m.body("text/html"));
+    assert!(
+        m.body("text/html").contains("Example &amp; Co"),
+        "{}",
+        m.body("text/html")
+    );
     let log = d.log();
     assert!(log.contains("TRACE") || log.contains("DEBUG"));
-    assert!(!log.contains(PASSWORD), "the SMTP password appears in the log");
+    assert!(
+        !log.contains(PASSWORD),
+        "the SMTP password appears in the log"
+    );
 
     // A bad address is refused at enqueue, naming the field.
     let a = d.request(json!({"cmd": "enqueue", "name": "x", "payload": {"type": "email", "data": {"to": "not an address", "subject": "s", "text": "t"}}}));
     assert_eq!(a["error"]["code"], "bad_request", "{a}");
-    assert!(a["error"]["message"].as_str().unwrap().contains("to"), "{a}");
+    assert!(
+        a["error"]["message"].as_str().unwrap().contains("to"),
+        "{a}"
+    );
 }
 
 #[test]
@@ -62,22 +74,32 @@ fn a_data_job_imports_then_exports_real_files() {
     let d = Daemon::start(&[]);
     let data_dir = d.dir.join("cronq-data/data");
     std::fs::create_dir_all(data_dir.join("in")).unwrap();
-    std::fs::write(data_dir.join("in/users.csv"), "id,name\n1,\"Ada, Countess\"\n2,Grace\n").unwrap();
+    std::fs::write(
+        data_dir.join("in/users.csv"),
+        "id,name\n1,\"Ada, Countess\"\n2,Grace\n",
+    )
+    .unwrap();
     let import = d.enqueue(
         "data_processing",
         json!({"operation": "import", "source": "file:in/users.csv", "target": "table:users"}),
     );
-    d.until(Duration::from_secs(20), "the import", |d| d.job(&import).is_none().then_some(()));
+    d.until(Duration::from_secs(20), "the import", |d| {
+        d.job(&import).is_none().then_some(())
+    });
     let export = d.enqueue(
         "data_processing",
         json!({"operation": "export", "source": "table:users", "target": "file:exports/users.jsonl"}),
     );
-    d.until(Duration::from_secs(20), "the export", |d| d.job(&export).is_none().then_some(()));
+    d.until(Duration::from_secs(20), "the export", |d| {
+        d.job(&export).is_none().then_some(())
+    });
     let out = std::fs::read_to_string(data_dir.join("exports/users.jsonl")).unwrap();
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.contains("Ada, Countess"), "{out}");
 
-    let a = d.request(json!({"cmd": "enqueue", "name": "x", "payload": {"type": "data_processing",
-        "data": {"operation": "export", "source": "table:users", "target": "file:../escape.csv"}}}));
+    let a = d.request(
+        json!({"cmd": "enqueue", "name": "x", "payload": {"type": "data_processing",
+        "data": {"operation": "export", "source": "table:users", "target": "file:../escape.csv"}}}),
+    );
     assert_eq!(a["error"]["code"], "bad_request", "{a}");
 }

@@ -8,4 +8,4 @@ pub mod rate;
 pub mod server;
 pub mod textfile;
 
-pub use access::Access;
+pub use access::{Access, group_id};

@@ -118,7 +118,7 @@ pub(super) async fn heartbeat(queue: Queue) {
         {
             tracing::warn!(error = %e, "could not record this instance's heartbeat");
         }
-        let leases: Vec<_> = lock(&inner.leases).iter().cloned().collect();
+        let leases: Vec<_> = lock(&inner.leases).keys().cloned().collect();
         let n = leases.len();
         match inner.store.extend(leases, now).await {
             Ok(lost) if !lost.is_empty() => tracing::warn!(

@@ -14,7 +14,7 @@ pub mod retry;
 pub mod stats;
 mod worker;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,8 +75,12 @@ struct Inner {
     busy: AtomicUsize,
     /// Poked by every enqueue so the dispatcher claims at once.
     wake: Notify,
-    /// Reservations held by running workers, extended by the heartbeat.
-    leases: Mutex<HashSet<Lease>>,
+    /// Reservations held by running workers, extended by the heartbeat,
+    /// with the instant each attempt's timeout ends.
+    leases: Mutex<HashMap<Lease, Instant>>,
+    /// Bumped whenever jobs are stored or finish: the systemd STATUS line
+    /// is recomputed on change, so an idle daemon does not wake for it.
+    activity: tokio::sync::watch::Sender<u64>,
     stats: Stats,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -104,7 +108,8 @@ impl Queue {
                 types,
                 busy: AtomicUsize::new(0),
                 wake: Notify::new(),
-                leases: Mutex::new(HashSet::new()),
+                leases: Mutex::new(HashMap::new()),
+                activity: tokio::sync::watch::Sender::new(0),
                 stats: Stats::default(),
                 shutdown,
                 tasks: TaskTracker::new(),
@@ -141,6 +146,7 @@ impl Queue {
             .await?;
         if stored.iter().any(|e| !e.duplicate) {
             self.inner.wake.notify_one();
+            self.touch();
         }
         Ok(stored)
     }
@@ -279,6 +285,25 @@ impl Queue {
     /// Tells the dispatcher that jobs may have become ready.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// Signals that the queue's figures changed.
+    pub(crate) fn touch(&self) {
+        self.inner.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes whenever jobs are stored or finish.
+    pub fn activity(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.activity.subscribe()
+    }
+
+    /// How long the running job with the most time left may still take.
+    pub fn longest_remaining(&self) -> Option<Duration> {
+        let now = Instant::now();
+        worker::lock(&self.inner.leases)
+            .values()
+            .map(|deadline| deadline.saturating_duration_since(now))
+            .max()
     }
 
     pub fn store(&self) -> &Store {

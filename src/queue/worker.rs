@@ -31,8 +31,8 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
     async move {
         let inner = &queue.inner;
         inner.busy.fetch_add(1, Ordering::Relaxed);
-        lock(&inner.leases).insert(lease.clone());
         let timeout = Duration::from_secs(u64::from(job.timeout_s.max(1)));
+        lock(&inner.leases).insert(lease.clone(), Instant::now() + timeout);
         tracing::debug!(max_attempts = job.max_attempts, "job started");
         let started = Instant::now();
 
@@ -122,6 +122,7 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
             ),
         }
         lock(&inner.leases).remove(&lease);
+        queue.touch();
         result.is_ok()
     }
     .instrument(span)

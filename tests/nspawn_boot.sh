@@ -1,0 +1,365 @@
+#!/bin/bash
+# cronq under a real, booted systemd (issue 6 item 5), in a systemd-nspawn
+# container that reuses the host's /usr read-only (--volatile=yes).
+#
+# The package layout is laid over the host's /usr with a read-only overlay
+# (binary in /usr/bin, units in /usr/lib/systemd/system, sysusers.d and
+# tmpfiles.d snippets in /usr/lib), so the container's own boot creates the
+# user, /run/cronq and the listening socket exactly as on an installed host.
+#
+# Steps, each printed PASS or FAIL; the first failure stops the run:
+#   harness: boot; sysusers made cronq; tmpfiles made /run/cronq; cronq.socket
+#            listens 0660 cronq:cronq; a probe notify service proves start
+#            waits for READY, STATUS shows, and a SIGSTOPped service is
+#            killed by its watchdog and restarted.
+#   cronq:   socket activation on first connection; `systemctl start` returns
+#            after READY; STATUS text; a noop job enqueued with socat runs;
+#            journalctl -u cronq CRONQ_JOB_ID=<id> finds it; reload re-reads
+#            the crons file; watchdog restart after SIGSTOP; stop lets a
+#            running job finish.
+#
+# Usage: tests/nspawn_boot.sh [--harness-only] [path/to/cronq]
+#        CRONQ_DEB=target/debian/cronq_*.deb tests/nspawn_boot.sh   (the package's /usr)
+# Needs root, systemd-container, socat, overlayfs. Cleans up on every exit.
+set -euo pipefail
+
+harness_only=0
+if [ "${1:-}" = "--harness-only" ]; then harness_only=1; shift; fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-${CRONQ_BIN:-$here/target/debug/cronq}}
+# examples/systemd_probe.rs: cronq::systemd and cronq::logging in a stand-in
+# daemon (cargo build --example systemd_probe); its steps are skipped without it.
+probe_bin=${CRONQ_PROBE_BIN:-$here/target/debug/examples/systemd_probe}
+
+die() { echo "nspawn_boot: $*" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || die "needs root (mounts, systemd-nspawn)"
+command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing: apt-get install -y --no-install-recommends systemd-container"
+command -v socat >/dev/null || die "socat missing: apt-get install -y --no-install-recommends socat"
+[ -n "${CRONQ_DEB:-}" ] || [ -x "$bin" ] || die "no cronq binary at $bin (cargo build first)"
+
+work=$(mktemp -d /tmp/cronq-nspawn.XXXXXX)
+root=$work/root       # the container's directory: only /usr matters (volatile)
+layer=$work/layer     # what the package installs, laid over the host's /usr
+console=$work/console.log
+nspawn_pid=""
+passed=()
+current="setup"
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+        # One SIGTERM asks the container's systemd to halt; SIGKILL would
+        # orphan it. A second SIGTERM forces termination if halting hangs.
+        kill -TERM "$nspawn_pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$nspawn_pid" 2>/dev/null; then
+            kill -TERM "$nspawn_pid" 2>/dev/null || true
+            sleep 2
+            kill -KILL "$nspawn_pid" 2>/dev/null || true
+        fi
+        wait "$nspawn_pid" 2>/dev/null || true
+    fi
+    if mountpoint -q "$root/usr" 2>/dev/null; then
+        umount "$root/usr" 2>/dev/null || umount -l "$root/usr" || true
+    fi
+    if [ $rc -ne 0 ] && [ -s "$console" ]; then
+        echo "--- container console (last 30 lines) ---" >&2
+        tail -n 30 "$console" >&2 || true
+    fi
+    rm -rf "$work"
+    echo
+    echo "proven (${#passed[@]}):"
+    for p in "${passed[@]}"; do echo "  - $p"; done
+    if [ $rc -ne 0 ]; then echo "stopped at: $current (exit $rc)"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+step() { current=$1; echo "== $1"; }
+pass() { passed+=("$current"); echo "PASS: $current${1:+ ($1)}"; }
+fail() { echo "FAIL: $current: $*" >&2; exit 1; }
+
+# Run a command inside the container (all namespaces of its systemd).
+in_ct() { nsenter -t "$leader" -m -p -u -i -n "$@"; }
+# One admin request through the socket, as an operator would send it.
+admin() { echo "$1" | in_ct socat - UNIX-CONNECT:/run/cronq/admin.sock; }
+json_get() { python3 -c 'import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1].split("."): v=v[int(k)] if isinstance(v,list) else v.get(k) if isinstance(v,dict) else None
+print("" if v is None else (json.dumps(v) if isinstance(v,(dict,list,bool)) else v))' "$1"; }
+prop() { in_ct systemctl show -p "$2" --value "$1"; }
+# wait_for SECONDS CMD...: retry CMD every 0.2 s until it succeeds.
+wait_for() {
+    local n=$(( $1 * 5 )); shift
+    for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    return 1
+}
+
+# ---- the package layer -----------------------------------------------------
+mkdir -p "$root/usr" "$layer/usr/bin" "$layer/usr/lib/systemd/system/sockets.target.wants" \
+    "$layer/usr/lib/sysusers.d" "$layer/usr/lib/tmpfiles.d" "$layer/usr/share/cronq-test"
+if [ -n "${CRONQ_DEB:-}" ]; then
+    # The package's /usr as built by cargo deb (its /etc is not used: the
+    # container's /etc is volatile and written below).
+    dpkg-deb -x "$CRONQ_DEB" "$work/deb"
+    cp -a "$work/deb/usr/." "$layer/usr/"
+else
+    cp "$bin" "$layer/usr/bin/cronq"
+    cp "$here/systemd/cronq.service" "$here/systemd/cronq.socket" "$layer/usr/lib/systemd/system/"
+    cp "$here/systemd/cronq.sysusers" "$layer/usr/lib/sysusers.d/cronq.conf"
+    cp "$here/systemd/cronq.tmpfile" "$layer/usr/lib/tmpfiles.d/cronq.conf"
+fi
+# `systemctl enable cronq.socket`, done at vendor level so it holds at boot.
+ln -s ../cronq.socket "$layer/usr/lib/systemd/system/sockets.target.wants/cronq.socket"
+
+# The probe: a notify service whose main process (python, like the daemon)
+# sends READY after 1 s, a STATUS, and watchdog pings, so the harness itself
+# is proven independently of the daemon.
+cat > "$layer/usr/share/cronq-test/probe.py" <<'EOF'
+import os, socket, time
+def notify(msg):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(os.environ["NOTIFY_SOCKET"])
+    s.send(msg.encode())
+time.sleep(1)
+notify("READY=1\nSTATUS=probe ready")
+while True:
+    notify("WATCHDOG=1")
+    time.sleep(0.5)
+EOF
+cat > "$layer/usr/lib/systemd/system/cronq-probe.service" <<'EOF'
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart=/usr/bin/python3 /usr/share/cronq-test/probe.py
+WatchdogSec=2s
+Restart=on-failure
+RestartSec=200ms
+EOF
+
+if [ -x "$probe_bin" ]; then
+    cp "$probe_bin" "$layer/usr/share/cronq-test/systemd_probe"
+    cat > "$layer/usr/lib/systemd/system/cronq-rsprobe.socket" <<'EOF'
+[Socket]
+ListenStream=/run/cronq-rsprobe.sock
+EOF
+    cat > "$layer/usr/lib/systemd/system/cronq-rsprobe.service" <<'EOF'
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart=/usr/share/cronq-test/systemd_probe
+WatchdogSec=2s
+Restart=on-failure
+RestartSec=200ms
+EOF
+fi
+
+mount -t overlay overlay -o "lowerdir=$layer/usr:/usr" "$root/usr"
+
+# ---- harness ---------------------------------------------------------------
+step "container boots systemd"
+setsid systemd-nspawn --register=no --keep-unit --volatile=yes -D "$root" -b \
+    --console=pipe >"$console" 2>&1 </dev/null &
+nspawn_pid=$!
+leader=""
+for _ in $(seq 100); do
+    leader=$(pgrep -P "$nspawn_pid" -x systemd || true)
+    [ -n "$leader" ] && break
+    sleep 0.1
+done
+[ -n "$leader" ] || fail "no systemd under nspawn pid $nspawn_pid"
+# The leader exists before its manager listens: wait for its private bus.
+wait_for 30 in_ct test -S /run/systemd/private || fail "systemd in the container never listened"
+state=$(timeout 60 nsenter -t "$leader" -m -p -u -i -n systemctl is-system-running --wait || true)
+case "$state" in running|degraded) pass "is-system-running: $state" ;; *) fail "state '$state'" ;; esac
+
+step "systemd-sysusers created cronq at boot"
+in_ct getent passwd cronq >/dev/null || fail "no user cronq"
+in_ct getent group cronq >/dev/null || fail "no group cronq"
+pass "$(in_ct getent passwd cronq)"
+
+step "systemd-tmpfiles made /run/cronq 0750 cronq:cronq"
+got=$(in_ct stat -c '%a %U:%G' /run/cronq)
+[ "$got" = "750 cronq:cronq" ] || fail "/run/cronq is $got"
+pass
+
+step "cronq.socket listens at /run/cronq/admin.sock 0660 cronq:cronq"
+[ "$(prop cronq.socket ActiveState)" = active ] || fail "cronq.socket is $(prop cronq.socket ActiveState)"
+got=$(in_ct stat -c '%F %a %U:%G' /run/cronq/admin.sock)
+[ "$got" = "socket 660 cronq:cronq" ] || fail "admin.sock is $got"
+# cronq.service itself was enabled by the first boot's presets (an empty
+# /etc), as the package enables it: it starts at boot, so crons fire without
+# waiting for a client. Stop it so each step below starts from a known state.
+in_ct systemctl stop cronq.service 2>/dev/null
+in_ct systemctl reset-failed cronq.service 2>/dev/null || true
+pass
+
+step "probe: systemctl start waits for READY and shows STATUS"
+t0=$(date +%s%N)
+in_ct systemctl start cronq-probe.service
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -ge 900 ] || fail "start returned after ${ms} ms, before the probe's READY at 1000 ms"
+[ "$(prop cronq-probe.service StatusText)" = "probe ready" ] || fail "StatusText $(prop cronq-probe.service StatusText)"
+in_ct systemctl status cronq-probe.service --no-pager | grep -q 'Status: "probe ready"' || fail "systemctl status lacks the STATUS line"
+pass "start took ${ms} ms"
+
+step "probe: a SIGSTOPped service is killed by its watchdog and restarted"
+pid=$(prop cronq-probe.service MainPID)
+in_ct kill -STOP "$pid"
+wait_for 15 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value cronq-probe.service)\" -ge 1 ]" \
+    || fail "no restart after SIGSTOP"
+in_ct journalctl -q -u cronq-probe.service --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+pass "restarted, new MainPID $(prop cronq-probe.service MainPID) (was $pid)"
+in_ct systemctl stop cronq-probe.service
+
+# ---- cronq::systemd and cronq::logging in a stand-in daemon -------------------
+if [ -x "$probe_bin" ]; then
+    rs=cronq-rsprobe.service
+    in_ct systemctl start cronq-rsprobe.socket
+    # -t 5: the first connection waits for the probe's start (1 s), longer
+    # than socat's default 0.5 s after stdin closes.
+    rsprobe() { echo "$1" | in_ct socat -t 5 - UNIX-CONNECT:/run/cronq-rsprobe.sock; }
+
+    step "rust probe: listener_from_env takes the socket systemd passes"
+    [ "$(prop $rs ActiveState)" = inactive ] || fail "$rs is $(prop $rs ActiveState) before any connection"
+    answer=$(rsprobe probe-1) || fail "no answer"
+    [ "$answer" = "pong probe-1" ] || fail "answered '$answer'"
+    [ "$(prop $rs ActiveState)" = active ] || fail "$rs is $(prop $rs ActiveState)"
+    pass
+
+    step "rust probe: Notifier READY makes systemctl start wait; STATUS shows"
+    in_ct systemctl stop $rs 2>/dev/null
+    t0=$(date +%s%N)
+    in_ct systemctl start $rs
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    [ "$ms" -ge 900 ] || fail "start returned after ${ms} ms, before READY at 1000 ms"
+    [ "$(prop $rs StatusText)" = "probe: 0 served" ] || fail "StatusText '$(prop $rs StatusText)'"
+    rsprobe probe-2 >/dev/null
+    wait_for 5 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p StatusText --value $rs)\" = 'probe: 1 served' ]" \
+        || fail "STATUS not updated: '$(prop $rs StatusText)'"
+    pass "start took ${ms} ms"
+
+    step "rust probe: LOG_FORMAT=auto finds journald; CRONQ_ fields queryable"
+    wait_for 5 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u $rs CRONQ_JOB_ID=probe-2 -o cat | grep -q 'job finished'" \
+        || fail "journalctl -u $rs CRONQ_JOB_ID=probe-2 finds nothing"
+    entry=$(in_ct journalctl -q -u $rs CRONQ_JOB_ID=probe-2 -o json -n 1)
+    for want in SYSLOG_IDENTIFIER=cronq CRONQ_JOB_TYPE=probe CRONQ_ATTEMPT=1 CRONQ_DURATION_MS=0 PRIORITY=6; do
+        [ "$(echo "$entry" | json_get "${want%%=*}")" = "${want#*=}" ] || fail "want $want in $entry"
+    done
+    ready=$(in_ct journalctl -q -u $rs -o json MESSAGE="probe ready" -n 1)
+    [ "$(echo "$ready" | json_get CRONQ_OUTPUT)" = Journald ] || fail "auto did not pick journald: $ready"
+    [ "$(echo "$ready" | json_get CRONQ_LISTEN_FDS_LEFT)" = false ] || fail "LISTEN_FDS still set: $ready"
+    [ "$(echo "$ready" | json_get CRONQ_WATCHDOG_MS)" = 1000 ] || fail "watchdog interval: $ready"
+    pass
+
+    step "rust probe: Notifier watchdog pings keep it alive; SIGSTOP gets it restarted"
+    sleep 3
+    [ "$(prop $rs NRestarts)" = 0 ] || fail "restarted while healthy"
+    pid=$(prop $rs MainPID)
+    in_ct kill -STOP "$pid"
+    wait_for 15 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value $rs)\" -ge 1 ]" \
+        || fail "no restart after SIGSTOP"
+    in_ct journalctl -q -u $rs --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+    wait_for 5 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p ActiveState --value $rs)\" = active ]" || fail "not active again"
+    pass "MainPID $pid -> $(prop $rs MainPID)"
+    in_ct systemctl stop $rs cronq-rsprobe.socket
+else
+    echo "(no $probe_bin: the rust probe steps are skipped)"
+fi
+
+if [ $harness_only = 1 ]; then
+    echo "harness only: the cronq steps were not run"
+    exit 0
+fi
+
+# ---- cronq ------------------------------------------------------------------
+# Configuration as an operator writes it. A short watchdog keeps the SIGSTOP
+# step under half a minute; every other setting is the shipped unit's.
+in_ct sh -c 'cat > /etc/cronq/cronq.env' <<'EOF'
+JOB_COMMAND_ALLOW=/usr/bin/sleep
+JOB_TIMEOUT_SECONDS=30
+EOF
+in_ct sh -c 'cat > /etc/cronq/crons.toml' <<'EOF'
+EOF
+in_ct mkdir -p /run/systemd/system/cronq.service.d
+in_ct sh -c 'printf "[Service]\nWatchdogSec=5s\n" > /run/systemd/system/cronq.service.d/test-watchdog.conf'
+in_ct systemctl daemon-reload
+
+step "socket activation: the first connection starts cronq"
+st=$(prop cronq.service ActiveState)
+[ "$st" = inactive ] || fail "cronq.service is $st before the connection"
+# The first answer waits for the daemon's start-up; socat's default 0.5 s
+# after stdin closes may be too short for it, so allow 10 s here only.
+answer=$(echo '{"cmd":"ping"}' | in_ct socat -t 10 - UNIX-CONNECT:/run/cronq/admin.sock) || fail "no answer through the socket"
+[ "$(echo "$answer" | json_get pong)" = true ] || fail "ping answered $answer"
+[ "$(prop cronq.service ActiveState)" = active ] || fail "cronq.service is $(prop cronq.service ActiveState)"
+pass
+
+step "systemctl start cronq returns only after READY"
+in_ct systemctl stop cronq.service 2>/dev/null
+in_ct systemctl start cronq.service
+# Asked at once: a daemon that sent READY early would not yet say ready.
+state=$(prop cronq.service ActiveState)
+ready=$(admin '{"cmd":"status"}' | json_get ready)
+[ "$state" = active ] && [ "$ready" = true ] || fail "after start: ActiveState=$state ready=$ready"
+pass
+
+step "systemctl status shows the daemon's STATUS text"
+status_text=$(prop cronq.service StatusText)
+[ -n "$status_text" ] || fail "no StatusText"
+in_ct systemctl status cronq.service --no-pager | grep -qF "Status: \"$status_text\"" || fail "status lacks it"
+pass "Status: \"$status_text\""
+
+step "a noop job enqueued with socat through the socket runs"
+answer=$(admin '{"cmd":"enqueue","name":"nspawn_noop","payload":{"type":"noop","data":{}}}')
+job_id=$(echo "$answer" | json_get job.id)
+[ -n "$job_id" ] || fail "enqueue answered $answer"
+# A job that succeeded is deleted: `job` then answers not_found.
+wait_for 10 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -q not_found" \
+    || fail "job $job_id still there: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+pass "job $job_id"
+
+step "journalctl -u cronq CRONQ_JOB_ID=<id> finds the job's lines"
+wait_for 5 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u cronq CRONQ_JOB_ID=$job_id -o cat | grep -q 'job finished'" \
+    || fail "no 'job finished' for $job_id: $(in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat | head -5)"
+type=$(in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o json -n 1 | json_get CRONQ_JOB_TYPE)
+[ "$type" = noop ] || fail "CRONQ_JOB_TYPE=$type"
+pass
+
+step "systemctl reload cronq re-reads the crons file"
+in_ct sh -c 'cat > /etc/cronq/crons.toml' <<'EOF'
+[cron.nspawn_reload]
+schedule = "0 3 * * *"
+type = "noop"
+data = {}
+EOF
+in_ct systemctl reload cronq.service
+admin '{"cmd":"crons"}' | grep -q '"nspawn_reload"' || fail "crons after reload: $(admin '{"cmd":"crons"}')"
+[ "$(prop cronq.service ActiveState)" = active ] || fail "not active after reload"
+pass
+
+step "a SIGSTOPped cronq is killed by the watchdog and restarted"
+pid=$(prop cronq.service MainPID)
+restarts=$(prop cronq.service NRestarts)
+in_ct kill -STOP "$pid"
+wait_for 30 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value cronq.service)\" -gt $restarts ] && [ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p ActiveState --value cronq.service)\" = active ]" \
+    || fail "no restart within 30 s"
+in_ct journalctl -q -u cronq --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+pass "MainPID $pid -> $(prop cronq.service MainPID)"
+
+step "systemctl stop lets a running job finish"
+answer=$(admin '{"cmd":"enqueue","name":"nspawn_sleep","payload":{"type":"command","data":{"argv":["/usr/bin/sleep","3"]}}}')
+job_id=$(echo "$answer" | json_get job.id)
+[ -n "$job_id" ] || fail "enqueue answered $answer"
+wait_for 5 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -q '\"running\"'" \
+    || fail "job $job_id never ran"
+t0=$(date +%s%N)
+in_ct systemctl stop cronq.service 2>/dev/null
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat | grep -q 'job finished' \
+    || fail "job $job_id did not finish before the stop: $(in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat)"
+[ "$(prop cronq.service Result)" = success ] || fail "stop Result=$(prop cronq.service Result)"
+pass "stop took ${ms} ms"
+
+echo "all steps passed"
