@@ -36,12 +36,12 @@ impl Handler for Greet {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
-    let log_level = cronq::logging::init(&config);
-    let mut builder = Daemon::builder(config).handler(Greet);
-    if let Some(setter) = log_level {
-        builder = builder.log_level(setter);
-    }
-    let daemon = builder.start().await?;
+    let log = cronq::logging::init(config.log_format, &config.log_level)?;
+    let daemon = Daemon::builder(config)
+        .handler(Greet)
+        .log_level(std::sync::Arc::new(move |level: &str| log.set_level(level)))
+        .start()
+        .await?;
 
     // Enqueue from Rust: the same validation and storage as the socket.
     let mut data = serde_json::Map::new();
