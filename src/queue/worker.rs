@@ -27,7 +27,11 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
         job_id = %job.id,
         job_type = %job.job_type,
         attempt = lease.attempt,
+        cron_id = tracing::field::Empty,
     );
+    if let Some(cron_id) = &job.cron_id {
+        span.record("cron_id", cron_id.as_str());
+    }
     async move {
         let inner = &queue.inner;
         inner.busy.fetch_add(1, Ordering::Relaxed);
