@@ -28,7 +28,8 @@ import tempfile
 import threading
 import time
 
-WORKERS = 5
+# JOB_MAX_WORKERS of every daemon started here; SOAK_WORKERS overrides.
+WORKERS = int(os.environ.get("SOAK_WORKERS", 5))
 
 
 class Refused(Exception):
@@ -375,7 +376,7 @@ def multi(args, dir):
         i += n
         time.sleep(rng.uniform(0, 2 * args.pace))
     ended_ms = int(time.time() * 1000)
-    wait_drained(daemons[0], 120)
+    wait_drained(daemons[0], args.drain_limit)
     # Each process's own counters: the work was shared, not done by one.
     processed = []
     for d in daemons:
@@ -469,7 +470,7 @@ def diskfull(args, dir):
     mnt = os.path.join(dir, "small")
     os.mkdir(mnt)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt], check=True)
-    d = None
+    d = cold = None
     try:
         db = os.path.join(mnt, "cronq.db")
         d = Daemon(args.bin, dir, {"CRONQ_DB": db, "RECORD_FILE": os.path.join(dir, "record.txt")})
@@ -542,7 +543,44 @@ def diskfull(args, dir):
             problems.append(f"integrity_check: {integrity}")
         if len(rows) != stored:
             problems.append(f"{len(rows)} rows stored, expected {stored}")
+        # Cold: with no process holding the database open, its -wal and -shm
+        # files are gone, and a WAL database cannot even be read without
+        # creating them. A start on a full disk must fail with a message
+        # naming the database, promptly; reads by another program fail too.
+        # (A read-write connection, the last to close, removes -wal and -shm;
+        # the read-only one of db_check left them.)
+        rw = sqlite3.connect(db)
+        rw.execute("SELECT count(*) FROM queues").fetchone()
+        rw.close()
+        fill(filler)
+        cold_files = sorted(os.listdir(mnt))
+        try:
+            db_check(db)
+            cold_read = "ok"
+        except sqlite3.Error as e:
+            cold_read = f"{type(e).__name__}: {e}"
+        cold = Daemon(args.bin, dir, {"CRONQ_DB": db, "RECORD_FILE": os.path.join(dir, "record.txt")},
+                      name="cold")
+        try:
+            cold.start(limit=30)
+            cold_start = "started"
+            cold.stop()
+        except SystemExit as e:
+            cold_start = str(e)
+        cold_message = cold.log_text().strip().splitlines()[-1:] or [""]
+        if cold_start == "started":
+            problems.append("the daemon started on a full disk without its WAL files (unexpected)")
+        elif "database" not in cold_message[0]:
+            problems.append(f"a start on a full disk failed without a message about the database: {cold_message}")
+        os.remove(filler)
+        cold.start(limit=30)
+        if cold.queue()["scheduled"] != stored:
+            problems.append(f"after a cold restart: {cold.queue()} (expected {stored} scheduled)")
+        cold.stop()
         return finish({
+            "cold_files": cold_files,
+            "cold_read_while_full": cold_read,
+            "cold_start_while_full": cold_message[0],
             "test": "diskfull",
             "stored_before_fill": 2000,
             "accepted_while_full": accepted_while_full,
@@ -554,9 +592,10 @@ def diskfull(args, dir):
             "integrity": integrity,
         }, problems)
     finally:
-        if d is not None and d.alive():
-            d.proc.kill()
-            d.proc.wait()
+        for p in (d, cold):
+            if p is not None and p.alive():
+                p.proc.kill()
+                p.proc.wait()
         subprocess.run(["umount", mnt], check=False)
 
 
