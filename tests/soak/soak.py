@@ -607,8 +607,15 @@ def lock(args, dir):
     rng = random.Random(args.seed)
     db = os.path.join(dir, "cronq.db")
     record = os.path.join(dir, "record.txt")
-    d = Daemon(args.bin, dir, {"CRONQ_DB": db, "RECORD_FILE": record, "LOG_LEVEL": "info"})
+    crons = os.path.join(dir, "crons.toml")
+    with open(crons, "w") as f:
+        f.write('[cron.tick]\nschedule = "* * * * *"\ntype = "record"\n')
+    d = Daemon(args.bin, dir, {"CRONQ_DB": db, "RECORD_FILE": record, "LOG_LEVEL": "info",
+                               "CRONQ_CRONS": crons})
     d.start()
+    if args.cross_minute:
+        # Hold the lock across a minute boundary, so `tick` is due meanwhile.
+        time.sleep((60 - time.time() % 60 - 3) % 60)
     enqueued = set()
     # Work that is due before, during and after the lock.
     specs = []
@@ -623,6 +630,7 @@ def lock(args, dir):
     holder = sqlite3.connect(db, isolation_level=None, timeout=10)
     holder.execute("BEGIN IMMEDIATE")
     held_at = time.monotonic()
+    held_from_ms = int(time.time() * 1000)
     answers = []
 
     def client(k):
@@ -645,6 +653,7 @@ def lock(args, dir):
     time.sleep(max(0, args.hold - (time.monotonic() - held_at)))
     holder.execute("ROLLBACK")
     holder.close()
+    held_until_ms = int(time.time() * 1000)
     for th in threads:
         th.join()
     problems = []
@@ -666,6 +675,8 @@ def lock(args, dir):
     records = read_records(record)
     recorded = collections.Counter(r[0] for r in records)
     missing = [j for j in enqueued if recorded[j] == 0]
+    if any(n > 1 for n in recorded.values()):
+        problems.append("a job was recorded twice without a kill")
     if missing:
         problems.append(f"{len(missing)} jobs not recorded, e.g. {missing[:5]}")
     log = d.log_text()
@@ -678,8 +689,18 @@ def lock(args, dir):
     integrity, _ = db_check(db)
     if integrity != "ok":
         problems.append(f"integrity_check: {integrity}")
+    # Every minute that came while the lock was held still fired, once.
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    fired = dict(conn.execute(
+        "SELECT scheduled_for, job_id FROM cron_runs WHERE cron_id = 'tick' AND trigger = 'schedule'"))
+    conn.close()
+    locked_minutes = list(range((held_from_ms // 60000 + 1) * 60000, held_until_ms, 60000))
+    for m in locked_minutes:
+        if not fired.get(m) or recorded[fired[m]] != 1:
+            problems.append(f"the tick due at {m} during the lock did not fire and run once: {fired.get(m)}")
     return finish({
         "test": "lock",
+        "cron_minutes_during_lock": len(locked_minutes),
         "hold_s": args.hold,
         "enqueues_during_lock": [(t, a.get("ok") or a["error"]["code"]) for t, a in answers],
         "status_during_lock_ms": status_ms,
@@ -705,6 +726,8 @@ def main():
     p.add_argument("--pace", type=float, default=0.05, help="seconds between enqueue batches")
     p.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", 600)))
     p.add_argument("--hold", type=float, default=10.0)
+    p.add_argument("--cross-minute", action="store_true",
+                   help="lock: hold the lock across a minute boundary (waits up to a minute first)")
     p.add_argument("--drain-limit", type=float, default=600)
     p.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", time.time_ns() % 1_000_000)))
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
