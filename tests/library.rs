@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use cronq::clock::ManualClock;
 use cronq::{Config, Daemon, Handler, JobContext, JobError, NewJob};
 use serde_json::{Map, json};
 
@@ -103,5 +104,47 @@ async fn a_panicking_handler_is_a_failed_attempt_and_the_daemon_lives_on() {
         .unwrap_err();
     assert!(err.to_string().contains("payload.type"), "{err}");
     let _ = json!(null);
+    daemon.stop().await;
+}
+
+/// A scheduled run that falls while another process holds the write lock
+/// past the busy timeout is recorded (and its job enqueued) once the lock
+/// goes, not dropped: found by the lock-contention soak (tests/soak/).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_run_due_while_the_database_is_locked_still_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crons.toml"),
+        "[cron.tick]\nschedule = \"* * * * *\"\ntype = \"noop\"\n",
+    )
+    .unwrap();
+    let mut config = config(dir.path());
+    config.system_queue_cron = false;
+    config.cron_tz = Some("UTC".into());
+    let clock = Arc::new(ManualClock::new("2030-01-01T12:00:30Z".parse().unwrap()));
+    let daemon = Daemon::builder(config)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let db = dir.path().join("cronq.db");
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let due: jiff::Timestamp = "2030-01-01T12:01:00Z".parse().unwrap();
+    clock.set(due);
+    // Longer than the busy timeout (5 s): the first try to record the run
+    // gives up while the lock is still held.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    holder.execute_batch("ROLLBACK").unwrap();
+    let runs = move || -> i64 {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM cron_runs WHERE cron_id = 'tick' AND scheduled_for = ?1 AND job_id IS NOT NULL",
+            [due.as_millisecond()],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    until("the 12:01 run of tick to be recorded", || runs() == 1).await;
     daemon.stop().await;
 }

@@ -28,6 +28,10 @@ use crate::store::{Store, StoreError};
 const CLOCK_CORRECTION: SignedDuration = SignedDuration::from_hours(3);
 /// Most missed fire times looked at when finding the latest one.
 const MAX_MISSED_SCAN: usize = 100_000;
+/// Tries to record a due run while the database is busy; each try itself
+/// waits up to the busy timeout (5 s), so together about a minute.
+const FIRE_TRIES: u32 = 10;
+const FIRE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Reads the crons file again, for `reload` and SIGHUP. The error names
 /// the file and line at fault.
@@ -380,11 +384,36 @@ impl Scheduler {
         }
         for (spec, at, trigger) in due {
             let this = self.clone();
-            self.inner.tasks.spawn(async move {
-                if let Err(e) = this.fire(spec.clone(), at, trigger).await {
-                    tracing::error!(cron_id = %spec.id, error = %e, "cron run could not be recorded");
+            self.inner
+                .tasks
+                .spawn(async move { this.fire_retrying_busy(spec, at, trigger).await });
+        }
+    }
+
+    /// Fires a due run, trying again while another process holds the write
+    /// lock: without this, a run due during a lock held past the busy
+    /// timeout was dropped (the scheduler has already moved on to the next
+    /// fire time). Retrying is safe: the run row's unique index makes a
+    /// second try that finds the run recorded fire nothing.
+    async fn fire_retrying_busy(&self, spec: CronSpec, at: Timestamp, trigger: RunTrigger) {
+        let shutdown = self.inner.queue.shutdown_token().clone();
+        let mut tries = 1;
+        loop {
+            match self.fire(spec.clone(), at, trigger).await {
+                Ok(_) => return,
+                Err(e) if matches!(e, StoreError::Busy(_)) && tries < FIRE_TRIES => {
+                    tracing::warn!(cron_id = %spec.id, error = %e, tries, "cron run not recorded yet; trying again");
+                    tries += 1;
+                    tokio::select! {
+                        () = tokio::time::sleep(FIRE_RETRY_PAUSE) => {}
+                        () = shutdown.cancelled() => return,
+                    }
                 }
-            });
+                Err(e) => {
+                    tracing::error!(cron_id = %spec.id, error = %e, "cron run could not be recorded");
+                    return;
+                }
+            }
         }
     }
 

@@ -1,0 +1,138 @@
+//! The CI sizes of the reliability proofs in tests/soak/soak.py (see
+//! docs/RELIABILITY.md): a crash soak with `kill -9`, three daemons on one
+//! database, a full disk and a held write lock, each against the real
+//! `recording_daemon` example. The full sizes run from the script itself.
+//!
+//! The script prints its figures as a `RESULT {...}` line, which these
+//! tests pass through to the test output, and exits 1 naming every property
+//! that did not hold.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+/// The `recording_daemon` example, built if it is missing or older than
+/// the sources. `cargo test` builds examples before it runs tests, so this
+/// normally finds it fresh; `cargo test --test soak` alone does not, and a
+/// nested `cargo build --example` then builds it (with the dev-dependencies'
+/// features left out, which rebuilds the library once: slow, so it is
+/// skipped whenever the binary is fresh).
+fn recording_daemon() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/debug/deps/soak-HASH -> target/debug/examples/recording_daemon
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/debug")
+            .join("examples/recording_daemon");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let sources = newest(&[
+            root.join("src"),
+            root.join("examples/recording_daemon.rs"),
+            root.join("Cargo.toml"),
+            root.join("Cargo.lock"),
+        ]);
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        if built.is_none_or(|built| built < sources) {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--example", "recording_daemon"])
+                .current_dir(root)
+                .status()
+                .expect("run cargo build --example recording_daemon");
+            assert!(
+                status.success(),
+                "cargo build --example recording_daemon failed"
+            );
+        }
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// The latest modification time of the files under `paths`.
+fn newest(paths: &[PathBuf]) -> SystemTime {
+    let mut latest = SystemTime::UNIX_EPOCH;
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(modified) = meta.modified() {
+            latest = latest.max(modified);
+        }
+    }
+    latest
+}
+
+fn python() -> String {
+    std::env::var("CRONQ_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs `soak.py TEST ARGS...` and fails with its output unless every
+/// property held.
+fn soak(test: &str, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/soak/soak.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(test)
+        .arg("--bin")
+        .arg(recording_daemon())
+        .args(args)
+        .output()
+        .expect("run tests/soak/soak.py with python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The figures, for whoever reads the test log.
+    eprintln!("{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "soak.py {test} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("RESULT "),
+        "soak.py {test} printed no figures"
+    );
+}
+
+#[test]
+fn crash_soak_kill_9_loses_no_job() {
+    soak(
+        "crash",
+        &["--jobs", "5000", "--kills", "5", "--batch", "500"],
+    );
+}
+
+#[test]
+fn three_daemons_on_one_database_run_each_job_and_cron_minute_once() {
+    soak(
+        "multi",
+        &["--seconds", "30", "--batch", "50", "--pace", "0.1"],
+    );
+}
+
+#[test]
+fn a_full_disk_refuses_enqueues_keeps_reads_and_recovers() {
+    if !is_root() {
+        eprintln!("SKIPPED: the disk-full test mounts a tmpfs and needs root (CI runs as root)");
+        return;
+    }
+    soak("diskfull", &[]);
+}
+
+#[test]
+fn a_held_write_lock_delays_or_refuses_and_processing_resumes() {
+    soak("lock", &["--hold", "10"]);
+}
