@@ -63,8 +63,6 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
             },
         };
         let took = started.elapsed();
-        drop(slot);
-        inner.busy.fetch_sub(1, Ordering::Relaxed);
         inner.stats.record(&job.job_type, result.is_ok(), took);
         let duration_ms = took.as_millis() as u64;
 
@@ -125,6 +123,10 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
                 "could not record the job's outcome; it will run again after recovery"
             ),
         }
+        // The slot is held until the outcome is committed: a job counts as
+        // running until then, so a crash re-runs at most JOB_MAX_WORKERS.
+        drop(slot);
+        inner.busy.fetch_sub(1, Ordering::Relaxed);
         lock(&inner.leases).remove(&lease);
         queue.touch();
         result.is_ok()
