@@ -18,7 +18,10 @@
 //! so that short-lived blocking-pool threads are counted. The socket is not touched
 //! during either count, since every request wakes the daemon too.
 //!
-//! `CRONQ_BIN` runs a binary already built instead of building one.
+//! `CRONQ_BIN` runs a binary already built instead of building one;
+//! `CRON_BENCH_SYSTEM_QUEUE=false` starts the daemon with
+//! `ENABLE_SYSTEM_QUEUE_CRON=false`, to tell the built-in cron's share of
+//! the idle wake-ups from the rest (heartbeat, timers).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -280,6 +283,10 @@ impl Daemon {
             .env("CRONQ_DB", dir.join("cronq.db"))
             .env("CRONQ_SOCKET", socket)
             .env("CRONQ_CRONS", dir.join("crons.toml"))
+            .env(
+                "ENABLE_SYSTEM_QUEUE_CRON",
+                std::env::var("CRON_BENCH_SYSTEM_QUEUE").unwrap_or_else(|_| "true".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
