@@ -144,9 +144,14 @@ impl Store {
         drop(first);
 
         let manager = SqliteConnectionManager::file(path).with_init(connection::configure);
+        // No idle timeout and no lifetime: either one makes r2d2 run a
+        // reaper on its own thread that wakes every 30 s, even in a daemon
+        // with nothing to do. Keeping up to READERS connections open is cheap.
         let pool = Pool::builder()
             .max_size(READERS)
             .min_idle(Some(0))
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(|e| open_error(e.to_string()))?;

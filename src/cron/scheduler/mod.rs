@@ -642,3 +642,6 @@ impl Drop for InFlight<'_> {
             .remove(&self.id);
     }
 }
+
+#[cfg(test)]
+mod tests;
