@@ -85,7 +85,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let log_level = cronq::logging::init(&config);
+    let log = match cronq::logging::init(config.log_format, &config.log_level) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("recording_daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -93,10 +99,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut builder = Daemon::builder(config).handler(record);
-    if let Some(setter) = log_level {
-        builder = builder.log_level(setter);
-    }
+    let builder = Daemon::builder(config)
+        .handler(record)
+        .log_level(std::sync::Arc::new(move |level: &str| log.set_level(level)));
     match runtime.block_on(builder.run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

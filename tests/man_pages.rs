@@ -15,8 +15,15 @@ fn man_pages_are_lint_clean() {
     }
     for page in PAGES {
         let path = format!("{}/{page}", env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new("mandoc").args(["-Tlint", &path]).output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("mandoc")
+            .args(["-Tlint", &path])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         // mandoc reports cross-references to pages not installed on this
         // machine (cronq.toml(5) before the package is installed); those
         // are not faults of the page.
@@ -30,20 +37,52 @@ fn man_pages_are_lint_clean() {
 
 #[test]
 fn cronq_8_covers_every_command_and_variable() {
-    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/cronq.8")).unwrap();
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/cronq.8")).unwrap();
     let commands = [
-        "ping", "status", "enqueue", "jobs", "job", "explain", "retry", "cancel", "purge", "crons", "cron",
-        "trigger", "enable", "disable", "next", "stats", "metrics", "reload", "log_level",
+        "ping",
+        "status",
+        "enqueue",
+        "jobs",
+        "job",
+        "explain",
+        "retry",
+        "cancel",
+        "purge",
+        "crons",
+        "cron",
+        "trigger",
+        "enable",
+        "disable",
+        "next",
+        "stats",
+        "metrics",
+        "reload",
+        "log_level",
     ];
     for c in commands {
-        assert!(page.contains(c), "man/cronq.8 does not mention the {c} command");
+        assert!(
+            page.contains(c),
+            "man/cronq.8 does not mention the {c} command"
+        );
     }
-    let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
+    let config =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
     let vars: std::collections::BTreeSet<&str> = config
         .split('"')
         .filter(|s| s.len() > 3 && s.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-        .filter(|s| !s.ends_with('_') && !s.starts_with("ENABLE_NIGHTLY") && !s.starts_with("ENABLE_OTHER"))
-        .filter(|s| !["STATE_DIRECTORY", "RUNTIME_DIRECTORY", "CONFIGURATION_DIRECTORY", "CREDENTIALS_DIRECTORY"].contains(s))
+        .filter(|s| {
+            !s.ends_with('_') && !s.starts_with("ENABLE_NIGHTLY") && !s.starts_with("ENABLE_OTHER")
+        })
+        .filter(|s| {
+            ![
+                "STATE_DIRECTORY",
+                "RUNTIME_DIRECTORY",
+                "CONFIGURATION_DIRECTORY",
+                "CREDENTIALS_DIRECTORY",
+            ]
+            .contains(s)
+        })
         .collect();
     let missing: Vec<&&str> = vars.iter().filter(|v| !page.contains(**v)).collect();
     assert!(missing.is_empty(), "man/cronq.8 lacks {missing:?}");

@@ -90,44 +90,18 @@ pub(super) async fn run(queue: Queue) {
     tracing::debug!("dispatcher stopped claiming");
 }
 
+/// Keeps running jobs' reservations alive while they finish after
+/// shutdown; until then the scheduler's turns heartbeat (one timer fewer to
+/// wake an idle daemon).
 pub(super) async fn heartbeat(queue: Queue) {
     let inner = &queue.inner;
-    let every = (inner.config.reservation_timeout / 4)
-        .clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let mut ticks = tokio::time::interval(every);
+    inner.shutdown.cancelled().await;
+    let mut ticks = tokio::time::interval(super::heartbeat_every(&inner.config));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
     loop {
         tokio::select! {
-            _ = ticks.tick() => {}
-            () = inner.shutdown.cancelled() => {
-                // Keep the reservations of jobs still finishing alive until
-                // they are done.
-                if lock(&inner.leases).is_empty() { break; }
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = wait_idle(&queue) => break,
-                }
-            }
-        }
-        let now = inner.clock.now_ms();
-        if let Err(e) = inner
-            .store
-            .heartbeat_instance(inner.instance.row(now), now)
-            .await
-        {
-            tracing::warn!(error = %e, "could not record this instance's heartbeat");
-        }
-        let leases: Vec<_> = lock(&inner.leases).keys().cloned().collect();
-        let n = leases.len();
-        match inner.store.extend(leases, now).await {
-            Ok(lost) if !lost.is_empty() => tracing::warn!(
-                lost = lost.len(),
-                held = n,
-                "some running jobs' reservations were taken over by recovery"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not extend running jobs' reservations"),
+            _ = ticks.tick() => queue.heartbeat_if_due().await,
+            () = wait_idle(&queue) => break,
         }
     }
 }

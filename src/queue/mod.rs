@@ -25,11 +25,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::store::crons::{NewRun, RunRow, RunStatus};
 use crate::store::jobs::Recovered;
+use crate::store::tick::Tick;
 use crate::store::{Store, StoreError};
 use handler::Registry;
 use instance::Instance;
-use job::{Enqueued, Lease, NewJob};
+use job::{Claimed, Enqueued, Lease, NewJob};
 use stats::{Stats, TypeStats};
 
 /// Why the queue refused or could not do something.
@@ -45,6 +47,16 @@ pub enum QueueError {
     Store(#[from] StoreError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+}
+
+/// What a `system_queue` run did.
+#[derive(Debug, Clone, Default)]
+pub struct SystemQueueRun {
+    /// The run as recorded (`None` when none was asked for or another
+    /// process had it).
+    pub run: Option<RunRow>,
+    pub fired: bool,
+    pub report: DrainReport,
 }
 
 /// What one drain of the queue did, for `trigger system_queue`.
@@ -81,6 +93,7 @@ struct Inner {
     /// Bumped whenever jobs are stored or finish: the systemd STATUS line
     /// is recomputed on change, so an idle daemon does not wake for it.
     activity: tokio::sync::watch::Sender<u64>,
+    last_heartbeat: Mutex<Instant>,
     stats: Stats,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -110,6 +123,7 @@ impl Queue {
                 wake: Notify::new(),
                 leases: Mutex::new(HashMap::new()),
                 activity: tokio::sync::watch::Sender::new(0),
+                last_heartbeat: Mutex::new(Instant::now()),
                 stats: Stats::default(),
                 shutdown,
                 tasks: TaskTracker::new(),
@@ -202,21 +216,64 @@ impl Queue {
         Ok(recovered)
     }
 
-    /// Recovers stale reservations, then claims up to JOB_BATCH_SIZE ready
-    /// jobs and runs them, returning when all have finished: the
-    /// `system_queue` cron's work.
-    pub async fn drain_batch(&self) -> Result<DrainReport, QueueError> {
-        let recovered = self.recover().await?.len();
+    /// The `system_queue` cron's work, in one transaction: heartbeat,
+    /// record `run` (unless another process has it), recover stale and
+    /// dead holders' reservations, claim up to JOB_BATCH_SIZE ready jobs;
+    /// then run them and return when all have finished.
+    pub async fn run_system_queue(
+        &self,
+        run: Option<NewRun>,
+    ) -> Result<SystemQueueRun, StoreError> {
         let inner = &self.inner;
-        let claimed = inner
+        let now = inner.clock.now_ms();
+        let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
+        let judge_as = inner.instance.clone();
+        let leases = worker::lock(&inner.leases).keys().cloned().collect();
+        let ticked = inner
             .store
-            .claim(
-                &inner.instance.id,
-                &inner.types,
-                inner.config.batch_size,
-                inner.clock.now_ms(),
-            )
+            .tick(Tick {
+                now,
+                instance: inner.instance.row(now),
+                leases,
+                run,
+                stale_before: now - timeout_ms,
+                judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms)),
+                types: serde_json::to_string(&inner.types).unwrap_or_else(|_| "[]".into()),
+                limit: inner.config.batch_size,
+            })
             .await?;
+        self.heartbeat_done();
+        self.log_recovery(&ticked.recovered, ticked.orphan_runs, ticked.lost.len());
+        if !ticked.recovered.is_empty() {
+            inner.wake.notify_one();
+        }
+        let mut out = SystemQueueRun {
+            run: ticked.run,
+            fired: ticked.fired,
+            report: DrainReport {
+                recovered: ticked.recovered.len(),
+                ..DrainReport::default()
+            },
+        };
+        if ticked.claimed.is_empty() {
+            return Ok(out);
+        }
+        let (processed, failed) = self.run_claimed(ticked.claimed).await;
+        out.report.processed = processed;
+        out.report.failed = failed;
+        if let Some(run) = &out.run {
+            out.run = inner
+                .store
+                .finish_run(run.id, RunStatus::Ok, None, inner.clock.now_ms())
+                .await?;
+        }
+        Ok(out)
+    }
+
+    /// Runs claimed jobs as workers free up, handing back those not started
+    /// when shutdown comes; returns how many ran and how many failed.
+    async fn run_claimed(&self, claimed: Vec<Claimed>) -> (usize, usize) {
+        let inner = &self.inner;
         let mut runs = tokio::task::JoinSet::new();
         let mut pending = claimed.into_iter();
         while let Some(job) = pending.next() {
@@ -231,17 +288,69 @@ impl Queue {
             let Ok(permit) = permit else { break };
             runs.spawn(worker::run(self.clone(), job, permit));
         }
-        let mut report = DrainReport {
-            recovered,
-            ..DrainReport::default()
-        };
+        let (mut processed, mut failed) = (0, 0);
         while let Some(outcome) = runs.join_next().await {
-            report.processed += 1;
+            processed += 1;
             if !matches!(outcome, Ok(true)) {
-                report.failed += 1;
+                failed += 1;
             }
         }
-        Ok(report)
+        (processed, failed)
+    }
+
+    fn log_recovery(&self, recovered: &[Recovered], orphan_runs: usize, lost: usize) {
+        for r in recovered {
+            tracing::warn!(
+                job_id = %r.job_id,
+                job_type = %r.job_type,
+                attempt = r.attempt,
+                dead = r.dead,
+                "released a reservation whose holder is gone"
+            );
+        }
+        if orphan_runs > 0 {
+            tracing::warn!(
+                runs = orphan_runs,
+                "cron runs left unfinished by a stopped daemon were marked failed"
+            );
+        }
+        if lost > 0 {
+            tracing::warn!(
+                lost,
+                "some running jobs' reservations were taken over by recovery"
+            );
+        }
+    }
+
+    /// Heartbeats this instance and extends running jobs' reservations when
+    /// the last heartbeat is older than its interval. Called on every turn
+    /// of the scheduler, whose turns come at least once a minute; a
+    /// `system_queue` run heartbeats too, so usually this writes nothing.
+    pub async fn heartbeat_if_due(&self) {
+        let inner = &self.inner;
+        let due = worker::lock(&inner.last_heartbeat).elapsed() >= heartbeat_every(&inner.config);
+        if !due {
+            return;
+        }
+        let now = inner.clock.now_ms();
+        if let Err(e) = inner
+            .store
+            .heartbeat_instance(inner.instance.row(now), now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record this instance's heartbeat");
+            return;
+        }
+        let leases: Vec<Lease> = worker::lock(&inner.leases).keys().cloned().collect();
+        match inner.store.extend(leases, now).await {
+            Ok(lost) => self.log_recovery(&[], 0, lost.len()),
+            Err(e) => tracing::warn!(error = %e, "could not extend running jobs' reservations"),
+        }
+        self.heartbeat_done();
+    }
+
+    fn heartbeat_done(&self) {
+        *worker::lock(&self.inner.last_heartbeat) = Instant::now();
     }
 
     /// Starts the dispatcher, which claims jobs as they become ready.
@@ -249,8 +358,8 @@ impl Queue {
         self.inner.tasks.spawn(dispatcher::run(self.clone()));
     }
 
-    /// Starts the heartbeat: this instance's row and its running jobs'
-    /// reservations, so no one mistakes long work for a dead holder.
+    /// Starts the task that keeps running jobs' reservations alive while
+    /// they finish after shutdown (before, the scheduler's turns do it).
     pub fn spawn_heartbeat(&self) {
         self.inner.tasks.spawn(dispatcher::heartbeat(self.clone()));
     }
@@ -351,4 +460,10 @@ impl Queue {
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
+}
+
+/// How often this instance's heartbeat is written: often enough that the
+/// reservation timeout never passes between two.
+pub fn heartbeat_every(config: &Config) -> Duration {
+    (config.reservation_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }

@@ -95,45 +95,8 @@ impl Store {
     /// Records a run. For a scheduled or catch-up run, `None` means another
     /// process (or this one before a restart) already has this run.
     pub async fn begin_run(&self, run: NewRun) -> Result<Option<RunRow>, StoreError> {
-        self.write(true, move |conn, _| {
-            let finished = (run.status != RunStatus::Running).then_some(run.now);
-            let n = conn
-                .prepare_cached(
-                    "INSERT INTO cron_runs
-                         (cron_id, scheduled_for, trigger, status, started, finished, duration_ms,
-                          error, instance)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?6 IS NULL THEN NULL ELSE 0 END, ?7, ?8)
-                     ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![
-                    run.cron_id,
-                    run.scheduled_for,
-                    run.trigger.as_str(),
-                    run.status.as_str(),
-                    run.now,
-                    finished,
-                    run.error,
-                    run.instance
-                ])?;
-            if n == 0 {
-                return Ok(None);
-            }
-            let id = conn.last_insert_rowid();
-            prune(conn, &run.cron_id)?;
-            Ok(Some(RunRow {
-                id,
-                cron_id: run.cron_id,
-                scheduled_for: run.scheduled_for,
-                trigger: run.trigger.as_str().to_string(),
-                status: run.status,
-                started: Some(run.now),
-                finished,
-                duration_ms: finished.map(|_| 0),
-                error: run.error,
-                job_id: None,
-            }))
-        })
-        .await
+        self.write(true, move |conn, _| begin_run_on(conn, run))
+            .await
     }
 
     /// Ends runs left `running` by a daemon that is gone (killed while it
@@ -141,19 +104,8 @@ impl Store {
     /// would otherwise read as running forever. Runs that enqueued a job
     /// follow that job instead.
     pub async fn settle_orphan_runs(&self, now: Millis) -> Result<usize, StoreError> {
-        self.write(false, move |conn, _| {
-            Ok(conn
-                .prepare_cached(
-                    "UPDATE cron_runs
-                        SET status = 'failed', finished = ?1,
-                            duration_ms = MAX(0, ?1 - COALESCE(started, ?1)),
-                            error = 'interrupted: the daemon running it stopped'
-                      WHERE status = 'running' AND job_id IS NULL
-                        AND instance NOT IN (SELECT id FROM instances)",
-                )?
-                .execute([now])?)
-        })
-        .await
+        self.write(false, move |conn, _| settle_orphan_runs_on(conn, now))
+            .await
     }
 
     /// Ends a run that is still running.
@@ -165,18 +117,7 @@ impl Store {
         now: Millis,
     ) -> Result<Option<RunRow>, StoreError> {
         self.write(false, move |conn, _| {
-            conn.prepare_cached(
-                "UPDATE cron_runs SET status = ?2, error = ?3, finished = ?4,
-                        duration_ms = MAX(0, ?4 - COALESCE(started, ?4))
-                  WHERE id = ?1 AND status = 'running'",
-            )?
-            .execute(params![run_id, status.as_str(), error, now])?;
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {RUN_COLUMNS} FROM cron_runs WHERE id = ?1"
-                ))?
-                .query_row([run_id], run_from_row)
-                .optional()?)
+            finish_run_on(conn, run_id, status, error, now)
         })
         .await
     }
@@ -296,6 +237,80 @@ pub(super) fn settle_job_run(
     )?
     .execute(params![job_id, status.as_str(), error, now])?;
     Ok(())
+}
+
+/// Records a run inside a transaction; `None`: it was already recorded.
+pub(super) fn begin_run_on(conn: &Connection, run: NewRun) -> Result<Option<RunRow>, StoreError> {
+    let finished = (run.status != RunStatus::Running).then_some(run.now);
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO cron_runs
+                 (cron_id, scheduled_for, trigger, status, started, finished, duration_ms,
+                  error, instance)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?6 IS NULL THEN NULL ELSE 0 END, ?7, ?8)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            run.cron_id,
+            run.scheduled_for,
+            run.trigger.as_str(),
+            run.status.as_str(),
+            run.now,
+            finished,
+            run.error,
+            run.instance
+        ])?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let id = conn.last_insert_rowid();
+    prune(conn, &run.cron_id)?;
+    Ok(Some(RunRow {
+        id,
+        cron_id: run.cron_id,
+        scheduled_for: run.scheduled_for,
+        trigger: run.trigger.as_str().to_string(),
+        status: run.status,
+        started: Some(run.now),
+        finished,
+        duration_ms: finished.map(|_| 0),
+        error: run.error,
+        job_id: None,
+    }))
+}
+
+pub(super) fn settle_orphan_runs_on(conn: &Connection, now: Millis) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE cron_runs
+                SET status = 'failed', finished = ?1,
+                    duration_ms = MAX(0, ?1 - COALESCE(started, ?1)),
+                    error = 'interrupted: the daemon running it stopped'
+              WHERE status = 'running' AND job_id IS NULL
+                AND instance NOT IN (SELECT id FROM instances)",
+        )?
+        .execute([now])?)
+}
+
+pub(super) fn finish_run_on(
+    conn: &Connection,
+    run_id: i64,
+    status: RunStatus,
+    error: Option<String>,
+    now: Millis,
+) -> Result<Option<RunRow>, StoreError> {
+    conn.prepare_cached(
+        "UPDATE cron_runs SET status = ?2, error = ?3, finished = ?4,
+                duration_ms = MAX(0, ?4 - COALESCE(started, ?4))
+          WHERE id = ?1 AND status = 'running'",
+    )?
+    .execute(params![run_id, status.as_str(), error, now])?;
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM cron_runs WHERE id = ?1"
+        ))?
+        .query_row([run_id], run_from_row)
+        .optional()?)
 }
 
 fn prune(conn: &Connection, cron_id: &str) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! The SQL of the `instances` table: every daemon on the file registers
 //! itself and heartbeats, so reservations held by a dead one are released.
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 
 use super::{Store, StoreError};
 use crate::clock::Millis;
@@ -50,66 +50,75 @@ impl Store {
         row: InstanceRow,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        self.write(false, move |conn, _| {
-            let n = conn
-                .prepare_cached("UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1")?
-                .execute(params![row.id, now])?;
-            if n == 0 {
-                conn.prepare_cached(
-                    "INSERT INTO instances
-                         (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    row.id,
-                    row.host,
-                    row.boot_id,
-                    row.pid,
-                    row.start_ticks,
-                    row.version,
-                    row.started,
-                    now
-                ])?;
-            }
-            Ok(n == 1)
-        })
-        .await
+        self.write(false, move |conn, _| heartbeat_on(conn, row, now))
+            .await
     }
 
     pub async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
-        self.read(|conn, _| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, host, boot_id, pid, start_ticks, version, started, heartbeat_at
-                   FROM instances ORDER BY started",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok(InstanceRow {
-                    id: row.get(0)?,
-                    host: row.get(1)?,
-                    boot_id: row.get(2)?,
-                    pid: row.get(3)?,
-                    start_ticks: row.get(4)?,
-                    version: row.get(5)?,
-                    started: row.get(6)?,
-                    heartbeat_at: row.get(7)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
+        self.read(|conn, _| instances_on(conn)).await
     }
 
     pub async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.write(false, move |conn, _| {
-            let mut stmt = conn.prepare_cached("DELETE FROM instances WHERE id = ?1")?;
-            for id in &ids {
-                stmt.execute([id])?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(false, move |conn, _| remove_instances_on(conn, &ids))
+            .await
     }
+}
+
+pub(super) fn heartbeat_on(
+    conn: &Connection,
+    row: InstanceRow,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1")?
+        .execute(params![row.id, now])?;
+    if n == 0 {
+        conn.prepare_cached(
+            "INSERT INTO instances
+                 (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            row.id,
+            row.host,
+            row.boot_id,
+            row.pid,
+            row.start_ticks,
+            row.version,
+            row.started,
+            now
+        ])?;
+    }
+    Ok(n == 1)
+}
+
+pub(super) fn instances_on(conn: &Connection) -> Result<Vec<InstanceRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, host, boot_id, pid, start_ticks, version, started, heartbeat_at
+           FROM instances ORDER BY started",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(InstanceRow {
+            id: row.get(0)?,
+            host: row.get(1)?,
+            boot_id: row.get(2)?,
+            pid: row.get(3)?,
+            start_ticks: row.get(4)?,
+            version: row.get(5)?,
+            started: row.get(6)?,
+            heartbeat_at: row.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn remove_instances_on(conn: &Connection, ids: &[String]) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached("DELETE FROM instances WHERE id = ?1")?;
+    for id in ids {
+        stmt.execute([id])?;
+    }
+    Ok(())
 }

@@ -125,40 +125,7 @@ impl Store {
         let instance = instance.to_string();
         let types = serde_json::to_string(types).unwrap_or_else(|_| "[]".into());
         self.write(false, move |conn, defaults| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "UPDATE queues
-                    SET status = 'running', attempts = attempts + 1,
-                        reserved_at = :now, reserved_by = :instance, updated = :now
-                  WHERE rowid IN (
-                        SELECT rowid FROM queues INDEXED BY queues_ready
-                         WHERE status = 'pending' AND run_at <= :now
-                           AND type IN (SELECT value FROM json_each(:types))
-                         ORDER BY priority DESC, run_at
-                         LIMIT :limit)
-              RETURNING {JOB_COLUMNS}"
-            ))?;
-            let rows = stmt.query_map(
-                named_params! {":now": now, ":instance": instance, ":types": types, ":limit": limit as i64},
-                |row| job_from_row(row, defaults, now),
-            )?;
-            let mut claimed = Vec::new();
-            for job in rows {
-                let job = job?;
-                let lease = Lease {
-                    job_id: job.id.clone(),
-                    attempt: job.attempts,
-                    instance: instance.clone(),
-                };
-                claimed.push(Claimed { job, lease });
-            }
-            // RETURNING gives no order; workers start in claim order.
-            claimed.sort_by(|a, b| {
-                b.job
-                    .priority
-                    .cmp(&a.job.priority)
-                    .then(a.job.run_at.cmp(&b.job.run_at))
-            });
-            Ok(claimed)
+            claim_on(conn, defaults, &instance, &types, limit, now)
         })
         .await
     }
@@ -257,20 +224,8 @@ impl Store {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(false, move |conn, _| {
-            let mut stmt = conn.prepare_cached(
-                "UPDATE queues SET reserved_at = ?4
-                  WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
-            )?;
-            let mut lost = Vec::new();
-            for lease in leases {
-                if stmt.execute(params![lease.job_id, lease.attempt, lease.instance, now])? == 0 {
-                    lost.push(lease);
-                }
-            }
-            Ok(lost)
-        })
-        .await
+        self.write(false, move |conn, _| extend_on(conn, leases, now))
+            .await
     }
 
     /// Releases reservations whose holder stopped heartbeating: those older
@@ -284,53 +239,7 @@ impl Store {
     ) -> Result<Vec<Recovered>, StoreError> {
         let dead = serde_json::to_string(&dead_instances).unwrap_or_else(|_| "[]".into());
         self.write(false, move |conn, defaults| {
-            let candidates: Vec<Job> = conn
-                .prepare_cached(&format!(
-                    "SELECT {JOB_COLUMNS} FROM queues
-                      WHERE status = 'running'
-                        AND (reserved_at < :stale OR reserved_by IN (SELECT value FROM json_each(:dead)))"
-                ))?
-                .query_map(named_params! {":stale": stale_before, ":dead": dead}, |row| {
-                    job_from_row(row, defaults, now)
-                })?
-                .collect::<Result<_, _>>()?;
-            let mut recovered = Vec::with_capacity(candidates.len());
-            for job in candidates {
-                let holder = job.reserved_by.clone().unwrap_or_default();
-                let is_dead = job.attempts >= job.max_attempts;
-                let error = format!(
-                    "attempt {} was abandoned: its worker (instance {holder}) stopped before finishing",
-                    job.attempts
-                );
-                let n = conn
-                    .prepare_cached(
-                        "UPDATE queues
-                            SET status = ?4, run_at = ?5, reserved_at = NULL, reserved_by = NULL,
-                                last_error = ?6, updated = ?5
-                          WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
-                    )?
-                    .execute(params![
-                        job.id,
-                        job.attempts,
-                        holder,
-                        if is_dead { "dead" } else { "pending" },
-                        now,
-                        error
-                    ])?;
-                if n == 1 {
-                    record_error(conn, &job.id, job.attempts, now, &error)?;
-                    if is_dead {
-                        settle_job_run(conn, &job.id, RunStatus::Failed, Some(&error), now)?;
-                    }
-                    recovered.push(Recovered {
-                        job_id: job.id,
-                        job_type: job.job_type,
-                        attempt: job.attempts,
-                        dead: is_dead,
-                    });
-                }
-            }
-            Ok(recovered)
+            recover_on(conn, defaults, stale_before, &dead, now)
         })
         .await
     }
@@ -667,6 +576,128 @@ pub(super) fn job_from_row(
         created: row.get(16)?,
         updated: row.get(17)?,
     })
+}
+
+/// The claim, inside a transaction; `types` is a JSON array.
+pub(super) fn claim_on(
+    conn: &Connection,
+    defaults: &JobDefaults,
+    instance: &str,
+    types: &str,
+    limit: usize,
+    now: Millis,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "UPDATE queues
+            SET status = 'running', attempts = attempts + 1,
+                reserved_at = :now, reserved_by = :instance, updated = :now
+          WHERE rowid IN (
+                SELECT rowid FROM queues INDEXED BY queues_ready
+                 WHERE status = 'pending' AND run_at <= :now
+                   AND type IN (SELECT value FROM json_each(:types))
+                 ORDER BY priority DESC, run_at
+                 LIMIT :limit)
+      RETURNING {JOB_COLUMNS}"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! {":now": now, ":instance": instance, ":types": types, ":limit": limit as i64},
+        |row| job_from_row(row, defaults, now),
+    )?;
+    let mut claimed = Vec::new();
+    for job in rows {
+        let job = job?;
+        let lease = Lease {
+            job_id: job.id.clone(),
+            attempt: job.attempts,
+            instance: instance.to_string(),
+        };
+        claimed.push(Claimed { job, lease });
+    }
+    // RETURNING gives no order; workers start in claim order.
+    claimed.sort_by(|a, b| {
+        b.job
+            .priority
+            .cmp(&a.job.priority)
+            .then(a.job.run_at.cmp(&b.job.run_at))
+    });
+    Ok(claimed)
+}
+
+/// The recovery, inside a transaction; `dead` is a JSON array of instance ids.
+pub(super) fn recover_on(
+    conn: &Connection,
+    defaults: &JobDefaults,
+    stale_before: Millis,
+    dead: &str,
+    now: Millis,
+) -> Result<Vec<Recovered>, StoreError> {
+    let candidates: Vec<Job> = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM queues
+              WHERE status = 'running'
+                AND (reserved_at < :stale OR reserved_by IN (SELECT value FROM json_each(:dead)))"
+        ))?
+        .query_map(
+            named_params! {":stale": stale_before, ":dead": dead},
+            |row| job_from_row(row, defaults, now),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut recovered = Vec::with_capacity(candidates.len());
+    for job in candidates {
+        let holder = job.reserved_by.clone().unwrap_or_default();
+        let is_dead = job.attempts >= job.max_attempts;
+        let error = format!(
+            "attempt {} was abandoned: its worker (instance {holder}) stopped before finishing",
+            job.attempts
+        );
+        let n = conn
+            .prepare_cached(
+                "UPDATE queues
+                    SET status = ?4, run_at = ?5, reserved_at = NULL, reserved_by = NULL,
+                        last_error = ?6, updated = ?5
+                  WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+            )?
+            .execute(params![
+                job.id,
+                job.attempts,
+                holder,
+                if is_dead { "dead" } else { "pending" },
+                now,
+                error
+            ])?;
+        if n == 1 {
+            record_error(conn, &job.id, job.attempts, now, &error)?;
+            if is_dead {
+                settle_job_run(conn, &job.id, RunStatus::Failed, Some(&error), now)?;
+            }
+            recovered.push(Recovered {
+                job_id: job.id,
+                job_type: job.job_type,
+                attempt: job.attempts,
+                dead: is_dead,
+            });
+        }
+    }
+    Ok(recovered)
+}
+
+/// Extends reservations inside a transaction; returns the lost ones.
+pub(super) fn extend_on(
+    conn: &Connection,
+    leases: Vec<Lease>,
+    now: Millis,
+) -> Result<Vec<Lease>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE queues SET reserved_at = ?4
+          WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+    )?;
+    let mut lost = Vec::new();
+    for lease in leases {
+        if stmt.execute(params![lease.job_id, lease.attempt, lease.instance, now])? == 0 {
+            lost.push(lease);
+        }
+    }
+    Ok(lost)
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 //! operation in the batch, and none of them was reported done before.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -33,18 +35,56 @@ enum Message {
 pub(super) struct Writer {
     tx: mpsc::Sender<Message>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    busy: Arc<Busy>,
+}
+
+/// When the writer began its current transaction, so a stuck database is
+/// noticed without a round trip to it (the watchdog asks often).
+struct Busy {
+    base: Instant,
+    /// Milliseconds after `base` plus one; 0 while idle.
+    since: AtomicU64,
+}
+
+impl Busy {
+    fn start(&self) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.since.store(ms + 1, Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        self.since.store(0, Ordering::Relaxed);
+    }
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let busy = Arc::new(Busy {
+            base: Instant::now(),
+            since: AtomicU64::new(0),
+        });
+        let in_thread = busy.clone();
         let thread = std::thread::Builder::new()
             .name("cronq-writer".into())
-            .spawn(move || run(conn, rx))?;
+            .spawn(move || run(conn, rx, &in_thread))?;
         Ok(Writer {
             tx,
             thread: Mutex::new(Some(thread)),
+            busy,
         })
+    }
+
+    /// How long the current transaction has been running; zero when idle.
+    pub(super) fn stalled_for(&self) -> Duration {
+        match self.busy.since.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => self
+                .busy
+                .base
+                .elapsed()
+                .saturating_sub(Duration::from_millis(since - 1)),
+        }
     }
 
     pub(super) async fn submit<R, F>(&self, durable: bool, f: F) -> Result<R, StoreError>
@@ -83,7 +123,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Message>) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy) {
     let mut synchronous_full = false;
     let mut batch: Vec<(bool, Work)> = Vec::with_capacity(MAX_BATCH);
     let mut closing: Option<oneshot::Sender<()>> = None;
@@ -105,6 +145,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>) {
         if batch.is_empty() {
             continue;
         }
+        busy.start();
         let durable = batch.iter().any(|(d, _)| *d);
         if durable != synchronous_full {
             let level = if durable { "FULL" } else { "NORMAL" };
@@ -113,6 +154,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>) {
             }
         }
         commit_batch(&conn, &mut batch);
+        busy.end();
     }
     // Whatever arrived with or after the close request is refused, not lost
     // silently: each sender gets `Closed`.

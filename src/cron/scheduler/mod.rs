@@ -26,6 +26,9 @@ use crate::store::{Store, StoreError};
 /// A forward step of the wall clock larger than this is a correction of a
 /// wrong clock, not time that passed: nothing missed is fired for it.
 const CLOCK_CORRECTION: SignedDuration = SignedDuration::from_hours(3);
+/// A write transaction running longer than this means the database is
+/// wedged: the watchdog is no longer pinged and systemd restarts us.
+const WRITER_STALL_LIMIT: Duration = Duration::from_secs(20);
 /// Most missed fire times looked at when finding the latest one.
 const MAX_MISSED_SCAN: usize = 100_000;
 /// Tries to record a due run while the database is busy; each try itself
@@ -306,8 +309,12 @@ impl Scheduler {
             self.fire_due(now);
             last_seen = last_seen.max(now);
 
+            // The scheduler's turn is the daemon's pulse: it heartbeats
+            // (when no system_queue run did) and proves to the watchdog that
+            // this loop turns and writes get through.
+            self.inner.queue.heartbeat_if_due().await;
             if let Some(pulse) = &pulse
-                && self.store().ping().await.is_ok()
+                && self.store().responsive(WRITER_STALL_LIMIT)
             {
                 pulse();
             }
@@ -320,7 +327,11 @@ impl Scheduler {
                     .filter_map(|s| table.next.get(&s.id).copied())
                     .min()
             };
-            let turn = now + SignedDuration::try_from(turn_every).unwrap_or(SignedDuration::MAX);
+            // Turns fall on multiples of `turn_every` (:00, :15, ...), so the
+            // minute's system_queue fire and a turn are one wake-up, not two.
+            let period = (turn_every.as_millis() as i64).max(1);
+            let turn = Timestamp::from_millisecond((now.as_millisecond() / period + 1) * period)
+                .unwrap_or(Timestamp::MAX);
             let until = earliest.map_or(turn, |e| e.min(turn));
             tokio::select! {
                 () = self.clock().sleep_toward(until) => {}
@@ -493,6 +504,9 @@ impl Scheduler {
                 .await?;
             return Ok(Fired { run, drain: None });
         }
+        if let CronAction::SystemQueue = spec.action {
+            return self.system_queue(new_run(RunStatus::Running, None)).await;
+        }
         let Some(run) = store.begin_run(new_run(RunStatus::Running, None)).await? else {
             tracing::debug!(scheduled_for = %scheduled_for, "another process already fired this run");
             return Ok(Fired {
@@ -504,18 +518,8 @@ impl Scheduler {
         let started = std::time::Instant::now();
         let _in_flight = InFlight::enter(&self.inner.in_flight, &spec.id);
 
-        let (outcome, drain) = match &spec.action {
-            CronAction::SystemQueue => {
-                *self
-                    .inner
-                    .last_tick
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(self.clock().now_ms());
-                match queue.drain_batch().await {
-                    Ok(report) => (Ok(()), Some(report)),
-                    Err(e) => (Err(e.to_string()), None),
-                }
-            }
+        let outcome = match &spec.action {
+            CronAction::SystemQueue => unreachable!("handled above"),
             CronAction::ClearExports => {
                 let config = queue.config();
                 let (dir, days) = (config.data_dir.clone(), config.export_retention_days);
@@ -531,10 +535,10 @@ impl Scheduler {
                             failures = report.failures,
                             "old exports cleared"
                         );
-                        (Ok(()), None)
+                        Ok(())
                     }
-                    Ok(Err(e)) => (Err(format!("clearing exports failed: {e}")), None),
-                    Err(e) => (Err(format!("clearing exports panicked: {e}")), None),
+                    Ok(Err(e)) => Err(format!("clearing exports failed: {e}")),
+                    Err(e) => Err(format!("clearing exports panicked: {e}")),
                 }
             }
             CronAction::Enqueue(template) => {
@@ -551,8 +555,8 @@ impl Scheduler {
                             drain: None,
                         });
                     }
-                    Err(QueueError::Store(e)) if e.is_unavailable() => (Err(e.to_string()), None),
-                    Err(e) => (Err(format!("could not enqueue the cron's job: {e}")), None),
+                    Err(QueueError::Store(e)) if e.is_unavailable() => Err(e.to_string()),
+                    Err(e) => Err(format!("could not enqueue the cron's job: {e}")),
                 }
             }
         };
@@ -561,21 +565,53 @@ impl Scheduler {
             Ok(()) => (RunStatus::Ok, None),
             Err(e) => (RunStatus::Failed, Some(e)),
         };
-        match (&status, &error, &drain) {
-            (RunStatus::Ok, _, Some(d)) => tracing::info!(
+        match &error {
+            None => tracing::info!(duration_ms, "cron run finished"),
+            Some(error) => tracing::error!(duration_ms, error = %error, "cron run failed"),
+        }
+        let run = store
+            .finish_run(run.id, status, error, self.clock().now_ms())
+            .await?;
+        Ok(Fired { run, drain: None })
+    }
+
+    /// A `system_queue` run: recording the run, recovery and the claim are
+    /// one transaction (an idle minute costs one write), then the claimed
+    /// jobs run.
+    async fn system_queue(&self, run: NewRun) -> Result<Fired, StoreError> {
+        let _in_flight = InFlight::enter(&self.inner.in_flight, &run.cron_id);
+        *self
+            .inner
+            .last_tick
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(run.now);
+        let started = std::time::Instant::now();
+        let done = self.inner.queue.run_system_queue(Some(run)).await?;
+        if !done.fired {
+            tracing::debug!("another process already fired this run");
+            return Ok(Fired {
+                run: None,
+                drain: None,
+            });
+        }
+        let d = done.report;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        // An idle minute is not news; one that did work is.
+        if d.processed > 0 || d.recovered > 0 {
+            tracing::info!(
                 duration_ms,
                 processed = d.processed,
                 failed = d.failed,
                 recovered = d.recovered,
                 "cron run finished"
-            ),
-            (RunStatus::Ok, _, None) => tracing::info!(duration_ms, "cron run finished"),
-            (_, error, _) => tracing::error!(duration_ms, error = ?error, "cron run failed"),
+            );
+        } else {
+            tracing::debug!(duration_ms, "cron run finished; nothing to do");
         }
-        let run = store
-            .finish_run(run.id, status, error, self.clock().now_ms())
-            .await?;
-        Ok(Fired { run, drain })
+        Ok(Fired {
+            run: done.run,
+            drain: Some(d),
+        })
     }
 
     /// Why a run should not start: its previous run is still at work.
