@@ -16,7 +16,12 @@ pub type LevelSetter = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>
 /// installed (a library user's own).
 pub fn init(config: &Config) -> Option<LevelSetter> {
     let (filter, handle) = reload::Layer::new(EnvFilter::new(&config.log_level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: under systemd or in a file, escape codes
+    // would garble every line and break grep for `uid=`.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)

@@ -127,11 +127,34 @@ pub async fn dispatch(
             reload::run(ctx)
         }
         "log_level" => log_level::run(ctx, req),
-        other => Err(AdminError::new(
-            Code::UnknownCommand,
-            format!("unknown command {other:?}; see `man cronq` for the list"),
-        )),
+        other => Err(unknown_command(other)),
     }
+}
+
+/// Checks a request's command and arguments as `dispatch` would, without
+/// the store, the scheduler or the clock: the fuzz target's way in.
+pub fn validate_only(req: &Request) -> Result<(), AdminError> {
+    let no_args = || req.args::<NoArgs>().map(|_| ());
+    match req.cmd.as_str() {
+        "ping" | "status" | "crons" | "stats" | "metrics" | "reload" => no_args(),
+        "enqueue" => enqueue::parse(req).map(|_| ()),
+        "jobs" => jobs::parse(req).map(|_| ()),
+        "job" | "explain" | "retry" | "cancel" | "trigger" | "enable" | "disable" => {
+            req.args_with_id::<IdArg>().map(|_| ())
+        }
+        "purge" => purge::parse(req).map(|_| ()),
+        "cron" => cron::parse(req).map(|_| ()),
+        "next" => next::parse(req).map(|_| ()),
+        "log_level" => log_level::parse(req).map(|_| ()),
+        other => Err(unknown_command(other)),
+    }
+}
+
+fn unknown_command(cmd: &str) -> AdminError {
+    AdminError::new(
+        Code::UnknownCommand,
+        format!("unknown command {cmd:?}; see `man cronq` for the list"),
+    )
 }
 
 /// `{"id": "..."}`: the argument of the commands about one job or cron.
