@@ -220,7 +220,7 @@ fn metrics_parse_with_prometheus_client_and_the_text_file_is_written_at_start() 
         ("CRONQ_METRICS_TEXTFILE", textfile.to_str().unwrap()),
     ]);
     // Written once at start-up, not only after the first 15 s.
-    let text = d.until(WAIT, "the metrics text file", |_| {
+    let text = d.until(Duration::from_secs(5), "the metrics text file", |_| {
         std::fs::read_to_string(&textfile).ok()
     });
     let families = prom::parse(python, &text);

@@ -11,8 +11,25 @@ use cronq::admin::protocol::{self, Request};
 use libfuzzer_sys::fuzz_target;
 
 const COMMANDS: [&str; 20] = [
-    "ping", "status", "enqueue", "jobs", "job", "explain", "retry", "cancel", "purge", "crons",
-    "cron", "trigger", "enable", "disable", "next", "stats", "metrics", "reload", "log_level",
+    "ping",
+    "status",
+    "enqueue",
+    "jobs",
+    "job",
+    "explain",
+    "retry",
+    "cancel",
+    "purge",
+    "crons",
+    "cron",
+    "trigger",
+    "enable",
+    "disable",
+    "next",
+    "stats",
+    "metrics",
+    "reload",
+    "log_level",
     "nosuch",
 ];
 
