@@ -163,3 +163,45 @@ fn unknown_command(cmd: &str) -> AdminError {
 struct IdArg {
     id: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str) -> Result<(), Code> {
+        let req = Request::parse(line.as_bytes()).map_err(|(_, e)| e.code)?;
+        validate_only(&req).map_err(|e| e.code)
+    }
+
+    #[test]
+    fn validate_only_checks_arguments_as_dispatch_would() {
+        for good in [
+            r#"{"cmd":"ping"}"#,
+            r#"{"cmd":"enqueue","name":"x","payload":{"type":"anything"}}"#,
+            r#"{"cmd":"jobs","limit":1000,"after":"1767225600000.abc"}"#,
+            r#"{"cmd":"cancel","id":"k3j9x0c2m1q8z7a"}"#,
+            r#"{"cmd":"purge","status":"dead","older_than":5}"#,
+            r#"{"cmd":"cron","id":"system_queue","limit":3}"#,
+            r#"{"cmd":"next","schedule":"@hourly","timezone":"Europe/Berlin"}"#,
+            r#"{"cmd":"log_level","level":"trace"}"#,
+        ] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for (bad, code) in [
+            (r#"{"cmd":"ping","x":1}"#, Code::BadRequest),
+            (r#"{"cmd":"enqueue","jobs":[]}"#, Code::BadRequest),
+            (r#"{"cmd":"jobs","limit":0}"#, Code::BadRequest),
+            (r#"{"cmd":"jobs","after":"nodot"}"#, Code::BadRequest),
+            (r#"{"cmd":"retry"}"#, Code::BadRequest),
+            (r#"{"cmd":"purge","status":"pending"}"#, Code::BadRequest),
+            (
+                r#"{"cmd":"next","schedule":"61 * * * *"}"#,
+                Code::BadRequest,
+            ),
+            (r#"{"cmd":"log_level","level":"loud"}"#, Code::BadRequest),
+            (r#"{"cmd":"frobnicate"}"#, Code::UnknownCommand),
+        ] {
+            assert_eq!(check(bad), Err(code), "{bad}");
+        }
+    }
+}
