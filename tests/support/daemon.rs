@@ -33,9 +33,14 @@ impl Daemon {
 
     /// Starts a daemon whose state lives in `dir` (kept after it stops).
     pub fn on_dir(dir: &Path, env: &[(&str, &str)]) -> Daemon {
+        // CRONQ_SOCKET moves the socket; the start-up probe must follow it.
+        let socket = env
+            .iter()
+            .find(|(k, _)| *k == "CRONQ_SOCKET")
+            .map_or_else(|| dir.join("cronq-data/admin.sock"), |(_, v)| v.into());
         let mut d = Daemon {
             dir: dir.to_path_buf(),
-            socket: dir.join("cronq-data/admin.sock"),
+            socket,
             child: None,
             env: env
                 .iter()

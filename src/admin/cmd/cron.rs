@@ -14,7 +14,8 @@ struct Args {
     limit: Option<usize>,
 }
 
-pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+/// The cron's id and the number of runs wanted, checked.
+pub(super) fn parse(req: &Request) -> Result<(String, usize), AdminError> {
     let args: Args = req.args_with_id()?;
     let limit = args.limit.unwrap_or(20);
     if !(1..=KEPT_RUNS as usize).contains(&limit) {
@@ -22,8 +23,13 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
             "limit: must be from 1 to {KEPT_RUNS} (runs kept per cron), got {limit}"
         )));
     }
-    let view = ctx.scheduler.view(&args.id)?;
-    let runs = ctx.queue.store().runs(args.id, limit).await?;
+    Ok((args.id, limit))
+}
+
+pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    let (id, limit) = parse(req)?;
+    let view = ctx.scheduler.view(&id)?;
+    let runs = ctx.queue.store().runs(id, limit).await?;
     Ok(crate::result! {
         "cron": protocol::cron(&view, runs.first()),
         "runs": runs.iter().map(protocol::run).collect::<Vec<_>>(),

@@ -49,36 +49,42 @@ struct BatchArgs {
     jobs: Vec<Value>,
 }
 
+/// The jobs of a request, every field checked, and whether it was a batch.
+pub(super) fn parse(req: &Request) -> Result<(Vec<NewJob>, bool), AdminError> {
+    if !req.args.contains_key("jobs") {
+        return Ok((vec![new_job(req.args()?, "")?], false));
+    }
+    let batch: BatchArgs = req.args()?;
+    if batch.jobs.is_empty() {
+        return Err(AdminError::bad_request("jobs: must hold at least one job"));
+    }
+    if batch.jobs.len() > MAX_BATCH_JOBS {
+        return Err(AdminError::new(
+            Code::TooLarge,
+            format!(
+                "jobs: {} jobs in one batch, more than the limit of {MAX_BATCH_JOBS}",
+                batch.jobs.len()
+            ),
+        ));
+    }
+    let mut jobs = Vec::with_capacity(batch.jobs.len());
+    for (i, value) in batch.jobs.into_iter().enumerate() {
+        let args: JobArgs = protocol::parse_args(value).map_err(|e| AdminError {
+            message: format!("jobs[{i}].{}", e.message),
+            ..e
+        })?;
+        jobs.push(new_job(args, &format!("jobs[{i}]."))?);
+    }
+    Ok((jobs, true))
+}
+
 pub async fn run(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Map<String, Value>, AdminError> {
-    if req.args.contains_key("jobs") {
-        let batch: BatchArgs = req.args()?;
-        if batch.jobs.is_empty() {
-            return Err(AdminError::bad_request("jobs: must hold at least one job"));
-        }
-        if batch.jobs.len() > MAX_BATCH_JOBS {
-            return Err(AdminError::new(
-                Code::TooLarge,
-                format!(
-                    "jobs: {} jobs in one batch, more than the limit of {MAX_BATCH_JOBS}",
-                    batch.jobs.len()
-                ),
-            ));
-        }
-        let mut jobs = Vec::with_capacity(batch.jobs.len());
-        for (i, value) in batch.jobs.into_iter().enumerate() {
-            let args: JobArgs = protocol::parse_args(value).map_err(|e| AdminError {
-                message: format!("jobs[{i}].{}", e.message),
-                ..e
-            })?;
-            jobs.push(new_job(args, &format!("jobs[{i}]."))?);
-        }
-        ctx.admit(peer, jobs.len())?;
-        let stored = ctx.queue.enqueue(jobs, true).await?;
+    let (jobs, batch) = parse(req)?;
+    ctx.admit(peer, jobs.len())?;
+    let stored = ctx.queue.enqueue(jobs, batch).await?;
+    if batch {
         Ok(crate::result! { "jobs": stored.iter().map(view).collect::<Vec<_>>() })
     } else {
-        let job = new_job(req.args()?, "")?;
-        ctx.admit(peer, 1)?;
-        let stored = ctx.queue.enqueue(vec![job], false).await?;
         let duplicate = stored.first().is_some_and(|e| e.duplicate);
         Ok(crate::result! { "job": stored.first().map(view), "duplicate": duplicate })
     }

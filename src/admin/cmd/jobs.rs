@@ -23,7 +23,8 @@ struct Args {
     after: Option<String>,
 }
 
-pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+/// The listing's filter, every argument checked.
+pub(super) fn parse(req: &Request) -> Result<ListFilter, AdminError> {
     let args: Args = req.args()?;
     let status = match args.status.as_deref() {
         None => None,
@@ -53,6 +54,11 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
         limit,
         after: args.after.map(|c| parse_cursor(&c)).transpose()?,
     };
+    Ok(filter)
+}
+
+pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    let filter = parse(req)?;
     let now = ctx.queue.clock().now_ms();
     let (jobs, more) = ctx.queue.store().list(filter, now).await?;
     let next = match (more, jobs.last()) {

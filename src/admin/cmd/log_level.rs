@@ -14,13 +14,19 @@ struct Args {
     level: String,
 }
 
-pub fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+/// The level asked for, checked against the five names.
+pub(super) fn parse(req: &Request) -> Result<String, AdminError> {
     let Args { level } = req.args()?;
     if !LEVELS.contains(&level.as_str()) {
         return Err(AdminError::bad_request(format!(
             "level: {level:?} is not one of error, warn, info, debug, trace"
         )));
     }
+    Ok(level)
+}
+
+pub fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    let level = parse(req)?;
     let Some(set) = &ctx.log_level else {
         return Err(AdminError::new(
             Code::Unavailable,

@@ -127,11 +127,34 @@ pub async fn dispatch(
             reload::run(ctx)
         }
         "log_level" => log_level::run(ctx, req),
-        other => Err(AdminError::new(
-            Code::UnknownCommand,
-            format!("unknown command {other:?}; see `man cronq` for the list"),
-        )),
+        other => Err(unknown_command(other)),
     }
+}
+
+/// Checks a request's command and arguments as `dispatch` would, without
+/// the store, the scheduler or the clock: the fuzz target's way in.
+pub fn validate_only(req: &Request) -> Result<(), AdminError> {
+    let no_args = || req.args::<NoArgs>().map(|_| ());
+    match req.cmd.as_str() {
+        "ping" | "status" | "crons" | "stats" | "metrics" | "reload" => no_args(),
+        "enqueue" => enqueue::parse(req).map(|_| ()),
+        "jobs" => jobs::parse(req).map(|_| ()),
+        "job" | "explain" | "retry" | "cancel" | "trigger" | "enable" | "disable" => {
+            req.args_with_id::<IdArg>().map(|_| ())
+        }
+        "purge" => purge::parse(req).map(|_| ()),
+        "cron" => cron::parse(req).map(|_| ()),
+        "next" => next::parse(req).map(|_| ()),
+        "log_level" => log_level::parse(req).map(|_| ()),
+        other => Err(unknown_command(other)),
+    }
+}
+
+fn unknown_command(cmd: &str) -> AdminError {
+    AdminError::new(
+        Code::UnknownCommand,
+        format!("unknown command {cmd:?}; see `man cronq` for the list"),
+    )
 }
 
 /// `{"id": "..."}`: the argument of the commands about one job or cron.
@@ -139,4 +162,46 @@ pub async fn dispatch(
 #[serde(deny_unknown_fields)]
 struct IdArg {
     id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str) -> Result<(), Code> {
+        let req = Request::parse(line.as_bytes()).map_err(|(_, e)| e.code)?;
+        validate_only(&req).map_err(|e| e.code)
+    }
+
+    #[test]
+    fn validate_only_checks_arguments_as_dispatch_would() {
+        for good in [
+            r#"{"cmd":"ping"}"#,
+            r#"{"cmd":"enqueue","name":"x","payload":{"type":"anything"}}"#,
+            r#"{"cmd":"jobs","limit":1000,"after":"1767225600000.abc"}"#,
+            r#"{"cmd":"cancel","id":"k3j9x0c2m1q8z7a"}"#,
+            r#"{"cmd":"purge","status":"dead","older_than":5}"#,
+            r#"{"cmd":"cron","id":"system_queue","limit":3}"#,
+            r#"{"cmd":"next","schedule":"@hourly","timezone":"Europe/Berlin"}"#,
+            r#"{"cmd":"log_level","level":"trace"}"#,
+        ] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for (bad, code) in [
+            (r#"{"cmd":"ping","x":1}"#, Code::BadRequest),
+            (r#"{"cmd":"enqueue","jobs":[]}"#, Code::BadRequest),
+            (r#"{"cmd":"jobs","limit":0}"#, Code::BadRequest),
+            (r#"{"cmd":"jobs","after":"nodot"}"#, Code::BadRequest),
+            (r#"{"cmd":"retry"}"#, Code::BadRequest),
+            (r#"{"cmd":"purge","status":"pending"}"#, Code::BadRequest),
+            (
+                r#"{"cmd":"next","schedule":"61 * * * *"}"#,
+                Code::BadRequest,
+            ),
+            (r#"{"cmd":"log_level","level":"loud"}"#, Code::BadRequest),
+            (r#"{"cmd":"frobnicate"}"#, Code::UnknownCommand),
+        ] {
+            assert_eq!(check(bad), Err(code), "{bad}");
+        }
+    }
 }

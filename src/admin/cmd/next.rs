@@ -18,7 +18,15 @@ struct Args {
     after: Option<String>,
 }
 
-pub fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+/// The arguments, checked: everything but the defaults that need the daemon.
+pub(super) struct Parsed {
+    schedule: Schedule,
+    count: usize,
+    timezone: Option<jiff::tz::TimeZone>,
+    after: Option<i64>,
+}
+
+pub(super) fn parse(req: &Request) -> Result<Parsed, AdminError> {
     let args: Args = req.args()?;
     let count = args.count.unwrap_or(5);
     if !(1..=MAX_COUNT).contains(&count) {
@@ -28,17 +36,37 @@ pub fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
     }
     let schedule = Schedule::parse(&args.schedule)
         .map_err(|e| AdminError::bad_request(format!("schedule: {e}")))?;
-    let tz = match &args.timezone {
-        Some(name) => {
-            parse_timezone(name).map_err(|e| AdminError::bad_request(format!("timezone: {e}")))?
-        }
+    let timezone = args
+        .timezone
+        .map(|name| {
+            parse_timezone(&name).map_err(|e| AdminError::bad_request(format!("timezone: {e}")))
+        })
+        .transpose()?;
+    let after = args
+        .after
+        .map(|text| protocol::parse_time("after", &text))
+        .transpose()?;
+    Ok(Parsed {
+        schedule,
+        count,
+        timezone,
+        after,
+    })
+}
+
+pub fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    let Parsed {
+        schedule,
+        count,
+        timezone,
+        after,
+    } = parse(req)?;
+    let tz = match timezone {
+        Some(tz) => tz,
         None => default_timezone(ctx.queue.config().cron_tz.as_deref())
             .map_err(|e| AdminError::bad_request(format!("CRON_TZ: {e}")))?,
     };
-    let after = match &args.after {
-        Some(text) => protocol::parse_time("after", text)?,
-        None => ctx.queue.clock().now_ms(),
-    };
+    let after = after.unwrap_or_else(|| ctx.queue.clock().now_ms());
     let after = jiff::Timestamp::from_millisecond(after)
         .map_err(|e| AdminError::bad_request(format!("after: {e}")))?;
     let next: Vec<Value> = schedule

@@ -13,7 +13,8 @@ struct Args {
     older_than: Option<u64>,
 }
 
-pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+/// `older_than`, once the arguments are checked.
+pub(super) fn parse(req: &Request) -> Result<Option<u64>, AdminError> {
     let args: Args = req.args()?;
     if args.status != "dead" {
         return Err(AdminError::bad_request(format!(
@@ -21,7 +22,12 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
             args.status
         )));
     }
-    let before = match args.older_than {
+    Ok(args.older_than)
+}
+
+pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    let older_than = parse(req)?;
+    let before = match older_than {
         None => None,
         Some(secs) => {
             let ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);

@@ -116,6 +116,12 @@ pub fn render_cron(a: &Value, now: Timestamp) -> String {
 pub fn render_trigger(a: &Value, _now: Timestamp) -> String {
     let run = a.get("run").unwrap_or(&Value::Null);
     let mut out = format!("run {}", text(run, "status"));
+    // A file cron's run follows the job it enqueued: still "running" when
+    // the answer comes, so the job's id is what the reader needs next.
+    if let Some(job) = opt_str(run, "job_id") {
+        out.push_str(&format!(": enqueued job {job} (see `cronq job {job}`)"));
+        return out;
+    }
     if let Some(ms) = run.get("duration_ms").and_then(Value::as_u64) {
         out.push_str(&format!(" in {}", timefmt::millis(ms)));
     }
@@ -233,6 +239,11 @@ mod tests {
         );
         let a = json!({"ok": true, "run": {"status": "failed", "duration_ms": 3, "error": "boom"}});
         assert_eq!(render_trigger(&a, now()), "run failed in 3ms\nerror: boom");
+        let a = json!({"ok": true, "run": {"status": "running", "duration_ms": null, "job_id": "k3j9x0c2m1q8z7a"}});
+        assert_eq!(
+            render_trigger(&a, now()),
+            "run running: enqueued job k3j9x0c2m1q8z7a (see `cronq job k3j9x0c2m1q8z7a`)"
+        );
     }
 
     #[test]
