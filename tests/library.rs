@@ -148,3 +148,54 @@ async fn a_cron_run_due_while_the_database_is_locked_still_fires() {
     until("the 12:01 run of tick to be recorded", || runs() == 1).await;
     daemon.stop().await;
 }
+
+struct Hangs;
+
+#[async_trait::async_trait]
+impl Handler for Hangs {
+    fn job_type(&self) -> &str {
+        "hangs"
+    }
+    async fn run(&self, _job: JobContext) -> Result<(), JobError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_handlers_time_out_and_the_pool_keeps_its_full_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let counts = Arc::new(AtomicU32::new(0));
+    let mut cfg = config(dir.path());
+    cfg.max_workers = 3;
+    let daemon = Daemon::builder(cfg)
+        .handler(Hangs)
+        .handler(Counts(counts.clone()))
+        .start()
+        .await
+        .unwrap();
+    // As many hanging jobs as workers: every slot is taken until they time out.
+    let hanging: Vec<NewJob> = (0..3)
+        .map(|i| {
+            let mut job = NewJob::new(format!("h{i}"), "hangs", Map::new());
+            job.timeout_s = Some(1);
+            job.retry_count = Some(0);
+            job
+        })
+        .collect();
+    daemon.queue().enqueue(hanging, true).await.unwrap();
+    until("three hanging jobs running", || daemon.queue().busy() == 3).await;
+    let jobs: Vec<NewJob> = (0..30)
+        .map(|i| NewJob::new(format!("c{i}"), "counts", Map::new()))
+        .collect();
+    daemon.queue().enqueue(jobs, true).await.unwrap();
+    // After the timeouts every slot is free again and the rest run.
+    until("30 jobs after the timeouts", || {
+        counts.load(Ordering::SeqCst) == 30
+    })
+    .await;
+    let stats = daemon.queue().stats();
+    assert_eq!(stats["hangs"].failed, 3);
+    until("an idle pool", || daemon.queue().busy() == 0).await;
+    daemon.stop().await;
+}
