@@ -225,16 +225,16 @@ impl Builder {
         }
         queue.spawn_heartbeat();
         let notifier = self.notifier;
-        match notifier.watchdog_interval() {
-            // Pinged from the scheduler's loop, after the store answered, so a
-            // wedged loop or database gets the service restarted.
-            Some(every) => {
-                let pinger = notifier.clone();
-                let pulse: Pulse = Arc::new(move || pinger.watchdog());
-                scheduler.spawn(Some(pulse), every.min(crate::clock::MAX_WALL_SLEEP));
-            }
-            None => scheduler.spawn(None, crate::clock::MAX_WALL_SLEEP),
-        }
+        // The scheduler's turns heartbeat and feed the watchdog, so they
+        // come at least as often as either needs.
+        let mut turn_every =
+            crate::clock::MAX_WALL_SLEEP.min(crate::queue::heartbeat_every(&config));
+        let pulse: Option<Pulse> = notifier.watchdog_interval().map(|every| {
+            turn_every = turn_every.min(every);
+            let pinger = notifier.clone();
+            Arc::new(move || pinger.watchdog()) as Pulse
+        });
+        scheduler.spawn(pulse, turn_every);
         if notifier.is_enabled() {
             tasks.spawn(status_line(
                 queue.clone(),

@@ -49,8 +49,10 @@ pub struct Ticked {
 
 impl Store {
     pub async fn tick(&self, tick: Tick) -> Result<Ticked, StoreError> {
-        let durable = tick.run.is_some();
-        self.write(durable, move |conn, defaults| {
+        // Not durable: a system_queue run lost to a power cut only means
+        // the minute is drained again, and an fsync a minute is a wake-up
+        // an idle daemon need not pay.
+        self.write(false, move |conn, defaults| {
             let now = tick.now;
             let own_id = tick.instance.id.clone();
             heartbeat_on(conn, tick.instance, now)?;
