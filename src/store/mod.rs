@@ -144,9 +144,14 @@ impl Store {
         drop(first);
 
         let manager = SqliteConnectionManager::file(path).with_init(connection::configure);
+        // No idle timeout and no maximum lifetime: with either set, r2d2
+        // wakes a reaper thread every 30 s for the life of the daemon, and
+        // a few idle SQLite readers cost nothing worth reaping.
         let pool = Pool::builder()
             .max_size(READERS)
             .min_idle(Some(0))
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(|e| open_error(e.to_string()))?;
