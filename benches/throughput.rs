@@ -1,1 +1,322 @@
-fn main() {}
+//! Queue throughput, latency and memory, and the bare SQLite ceiling.
+//!
+//! `cargo bench --bench throughput` reports, in one run:
+//!
+//! 1. **End to end through the real binary**: the release `cronq daemon` on
+//!    a temp dir; 100,000 `noop` jobs enqueued over its socket in batches of
+//!    1,000 (the `jobs` form) on one connection, then `status` polled every
+//!    10 ms until nothing is pending, scheduled or running. Enqueue rate,
+//!    and jobs/s from the first enqueue to the last completion. Run with
+//!    JOB_MAX_WORKERS at its default (5) and at 32. The binary logs each job
+//!    at `info` to a file, as a deployed daemon would to the journal.
+//! 2. **Latency**: a daemon built in-process through the library with a
+//!    handler that sends `Instant::now()` when it starts; 1,000 single
+//!    enqueues over the real socket into an idle daemon, one at a time.
+//!    Measured: request written → enqueue answered (the commit, fsynced),
+//!    and request written → handler started.
+//! 3. **Memory**: the binary's VmRSS idle after start-up, and its peak
+//!    VmRSS sampled during the 100,000-job run (VmHWM at the end).
+//! 4. **The ceiling**: the same insert (batches of 1,000, fsynced), claim of
+//!    50 (one `UPDATE ... RETURNING` over the `queues_ready` range of the one
+//!    priority and type there are, one transaction) and fenced delete of
+//!    each (one transaction per 50) on cronq's own schema (its indexes and
+//!    count triggers) with plain rusqlite in this thread: what SQLite alone
+//!    does on this machine, without the socket, JSON, the writer thread, the
+//!    dispatcher, the workers or the logs.
+//!
+//! `THROUGHPUT_JOBS=10000` makes a quick run.
+
+mod support;
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cronq::clock::{Clock, SystemClock};
+use cronq::store::{JobDefaults, Store};
+use cronq::{Config, Daemon as LibDaemon, Handler, JobContext, JobError};
+use rusqlite::{Connection, params};
+use serde_json::{Value, json};
+use support::daemon::{Client, Daemon};
+use support::{ms, percentile, rss_mb, status_kb, verdict};
+
+const DEFAULT_JOBS: usize = 100_000;
+const BATCH: usize = 1_000;
+const LATENCY_JOBS: usize = 1_000;
+const CEILING_CLAIM: usize = 50;
+
+fn main() {
+    let jobs = std::env::var("THROUGHPUT_JOBS")
+        .ok()
+        .map(|v| v.parse().expect("THROUGHPUT_JOBS: a whole number"))
+        .unwrap_or(DEFAULT_JOBS);
+    println!(
+        "throughput: {jobs} noop jobs, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let mut table: Vec<(String, String, String)> = Vec::new();
+
+    let ceiling = bare_ceiling(jobs);
+    for workers in ["5", "32"] {
+        let run = end_to_end(jobs, workers);
+        table.push((
+            format!("enqueue over the socket, batches of {BATCH}, {workers} workers"),
+            format!("{:.0} jobs/s", run.enqueue_rate),
+            String::new(),
+        ));
+        table.push((
+            format!("end to end (enqueue → all deleted), {workers} workers"),
+            format!("{:.0} jobs/s", run.end_to_end_rate),
+            format!(
+                "≥ 20,000 and ≥ half the ceiling ({:.0}%): {}",
+                100.0 * run.end_to_end_rate / ceiling,
+                verdict(run.end_to_end_rate >= 20_000.0 && run.end_to_end_rate >= ceiling / 2.0)
+            ),
+        ));
+        table.push((
+            format!("RSS idle after start / peak under load, {workers} workers"),
+            format!("{:.1} / {:.1} MB", run.idle_rss, run.peak_rss),
+            format!("idle ≤ 20 MB: {}", verdict(run.idle_rss <= 20.0)),
+        ));
+    }
+    table.push((
+        "bare rusqlite ceiling: insert + claim 50 + delete".into(),
+        format!("{ceiling:.0} jobs/s"),
+        String::new(),
+    ));
+
+    let (ack, start) = latency();
+    table.push((
+        format!("enqueue answered, {LATENCY_JOBS} single jobs (p50 / p99)"),
+        format!("{:.3} / {:.3} ms", ms(ack.0), ms(ack.1)),
+        String::new(),
+    ));
+    table.push((
+        "enqueue → handler started, idle daemon (p50 / p99)".into(),
+        format!("{:.3} / {:.3} ms", ms(start.0), ms(start.1)),
+        format!(
+            "p50 ≤ 1 ms, p99 ≤ 5 ms: {}",
+            verdict(ms(start.0) <= 1.0 && ms(start.1) <= 5.0)
+        ),
+    ));
+
+    println!("\n| measure | figure | target |\n|---|---|---|");
+    for (what, figure, target) in &table {
+        println!("| {what} | {figure} | {target} |");
+    }
+}
+
+struct Run {
+    enqueue_rate: f64,
+    end_to_end_rate: f64,
+    idle_rss: f64,
+    peak_rss: f64,
+}
+
+fn end_to_end(jobs: usize, workers: &str) -> Run {
+    let d = Daemon::start(&[("JOB_MAX_WORKERS", workers)]);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = d.pid() as u32;
+    let idle_rss = rss_mb(pid);
+    let mut client = d.client();
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut peak_rss = idle_rss;
+    while sent < jobs {
+        let n = BATCH.min(jobs - sent);
+        let batch: Vec<Value> = (sent..sent + n)
+            .map(
+                |i| json!({"name": format!("b{i}"), "payload": {"type": "noop", "data": {"i": i}}}),
+            )
+            .collect();
+        let answer = client.request(json!({"cmd": "enqueue", "jobs": batch}));
+        assert_eq!(answer["ok"], true, "{answer}");
+        sent += n;
+        peak_rss = peak_rss.max(rss_mb(pid));
+    }
+    let enqueued = started.elapsed();
+    loop {
+        let status = client.request(json!({"cmd": "status"}));
+        let q = &status["queue"];
+        let left: u64 = ["pending", "scheduled", "running"]
+            .iter()
+            .map(|k| q[k].as_u64().expect("a count"))
+            .sum();
+        peak_rss = peak_rss.max(rss_mb(pid));
+        if left == 0 {
+            assert_eq!(q["dead"], 0, "{status}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let done = started.elapsed();
+    let hwm = status_kb(pid, "VmHWM") as f64 / 1024.0;
+    let run = Run {
+        enqueue_rate: jobs as f64 / enqueued.as_secs_f64(),
+        end_to_end_rate: jobs as f64 / done.as_secs_f64(),
+        idle_rss,
+        peak_rss: peak_rss.max(hwm),
+    };
+    println!(
+        "{workers} workers: enqueued {jobs} in {:.2} s, all done in {:.2} s",
+        enqueued.as_secs_f64(),
+        done.as_secs_f64()
+    );
+    run
+}
+
+/// Sends the instant it starts, so the bench sees when a job began.
+struct Stamp(mpsc::SyncSender<Instant>);
+
+#[async_trait::async_trait]
+impl Handler for Stamp {
+    fn job_type(&self) -> &str {
+        "stamp"
+    }
+    async fn run(&self, _job: JobContext) -> Result<(), JobError> {
+        let _ = self.0.try_send(Instant::now());
+        Ok(())
+    }
+}
+
+/// p50/p99 of (request → answer, request → handler start).
+fn latency() -> ((Duration, Duration), (Duration, Duration)) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (tx, rx) = mpsc::sync_channel(16);
+    let config = Config::for_dir(temp.path());
+    let socket = config.socket_path.clone();
+    let daemon = runtime
+        .block_on(LibDaemon::builder(config).handler(Stamp(tx)).start())
+        .expect("start the library daemon");
+    let mut client = Client::connect(&socket).expect("connect");
+    let (mut acks, mut starts) = (Vec::new(), Vec::new());
+    for i in 0..LATENCY_JOBS + 20 {
+        std::thread::sleep(Duration::from_millis(3));
+        let request = json!({"cmd": "enqueue", "name": format!("l{i}"), "payload": {"type": "stamp", "data": {}}});
+        let line = format!("{request}\n");
+        let sent = Instant::now();
+        client.send_raw(line.as_bytes());
+        let answer = client.read_line().expect("an answer");
+        let acked = sent.elapsed();
+        assert_eq!(answer["ok"], true, "{answer}");
+        let began = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the job started");
+        // The first few warm the caches and the connection pool.
+        if i >= 20 {
+            acks.push(acked);
+            starts.push(began.saturating_duration_since(sent));
+        }
+    }
+    runtime.block_on(daemon.stop());
+    (
+        (percentile(&mut acks, 50.0), percentile(&mut acks, 99.0)),
+        (percentile(&mut starts, 50.0), percentile(&mut starts, 99.0)),
+    )
+}
+
+/// The insert, claim-50, delete cycle with plain rusqlite on cronq's schema,
+/// in one thread: jobs/s for `jobs` jobs.
+fn bare_ceiling(jobs: usize) -> f64 {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let path = temp.path().join("ceiling.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    // The store applies cronq's migrations; then it steps aside.
+    let store = Store::open(&path, JobDefaults::default()).expect("open");
+    runtime.block_on(store.close());
+    drop(store);
+    let mut conn = Connection::open(&path).expect("open");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    let started = Instant::now();
+    ceiling_inserts(&mut conn, jobs, temp.path());
+    let mut done = 0;
+    loop {
+        let now = SystemClock.now_ms();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("begin");
+        let claimed: Vec<(String, i64)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE queues SET status = 'running', attempts = attempts + 1,
+                            reserved_at = ?1, reserved_by = 'bare', updated = ?1
+                      WHERE rowid IN (SELECT rowid FROM queues INDEXED BY queues_ready
+                             WHERE status = 'pending' AND priority = 0 AND type = 'noop'
+                               AND run_at <= ?1
+                             ORDER BY run_at LIMIT ?2)
+                  RETURNING id, attempts",
+                )
+                .expect("claim");
+            stmt.query_map(params![now, CEILING_CLAIM as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("claim")
+            .collect::<Result<_, _>>()
+            .expect("claimed rows")
+        };
+        tx.commit().expect("commit");
+        if claimed.is_empty() {
+            break;
+        }
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "DELETE FROM queues
+                      WHERE id = ?1 AND attempts = ?2 AND reserved_by = 'bare' AND status = 'running'",
+                )
+                .expect("delete");
+            for (id, attempts) in &claimed {
+                assert_eq!(stmt.execute(params![id, attempts]).expect("delete"), 1);
+            }
+        }
+        tx.commit().expect("commit");
+        done += claimed.len();
+    }
+    assert_eq!(done, jobs);
+    let rate = jobs as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "ceiling: {jobs} jobs inserted, claimed and deleted in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    rate
+}
+
+fn ceiling_inserts(conn: &mut Connection, jobs: usize, _dir: &Path) {
+    let mut sent = 0;
+    while sent < jobs {
+        conn.pragma_update(None, "synchronous", "FULL")
+            .expect("sync");
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO queues (id, name, payload, max_attempts, timeout, run_at, created, updated)
+                     VALUES (?1, ?2, ?3, 4, 30, ?4, ?4, ?4)",
+                )
+                .expect("insert");
+            let now = SystemClock.now_ms();
+            for i in sent..(sent + BATCH).min(jobs) {
+                let payload = json!({"type": "noop", "data": {"i": i}, "options": {"retry_count": 3, "timeout": 30}});
+                stmt.execute(params![
+                    format!("{i:015}"),
+                    format!("b{i}"),
+                    payload.to_string(),
+                    now
+                ])
+                .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .expect("sync");
+        sent = (sent + BATCH).min(jobs);
+    }
+}

@@ -238,7 +238,7 @@ impl Queue {
                 run,
                 stale_before: now - timeout_ms,
                 judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms)),
-                types: serde_json::to_string(&inner.types).unwrap_or_else(|_| "[]".into()),
+                types: inner.types.clone(),
                 limit: inner.config.batch_size,
             })
             .await?;

@@ -123,7 +123,7 @@ impl Store {
         now: Millis,
     ) -> Result<Vec<Claimed>, StoreError> {
         let instance = instance.to_string();
-        let types = serde_json::to_string(types).unwrap_or_else(|_| "[]".into());
+        let types = types.to_vec();
         self.write(false, move |conn, defaults| {
             claim_on(conn, defaults, &instance, &types, limit, now)
         })
@@ -330,6 +330,14 @@ impl Store {
                 values.push((":after_created", Box::new(created)));
                 values.push((":after_id", Box::new(id)));
             }
+            let index = match filter.status {
+                Some(JobStatus::Pending | JobStatus::Scheduled)
+                    if few_due(conn, filter.status == Some(JobStatus::Pending), now)? =>
+                {
+                    "INDEXED BY queues_due"
+                }
+                _ => "",
+            };
             let filter_sql = if conditions.is_empty() {
                 String::new()
             } else {
@@ -337,7 +345,7 @@ impl Store {
             };
             values.push((":limit", Box::new(filter.limit as i64 + 1)));
             let sql = format!(
-                "SELECT {JOB_COLUMNS} FROM queues {filter_sql} ORDER BY created DESC, id DESC LIMIT :limit"
+                "SELECT {JOB_COLUMNS} FROM queues {index} {filter_sql} ORDER BY created DESC, id DESC LIMIT :limit"
             );
             let params: Vec<(&str, &dyn ToSql)> = values.iter().map(|(k, v)| (*k, v.as_ref())).collect();
             let mut jobs: Vec<Job> = conn
@@ -352,8 +360,9 @@ impl Store {
     }
 
     /// Jobs by type and status, without counting rows: the totals come from
-    /// the trigger-kept `queue_counts`, and only scheduled jobs (a range of
-    /// the `queues_due` index) are counted to split them from pending.
+    /// the trigger-kept `queue_counts`, and only one side of `now` (a range
+    /// of the `queues_due` index, the ready side when it is small) is
+    /// counted to split pending from scheduled.
     pub async fn counts(&self, now: Millis) -> Result<Counts, StoreError> {
         self.read(move |conn, _| {
             let mut counts = Counts::new();
@@ -379,20 +388,41 @@ impl Store {
                     .entry(status)
                     .or_default() += n.max(0) as u64;
             }
-            let mut stmt = conn.prepare_cached(
+            // Count the smaller side of `now` when the ready side is small
+            // (the usual case: a busy queue keeps few jobs ready), so a
+            // million scheduled jobs are not counted one by one.
+            let ready_side = few_due(conn, true, now)?;
+            if ready_side {
+                for by_status in counts.values_mut() {
+                    if let Some(n) = by_status.remove(&JobStatus::Pending) {
+                        by_status.insert(JobStatus::Scheduled, n);
+                    }
+                }
+            }
+            let side = if ready_side {
+                "run_at <= ?1"
+            } else {
+                "run_at > ?1"
+            };
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT type, COUNT(*) FROM queues INDEXED BY queues_due
-                  WHERE status = 'pending' AND run_at > ?1 GROUP BY type",
-            )?;
+                  WHERE status = 'pending' AND {side} GROUP BY type"
+            ))?;
             let rows = stmt.query_map([now], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
             })?;
+            let (from, to) = if ready_side {
+                (JobStatus::Scheduled, JobStatus::Pending)
+            } else {
+                (JobStatus::Pending, JobStatus::Scheduled)
+            };
             for row in rows {
                 let (job_type, n) = row?;
                 let by_status = counts.entry(job_type).or_default();
                 let n = n.max(0) as u64;
-                let pending = by_status.entry(JobStatus::Pending).or_default();
-                *pending = pending.saturating_sub(n);
-                *by_status.entry(JobStatus::Scheduled).or_default() += n;
+                let left = by_status.entry(from).or_default();
+                *left = left.saturating_sub(n);
+                *by_status.entry(to).or_default() += n;
             }
             Ok(counts)
         })
@@ -495,6 +525,78 @@ fn insert_job(
     Err(StoreError::Sqlite("could not find a free job id".into()))
 }
 
+/// The rowids of up to `limit` ready jobs of `types`: highest priority
+/// first, then oldest `run_at`.
+///
+/// Done as index seeks rather than one ordered scan, so its cost does not
+/// grow with the jobs that are not ready or not ours: the distinct
+/// priorities of pending jobs are found one seek each (highest first), and
+/// within a priority each type's ready rows are a range of `queues_ready
+/// (priority DESC, type, run_at)`. Those are merged by `run_at`. A queue
+/// uses a handful of priorities and types, so a claim is a few seeks.
+fn pick_ready(
+    conn: &Connection,
+    types: &[String],
+    limit: usize,
+    now: Millis,
+) -> Result<Vec<i64>, StoreError> {
+    let mut picked: Vec<i64> = Vec::with_capacity(limit);
+    if types.is_empty() || limit == 0 {
+        return Ok(picked);
+    }
+    let mut top = conn.prepare_cached(
+        "SELECT MAX(priority) FROM queues INDEXED BY queues_ready WHERE status = 'pending'",
+    )?;
+    let mut below = conn.prepare_cached(
+        "SELECT MAX(priority) FROM queues INDEXED BY queues_ready
+          WHERE status = 'pending' AND priority < ?1",
+    )?;
+    let mut ready = conn.prepare_cached(
+        "SELECT rowid, run_at FROM queues INDEXED BY queues_ready
+          WHERE status = 'pending' AND priority = ?1 AND type = ?2 AND run_at <= ?3
+          ORDER BY run_at LIMIT ?4",
+    )?;
+    let mut level: Option<i64> = top.query_row([], |row| row.get(0))?;
+    while let Some(priority) = level {
+        let want = limit - picked.len();
+        let mut here: Vec<(Millis, i64)> = Vec::new();
+        for job_type in types {
+            let rows = ready.query_map(params![priority, job_type, now, want as i64], |row| {
+                Ok((row.get::<_, Millis>(1)?, row.get::<_, i64>(0)?))
+            })?;
+            for row in rows {
+                here.push(row?);
+            }
+        }
+        here.sort_unstable();
+        picked.extend(here.into_iter().take(want).map(|(_, rowid)| rowid));
+        if picked.len() >= limit {
+            break;
+        }
+        level = below.query_row([priority], |row| row.get(0))?;
+    }
+    Ok(picked)
+}
+
+/// Pending rows on one side of `now` a listing reads through `queues_due`
+/// and sorts, rather than walking every job newest first for them.
+const FEW_DUE: i64 = 10_000;
+
+/// Whether at most [`FEW_DUE`] pending jobs are ready (`ready`) or
+/// scheduled: then a `status` listing reads just those, however many jobs
+/// are on the other side. Counting stops at the bound, so this costs at most
+/// that many index entries.
+fn few_due(conn: &Connection, ready: bool, now: Millis) -> Result<bool, StoreError> {
+    let side = if ready { "run_at <= ?1" } else { "run_at > ?1" };
+    let n: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM queues INDEXED BY queues_due
+              WHERE status = 'pending' AND {side} LIMIT ?2)"
+        ))?
+        .query_row(params![now, FEW_DUE + 1], |row| row.get(0))?;
+    Ok(n <= FEW_DUE)
+}
+
 fn pending_count(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn
         .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM queue_counts WHERE status = 'pending'")?
@@ -583,24 +685,21 @@ pub(super) fn claim_on(
     conn: &Connection,
     defaults: &JobDefaults,
     instance: &str,
-    types: &str,
+    types: &[String],
     limit: usize,
     now: Millis,
 ) -> Result<Vec<Claimed>, StoreError> {
+    let rowids = serde_json::to_string(&pick_ready(conn, types, limit, now)?)
+        .unwrap_or_else(|_| "[]".into());
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE queues
             SET status = 'running', attempts = attempts + 1,
                 reserved_at = :now, reserved_by = :instance, updated = :now
-          WHERE rowid IN (
-                SELECT rowid FROM queues INDEXED BY queues_ready
-                 WHERE status = 'pending' AND run_at <= :now
-                   AND type IN (SELECT value FROM json_each(:types))
-                 ORDER BY priority DESC, run_at
-                 LIMIT :limit)
+          WHERE rowid IN (SELECT value FROM json_each(:rowids)) AND status = 'pending'
       RETURNING {JOB_COLUMNS}"
     ))?;
     let rows = stmt.query_map(
-        named_params! {":now": now, ":instance": instance, ":types": types, ":limit": limit as i64},
+        named_params! {":now": now, ":instance": instance, ":rowids": rowids},
         |row| job_from_row(row, defaults, now),
     )?;
     let mut claimed = Vec::new();
@@ -788,6 +887,66 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn claim_merges_types_within_a_priority_and_fills_from_lower_ones() {
+        let (_dir, store) = open_temp();
+        let at = |name: &str, job_type: &str, priority: i64, run_at: Millis| {
+            let mut j = job(name);
+            j.job_type = job_type.into();
+            j.priority = priority;
+            j.when = crate::queue::job::RunAt::At(run_at);
+            j
+        };
+        store
+            .enqueue(
+                vec![
+                    at("e9", "email", 9, NOW + 5_000),
+                    at("n3-old", "noop", 3, NOW - 30),
+                    at("e3", "email", 3, NOW - 20),
+                    at("n3", "noop", 3, NOW - 10),
+                    at("n1", "noop", 1, NOW - 99),
+                    at("c1", "command", 1, NOW - 100),
+                ],
+                NOW,
+                100,
+            )
+            .await
+            .unwrap();
+        let both = vec!["noop".to_string(), "email".to_string()];
+        let claimed = store.claim("me", &both, 4, NOW).await.unwrap();
+        let names: Vec<_> = claimed.iter().map(|c| c.job.name.as_str()).collect();
+        assert_eq!(names, ["n3-old", "e3", "n3", "n1"]);
+        assert!(store.claim("me", &both, 4, NOW).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn counts_split_scheduled_from_either_side_of_now() {
+        let (_dir, store) = open_temp();
+        let mut later = job("later");
+        later.when = crate::queue::job::RunAt::At(NOW + 1000);
+        let mut other = job("other");
+        other.job_type = "email".into();
+        other.when = crate::queue::job::RunAt::At(NOW + 1000);
+        store
+            .enqueue(vec![job("a"), job("b"), later, other], NOW, 100)
+            .await
+            .unwrap();
+        let counts = store.counts(NOW).await.unwrap();
+        assert_eq!(counts["noop"][&JobStatus::Pending], 2);
+        assert_eq!(counts["noop"][&JobStatus::Scheduled], 1);
+        assert_eq!(
+            counts["email"]
+                .get(&JobStatus::Pending)
+                .copied()
+                .unwrap_or(0),
+            0
+        );
+        assert_eq!(counts["email"][&JobStatus::Scheduled], 1);
+        let counts = store.counts(NOW + 1000).await.unwrap();
+        assert_eq!(counts["noop"][&JobStatus::Pending], 3);
+        assert_eq!(counts["email"][&JobStatus::Pending], 1);
     }
 
     #[tokio::test]

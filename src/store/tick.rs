@@ -28,8 +28,8 @@ pub struct Tick {
     pub run: Option<NewRun>,
     pub stale_before: Millis,
     pub judge: Judge,
-    /// Types to claim, as a JSON array, and how many.
-    pub types: String,
+    /// Types to claim, and how many.
+    pub types: Vec<String>,
     pub limit: usize,
 }
 

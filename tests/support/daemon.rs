@@ -52,6 +52,18 @@ impl Daemon {
         d
     }
 
+    /// Wraps a daemon started elsewhere (a benchmark that times its start)
+    /// in `dir`, with its socket at the default place.
+    pub fn adopt(dir: &Path, child: Child) -> Daemon {
+        Daemon {
+            dir: dir.to_path_buf(),
+            socket: dir.join("cronq-data/admin.sock"),
+            child: Some(child),
+            env: Vec::new(),
+            _temp: None,
+        }
+    }
+
     pub fn spawn(&mut self) {
         let child = Command::new(BIN)
             .arg("daemon")
