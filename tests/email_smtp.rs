@@ -3,6 +3,7 @@
 //! AUTH, and that the password never reaches a log line.
 
 #[path = "support/smtp.rs"]
+#[allow(dead_code)]
 mod smtp;
 
 use std::io::Write;

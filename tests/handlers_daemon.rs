@@ -6,6 +6,7 @@
 #[path = "support/daemon.rs"]
 mod daemon;
 #[path = "support/smtp.rs"]
+#[allow(dead_code)]
 mod smtp;
 
 use std::time::Duration;

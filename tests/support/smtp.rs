@@ -6,8 +6,6 @@
 //! tests that need the server say so loudly and skip; with
 //! `CRONQ_TEST_PYTHON` set but broken they fail, so CI cannot skip silently.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
