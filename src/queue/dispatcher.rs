@@ -84,7 +84,9 @@ pub(super) async fn run(queue: Queue) {
                     }
                 },
             };
-            inner.tasks.spawn(worker::run(queue.clone(), job, permit));
+            inner
+                .tasks
+                .spawn(worker::run(queue.clone(), job, permit, true));
         }
     }
     tracing::debug!("dispatcher stopped claiming");

@@ -286,7 +286,7 @@ impl Queue {
                 }
             };
             let Ok(permit) = permit else { break };
-            runs.spawn(worker::run(self.clone(), job, permit));
+            runs.spawn(worker::run(self.clone(), job, permit, false));
         }
         let (mut processed, mut failed) = (0, 0);
         while let Some(outcome) = runs.join_next().await {

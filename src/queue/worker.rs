@@ -12,15 +12,38 @@ use super::handler::{JobContext, JobError};
 use super::job::Claimed;
 use super::retry;
 use crate::store::StoreError;
-use crate::store::jobs::AfterFailure;
+use crate::store::jobs::{AfterFailure, Outcome};
 
 /// How often a completion or failure is retried while the database is busy
 /// before the job is left to recovery.
 const WRITE_TRIES: u32 = 5;
 
-/// Runs `claimed`, holding a worker slot until its handler returns. Returns
-/// whether the attempt succeeded.
-pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePermit) -> bool {
+/// Runs `claimed` in a worker slot. With `chain`, the write that records
+/// each outcome also claims the next ready job, and the slot goes straight
+/// on to it while there is work. Returns whether the last attempt succeeded.
+pub(super) async fn run(
+    queue: Queue,
+    claimed: Claimed,
+    slot: OwnedSemaphorePermit,
+    chain: bool,
+) -> bool {
+    let inner = &queue.inner;
+    inner.busy.fetch_add(1, Ordering::Relaxed);
+    let mut next = Some(claimed);
+    let mut succeeded = false;
+    while let Some(claimed) = next.take() {
+        (succeeded, next) = attempt_job(&queue, claimed, chain).await;
+    }
+    // The slot is held until the outcome is committed: a job counts as
+    // running until then, so a crash re-runs at most JOB_MAX_WORKERS.
+    drop(slot);
+    inner.busy.fetch_sub(1, Ordering::Relaxed);
+    succeeded
+}
+
+/// One attempt: run the handler, record the outcome, and maybe claim the
+/// next job.
+async fn attempt_job(queue: &Queue, claimed: Claimed, chain: bool) -> (bool, Option<Claimed>) {
     let Claimed { job, lease } = claimed;
     let span = tracing::info_span!(
         "job",
@@ -34,7 +57,6 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
     }
     async move {
         let inner = &queue.inner;
-        inner.busy.fetch_add(1, Ordering::Relaxed);
         let timeout = Duration::from_secs(u64::from(job.timeout_s.max(1)));
         lock(&inner.leases).insert(lease.clone(), Instant::now() + timeout);
         tracing::debug!(max_attempts = job.max_attempts, "job started");
@@ -67,13 +89,16 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
         let duration_ms = took.as_millis() as u64;
 
         let from_cron = job.cron_id.is_some();
+        let next = (chain && !inner.shutdown.is_cancelled()).then(|| inner.types.clone());
         let written = match &result {
             Ok(()) => {
                 tracing::info!(duration_ms, "job finished");
+                let outcome = Outcome::Succeeded { from_cron };
+                let now = inner.clock.now_ms();
                 write(|| {
                     inner
                         .store
-                        .complete(lease.clone(), from_cron, inner.clock.now_ms())
+                        .finish(lease.clone(), outcome.clone(), now, next.clone())
                 })
                 .await
             }
@@ -102,9 +127,16 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
                         "job failed; it will be retried"
                     ),
                 }
-                let message = error.message().to_string();
-                let written =
-                    write(|| inner.store.fail(lease.clone(), message.clone(), after, now)).await;
+                let outcome = Outcome::Failed {
+                    error: error.message().to_string(),
+                    after,
+                };
+                let written = write(|| {
+                    inner
+                        .store
+                        .finish(lease.clone(), outcome.clone(), now, next.clone())
+                })
+                .await;
                 // The dispatcher may be asleep with nothing due: the retry is.
                 if matches!(after, AfterFailure::RetryAt(_)) {
                     inner.wake.notify_one();
@@ -112,24 +144,26 @@ pub(super) async fn run(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePerm
                 written
             }
         };
-        match written {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                "the job's reservation was taken over while it ran (recovered as stale); \
-                 its outcome was not recorded"
-            ),
-            Err(e) => tracing::error!(
-                error = %e,
-                "could not record the job's outcome; it will run again after recovery"
-            ),
-        }
-        // The slot is held until the outcome is committed: a job counts as
-        // running until then, so a crash re-runs at most JOB_MAX_WORKERS.
-        drop(slot);
-        inner.busy.fetch_sub(1, Ordering::Relaxed);
+        let following = match written {
+            Ok((true, following)) => following,
+            Ok((false, following)) => {
+                tracing::warn!(
+                    "the job's reservation was taken over while it ran (recovered as stale); \
+                     its outcome was not recorded"
+                );
+                following
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    "could not record the job's outcome; it will run again after recovery"
+                );
+                None
+            }
+        };
         lock(&inner.leases).remove(&lease);
         queue.touch();
-        result.is_ok()
+        (result.is_ok(), following)
     }
     .instrument(span)
     .await
@@ -173,10 +207,10 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// Retries a write while the database is busy: the outcome of work already
 /// done is worth a few waits.
-async fn write<F, Fut>(mut op: F) -> Result<bool, StoreError>
+async fn write<T, F, Fut>(mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, StoreError>>,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let mut tries = 0;
     loop {

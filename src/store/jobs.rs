@@ -49,6 +49,13 @@ pub struct AttemptError {
     pub error: String,
 }
 
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded { from_cron: bool },
+    Failed { error: String, after: AfterFailure },
+}
+
 /// What becomes of a job whose attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterFailure {
@@ -138,19 +145,8 @@ impl Store {
         from_cron: bool,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        self.write(false, move |conn, _| {
-            let n = conn
-                .prepare_cached(
-                    "DELETE FROM queues
-                      WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
-                )?
-                .execute(params![lease.job_id, lease.attempt, lease.instance])?;
-            if n == 1 && from_cron {
-                settle_job_run(conn, &lease.job_id, RunStatus::Ok, None, now)?;
-            }
-            Ok(n == 1)
-        })
-        .await
+        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now, None);
+        Ok(finished.await?.0)
     }
 
     /// Records a failed attempt and schedules a retry or buries the job.
@@ -162,35 +158,38 @@ impl Store {
         after: AfterFailure,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let error = truncate(error);
-        self.write(false, move |conn, _| {
-            let (status, run_at) = match after {
-                AfterFailure::RetryAt(at) => ("pending", Some(at)),
-                AfterFailure::Dead => ("dead", None),
+        let finished = self.finish(lease, Outcome::Failed { error, after }, now, None);
+        Ok(finished.await?.0)
+    }
+
+    /// Records an attempt's outcome, fenced on its lease (false when the
+    /// lease no longer holds), and, with `next`, claims the next ready job
+    /// of those types in the same transaction: a busy worker goes from one
+    /// job to the next with one write, and no claim waits on another.
+    pub async fn finish(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        now: Millis,
+        next: Option<Vec<String>>,
+    ) -> Result<(bool, Option<Claimed>), StoreError> {
+        let outcome = match outcome {
+            Outcome::Failed { error, after } => Outcome::Failed {
+                error: truncate(error),
+                after,
+            },
+            done => done,
+        };
+        self.write(false, move |conn, defaults| {
+            let held = match &outcome {
+                Outcome::Succeeded { from_cron } => complete_on(conn, &lease, *from_cron, now)?,
+                Outcome::Failed { error, after } => fail_on(conn, &lease, error, *after, now)?,
             };
-            let n = conn
-                .prepare_cached(
-                    "UPDATE queues
-                        SET status = ?4, run_at = COALESCE(?5, run_at), reserved_at = NULL,
-                            reserved_by = NULL, last_error = ?6, updated = ?7
-                      WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
-                )?
-                .execute(params![
-                    lease.job_id,
-                    lease.attempt,
-                    lease.instance,
-                    status,
-                    run_at,
-                    error,
-                    now
-                ])?;
-            if n == 1 {
-                record_error(conn, &lease.job_id, lease.attempt, now, &error)?;
-                if after == AfterFailure::Dead {
-                    settle_job_run(conn, &lease.job_id, RunStatus::Failed, Some(&error), now)?;
-                }
-            }
-            Ok(n == 1)
+            let claimed = match next {
+                Some(types) => claim_on(conn, defaults, &lease.instance, &types, 1, now)?.pop(),
+                None => None,
+            };
+            Ok((held, claimed))
         })
         .await
     }
@@ -678,6 +677,60 @@ pub(super) fn job_from_row(
         created: row.get(16)?,
         updated: row.get(17)?,
     })
+}
+
+fn complete_on(
+    conn: &Connection,
+    lease: &Lease,
+    from_cron: bool,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM queues
+              WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+        )?
+        .execute(params![lease.job_id, lease.attempt, lease.instance])?;
+    if n == 1 && from_cron {
+        settle_job_run(conn, &lease.job_id, RunStatus::Ok, None, now)?;
+    }
+    Ok(n == 1)
+}
+
+fn fail_on(
+    conn: &Connection,
+    lease: &Lease,
+    error: &str,
+    after: AfterFailure,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let (status, run_at) = match after {
+        AfterFailure::RetryAt(at) => ("pending", Some(at)),
+        AfterFailure::Dead => ("dead", None),
+    };
+    let n = conn
+        .prepare_cached(
+            "UPDATE queues
+                SET status = ?4, run_at = COALESCE(?5, run_at), reserved_at = NULL,
+                    reserved_by = NULL, last_error = ?6, updated = ?7
+              WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+        )?
+        .execute(params![
+            lease.job_id,
+            lease.attempt,
+            lease.instance,
+            status,
+            run_at,
+            error,
+            now
+        ])?;
+    if n == 1 {
+        record_error(conn, &lease.job_id, lease.attempt, now, error)?;
+        if after == AfterFailure::Dead {
+            settle_job_run(conn, &lease.job_id, RunStatus::Failed, Some(error), now)?;
+        }
+    }
+    Ok(n == 1)
 }
 
 /// The claim, inside a transaction; `types` is a JSON array.
