@@ -43,7 +43,7 @@ fn main() {
     // SAFETY: sysconf with a valid name.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let cpu_ms = (cpu1 - cpu0) as f64 / hz * 1000.0;
-    let per_minute = (wakes1 - wakes0) as f64 / minutes;
+    let per_minute = woken_since(&wakes0, &wakes1) as f64 / minutes;
     println!("idle: {:.1} minutes, threads {}", minutes, threads(pid));
     println!("\n| measure | figure | target |\n|---|---|---|");
     println!(
@@ -76,21 +76,36 @@ fn cpu_ticks(pid: u32) -> u64 {
     get(11) + get(12)
 }
 
-/// Voluntary context switches summed over every thread.
-fn wakeups(pid: u32) -> u64 {
+/// Voluntary context switches of each thread, by thread id.
+fn wakeups(pid: u32) -> std::collections::HashMap<String, u64> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return Default::default();
     };
     tasks
         .filter_map(|t| t.ok())
         .map(|t| {
-            std::fs::read_to_string(t.path().join("status"))
+            let count = std::fs::read_to_string(t.path().join("status"))
                 .unwrap_or_default()
                 .lines()
                 .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
+                .unwrap_or(0);
+            (t.file_name().to_string_lossy().into_owned(), count)
         })
+        .collect()
+}
+
+/// Switches between two samples: per thread, so a thread that exited in
+/// between (tokio's blocking pool lets idle threads go after 10 s) does
+/// not make the sum go backward. Such a thread's last switches are not
+/// counted: the figure is a floor by that much.
+fn woken_since(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum()
 }
 

@@ -519,7 +519,8 @@ impl Scheduler {
         let _in_flight = InFlight::enter(&self.inner.in_flight, &spec.id);
 
         let outcome = match &spec.action {
-            CronAction::SystemQueue => unreachable!("handled above"),
+            // Returned above: its run record is part of the queue's tick.
+            CronAction::SystemQueue => Ok(()),
             CronAction::ClearExports => {
                 let config = queue.config();
                 let (dir, days) = (config.data_dir.clone(), config.export_retention_days);
