@@ -1,13 +1,13 @@
-//! The requests the CLI sends, as typed values serialized by serde.
-//!
-//! STYLE.md wants one definition of the protocol shared by daemon and CLI
-//! (`src/admin/protocol.rs`). That module is not on this branch yet, so the
-//! client's side is written here, field for field from PROTOCOL.md, and the
-//! CLI never builds a request as a string. When the admin types land, these
-//! should be replaced by them (the tests below pin the wire shape either way).
+//! The requests the CLI sends: which command, with the argument types the
+//! daemon itself parses (`crate::admin::protocol::request`), so the CLI
+//! never builds a request by hand and the two sides cannot drift.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+pub use crate::admin::protocol::request::{
+    CronQuery, EnqueueBatch, EnqueueJob, JobOptions, JobsQuery, LogLevelArgs, Payload, PurgeArgs,
+};
 
 /// One request line: the envelope's `id` and the command with its arguments.
 ///
@@ -46,12 +46,10 @@ impl Request {
 pub enum Cmd {
     Ping,
     Status,
-    Enqueue(NewJob),
+    Enqueue(EnqueueJob),
     /// The batch form: the same `enqueue` command with a `jobs` array.
     #[serde(rename = "enqueue")]
-    EnqueueBatch {
-        jobs: Vec<Value>,
-    },
+    EnqueueBatch(EnqueueBatch),
     Jobs(JobsQuery),
     Job {
         id: String,
@@ -65,17 +63,9 @@ pub enum Cmd {
     Cancel {
         id: String,
     },
-    Purge {
-        status: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        older_than: Option<u64>,
-    },
+    Purge(PurgeArgs),
     Crons,
-    Cron {
-        id: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        limit: Option<u32>,
-    },
+    Cron(CronQuery),
     Trigger {
         id: String,
     },
@@ -88,9 +78,7 @@ pub enum Cmd {
     Stats,
     Metrics,
     Reload,
-    LogLevel {
-        level: &'static str,
-    },
+    LogLevel(LogLevelArgs),
 }
 
 impl Cmd {
@@ -101,7 +89,7 @@ impl Cmd {
             | Cmd::Explain { id }
             | Cmd::Retry { id }
             | Cmd::Cancel { id }
-            | Cmd::Cron { id, .. }
+            | Cmd::Cron(CronQuery { id, .. })
             | Cmd::Trigger { id }
             | Cmd::Enable { id }
             | Cmd::Disable { id } => Some(id),
@@ -114,77 +102,24 @@ impl Cmd {
         match self {
             Cmd::Ping => "ping",
             Cmd::Status => "status",
-            Cmd::Enqueue(_) | Cmd::EnqueueBatch { .. } => "enqueue",
+            Cmd::Enqueue(_) | Cmd::EnqueueBatch(_) => "enqueue",
             Cmd::Jobs(_) => "jobs",
             Cmd::Job { .. } => "job",
             Cmd::Explain { .. } => "explain",
             Cmd::Retry { .. } => "retry",
             Cmd::Cancel { .. } => "cancel",
-            Cmd::Purge { .. } => "purge",
+            Cmd::Purge(_) => "purge",
             Cmd::Crons => "crons",
-            Cmd::Cron { .. } => "cron",
+            Cmd::Cron(_) => "cron",
             Cmd::Trigger { .. } => "trigger",
             Cmd::Enable { .. } => "enable",
             Cmd::Disable { .. } => "disable",
             Cmd::Stats => "stats",
             Cmd::Metrics => "metrics",
             Cmd::Reload => "reload",
-            Cmd::LogLevel { .. } => "log_level",
+            Cmd::LogLevel(_) => "log_level",
         }
     }
-}
-
-/// One job for `enqueue`, as PROTOCOL.md lists its fields. Absent options
-/// are left out, so the daemon's defaults (JOB_MAX_RETRIES, ...) apply.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NewJob {
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub payload: Payload,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unique_key: Option<String>,
-}
-
-/// `{"type", "data", "options"}`, the replaced system's payload shape.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Payload {
-    #[serde(rename = "type")]
-    pub job_type: String,
-    pub data: Map<String, Value>,
-    pub options: JobOptions,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct JobOptions {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_count: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u32>,
-}
-
-/// Filters and paging of `jobs`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct JobsQuery {
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub job_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub until: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-    /// The daemon's `next` cursor, sent back with the JSON type it had.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub after: Option<Value>,
 }
 
 #[cfg(test)]
@@ -203,7 +138,9 @@ mod tests {
         assert_eq!(wire(Cmd::Ping), json!({"cmd": "ping", "id": 7}));
         assert_eq!(wire(Cmd::Metrics), json!({"cmd": "metrics", "id": 7}));
         assert_eq!(
-            wire(Cmd::LogLevel { level: "debug" }),
+            wire(Cmd::LogLevel(LogLevelArgs {
+                level: "debug".into()
+            })),
             json!({"cmd": "log_level", "id": 7, "level": "debug"})
         );
     }
@@ -211,19 +148,19 @@ mod tests {
     #[test]
     fn optional_arguments_are_left_out() {
         assert_eq!(
-            wire(Cmd::Purge {
-                status: "dead",
+            wire(Cmd::Purge(PurgeArgs {
+                status: "dead".into(),
                 older_than: None
-            }),
+            })),
             json!({"cmd": "purge", "id": 7, "status": "dead"})
         );
         assert_eq!(
             wire(Cmd::Jobs(JobsQuery {
                 job_type: Some("email".into()),
-                after: Some(json!(42)),
+                after: Some("1767225600000.k3j9".into()),
                 ..JobsQuery::default()
             })),
-            json!({"cmd": "jobs", "id": 7, "type": "email", "after": 42})
+            json!({"cmd": "jobs", "id": 7, "type": "email", "after": "1767225600000.k3j9"})
         );
     }
 
@@ -234,10 +171,10 @@ mod tests {
         assert_eq!(line, r#"{"cmd":"job","id":"k3j9"}"#);
         assert_eq!(request.expected_id(), Some(json!("k3j9")));
         assert_eq!(
-            wire(Cmd::Cron {
+            wire(Cmd::Cron(CronQuery {
                 id: "system_queue".into(),
                 limit: Some(5)
-            }),
+            })),
             json!({"cmd": "cron", "id": "system_queue", "limit": 5})
         );
         assert_eq!(Request::new(7, Cmd::Ping).expected_id(), Some(json!(7)));
@@ -247,9 +184,9 @@ mod tests {
     fn a_batch_is_the_enqueue_command_with_jobs() {
         let job = json!({"name": "n", "payload": {"type": "noop", "data": {}}});
         assert_eq!(
-            wire(Cmd::EnqueueBatch {
+            wire(Cmd::EnqueueBatch(EnqueueBatch {
                 jobs: vec![job.clone()]
-            }),
+            })),
             json!({"cmd": "enqueue", "id": 7, "jobs": [job]})
         );
     }

@@ -1,22 +1,15 @@
 //! `cron`: one cron and its recent runs, newest first.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Ctx;
+use crate::admin::protocol::request::CronQuery;
 use crate::admin::protocol::{self, AdminError, Request};
 use crate::store::crons::KEPT_RUNS;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Args {
-    id: String,
-    limit: Option<usize>,
-}
-
 /// The cron's id and the number of runs wanted, checked.
 pub(super) fn parse(req: &Request) -> Result<(String, usize), AdminError> {
-    let args: Args = req.args_with_id()?;
+    let args: CronQuery = req.args_with_id()?;
     let limit = args.limit.unwrap_or(20);
     if !(1..=KEPT_RUNS as usize).contains(&limit) {
         return Err(AdminError::bad_request(format!(

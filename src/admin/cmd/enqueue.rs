@@ -2,59 +2,20 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Ctx, Peer};
+use crate::admin::protocol::request::{EnqueueBatch, EnqueueJob};
 use crate::admin::protocol::{self, AdminError, Code, Request};
 use crate::config::MAX_BATCH_JOBS;
 use crate::queue::job::{Enqueued, NewJob, RunAt};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JobArgs {
-    name: String,
-    #[serde(default)]
-    description: String,
-    payload: PayloadArgs,
-    run_at: Option<String>,
-    delay: Option<u64>,
-    #[serde(default)]
-    priority: i64,
-    unique_key: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PayloadArgs {
-    #[serde(rename = "type")]
-    job_type: String,
-    /// Absent means `{}`: the `noop` handler needs nothing.
-    #[serde(default)]
-    data: Map<String, Value>,
-    #[serde(default)]
-    options: OptionsArgs,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct OptionsArgs {
-    retry_count: Option<u32>,
-    timeout: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchArgs {
-    jobs: Vec<Value>,
-}
 
 /// The jobs of a request, every field checked, and whether it was a batch.
 pub(super) fn parse(req: &Request) -> Result<(Vec<NewJob>, bool), AdminError> {
     if !req.args.contains_key("jobs") {
         return Ok((vec![new_job(req.args()?, "")?], false));
     }
-    let batch: BatchArgs = req.args()?;
+    let batch: EnqueueBatch = req.args()?;
     if batch.jobs.is_empty() {
         return Err(AdminError::bad_request("jobs: must hold at least one job"));
     }
@@ -69,7 +30,7 @@ pub(super) fn parse(req: &Request) -> Result<(Vec<NewJob>, bool), AdminError> {
     }
     let mut jobs = Vec::with_capacity(batch.jobs.len());
     for (i, value) in batch.jobs.into_iter().enumerate() {
-        let args: JobArgs = protocol::parse_args(value).map_err(|e| AdminError {
+        let args: EnqueueJob = protocol::parse_args(value).map_err(|e| AdminError {
             message: format!("jobs[{i}].{}", e.message),
             ..e
         })?;
@@ -90,7 +51,7 @@ pub async fn run(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Map<String, Val
     }
 }
 
-fn new_job(args: JobArgs, at: &str) -> Result<NewJob, AdminError> {
+fn new_job(args: EnqueueJob, at: &str) -> Result<NewJob, AdminError> {
     let when = match (args.run_at, args.delay) {
         (Some(_), Some(_)) => {
             return Err(AdminError::bad_request(format!(
@@ -102,11 +63,11 @@ fn new_job(args: JobArgs, at: &str) -> Result<NewJob, AdminError> {
         (None, None) => RunAt::Now,
     };
     let mut job = NewJob::new(args.name, args.payload.job_type, args.payload.data);
-    job.description = args.description;
+    job.description = args.description.unwrap_or_default();
     job.retry_count = args.payload.options.retry_count;
     job.timeout_s = args.payload.options.timeout;
     job.when = when;
-    job.priority = args.priority;
+    job.priority = args.priority.unwrap_or(0);
     job.unique_key = args.unique_key;
     Ok(job)
 }

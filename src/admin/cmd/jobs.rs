@@ -1,9 +1,9 @@
 //! `jobs`: a filtered listing, newest first, paged by cursor.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Ctx;
+use crate::admin::protocol::request::JobsQuery;
 use crate::admin::protocol::{self, AdminError, Request};
 use crate::queue::job::JobStatus;
 use crate::store::ListFilter;
@@ -11,21 +11,9 @@ use crate::store::ListFilter;
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1000;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Args {
-    #[serde(rename = "type")]
-    job_type: Option<String>,
-    status: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<usize>,
-    after: Option<String>,
-}
-
 /// The listing's filter, every argument checked.
 pub(super) fn parse(req: &Request) -> Result<ListFilter, AdminError> {
-    let args: Args = req.args()?;
+    let args: JobsQuery = req.args()?;
     let status = match args.status.as_deref() {
         None => None,
         Some(text) => Some(JobStatus::parse(text).ok_or_else(|| {

@@ -1,22 +1,16 @@
 //! `log_level`: changes the log filter at runtime.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Ctx;
+use crate::admin::protocol::request::LogLevelArgs;
 use crate::admin::protocol::{AdminError, Code, Request};
 
 const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Args {
-    level: String,
-}
-
 /// The level asked for, checked against the five names.
 pub(super) fn parse(req: &Request) -> Result<String, AdminError> {
-    let Args { level } = req.args()?;
+    let LogLevelArgs { level } = req.args()?;
     if !LEVELS.contains(&level.as_str()) {
         return Err(AdminError::bad_request(format!(
             "level: {level:?} is not one of error, warn, info, debug, trace"

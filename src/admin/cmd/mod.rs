@@ -21,9 +21,9 @@ mod trigger;
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::protocol::request::{IdArg, NoArgs};
 use super::protocol::{AdminError, Code, Request};
 use super::rate::RateLimiter;
 use crate::cron::scheduler::Scheduler;
@@ -51,11 +51,6 @@ pub struct Ctx {
     /// Set once the daemon has finished starting.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
-
-/// A command that takes no arguments still refuses unknown ones.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoArgs {}
 
 /// Commands that change state: logged with the peer's uid and pid.
 const CHANGES_STATE: [&str; 9] = [
@@ -155,13 +150,6 @@ fn unknown_command(cmd: &str) -> AdminError {
         Code::UnknownCommand,
         format!("unknown command {cmd:?}; see `man cronq` for the list"),
     )
-}
-
-/// `{"id": "..."}`: the argument of the commands about one job or cron.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdArg {
-    id: String,
 }
 
 #[cfg(test)]

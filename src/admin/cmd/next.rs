@@ -1,22 +1,13 @@
 //! `next`: the next fire times of any expression, without a cron.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Ctx;
+use crate::admin::protocol::request::NextQuery;
 use crate::admin::protocol::{self, AdminError, Request};
 use crate::cron::schedule::{Schedule, default_timezone, parse_timezone};
 
 pub const MAX_COUNT: usize = 100;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Args {
-    schedule: String,
-    count: Option<usize>,
-    timezone: Option<String>,
-    after: Option<String>,
-}
 
 /// The arguments, checked: everything but the defaults that need the daemon.
 pub(super) struct Parsed {
@@ -27,7 +18,7 @@ pub(super) struct Parsed {
 }
 
 pub(super) fn parse(req: &Request) -> Result<Parsed, AdminError> {
-    let args: Args = req.args()?;
+    let args: NextQuery = req.args()?;
     let count = args.count.unwrap_or(5);
     if !(1..=MAX_COUNT).contains(&count) {
         return Err(AdminError::bad_request(format!(

@@ -1,21 +1,14 @@
 //! `purge`: deletes dead jobs, optionally only old ones.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Ctx;
+use crate::admin::protocol::request::PurgeArgs;
 use crate::admin::protocol::{AdminError, Request};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Args {
-    status: String,
-    older_than: Option<u64>,
-}
 
 /// `older_than`, once the arguments are checked.
 pub(super) fn parse(req: &Request) -> Result<Option<u64>, AdminError> {
-    let args: Args = req.args()?;
+    let args: PurgeArgs = req.args()?;
     if args.status != "dead" {
         return Err(AdminError::bad_request(format!(
             "status: only \"dead\" jobs can be purged, not {:?}",

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::{opt_str, text};
 use crate::client::args::EnqueueArgs;
-use crate::client::request::{Cmd, JobOptions, NewJob, Payload};
+use crate::client::request::{Cmd, EnqueueBatch, EnqueueJob, JobOptions, Payload};
 use crate::client::table::Table;
 use crate::client::{ClientError, timefmt};
 
@@ -30,9 +30,9 @@ pub fn request(args: &EnqueueArgs, stdin: &mut dyn Read) -> Result<Cmd, ClientEr
                 .map_err(|e| ClientError::Usage(format!("--file: cannot read {name}: {e}")))?;
             (name, content)
         };
-        return Ok(Cmd::EnqueueBatch {
+        return Ok(Cmd::EnqueueBatch(EnqueueBatch {
             jobs: batch(&content, &source)?,
-        });
+        }));
     }
     let job_type = args
         .job_type
@@ -47,7 +47,7 @@ pub fn request(args: &EnqueueArgs, stdin: &mut dyn Read) -> Result<Cmd, ClientEr
         None => None,
         Some(text) => Some(timestamp_arg(text, "--at")?),
     };
-    Ok(Cmd::Enqueue(NewJob {
+    Ok(Cmd::Enqueue(EnqueueJob {
         name: args.name.clone().unwrap_or_else(|| job_type.clone()),
         description: args.description.clone(),
         payload: Payload {

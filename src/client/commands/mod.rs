@@ -22,7 +22,7 @@ pub mod status;
 use serde_json::Value;
 
 use super::args::Command;
-use super::request::Cmd;
+use super::request::{Cmd, CronQuery, LogLevelArgs, PurgeArgs};
 use super::{ClientError, Render};
 
 /// The request a daemon command sends and the renderer of its answer.
@@ -42,22 +42,28 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Retry { id } => (Cmd::Retry { id }, jobs::render_retry),
         Command::Cancel { id } => (Cmd::Cancel { id }, jobs::render_cancel),
         Command::Purge { older_than } => (
-            Cmd::Purge {
-                status: "dead",
+            Cmd::Purge(PurgeArgs {
+                status: "dead".to_string(),
                 older_than,
-            },
+            }),
             jobs::render_purge,
         ),
         Command::Crons => (Cmd::Crons, crons::render_list),
-        Command::Cron { id, limit } => (Cmd::Cron { id, limit }, crons::render_cron),
+        Command::Cron { id, limit } => (
+            Cmd::Cron(CronQuery {
+                id,
+                limit: limit.map(|n| n as usize),
+            }),
+            crons::render_cron,
+        ),
         Command::Trigger { id } => (Cmd::Trigger { id }, crons::render_trigger),
         Command::Enable { id } => (Cmd::Enable { id }, crons::render_switch),
         Command::Disable { id } => (Cmd::Disable { id }, crons::render_switch),
         Command::Reload => (Cmd::Reload, crons::render_reload),
         Command::LogLevel { level } => (
-            Cmd::LogLevel {
-                level: level.as_str(),
-            },
+            Cmd::LogLevel(LogLevelArgs {
+                level: level.as_str().to_string(),
+            }),
             log_level::render,
         ),
         Command::Daemon

@@ -12,6 +12,8 @@ use crate::store::StoreError;
 use crate::store::crons::RunRow;
 use crate::store::jobs::AttemptError;
 
+pub mod request;
+
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The error codes of PROTOCOL.md.

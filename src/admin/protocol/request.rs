@@ -1,0 +1,129 @@
+//! The arguments of each admin command, defined once for both sides: the
+//! daemon parses requests into these types (unknown fields refused, so a
+//! typo never passes silently) and the CLI builds its requests from them,
+//! so the two cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `enqueue`, one job: the replaced system's `{"name", "description",
+/// "payload"}` plus cronq's scheduling fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueJob {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub payload: Payload,
+    /// RFC 3339; the job waits until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    /// Seconds to wait; not with `run_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+}
+
+/// `{"type", "data", "options"}`, the replaced system's payload shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payload {
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// Absent means `{}`: the `noop` handler needs nothing.
+    #[serde(default)]
+    pub data: Map<String, Value>,
+    #[serde(default)]
+    pub options: JobOptions,
+}
+
+/// Absent options take the daemon's defaults (JOB_MAX_RETRIES, ...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u32>,
+}
+
+/// `enqueue`, the batch form. Each job is parsed on its own so an error
+/// can name it (`jobs[3].payload.type`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueBatch {
+    pub jobs: Vec<Value>,
+}
+
+/// `jobs`: filters and paging.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The previous page's `next`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// The commands about one job or cron: `job`, `explain`, `retry`,
+/// `cancel`, `trigger`, `enable`, `disable`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdArg {
+    pub id: String,
+}
+
+/// `cron`: one cron and its last `limit` runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronQuery {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// `purge`: dead jobs, optionally only those older than `older_than` s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeArgs {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub older_than: Option<u64>,
+}
+
+/// `next`: fire times of any expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextQuery {
+    pub schedule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// `log_level`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogLevelArgs {
+    pub level: String,
+}
+
+/// The commands that take no argument still refuse unknown ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
