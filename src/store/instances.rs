@@ -22,22 +22,8 @@ pub struct InstanceRow {
 impl Store {
     pub async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
         self.write(true, move |conn, _| {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO instances
-                     (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                row.id,
-                row.host,
-                row.boot_id,
-                row.pid,
-                row.start_ticks,
-                row.version,
-                row.started,
-                row.heartbeat_at
-            ])?;
-            Ok(())
+            let at = row.heartbeat_at;
+            insert_on(conn, &row, at)
         })
         .await
     }
@@ -67,6 +53,25 @@ impl Store {
     }
 }
 
+fn insert_on(conn: &Connection, row: &InstanceRow, heartbeat_at: Millis) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO instances
+             (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        row.id,
+        row.host,
+        row.boot_id,
+        row.pid,
+        row.start_ticks,
+        row.version,
+        row.started,
+        heartbeat_at
+    ])?;
+    Ok(())
+}
+
 pub(super) fn heartbeat_on(
     conn: &Connection,
     row: InstanceRow,
@@ -76,21 +81,7 @@ pub(super) fn heartbeat_on(
         .prepare_cached("UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1")?
         .execute(params![row.id, now])?;
     if n == 0 {
-        conn.prepare_cached(
-            "INSERT INTO instances
-                 (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            row.id,
-            row.host,
-            row.boot_id,
-            row.pid,
-            row.start_ticks,
-            row.version,
-            row.started,
-            now
-        ])?;
+        insert_on(conn, &row, now)?;
     }
     Ok(n == 1)
 }
