@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::crons::{NewRun, RunRow, RunStatus};
 use crate::store::jobs::Recovered;
-use crate::store::tick::Tick;
+use crate::store::tick::{Tick, Ticked};
 use crate::store::{Store, StoreError};
 use handler::Registry;
 use instance::Instance;
@@ -174,46 +174,40 @@ impl Queue {
     }
 
     /// Releases reservations whose holder is gone: held by an instance that
-    /// is provably dead, or not extended for JOB_RESERVATION_TIMEOUT.
+    /// is provably dead, or not extended for JOB_RESERVATION_TIMEOUT. The
+    /// daemon calls it at start-up, so a predecessor killed with -9 does
+    /// not hold its jobs for minutes.
     pub async fn recover(&self) -> Result<Vec<Recovered>, QueueError> {
+        let ticked = self.inner.store.tick(self.tick(None, 0)).await?;
+        self.after_tick(&ticked);
+        Ok(ticked.recovered)
+    }
+
+    /// What one tick of the store is to do: heartbeat and extend always,
+    /// then record `run`, recover, and claim up to `limit` jobs.
+    fn tick(&self, run: Option<NewRun>, limit: usize) -> Tick {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
         let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
-        let dead: Vec<String> = inner
-            .store
-            .instances()
-            .await?
-            .iter()
-            .filter(|row| inner.instance.judges_dead(row, now, timeout_ms))
-            .map(|row| row.id.clone())
-            .collect();
-        let recovered = inner
-            .store
-            .recover(now - timeout_ms, dead.clone(), now)
-            .await?;
-        for r in &recovered {
-            tracing::warn!(
-                job_id = %r.job_id,
-                job_type = %r.job_type,
-                attempt = r.attempt,
-                dead = r.dead,
-                "released a reservation whose holder is gone"
-            );
+        let judge_as = inner.instance.clone();
+        Tick {
+            now,
+            instance: inner.instance.row(now),
+            leases: worker::lock(&inner.leases).keys().cloned().collect(),
+            run,
+            stale_before: now - timeout_ms,
+            judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms)),
+            types: inner.types.clone(),
+            limit,
         }
-        if !dead.is_empty() {
-            inner.store.remove_instances(dead).await?;
+    }
+
+    fn after_tick(&self, ticked: &Ticked) {
+        self.heartbeat_done();
+        self.log_recovery(&ticked.recovered, ticked.orphan_runs, ticked.lost.len());
+        if !ticked.recovered.is_empty() {
+            self.inner.wake.notify_one();
         }
-        let orphans = inner.store.settle_orphan_runs(now).await?;
-        if orphans > 0 {
-            tracing::warn!(
-                runs = orphans,
-                "cron runs left unfinished by a stopped daemon were marked failed"
-            );
-        }
-        if !recovered.is_empty() {
-            inner.wake.notify_one();
-        }
-        Ok(recovered)
     }
 
     /// The `system_queue` cron's work, in one transaction: heartbeat,
@@ -225,28 +219,11 @@ impl Queue {
         run: Option<NewRun>,
     ) -> Result<SystemQueueRun, StoreError> {
         let inner = &self.inner;
-        let now = inner.clock.now_ms();
-        let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
-        let judge_as = inner.instance.clone();
-        let leases = worker::lock(&inner.leases).keys().cloned().collect();
         let ticked = inner
             .store
-            .tick(Tick {
-                now,
-                instance: inner.instance.row(now),
-                leases,
-                run,
-                stale_before: now - timeout_ms,
-                judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms)),
-                types: inner.types.clone(),
-                limit: inner.config.batch_size,
-            })
+            .tick(self.tick(run, inner.config.batch_size))
             .await?;
-        self.heartbeat_done();
-        self.log_recovery(&ticked.recovered, ticked.orphan_runs, ticked.lost.len());
-        if !ticked.recovered.is_empty() {
-            inner.wake.notify_one();
-        }
+        self.after_tick(&ticked);
         let mut out = SystemQueueRun {
             run: ticked.run,
             fired: ticked.fired,

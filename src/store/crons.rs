@@ -99,15 +99,6 @@ impl Store {
             .await
     }
 
-    /// Ends runs left `running` by a daemon that is gone (killed while it
-    /// drained, or between recording a run and enqueuing its job): they
-    /// would otherwise read as running forever. Runs that enqueued a job
-    /// follow that job instead.
-    pub async fn settle_orphan_runs(&self, now: Millis) -> Result<usize, StoreError> {
-        self.write(false, move |conn, _| settle_orphan_runs_on(conn, now))
-            .await
-    }
-
     /// Ends a run that is still running.
     pub async fn finish_run(
         &self,
@@ -279,6 +270,10 @@ pub(super) fn begin_run_on(conn: &Connection, run: NewRun) -> Result<Option<RunR
     }))
 }
 
+/// Ends runs left `running` by a daemon that is gone (killed while it
+/// drained, or between recording a run and enqueuing its job): they
+/// would otherwise read as running forever. Runs that enqueued a job
+/// follow that job instead.
 pub(super) fn settle_orphan_runs_on(conn: &Connection, now: Millis) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
