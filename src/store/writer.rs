@@ -172,7 +172,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy) {
 }
 
 fn commit_batch(conn: &Connection, batch: &mut Vec<(bool, Work)>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let e = StoreError::from(e);
         for (_, work) in batch.drain(..) {
             fail_unrun(work, e.clone());
@@ -181,7 +181,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<(bool, Work)>) {
     }
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
     for (_, work) in batch.drain(..) {
-        if let Err(e) = conn.execute_batch("SAVEPOINT op") {
+        if let Err(e) = run_cached(conn, "SAVEPOINT op") {
             fail_unrun(work, StoreError::from(e));
             continue;
         }
@@ -194,17 +194,17 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<(bool, Work)>) {
                 continue;
             }
         };
-        let end = if ok {
-            "RELEASE op"
+        let ended = if ok {
+            run_cached(conn, "RELEASE op")
         } else {
-            "ROLLBACK TO op; RELEASE op"
+            run_cached(conn, "ROLLBACK TO op").and_then(|()| run_cached(conn, "RELEASE op"))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = ended {
             tracing::error!(error = %e, "cannot end a savepoint");
         }
         finishes.push(finish);
     }
-    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    let committed = run_cached(conn, "COMMIT").map_err(StoreError::from);
     if committed.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -217,4 +217,11 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<(bool, Work)>) {
 fn fail_unrun(work: Work, error: StoreError) {
     let (_, finish) = work(None);
     finish(Err(error));
+}
+
+/// Runs a statement from the connection's cache: the transaction and
+/// savepoint statements run for every operation, and parsing them each time
+/// showed in profiles.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
