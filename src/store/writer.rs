@@ -135,10 +135,17 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy) {
             Message::Op { durable, work } => batch.push((durable, work)),
             Message::Close(done) => closing = Some(done),
         }
+        // One yield before committing lets operations submitted in the same
+        // instant (workers finishing together) join this transaction.
+        let mut yielded = false;
         while batch.len() < MAX_BATCH && closing.is_none() {
             match rx.try_recv() {
                 Ok(Message::Op { durable, work }) => batch.push((durable, work)),
                 Ok(Message::Close(done)) => closing = Some(done),
+                Err(_) if !yielded => {
+                    yielded = true;
+                    std::thread::yield_now();
+                }
                 Err(_) => break,
             }
         }
