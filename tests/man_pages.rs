@@ -39,27 +39,7 @@ fn man_pages_are_lint_clean() {
 fn cronq_8_covers_every_command_and_variable() {
     let page =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/cronq.8")).unwrap();
-    let commands = [
-        "ping",
-        "status",
-        "enqueue",
-        "jobs",
-        "job",
-        "explain",
-        "retry",
-        "cancel",
-        "purge",
-        "crons",
-        "cron",
-        "trigger",
-        "enable",
-        "disable",
-        "next",
-        "stats",
-        "metrics",
-        "reload",
-        "log_level",
-    ];
+    let commands = cronq::admin::protocol::COMMANDS;
     for c in commands {
         assert!(
             page.contains(c),

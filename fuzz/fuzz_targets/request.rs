@@ -10,29 +10,6 @@ use cronq::admin::cmd::validate_only;
 use cronq::admin::protocol::{self, Request};
 use libfuzzer_sys::fuzz_target;
 
-const COMMANDS: [&str; 20] = [
-    "ping",
-    "status",
-    "enqueue",
-    "jobs",
-    "job",
-    "explain",
-    "retry",
-    "cancel",
-    "purge",
-    "crons",
-    "cron",
-    "trigger",
-    "enable",
-    "disable",
-    "next",
-    "stats",
-    "metrics",
-    "reload",
-    "log_level",
-    "nosuch",
-];
-
 fuzz_target!(|line: &[u8]| {
     match Request::parse(line) {
         Err((id, e)) => {
@@ -41,7 +18,7 @@ fuzz_target!(|line: &[u8]| {
         }
         Ok(mut req) => {
             let _ = validate_only(&req);
-            for cmd in COMMANDS {
+            for cmd in protocol::COMMANDS.iter().chain(["nosuch"].iter()) {
                 req.cmd = cmd.to_string();
                 if let Err(e) = validate_only(&req) {
                     assert!(!e.message.is_empty(), "an error without a message");

@@ -16,6 +16,30 @@ pub mod request;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Every command of PROTOCOL.md, for the checks that must cover them all
+/// (the man page test, the fuzz target).
+pub const COMMANDS: [&str; 19] = [
+    "ping",
+    "status",
+    "enqueue",
+    "jobs",
+    "job",
+    "explain",
+    "retry",
+    "cancel",
+    "purge",
+    "crons",
+    "cron",
+    "trigger",
+    "enable",
+    "disable",
+    "next",
+    "stats",
+    "metrics",
+    "reload",
+    "log_level",
+];
+
 /// The error codes of PROTOCOL.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
