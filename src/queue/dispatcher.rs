@@ -1,16 +1,20 @@
-//! The dispatcher, which claims ready jobs whenever a worker is free, and
-//! the heartbeat, which keeps this instance's reservations alive.
+//! The dispatcher, which claims ready jobs and starts workers for them, and
+//! the heartbeat that keeps reservations alive after shutdown.
 //!
-//! The dispatcher claims only as many jobs as there are free workers, so a
-//! claimed job is always running: nothing sits reserved in a buffer that a
-//! crash or a shutdown would have to hand back. When nothing is ready it
-//! sleeps until the earliest scheduled job, an enqueue, or shutdown; it
+//! Claimed jobs wait in a small buffer until a worker takes them. The
+//! dispatcher claims one job per free worker, plus as many as the busy
+//! workers get through in [`super::CLAIM_AHEAD`] at their recent pace (at
+//! most JOB_BATCH_SIZE): with fast jobs no worker waits for a claim's
+//! commit, and with slow ones nothing sits reserved in the buffer for long,
+//! so other daemons sharing the file get their share. When nothing is ready
+//! it sleeps until the earliest scheduled job, an enqueue, or shutdown; it
 //! never polls.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Queue;
-use super::worker::{self, lock};
+use super::worker;
+use super::{Queue, lock};
 use crate::clock::MAX_WALL_SLEEP;
 
 /// How long to wait before claiming again after the database refused.
@@ -19,77 +23,98 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 pub(super) async fn run(queue: Queue) {
     let inner = &queue.inner;
     tracing::debug!(types = ?inner.types, workers = inner.config.max_workers, "dispatcher started");
-    loop {
-        let slot = tokio::select! {
-            slot = inner.slots.clone().acquire_owned() => slot,
-            () = inner.shutdown.cancelled() => break,
-        };
-        let Ok(slot) = slot else { break };
-        let want = (inner.slots.available_permits() + 1).min(inner.config.batch_size);
-        let now = inner.clock.now_ms();
-        let claimed = match inner
-            .store
-            .claim(&inner.instance.id, &inner.types, want, now)
-            .await
-        {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim jobs; trying again shortly");
-                drop(slot);
-                tokio::select! {
-                    () = tokio::time::sleep(ERROR_PAUSE) => continue,
-                    () = inner.shutdown.cancelled() => break,
-                }
+    while !inner.shutdown.is_cancelled() {
+        start_workers(&queue);
+        let buffered = lock(&inner.ready).len();
+        let free = inner.slots.available_permits();
+        // Jobs worth having claimed: one per free worker, plus those the
+        // busy workers will want while this claim commits.
+        let target = free + queue.claim_ahead();
+        let low = free.max(target / 2);
+        let mut refill_below = low;
+        if buffered < low {
+            let want = (target - buffered).min(inner.config.batch_size);
+            let now = inner.clock.now_ms();
+            inner.refilling.store(true, Ordering::Release);
+            let claimed = inner
+                .store
+                .claim(&inner.instance.id, &inner.types, want, now)
+                .await;
+            if let Ok(claimed) = &claimed {
+                lock(&inner.ready).extend(claimed.iter().cloned());
             }
-        };
-        if claimed.is_empty() {
-            drop(slot);
-            // Nothing due at all: sleep until an enqueue or a retry wakes us
-            // (rows written by other programs are the system_queue cron's).
-            let pause = match inner.store.next_due(&inner.types, now).await {
-                Ok(Some(due)) => {
-                    Some(Duration::from_millis((due - now).max(1) as u64).min(MAX_WALL_SLEEP))
-                }
-                Ok(None) => None,
-                Err(_) => Some(ERROR_PAUSE),
-            };
-            let sleep = async {
-                match pause {
-                    Some(pause) => tokio::time::sleep(pause).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = inner.wake.notified() => {}
-                () = sleep => {}
-                () = inner.shutdown.cancelled() => break,
-            }
-            continue;
-        }
-        let mut slot = Some(slot);
-        let mut jobs = claimed.into_iter();
-        while let Some(job) = jobs.next() {
-            let permit = match slot.take() {
-                Some(p) => p,
-                // Counted free above, but a drain may have taken it since.
-                None => match inner.slots.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        let rest = std::iter::once(job)
-                            .chain(jobs.by_ref())
-                            .map(|c| c.lease)
-                            .collect();
-                        queue.release(rest).await;
+            queue.refilled();
+            match claimed {
+                Ok(claimed) if !claimed.is_empty() => continue,
+                Ok(_) if buffered == 0 => {
+                    if !sleep_until_due(&queue, now).await {
                         break;
                     }
-                },
-            };
-            inner
-                .tasks
-                .spawn(worker::run(queue.clone(), job, permit, true));
+                    continue;
+                }
+                // Nothing more is ready; the workers' exits wake us.
+                Ok(_) => refill_below = 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim jobs; trying again shortly");
+                    tokio::select! {
+                        () = tokio::time::sleep(ERROR_PAUSE) => continue,
+                        () = inner.shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        // Woken by an enqueue, a worker that freed its slot, or one that
+        // took the buffer below `refill_below`.
+        inner.refill_below.store(refill_below, Ordering::Relaxed);
+        queue.refilled();
+        tokio::select! {
+            () = inner.wake.notified() => {}
+            () = inner.shutdown.cancelled() => break,
         }
     }
+    let unstarted: Vec<_> = lock(&inner.ready).drain(..).map(|c| c.lease).collect();
+    if !unstarted.is_empty() {
+        queue.release(unstarted).await;
+    }
     tracing::debug!("dispatcher stopped claiming");
+}
+
+/// Gives each buffered job a free worker slot, as far as they go.
+fn start_workers(queue: &Queue) {
+    let inner = &queue.inner;
+    let mut waiting = lock(&inner.ready).len();
+    while waiting > 0 {
+        let Ok(slot) = inner.slots.clone().try_acquire_owned() else {
+            return;
+        };
+        inner.tasks.spawn(worker::serve(queue.clone(), slot));
+        // Each worker takes jobs until the buffer is empty; one per job is
+        // only needed while fewer workers run than jobs wait.
+        waiting -= 1;
+    }
+}
+
+/// Nothing is ready and no worker runs: sleeps until the earliest scheduled
+/// job, an enqueue or a retry (rows written by other programs are the
+/// system_queue cron's). False at shutdown.
+async fn sleep_until_due(queue: &Queue, now: crate::clock::Millis) -> bool {
+    let inner = &queue.inner;
+    let pause = match inner.store.next_due(&inner.types, now).await {
+        Ok(Some(due)) => Some(Duration::from_millis((due - now).max(1) as u64).min(MAX_WALL_SLEEP)),
+        Ok(None) => None,
+        Err(_) => Some(ERROR_PAUSE),
+    };
+    let sleep = async {
+        match pause {
+            Some(pause) => tokio::time::sleep(pause).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = inner.wake.notified() => true,
+        () = sleep => true,
+        () = inner.shutdown.cancelled() => false,
+    }
 }
 
 /// Keeps running jobs' reservations alive while they finish after

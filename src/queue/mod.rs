@@ -14,8 +14,8 @@ pub mod retry;
 pub mod stats;
 mod worker;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,21 @@ struct Inner {
     /// them (the dispatcher or a `system_queue` drain).
     slots: Arc<Semaphore>,
     busy: AtomicUsize,
-    /// Poked by every enqueue so the dispatcher claims at once.
+    /// Claimed by the dispatcher, not yet taken by a worker.
+    ready: Mutex<VecDeque<Claimed>>,
+    /// A worker that takes the buffer below this wakes the dispatcher to
+    /// claim more (once; the dispatcher sets it again).
+    refill_below: AtomicUsize,
+    /// The recent average time of a handler, in microseconds: how far
+    /// ahead the dispatcher claims.
+    pace_us: AtomicU64,
+    /// Set while more jobs are about to be claimed: a worker that finds the
+    /// buffer empty then waits for them instead of leaving.
+    refilling: AtomicBool,
+    /// Told when a claim is in (or turned out empty).
+    filled: Notify,
+    /// Poked by every enqueue so the dispatcher claims at once; also by
+    /// workers as they free a slot or drain the buffer.
     wake: Notify,
     /// Reservations held by running workers, extended by the heartbeat,
     /// with the instant each attempt's timeout ends.
@@ -120,6 +134,11 @@ impl Queue {
                 instance,
                 types,
                 busy: AtomicUsize::new(0),
+                ready: Mutex::new(VecDeque::new()),
+                refill_below: AtomicUsize::new(0),
+                refilling: AtomicBool::new(false),
+                filled: Notify::new(),
+                pace_us: AtomicU64::new(INITIAL_PACE.as_micros() as u64),
                 wake: Notify::new(),
                 leases: Mutex::new(HashMap::new()),
                 activity: tokio::sync::watch::Sender::new(0),
@@ -193,7 +212,7 @@ impl Queue {
         Tick {
             now,
             instance: inner.instance.row(now),
-            leases: worker::lock(&inner.leases).keys().cloned().collect(),
+            leases: self.held_leases(),
             run,
             stale_before: now - timeout_ms,
             judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms)),
@@ -263,7 +282,7 @@ impl Queue {
                 }
             };
             let Ok(permit) = permit else { break };
-            runs.spawn(worker::run(self.clone(), job, permit, false));
+            runs.spawn(worker::run_one(self.clone(), job, permit));
         }
         let (mut processed, mut failed) = (0, 0);
         while let Some(outcome) = runs.join_next().await {
@@ -308,7 +327,7 @@ impl Queue {
         // A little slack: the minute's system_queue run, dispatched on the
         // same turn, heartbeats as well; only a missed one should cost a write.
         let every = heartbeat_every(&inner.config);
-        let due = worker::lock(&inner.last_heartbeat).elapsed() >= every + every / 8;
+        let due = lock(&inner.last_heartbeat).elapsed() >= every + every / 8;
         if !due {
             return;
         }
@@ -321,16 +340,71 @@ impl Queue {
             tracing::warn!(error = %e, "could not record this instance's heartbeat");
             return;
         }
-        let leases: Vec<Lease> = worker::lock(&inner.leases).keys().cloned().collect();
-        match inner.store.extend(leases, now).await {
+        match inner.store.extend(self.held_leases(), now).await {
             Ok(lost) => self.log_recovery(&[], 0, lost.len()),
             Err(e) => tracing::warn!(error = %e, "could not extend running jobs' reservations"),
         }
         self.heartbeat_done();
     }
 
+    /// The reservations this process holds: running jobs' and those
+    /// claimed ahead, which must not go stale while they wait.
+    fn held_leases(&self) -> Vec<Lease> {
+        let inner = &self.inner;
+        let mut leases: Vec<Lease> = lock(&inner.leases).keys().cloned().collect();
+        leases.extend(lock(&inner.ready).iter().map(|c| c.lease.clone()));
+        leases
+    }
+
+    /// The next claimed job for a worker; none when the buffer is empty or
+    /// shutdown has begun (what is left is the dispatcher's to hand back).
+    fn take_ready(&self) -> Option<Claimed> {
+        let inner = &self.inner;
+        if inner.shutdown.is_cancelled() {
+            return None;
+        }
+        let mut ready = lock(&inner.ready);
+        let job = ready.pop_front()?;
+        if ready.len() < inner.refill_below.load(Ordering::Relaxed) {
+            inner.refill_below.store(0, Ordering::Relaxed);
+            inner.refilling.store(true, Ordering::Release);
+            inner.wake.notify_one();
+        }
+        Some(job)
+    }
+
+    /// The dispatcher's claim is in, or it claims nothing now: workers
+    /// waiting for jobs look again, and leave if there are none.
+    fn refilled(&self) {
+        self.inner.refilling.store(false, Ordering::Release);
+        self.inner.filled.notify_waiters();
+    }
+
+    /// Records how long a handler took, for [`Queue::claim_ahead`].
+    fn pace(&self, took: Duration) {
+        let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let pace = &self.inner.pace_us;
+        let old = pace.load(Ordering::Relaxed);
+        // A moving average over the last eight or so jobs; racing workers
+        // may drop a sample, which an average can afford.
+        let new = old - old / 8 + sample / 8;
+        pace.store(new, Ordering::Relaxed);
+    }
+
+    /// How many jobs to claim beyond the free workers: what the workers get
+    /// through in [`CLAIM_AHEAD`] at their recent pace, at most
+    /// JOB_BATCH_SIZE.
+    fn claim_ahead(&self) -> usize {
+        let inner = &self.inner;
+        let pace = inner.pace_us.load(Ordering::Relaxed).max(1);
+        let per_worker = CLAIM_AHEAD.as_micros() as u64 / pace;
+        (per_worker as usize)
+            .saturating_mul(inner.config.max_workers)
+            .min(inner.config.batch_size)
+    }
+
     fn heartbeat_done(&self) {
-        *worker::lock(&self.inner.last_heartbeat) = Instant::now();
+        *lock(&self.inner.last_heartbeat) = Instant::now();
     }
 
     /// Starts the dispatcher, which claims jobs as they become ready.
@@ -389,7 +463,7 @@ impl Queue {
     /// How long the running job with the most time left may still take.
     pub fn longest_remaining(&self) -> Option<Duration> {
         let now = Instant::now();
-        worker::lock(&self.inner.leases)
+        lock(&self.inner.leases)
             .values()
             .map(|deadline| deadline.saturating_duration_since(now))
             .max()
@@ -440,6 +514,19 @@ impl Queue {
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
+}
+
+/// How much work, at the handlers' recent pace, the dispatcher claims ahead
+/// of free workers. Long enough to cover a claim's commit under load; short
+/// enough that a job claimed ahead never waits long.
+const CLAIM_AHEAD: Duration = Duration::from_millis(20);
+
+/// The pace assumed before any job has run: slow enough that nothing is
+/// claimed ahead until jobs prove fast.
+const INITIAL_PACE: Duration = Duration::from_millis(100);
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How often this instance's heartbeat is written: often enough that the

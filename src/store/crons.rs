@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::writer::Mode;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 
@@ -95,7 +96,7 @@ impl Store {
     /// Records a run. For a scheduled or catch-up run, `None` means another
     /// process (or this one before a restart) already has this run.
     pub async fn begin_run(&self, run: NewRun) -> Result<Option<RunRow>, StoreError> {
-        self.write(true, move |conn, _| begin_run_on(conn, run))
+        self.write(Mode::Durable, move |conn, _| begin_run_on(conn, run))
             .await
     }
 
@@ -107,7 +108,7 @@ impl Store {
         error: Option<String>,
         now: Millis,
     ) -> Result<Option<RunRow>, StoreError> {
-        self.write(false, move |conn, _| {
+        self.write(Mode::Grouped, move |conn, _| {
             finish_run_on(conn, run_id, status, error, now)
         })
         .await
@@ -187,7 +188,7 @@ impl Store {
         enabled: bool,
         now: Millis,
     ) -> Result<(), StoreError> {
-        self.write(true, move |conn, _| {
+        self.write(Mode::Durable, move |conn, _| {
             conn.prepare_cached(
                 "INSERT INTO cron_state (cron_id, enabled, updated) VALUES (?1, ?2, ?3)
                  ON CONFLICT (cron_id) DO UPDATE SET enabled = excluded.enabled, updated = excluded.updated",

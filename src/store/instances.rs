@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, params};
 
+use super::writer::Mode;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 
@@ -21,7 +22,7 @@ pub struct InstanceRow {
 
 impl Store {
     pub async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
-        self.write(true, move |conn, _| {
+        self.write(Mode::Durable, move |conn, _| {
             let at = row.heartbeat_at;
             insert_on(conn, &row, at)
         })
@@ -36,7 +37,7 @@ impl Store {
         row: InstanceRow,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        self.write(false, move |conn, _| heartbeat_on(conn, row, now))
+        self.write(Mode::Grouped, move |conn, _| heartbeat_on(conn, row, now))
             .await
     }
 
@@ -48,8 +49,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        self.write(false, move |conn, _| remove_instances_on(conn, &ids))
-            .await
+        self.write(Mode::Grouped, move |conn, _| {
+            remove_instances_on(conn, &ids)
+        })
+        .await
     }
 }
 

@@ -12,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params, params};
 use serde_json::Value;
 
 use super::crons::{RunStatus, settle_job_run};
-use super::{Store, StoreError};
+use super::writer::Mode;
+use super::{Pending, Store, StoreError};
 use crate::clock::Millis;
 use crate::queue::job::{Claimed, Enqueued, Job, JobStatus, Lease, NewJob, new_id};
 
@@ -98,7 +99,13 @@ impl Store {
         now: Millis,
         max_pending: u64,
     ) -> Result<Vec<Enqueued>, StoreError> {
-        self.write(true, move |conn, defaults| {
+        // One job joins others' transaction; a batch gets its own.
+        let mode = if jobs.len() > 1 {
+            Mode::Alone
+        } else {
+            Mode::Durable
+        };
+        self.write(mode, move |conn, defaults| {
             let mut out = Vec::with_capacity(jobs.len());
             let mut inserted = 0u64;
             for job in &jobs {
@@ -131,7 +138,7 @@ impl Store {
     ) -> Result<Vec<Claimed>, StoreError> {
         let instance = instance.to_string();
         let types = types.to_vec();
-        self.write(false, move |conn, defaults| {
+        self.write(Mode::Grouped, move |conn, defaults| {
             claim_on(conn, defaults, &instance, &types, limit, now)
         })
         .await
@@ -145,8 +152,8 @@ impl Store {
         from_cron: bool,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now, None);
-        Ok(finished.await?.0)
+        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now);
+        finished.await?.committed().await
     }
 
     /// Records a failed attempt and schedules a retry or buries the job.
@@ -158,21 +165,20 @@ impl Store {
         after: AfterFailure,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Failed { error, after }, now, None);
-        Ok(finished.await?.0)
+        let finished = self.finish(lease, Outcome::Failed { error, after }, now);
+        finished.await?.committed().await
     }
 
-    /// Records an attempt's outcome, fenced on its lease (false when the
-    /// lease no longer holds), and, with `next`, claims the next ready job
-    /// of those types in the same transaction: a busy worker goes from one
-    /// job to the next with one write, and no claim waits on another.
+    /// Queues the record of an attempt's outcome, fenced on its lease: the
+    /// answer, once committed, is false when the lease no longer held.
+    /// Outcomes are grouped into few transactions: the caller runs its
+    /// next job meanwhile.
     pub async fn finish(
         &self,
         lease: Lease,
         outcome: Outcome,
         now: Millis,
-        next: Option<Vec<String>>,
-    ) -> Result<(bool, Option<Claimed>), StoreError> {
+    ) -> Result<Pending<bool>, StoreError> {
         let outcome = match outcome {
             Outcome::Failed { error, after } => Outcome::Failed {
                 error: truncate(error),
@@ -180,16 +186,9 @@ impl Store {
             },
             done => done,
         };
-        self.write(false, move |conn, defaults| {
-            let held = match &outcome {
-                Outcome::Succeeded { from_cron } => complete_on(conn, &lease, *from_cron, now)?,
-                Outcome::Failed { error, after } => fail_on(conn, &lease, error, *after, now)?,
-            };
-            let claimed = match next {
-                Some(types) => claim_on(conn, defaults, &lease.instance, &types, 1, now)?.pop(),
-                None => None,
-            };
-            Ok((held, claimed))
+        self.write_queued(Mode::Grouped, move |conn, _| match &outcome {
+            Outcome::Succeeded { from_cron } => complete_on(conn, &lease, *from_cron, now),
+            Outcome::Failed { error, after } => fail_on(conn, &lease, error, *after, now),
         })
         .await
     }
@@ -200,7 +199,7 @@ impl Store {
         if leases.is_empty() {
             return Ok(0);
         }
-        self.write(false, move |conn, _| {
+        self.write(Mode::Grouped, move |conn, _| {
             let mut stmt = conn.prepare_cached(
                 "UPDATE queues
                     SET status = 'pending', attempts = attempts - 1, reserved_at = NULL,
@@ -223,7 +222,7 @@ impl Store {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(false, move |conn, _| extend_on(conn, leases, now))
+        self.write(Mode::Grouped, move |conn, _| extend_on(conn, leases, now))
             .await
     }
 
@@ -237,7 +236,7 @@ impl Store {
         now: Millis,
     ) -> Result<Vec<Recovered>, StoreError> {
         let dead = serde_json::to_string(&dead_instances).unwrap_or_else(|_| "[]".into());
-        self.write(false, move |conn, defaults| {
+        self.write(Mode::Grouped, move |conn, defaults| {
             recover_on(conn, defaults, stale_before, &dead, now)
         })
         .await

@@ -4,6 +4,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::crons::{RunStatus, settle_job_run};
 use super::jobs::{JOB_COLUMNS, job_from_row};
+use super::writer::Mode;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::queue::job::{Job, JobStatus};
@@ -22,7 +23,7 @@ impl Store {
     /// Makes a `dead` or `scheduled` job pending now, with its attempts
     /// reset to 0.
     pub async fn retry(&self, id: String, now: Millis) -> Result<Result<Job, Refusal>, StoreError> {
-        self.write(true, move |conn, defaults| {
+        self.write(Mode::Durable, move |conn, defaults| {
             let Some(job) = conn
                 .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM queues WHERE id = ?1"))?
                 .query_row([&id], |row| job_from_row(row, defaults, now))
@@ -61,7 +62,7 @@ impl Store {
     /// Deletes a job that is not running. A cron run waiting on it ends
     /// `failed`.
     pub async fn cancel(&self, id: String, now: Millis) -> Result<Result<(), Refusal>, StoreError> {
-        self.write(true, move |conn, _| {
+        self.write(Mode::Durable, move |conn, _| {
             let status: Option<String> = conn
                 .prepare_cached("SELECT status FROM queues WHERE id = ?1")?
                 .query_row([&id], |row| row.get(0))
@@ -87,7 +88,7 @@ impl Store {
 
     /// Deletes dead jobs last updated before `before` (all when `None`).
     pub async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
-        self.write(true, move |conn, _| {
+        self.write(Mode::Durable, move |conn, _| {
             let n = conn
                 .prepare_cached(
                     "DELETE FROM queues WHERE status = 'dead' AND updated < COALESCE(?1, 9223372036854775807)",

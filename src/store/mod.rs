@@ -8,6 +8,7 @@
 //! The interface is the queue's and the crons' verbs, so that another
 //! database can sit beside this one without touching the rest.
 
+mod checkpoint;
 mod connection;
 pub mod crons;
 pub mod data;
@@ -17,6 +18,9 @@ pub mod manage;
 mod migrate;
 pub mod tick;
 mod writer;
+
+use writer::Mode;
+pub use writer::Pending;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -157,7 +161,9 @@ impl Store {
             .build(manager)
             .map_err(|e| open_error(e.to_string()))?;
         let writer_conn = connection::open(path).map_err(|e| open_error(e.to_string()))?;
-        let writer = writer::Writer::start(writer_conn).map_err(|e| open_error(e.to_string()))?;
+        let checkpoint_conn = connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        let writer = writer::Writer::start(writer_conn, checkpoint_conn)
+            .map_err(|e| open_error(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -192,11 +198,27 @@ impl Store {
     }
 
     /// Runs `f` inside the writer's next transaction and answers once that
-    /// transaction has committed. `durable` asks for the commit to reach the
-    /// disk before the answer (enqueues: an acknowledged job survives a power
-    /// cut); other writes (claims, completions) may be lost to a power cut,
-    /// which only means a job runs again.
-    pub(crate) async fn write<R, F>(&self, durable: bool, f: F) -> Result<R, StoreError>
+    /// transaction has committed. `Mode::Durable` asks for the commit to
+    /// reach the disk before the answer (enqueues: an acknowledged job
+    /// survives a power cut); other writes (claims, completions) may be lost
+    /// to a power cut, which only means a job runs again. `Mode::Alone` is
+    /// durable and runs `f` in a transaction of its own (see `writer`).
+    pub(crate) async fn write<R, F>(&self, mode: Mode, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &JobDefaults) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.write_queued(mode, f).await?.committed().await
+    }
+
+    /// Like [`Store::write`], but returns as soon as `f` is queued: the
+    /// caller goes on and awaits the commit later. Workers record outcomes
+    /// this way, so a worker never idles while a commit reaches the disk.
+    pub(crate) async fn write_queued<R, F>(
+        &self,
+        mode: Mode,
+        f: F,
+    ) -> Result<Pending<R>, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection, &JobDefaults) -> Result<R, StoreError> + Send + 'static,
@@ -204,7 +226,7 @@ impl Store {
         let defaults = self.inner.defaults.clone();
         self.inner
             .writer
-            .submit(durable, move |conn| f(conn, &defaults))
+            .send(mode, move |conn| f(conn, &defaults))
             .await
     }
 

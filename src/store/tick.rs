@@ -9,6 +9,7 @@
 use super::crons::{NewRun, RunRow, RunStatus, begin_run_on, finish_run_on, settle_orphan_runs_on};
 use super::instances::{InstanceRow, heartbeat_on, instances_on, remove_instances_on};
 use super::jobs::{Recovered, claim_on, extend_on, recover_on};
+use super::writer::Mode;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::queue::job::{Claimed, Lease};
@@ -52,7 +53,7 @@ impl Store {
         // Not durable: a system_queue run lost to a power cut only means
         // the minute is drained again, and an fsync a minute is a wake-up
         // an idle daemon need not pay.
-        self.write(false, move |conn, defaults| {
+        self.write(Mode::Grouped, move |conn, defaults| {
             let now = tick.now;
             let own_id = tick.instance.id.clone();
             heartbeat_on(conn, tick.instance, now)?;

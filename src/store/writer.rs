@@ -5,6 +5,12 @@
 //! commit instead of a thousand. A failing operation rolls back to its own
 //! savepoint and fails alone; a failing `COMMIT` (disk full) fails every
 //! operation in the batch, and none of them was reported done before.
+//!
+//! A large operation (a batch enqueue) runs *alone*, in a transaction of its
+//! own with no savepoint: inside a savepoint SQLite copies every page each
+//! of its statements touches to the sub-journal again, and for a thousand
+//! inserts that copying cost more than the inserts. Alone, a failure rolls
+//! back the whole transaction, which holds nothing else.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +22,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+use super::checkpoint::Checkpointer;
 
 /// Operations waiting for the writer; senders wait when it is full.
 const QUEUE_CAPACITY: usize = 4096;
@@ -27,8 +34,24 @@ type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// begin) and returns whether it succeeded and how to answer its sender.
 type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
 
+/// How an operation is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Grouped with others; `synchronous=NORMAL`.
+    Grouped,
+    /// Grouped with others; the transaction is fsynced (FULL).
+    Durable,
+    /// In a transaction of its own, fsynced.
+    Alone,
+}
+
+struct Op {
+    mode: Mode,
+    work: Work,
+}
+
 enum Message {
-    Op { durable: bool, work: Work },
+    Op(Op),
     Close(oneshot::Sender<()>),
 }
 
@@ -58,7 +81,9 @@ impl Busy {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
+    /// Starts the writer on `conn`, and the checkpointer on `checkpoints`.
+    pub(super) fn start(conn: Connection, checkpoints: Connection) -> std::io::Result<Writer> {
+        let checkpointer = Checkpointer::start(checkpoints)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let busy = Arc::new(Busy {
             base: Instant::now(),
@@ -67,7 +92,7 @@ impl Writer {
         let in_thread = busy.clone();
         let thread = std::thread::Builder::new()
             .name("cronq-writer".into())
-            .spawn(move || run(conn, rx, &in_thread))?;
+            .spawn(move || run(conn, rx, &in_thread, checkpointer))?;
         Ok(Writer {
             tx,
             thread: Mutex::new(Some(thread)),
@@ -87,7 +112,10 @@ impl Writer {
         }
     }
 
-    pub(super) async fn submit<R, F>(&self, durable: bool, f: F) -> Result<R, StoreError>
+    /// Queues `f` for the next transaction; the returned [`Pending`]
+    /// resolves once that transaction has committed (or failed). Waits only
+    /// while the writer's queue is full.
+    pub(super) async fn send<R, F>(&self, mode: Mode, f: F) -> Result<Pending<R>, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -105,10 +133,10 @@ impl Writer {
             (ok, finish)
         });
         self.tx
-            .send(Message::Op { durable, work })
+            .send(Message::Op(Op { mode, work }))
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(Pending(answer))
     }
 
     pub(super) async fn close(&self) {
@@ -123,16 +151,52 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy) {
-    let mut synchronous_full = false;
-    let mut batch: Vec<(bool, Work)> = Vec::with_capacity(MAX_BATCH);
+/// A queued write's answer, known once its transaction has committed.
+#[must_use = "a write is only known to be done once its commit is awaited"]
+pub struct Pending<R>(oneshot::Receiver<Result<R, StoreError>>);
+
+/// Awaiting a `&mut Pending` waits for the commit without giving it up, so
+/// it can be one branch of a `select!`.
+impl<R> std::future::Future for Pending<R> {
+    type Output = Result<R, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(StoreError::Closed)))
+    }
+}
+
+impl<R> Pending<R> {
+    /// Waits for the commit.
+    pub async fn committed(self) -> Result<R, StoreError> {
+        self.await
+    }
+
+    /// The answer if the commit has happened, without waiting.
+    pub fn try_committed(&mut self) -> Option<Result<R, StoreError>> {
+        match self.0.try_recv() {
+            Ok(answer) => Some(answer),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(StoreError::Closed)),
+        }
+    }
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy, checkpointer: Checkpointer) {
+    Checkpointer::watch(&conn);
+    let mut synchronous = Sync::Normal;
+    let mut batch: Vec<Op> = Vec::with_capacity(MAX_BATCH);
     let mut closing: Option<oneshot::Sender<()>> = None;
     while closing.is_none() {
         let Some(first) = rx.blocking_recv() else {
             break;
         };
         match first {
-            Message::Op { durable, work } => batch.push((durable, work)),
+            Message::Op(op) => batch.push(op),
             Message::Close(done) => closing = Some(done),
         }
         // One yield before committing lets operations submitted in the same
@@ -140,7 +204,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy) {
         let mut yielded = false;
         while batch.len() < MAX_BATCH && closing.is_none() {
             match rx.try_recv() {
-                Ok(Message::Op { durable, work }) => batch.push((durable, work)),
+                Ok(Message::Op(op)) => batch.push(op),
                 Ok(Message::Close(done)) => closing = Some(done),
                 Err(_) if !yielded => {
                     yielded = true;
@@ -153,24 +217,36 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy) {
             continue;
         }
         busy.start();
-        let durable = batch.iter().any(|(d, _)| *d);
-        if durable != synchronous_full {
-            let level = if durable { "FULL" } else { "NORMAL" };
-            if conn.pragma_update(None, "synchronous", level).is_ok() {
-                synchronous_full = durable;
+        // In arrival order: the grouped operations before an alone one are
+        // committed first, so nobody's write is reordered.
+        let mut ops = batch.drain(..).peekable();
+        while ops.peek().is_some() {
+            let mut group = Vec::new();
+            while let Some(op) = ops.next_if(|op| op.mode != Mode::Alone) {
+                group.push(op);
+            }
+            if !group.is_empty() {
+                let durable = group.iter().any(|op| op.mode == Mode::Durable);
+                synchronous.set(&conn, durable);
+                commit_group(&conn, group);
+            }
+            if let Some(op) = ops.next() {
+                synchronous.set(&conn, true);
+                commit_alone(&conn, op.work);
             }
         }
-        commit_batch(&conn, &mut batch);
         busy.end();
+        checkpointer.after_commit(&conn);
     }
     // Whatever arrived with or after the close request is refused, not lost
     // silently: each sender gets `Closed`.
     rx.close();
     while let Ok(message) = rx.try_recv() {
-        if let Message::Op { work, .. } = message {
-            drop(work);
+        if let Message::Op(op) = message {
+            drop(op);
         }
     }
+    checkpointer.stop();
     let _ = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);");
     drop(conn);
     if let Some(done) = closing {
@@ -178,16 +254,36 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy) {
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<(bool, Work)>) {
+/// The connection's `synchronous` level, changed only when it must be.
+#[derive(PartialEq)]
+enum Sync {
+    Normal,
+    Full,
+}
+
+impl Sync {
+    fn set(&mut self, conn: &Connection, durable: bool) {
+        let want = if durable { Sync::Full } else { Sync::Normal };
+        if *self == want {
+            return;
+        }
+        let level = if durable { "FULL" } else { "NORMAL" };
+        if conn.pragma_update(None, "synchronous", level).is_ok() {
+            *self = want;
+        }
+    }
+}
+
+fn commit_group(conn: &Connection, group: Vec<Op>) {
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let e = StoreError::from(e);
-        for (_, work) in batch.drain(..) {
-            fail_unrun(work, e.clone());
+        for op in group {
+            fail_unrun(op.work, e.clone());
         }
         return;
     }
-    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-    for (_, work) in batch.drain(..) {
+    let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
+    for Op { work, .. } in group {
         if let Err(e) = run_cached(conn, "SAVEPOINT op") {
             fail_unrun(work, StoreError::from(e));
             continue;
@@ -218,6 +314,31 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<(bool, Work)>) {
     for finish in finishes {
         finish(committed.clone());
     }
+}
+
+fn commit_alone(conn: &Connection, work: Work) {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
+        fail_unrun(work, StoreError::from(e));
+        return;
+    }
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(Some(conn))));
+    let (ok, finish) = match outcome {
+        Ok(done) => done,
+        Err(_) => {
+            tracing::error!("a store operation panicked; it was rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+            return;
+        }
+    };
+    let committed = if ok {
+        run_cached(conn, "COMMIT").map_err(StoreError::from)
+    } else {
+        Ok(())
+    };
+    if !ok || committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    finish(committed);
 }
 
 /// Answers an operation that could not start, with the reason.
