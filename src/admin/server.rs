@@ -210,7 +210,7 @@ async fn connection(
                 Line::Complete => answer(ctx, peer, &line).await,
             },
         };
-        writer.write_all(answer.to_string().as_bytes()).await?;
+        writer.write_all(answer.as_bytes()).await?;
         writer.write_all(b"\n").await?;
         // Pipelined requests are answered in one write.
         if reader.buffer().is_empty() {
@@ -221,12 +221,12 @@ async fn connection(
     writer.shutdown().await
 }
 
-async fn answer(ctx: &Ctx, peer: Peer, line: &[u8]) -> serde_json::Value {
+async fn answer(ctx: &Ctx, peer: Peer, line: &[u8]) -> String {
     match Request::parse(line) {
-        Err((id, e)) => protocol::error(id, &e),
+        Err((id, e)) => protocol::error(id, &e).to_string(),
         Ok(req) => match cmd::dispatch(ctx, peer, &req).await {
-            Ok(result) => protocol::ok(req.id, result),
-            Err(e) => protocol::error(req.id, &e),
+            Ok(answer) => protocol::ok(req.id, answer),
+            Err(e) => protocol::error(req.id, &e).to_string(),
         },
     }
 }

@@ -105,11 +105,16 @@ impl Store {
         } else {
             Mode::Durable
         };
+        let defaults = self.defaults().clone();
+        let rows: Vec<NewRow> = jobs
+            .iter()
+            .map(|job| NewRow::new(job, &defaults, now))
+            .collect();
         self.write(mode, move |conn, defaults| {
-            let mut out = Vec::with_capacity(jobs.len());
+            let mut out = Vec::with_capacity(rows.len());
             let mut inserted = 0u64;
-            for job in &jobs {
-                let e = insert_job(conn, defaults, job, now)?;
+            for row in rows {
+                let e = insert_job(conn, defaults, row, now)?;
                 inserted += u64::from(!e.duplicate);
                 out.push(e);
             }
@@ -441,17 +446,54 @@ impl Store {
     }
 }
 
+/// A new job's row, made before the writer's turn: the payload's JSON text
+/// and the job as answered are built on the caller's thread, so the one
+/// writer thread only inserts.
+struct NewRow {
+    job: Job,
+    payload_text: String,
+    cron_run: Option<i64>,
+}
+
+impl NewRow {
+    fn new(new: &NewJob, defaults: &JobDefaults, now: Millis) -> NewRow {
+        let retry_count = new.retry_count.unwrap_or(defaults.max_retries);
+        let timeout_s = new.timeout_s.unwrap_or(defaults.timeout_s);
+        let payload = new.payload(retry_count, timeout_s);
+        let run_at = new.run_at_ms(now);
+        NewRow {
+            payload_text: payload.to_string(),
+            cron_run: new.cron_run,
+            job: Job {
+                id: new_id(),
+                name: new.name.clone(),
+                description: new.description.clone(),
+                job_type: new.job_type.clone(),
+                payload,
+                status: JobStatus::from_row("pending", run_at, now),
+                attempts: 0,
+                max_attempts: 1 + retry_count,
+                priority: new.priority,
+                timeout_s,
+                run_at,
+                reserved_at: None,
+                reserved_by: None,
+                last_error: None,
+                unique_key: new.unique_key.clone(),
+                cron_id: new.cron_id.clone(),
+                created: now,
+                updated: now,
+            },
+        }
+    }
+}
+
 fn insert_job(
     conn: &Connection,
     defaults: &JobDefaults,
-    job: &NewJob,
+    mut row: NewRow,
     now: Millis,
 ) -> Result<Enqueued, StoreError> {
-    let retry_count = job.retry_count.unwrap_or(defaults.max_retries);
-    let timeout_s = job.timeout_s.unwrap_or(defaults.timeout_s);
-    let payload = job.payload(retry_count, timeout_s);
-    let payload_text = payload.to_string();
-    let run_at = job.run_at_ms(now);
     let mut stmt = conn.prepare_cached(
         "INSERT INTO queues (id, name, description, payload, status, attempts, max_attempts,
                              priority, run_at, timeout, unique_key, cron_id, created, updated)
@@ -460,16 +502,16 @@ fn insert_job(
     )?;
     // A fresh id collides once in 36^15; try again rather than fail.
     for _ in 0..3 {
-        let id = new_id();
+        let job = &row.job;
         let n = stmt.execute(params![
-            id,
+            job.id,
             job.name,
             job.description,
-            payload_text,
-            1 + retry_count,
+            row.payload_text,
+            job.max_attempts,
             job.priority,
-            run_at,
-            timeout_s,
+            job.run_at,
+            job.timeout_s,
             job.unique_key,
             job.cron_id,
             now
@@ -477,31 +519,12 @@ fn insert_job(
         if n == 1 {
             // In the job's own transaction: a job that runs and finishes at
             // once still finds its run to settle.
-            if let Some(run_id) = job.cron_run {
+            if let Some(run_id) = row.cron_run {
                 conn.prepare_cached("UPDATE cron_runs SET job_id = ?2 WHERE id = ?1")?
-                    .execute(params![run_id, id])?;
+                    .execute(params![run_id, job.id])?;
             }
             return Ok(Enqueued {
-                job: Job {
-                    id,
-                    name: job.name.clone(),
-                    description: job.description.clone(),
-                    job_type: job.job_type.clone(),
-                    payload,
-                    status: JobStatus::from_row("pending", run_at, now),
-                    attempts: 0,
-                    max_attempts: 1 + retry_count,
-                    priority: job.priority,
-                    timeout_s,
-                    run_at,
-                    reserved_at: None,
-                    reserved_by: None,
-                    last_error: None,
-                    unique_key: job.unique_key.clone(),
-                    cron_id: job.cron_id.clone(),
-                    created: now,
-                    updated: now,
-                },
+                job: row.job,
                 duplicate: false,
             });
         }
@@ -519,6 +542,7 @@ fn insert_job(
                 });
             }
         }
+        row.job.id = new_id();
     }
     Err(StoreError::Sqlite("could not find a free job id".into()))
 }

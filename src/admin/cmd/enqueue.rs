@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::{Ctx, Peer};
 use crate::admin::protocol::request::{EnqueueBatch, EnqueueJob};
-use crate::admin::protocol::{self, AdminError, Code, Request};
+use crate::admin::protocol::{self, AdminError, Answer, Code, JobView, Request};
 use crate::config::MAX_BATCH_JOBS;
 use crate::queue::job::{Enqueued, NewJob, RunAt};
 
@@ -39,15 +39,29 @@ pub(super) fn parse(req: &Request) -> Result<(Vec<NewJob>, bool), AdminError> {
     Ok((jobs, true))
 }
 
-pub async fn run(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Map<String, Value>, AdminError> {
+pub async fn run(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, AdminError> {
     let (jobs, batch) = parse(req)?;
     ctx.admit(peer, jobs.len())?;
     let stored = ctx.queue.enqueue(jobs, batch).await?;
     if batch {
-        Ok(crate::result! { "jobs": stored.iter().map(view).collect::<Vec<_>>() })
+        let views: Vec<JobView> = stored.iter().map(view).collect();
+        let json = serde_json::to_string(&views).map_err(|e| {
+            AdminError::new(Code::Internal, format!("cannot write the answer: {e}"))
+        })?;
+        Ok(Answer {
+            fields: Map::new(),
+            raw: vec![("jobs", json)],
+        })
     } else {
         let duplicate = stored.first().is_some_and(|e| e.duplicate);
-        Ok(crate::result! { "job": stored.first().map(view), "duplicate": duplicate })
+        let job = stored
+            .first()
+            .map(|e| serde_json::to_value(view(e)))
+            .transpose();
+        let job = job.map_err(|e| {
+            AdminError::new(Code::Internal, format!("cannot write the answer: {e}"))
+        })?;
+        Ok(crate::result! { "job": job, "duplicate": duplicate }.into())
     }
 }
 
@@ -72,12 +86,6 @@ fn new_job(args: EnqueueJob, at: &str) -> Result<NewJob, AdminError> {
     Ok(job)
 }
 
-fn view(e: &Enqueued) -> Value {
-    let mut job = protocol::job(&e.job);
-    if e.duplicate
-        && let Value::Object(map) = &mut job
-    {
-        map.insert("duplicate".into(), Value::Bool(true));
-    }
-    job
+fn view(e: &Enqueued) -> JobView<'_> {
+    JobView::new(&e.job).duplicate(e.duplicate)
 }

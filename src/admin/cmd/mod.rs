@@ -21,10 +21,8 @@ mod trigger;
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use super::protocol::request::{IdArg, NoArgs};
-use super::protocol::{AdminError, Code, Request};
+use super::protocol::{AdminError, Answer, Code, Request};
 use super::rate::RateLimiter;
 use crate::cron::scheduler::Scheduler;
 use crate::queue::Queue;
@@ -75,11 +73,7 @@ impl Ctx {
     }
 }
 
-pub async fn dispatch(
-    ctx: &Ctx,
-    peer: Peer,
-    req: &Request,
-) -> Result<Map<String, Value>, AdminError> {
+pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, AdminError> {
     if CHANGES_STATE.contains(&req.cmd.as_str()) {
         tracing::info!(cmd = %req.cmd, uid = peer.uid, pid = ?peer.pid, "admin command");
     }
@@ -93,7 +87,7 @@ pub async fn dispatch(
             no_args()?;
             status::run(ctx).await
         }
-        "enqueue" => enqueue::run(ctx, peer, req).await,
+        "enqueue" => return enqueue::run(ctx, peer, req).await,
         "jobs" => jobs::run(ctx, req).await,
         "job" => job::run(ctx, req).await,
         "explain" => explain::run(ctx, req).await,
@@ -124,6 +118,7 @@ pub async fn dispatch(
         "log_level" => log_level::run(ctx, req),
         other => Err(unknown_command(other)),
     }
+    .map(Answer::from)
 }
 
 /// Checks a request's command and arguments as `dispatch` would, without

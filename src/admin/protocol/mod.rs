@@ -1,6 +1,7 @@
 //! The wire format of PROTOCOL.md: the envelope, error codes, and how jobs,
 //! crons and runs are written as JSON.
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
@@ -207,14 +208,45 @@ pub fn parse_args<T: DeserializeOwned>(value: Value) -> Result<T, AdminError> {
 }
 
 /// A success line.
-pub fn ok(id: Option<Value>, result: Map<String, Value>) -> Value {
-    let mut out = Map::with_capacity(result.len() + 2);
+/// A command's result: its fields, and fields already written as JSON.
+/// Large lists of jobs take the second way: building and freeing a `Value`
+/// tree per job cost the daemon more than storing the jobs.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub fields: Map<String, Value>,
+    /// `(key, JSON text)`; keys are plain ASCII names.
+    pub raw: Vec<(&'static str, String)>,
+}
+
+impl From<Map<String, Value>> for Answer {
+    fn from(fields: Map<String, Value>) -> Answer {
+        Answer {
+            fields,
+            raw: Vec::new(),
+        }
+    }
+}
+
+/// A success line, without its `\n`.
+pub fn ok(id: Option<Value>, answer: Answer) -> String {
+    let mut out = Map::with_capacity(answer.fields.len() + 2);
     out.insert("ok".into(), Value::Bool(true));
     if let Some(id) = id {
         out.insert("id".into(), id);
     }
-    out.extend(result);
-    Value::Object(out)
+    out.extend(answer.fields);
+    let mut line = Value::Object(out).to_string();
+    for (key, json) in answer.raw {
+        // Reopen the object (it is never empty: `ok` is in it).
+        line.pop();
+        line.reserve(key.len() + json.len() + 5);
+        line.push_str(",\"");
+        line.push_str(key);
+        line.push_str("\":");
+        line.push_str(&json);
+        line.push('}');
+    }
+    line
 }
 
 /// A failure line.
@@ -244,26 +276,75 @@ pub fn parse_time(field: &str, text: &str) -> Result<Millis, AdminError> {
     parse_rfc3339(text).map_err(|e| AdminError::bad_request(format!("{field}: {e}")))
 }
 
+/// A job as the protocol writes it.
+#[derive(Debug, Serialize)]
+pub struct JobView<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    #[serde(rename = "type")]
+    job_type: &'a str,
+    payload: &'a Value,
+    status: &'static str,
+    attempts: u32,
+    max_attempts: u32,
+    priority: i64,
+    run_at: Time,
+    reserved_at: Option<Time>,
+    reserved_by: Option<&'a str>,
+    last_error: Option<&'a str>,
+    unique_key: Option<&'a str>,
+    cron_id: Option<&'a str>,
+    created: Time,
+    updated: Time,
+    /// Only on an enqueue that found the job by its `unique_key`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+}
+
+impl<'a> JobView<'a> {
+    pub fn new(job: &'a Job) -> JobView<'a> {
+        JobView {
+            id: &job.id,
+            name: &job.name,
+            description: &job.description,
+            job_type: &job.job_type,
+            payload: &job.payload,
+            status: job.status.as_str(),
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            priority: job.priority,
+            run_at: Time(job.run_at),
+            reserved_at: job.reserved_at.map(Time),
+            reserved_by: job.reserved_by.as_deref(),
+            last_error: job.last_error.as_deref(),
+            unique_key: job.unique_key.as_deref(),
+            cron_id: job.cron_id.as_deref(),
+            created: Time(job.created),
+            updated: Time(job.updated),
+            duplicate: false,
+        }
+    }
+
+    /// Marks the job as found by its `unique_key`, not stored.
+    pub fn duplicate(self, duplicate: bool) -> JobView<'a> {
+        JobView { duplicate, ..self }
+    }
+}
+
+/// An instant, written as PROTOCOL.md's timestamps are.
+#[derive(Debug)]
+struct Time(Millis);
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_ms(self.0))
+    }
+}
+
 pub fn job(job: &Job) -> Value {
-    json!({
-        "id": job.id,
-        "name": job.name,
-        "description": job.description,
-        "type": job.job_type,
-        "payload": job.payload,
-        "status": job.status.as_str(),
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "priority": job.priority,
-        "run_at": time(job.run_at),
-        "reserved_at": opt_time(job.reserved_at),
-        "reserved_by": job.reserved_by,
-        "last_error": job.last_error,
-        "unique_key": job.unique_key,
-        "cron_id": job.cron_id,
-        "created": time(job.created),
-        "updated": time(job.updated),
-    })
+    // Serializing these fields cannot fail: every key is a string.
+    serde_json::to_value(JobView::new(job)).unwrap_or(Value::Null)
 }
 
 pub fn attempt_error(e: &AttemptError) -> Value {
@@ -308,4 +389,54 @@ macro_rules! result {
         $( map.insert($key.to_string(), serde_json::json!($value)); )*
         map
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_with_raw_fields_is_one_json_object() {
+        let answer = Answer {
+            fields: crate::result! { "n": 2 },
+            raw: vec![("jobs", r#"[{"id":"a"},{"id":"b"}]"#.to_string())],
+        };
+        let line = ok(Some(json!(7)), answer);
+        let parsed: Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(
+            parsed,
+            json!({"ok": true, "id": 7, "n": 2, "jobs": [{"id": "a"}, {"id": "b"}]})
+        );
+    }
+
+    #[test]
+    fn a_job_view_marks_only_duplicates() {
+        let job = Job {
+            id: "abc".into(),
+            name: "n".into(),
+            description: String::new(),
+            job_type: "noop".into(),
+            payload: json!({"type": "noop", "data": {}}),
+            status: crate::queue::job::JobStatus::Pending,
+            attempts: 0,
+            max_attempts: 4,
+            priority: 0,
+            timeout_s: 30,
+            run_at: 0,
+            reserved_at: None,
+            reserved_by: None,
+            last_error: None,
+            unique_key: None,
+            cron_id: None,
+            created: 0,
+            updated: 0,
+        };
+        let plain = serde_json::to_value(JobView::new(&job)).expect("serializes");
+        assert!(plain.get("duplicate").is_none());
+        assert_eq!(plain["run_at"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(plain["reserved_at"], Value::Null);
+        assert_eq!(plain["type"], "noop");
+        let dup = serde_json::to_value(JobView::new(&job).duplicate(true)).expect("serializes");
+        assert_eq!(dup["duplicate"], true);
+    }
 }
