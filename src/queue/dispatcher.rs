@@ -4,7 +4,8 @@
 //! Claimed jobs wait in a small buffer until a worker takes them. The
 //! dispatcher claims one job per free worker, plus as many as the busy
 //! workers get through in [`super::CLAIM_AHEAD`] at their recent pace (at
-//! most JOB_BATCH_SIZE): with fast jobs no worker waits for a claim's
+//! most [`super::AHEAD_BATCHES`] claims of JOB_BATCH_SIZE, made in one
+//! transaction): with fast jobs no worker waits for a claim's
 //! commit, and with slow ones nothing sits reserved in the buffer for long,
 //! so other daemons sharing the file get their share. When nothing is ready
 //! it sleeps until the earliest scheduled job, an enqueue, or shutdown; it
@@ -33,12 +34,18 @@ pub(super) async fn run(queue: Queue) {
         let low = free.max(target / 2);
         let mut refill_below = low;
         if buffered < low {
-            let want = (target - buffered).min(inner.config.batch_size);
+            let want = target - buffered;
             let now = inner.clock.now_ms();
             inner.refilling.store(true, Ordering::Release);
             let claimed = inner
                 .store
-                .claim(&inner.instance.id, &inner.types, want, now)
+                .claim_batches(
+                    &inner.instance.id,
+                    &inner.types,
+                    want,
+                    inner.config.batch_size,
+                    now,
+                )
                 .await;
             if let Ok(claimed) = &claimed {
                 lock(&inner.ready).extend(claimed.iter().cloned());

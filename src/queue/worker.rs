@@ -4,11 +4,13 @@
 //!
 //! A worker does not wait for its outcome to reach the disk before it takes
 //! the next job: it queues the write and goes on, so the writer commits the
-//! outcomes of many jobs at once and no worker idles through a commit. A
-//! worker settles its queued outcomes as they commit, keeps at most
-//! [`MAX_UNCOMMITTED`] of them, and settles all before it gives up its slot.
+//! outcomes of many jobs at once and no worker idles through a commit. The
+//! outcome is settled (logged, the dispatcher told) on the writer thread
+//! right after its commit. A queued outcome holds a permit of the queue's
+//! `outcomes` semaphore until then, so at most `AHEAD_BATCHES x
+//! JOB_BATCH_SIZE` jobs have run without a committed outcome: the most a
+//! crash can make run twice, besides the jobs running at that moment.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -27,39 +29,12 @@ use crate::store::{Pending, StoreError};
 /// before the job is left to recovery.
 const WRITE_TRIES: u32 = 5;
 
-/// Outcomes one worker may have queued but not yet seen committed while it
-/// runs its next job. A crash re-runs these jobs and the running one
-/// (delivery is at-least-once), so at most `JOB_MAX_WORKERS x (1 + this)`
-/// jobs run twice after a `kill -9`. Three is enough for commits to group
-/// the outcomes of every worker: 3 to 15 measured the same throughput, 1
-/// a fifth less.
-const MAX_UNCOMMITTED: usize = 3;
-
 /// Runs jobs from the queue's claimed-ahead buffer in one worker slot until
-/// the buffer is empty or shutdown begins, then settles every outcome and
-/// frees the slot.
+/// no more are coming or shutdown begins, then frees the slot.
 pub(super) async fn serve(queue: Queue, slot: OwnedSemaphorePermit) {
-    let mut uncommitted: VecDeque<Recording> = VecDeque::new();
-    while let Some(claimed) = next_job(&queue, &mut uncommitted).await {
-        let (_, recording) = attempt_job(&queue, claimed).await;
-        uncommitted.extend(recording);
-        loop {
-            let full = uncommitted.len() > MAX_UNCOMMITTED;
-            let Some(front) = uncommitted.front_mut() else {
-                break;
-            };
-            let answer = match front.pending.try_committed() {
-                Some(answer) => answer,
-                None if full => (&mut front.pending).await,
-                None => break,
-            };
-            if let Some(done) = uncommitted.pop_front() {
-                done.written.settle(&queue, answer).await;
-            }
-        }
-    }
-    for done in uncommitted {
-        done.wait(&queue).await;
+    while let Some(claimed) = next_job(&queue).await {
+        // Not waited for: the outcome settles itself once committed.
+        drop(attempt_job(&queue, claimed).await);
     }
     drop(slot);
     // The dispatcher may have buffered jobs that wait for this slot.
@@ -67,9 +42,9 @@ pub(super) async fn serve(queue: Queue, slot: OwnedSemaphorePermit) {
 }
 
 /// The next claimed job: from the buffer, or, while the dispatcher is
-/// claiming more, once its claim is in (settling outcomes as they commit
-/// meanwhile). None when no more are coming or shutdown has begun.
-async fn next_job(queue: &Queue, uncommitted: &mut VecDeque<Recording>) -> Option<Claimed> {
+/// claiming more, once its claim is in. None when no more are coming or
+/// shutdown has begun.
+async fn next_job(queue: &Queue) -> Option<Claimed> {
     let inner = &queue.inner;
     loop {
         // Listening before looking, so a refill between the two is seen.
@@ -82,20 +57,9 @@ async fn next_job(queue: &Queue, uncommitted: &mut VecDeque<Recording>) -> Optio
         if !inner.refilling.load(Ordering::Acquire) || inner.shutdown.is_cancelled() {
             return None;
         }
-        let shutdown = inner.shutdown.cancelled();
-        let Some(front) = uncommitted.front_mut() else {
-            tokio::select! {
-                () = &mut filled => continue,
-                () = shutdown => return None,
-            }
-        };
-        let answer = tokio::select! {
-            () = &mut filled => continue,
-            answer = &mut front.pending => answer,
-            () = shutdown => return None,
-        };
-        if let Some(done) = uncommitted.pop_front() {
-            done.written.settle(queue, answer).await;
+        tokio::select! {
+            () = &mut filled => {}
+            () = inner.shutdown.cancelled() => return None,
         }
     }
 }
@@ -104,57 +68,75 @@ async fn next_job(queue: &Queue, uncommitted: &mut VecDeque<Recording>) -> Optio
 /// returns whether it succeeded. For `system_queue` drains, which report
 /// what they did.
 pub(super) async fn run_one(queue: Queue, claimed: Claimed, slot: OwnedSemaphorePermit) -> bool {
-    let (succeeded, recording) = attempt_job(&queue, claimed).await;
-    if let Some(recording) = recording {
-        recording.wait(&queue).await;
+    let (succeeded, pending) = attempt_job(&queue, claimed).await;
+    if let Some(pending) = pending {
+        // Settled on the writer thread; only the wait is ours.
+        let _ = pending.committed().await;
     }
     drop(slot);
     queue.wake();
     succeeded
 }
 
-/// An outcome queued for the writer, and what settling it needs.
-struct Recording {
-    written: Written,
-    pending: Pending<bool>,
-}
-
-impl Recording {
-    async fn wait(self, queue: &Queue) {
-        let answer = self.pending.committed().await;
-        self.written.settle(queue, answer).await;
-    }
-}
-
-/// What an outcome write was about, to log its answer and forget the job.
+/// What an outcome write is about: settled (logged, the dispatcher told)
+/// once the write's answer is known.
 struct Written {
+    queue: Queue,
     lease: Lease,
     outcome: Outcome,
     now: Millis,
     span: tracing::Span,
+    /// Counts this outcome as uncommitted until dropped.
+    permit: Option<OwnedSemaphorePermit>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Written {
-    async fn settle(self, queue: &Queue, answer: Result<bool, StoreError>) {
-        let inner = &queue.inner;
-        let Written {
-            lease,
-            outcome,
-            now,
-            span,
-        } = self;
-        let answer = match answer {
-            // Busy is worth a few more tries: the work is done.
-            Err(StoreError::Busy(_)) => {
-                write(|| async {
-                    let queued = inner.store.finish(lease.clone(), outcome.clone(), now);
-                    queued.await?.committed().await
-                })
-                .await
+    /// Queues the outcome write; the writer settles it after the commit.
+    async fn queue(self) -> Option<Pending<bool>> {
+        let store = self.queue.inner.store.clone();
+        let (lease, outcome, now) = (self.lease.clone(), self.outcome.clone(), self.now);
+        let span = self.span.clone();
+        let then = Box::new(move |answer: &Result<bool, StoreError>| self.settle(answer));
+        match store.finish(lease, outcome, now, Some(then)).await {
+            Ok(pending) => Some(pending),
+            Err(e) => {
+                span.in_scope(|| {
+                    tracing::error!(
+                        error = %e,
+                        "could not record the job's outcome; it will run again after recovery"
+                    )
+                });
+                None
             }
-            other => other,
-        };
-        span.in_scope(|| match answer {
+        }
+    }
+
+    /// On the writer thread, right after the commit: quick, never waits.
+    fn settle(self, answer: &Result<bool, StoreError>) {
+        if matches!(answer, Err(StoreError::Busy(_))) {
+            // Busy is worth a few more tries: the work is done.
+            let runtime = self.runtime.clone();
+            let tasks = self.queue.inner.tasks.clone();
+            tasks.spawn_on(self.retry(), &runtime);
+            return;
+        }
+        self.log(answer);
+    }
+
+    async fn retry(self) {
+        let store = &self.queue.inner.store;
+        let answer = write(|| async {
+            let queued = store.finish(self.lease.clone(), self.outcome.clone(), self.now, None);
+            queued.await?.committed().await
+        })
+        .await;
+        self.log(&answer);
+    }
+
+    fn log(self, answer: &Result<bool, StoreError>) {
+        let inner = &self.queue.inner;
+        self.span.in_scope(|| match answer {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 "the job's reservation was taken over while it ran (recovered as stale); \
@@ -167,7 +149,7 @@ impl Written {
         });
         // The dispatcher may be asleep with nothing due: the retry is now.
         if matches!(
-            outcome,
+            self.outcome,
             Outcome::Failed {
                 after: AfterFailure::RetryAt(_),
                 ..
@@ -175,14 +157,15 @@ impl Written {
         ) {
             inner.wake.notify_one();
         }
-        queue.touch();
+        self.queue.touch();
+        drop(self.permit);
     }
 }
 
 /// One attempt: run the handler, then queue the record of its outcome.
 /// Returns whether it succeeded and the queued write (none when it could
-/// not even be queued, which is logged here).
-async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Recording>) {
+/// not even be queued, which is logged).
+async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<bool>>) {
     let Claimed { job, lease } = claimed;
     let span = tracing::info_span!(
         "job",
@@ -269,32 +252,20 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Recording
                 }
             }
         };
-        let queued = inner
-            .store
-            .finish(lease.clone(), outcome.clone(), now)
-            .await;
         // No longer running: the heartbeat stops extending the lease, and a
         // heartbeat queued after the outcome would find the job finished.
         super::lock(&inner.leases).remove(&lease);
-        let recording = match queued {
-            Ok(pending) => Some(Recording {
-                written: Written {
-                    lease,
-                    outcome,
-                    now,
-                    span: in_span,
-                },
-                pending,
-            }),
-            Err(e) => {
-                tracing::error!(
-                    error = %e,
-                    "could not record the job's outcome; it will run again after recovery"
-                );
-                None
-            }
+        let permit = inner.outcomes.clone().acquire_owned().await.ok();
+        let written = Written {
+            queue: queue.clone(),
+            lease,
+            outcome,
+            now,
+            span: in_span,
+            permit,
+            runtime: tokio::runtime::Handle::current(),
         };
-        (result.is_ok(), recording)
+        (result.is_ok(), written.queue().await)
     }
     .instrument(span)
     .await

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::crons::{RunStatus, settle_job_run};
 use super::writer::Mode;
-use super::{Pending, Store, StoreError};
+use super::{AfterCommit, Pending, Store, StoreError};
 use crate::clock::Millis;
 use crate::queue::job::{Claimed, Enqueued, Job, JobStatus, Lease, NewJob, new_id};
 
@@ -149,6 +149,36 @@ impl Store {
         .await
     }
 
+    /// Like [`Store::claim`] for up to `limit` jobs, as claims of at most
+    /// `batch` each (JOB_BATCH_SIZE), all in one transaction: the
+    /// dispatcher's way to claim several batches ahead with one commit.
+    pub async fn claim_batches(
+        &self,
+        instance: &str,
+        types: &[String],
+        limit: usize,
+        batch: usize,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let instance = instance.to_string();
+        let types = types.to_vec();
+        let batch = batch.max(1);
+        self.write(Mode::Grouped, move |conn, defaults| {
+            let mut claimed = Vec::with_capacity(limit);
+            while claimed.len() < limit {
+                let want = (limit - claimed.len()).min(batch);
+                let got = claim_on(conn, defaults, &instance, &types, want, now)?;
+                let short = got.len() < want;
+                claimed.extend(got);
+                if short {
+                    break;
+                }
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
     /// Deletes a job that succeeded (and ends the cron run that enqueued
     /// it). False when the lease no longer holds.
     pub async fn complete(
@@ -157,7 +187,7 @@ impl Store {
         from_cron: bool,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now);
+        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now, None);
         finished.await?.committed().await
     }
 
@@ -170,19 +200,20 @@ impl Store {
         after: AfterFailure,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Failed { error, after }, now);
+        let finished = self.finish(lease, Outcome::Failed { error, after }, now, None);
         finished.await?.committed().await
     }
 
     /// Queues the record of an attempt's outcome, fenced on its lease: the
     /// answer, once committed, is false when the lease no longer held.
     /// Outcomes are grouped into few transactions: the caller runs its
-    /// next job meanwhile.
+    /// next job meanwhile, and `then` sees the answer after the commit.
     pub async fn finish(
         &self,
         lease: Lease,
         outcome: Outcome,
         now: Millis,
+        then: Option<AfterCommit<bool>>,
     ) -> Result<Pending<bool>, StoreError> {
         let outcome = match outcome {
             Outcome::Failed { error, after } => Outcome::Failed {
@@ -191,10 +222,14 @@ impl Store {
             },
             done => done,
         };
-        self.write_queued(Mode::Grouped, move |conn, _| match &outcome {
-            Outcome::Succeeded { from_cron } => complete_on(conn, &lease, *from_cron, now),
-            Outcome::Failed { error, after } => fail_on(conn, &lease, error, *after, now),
-        })
+        self.write_queued(
+            Mode::Grouped,
+            move |conn, _| match &outcome {
+                Outcome::Succeeded { from_cron } => complete_on(conn, &lease, *from_cron, now),
+                Outcome::Failed { error, after } => fail_on(conn, &lease, error, *after, now),
+            },
+            then,
+        )
         .await
     }
 

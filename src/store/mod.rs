@@ -20,7 +20,7 @@ pub mod tick;
 mod writer;
 
 use writer::Mode;
-pub use writer::Pending;
+pub use writer::{AfterCommit, Pending};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -208,16 +208,18 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection, &JobDefaults) -> Result<R, StoreError> + Send + 'static,
     {
-        self.write_queued(mode, f).await?.committed().await
+        self.write_queued(mode, f, None).await?.committed().await
     }
 
     /// Like [`Store::write`], but returns as soon as `f` is queued: the
-    /// caller goes on and awaits the commit later. Workers record outcomes
-    /// this way, so a worker never idles while a commit reaches the disk.
+    /// caller goes on and awaits the commit later, or lets `then` see the
+    /// answer on the writer thread right after the commit. Workers record
+    /// outcomes this way, so a worker never idles while a commit runs.
     pub(crate) async fn write_queued<R, F>(
         &self,
         mode: Mode,
         f: F,
+        then: Option<AfterCommit<R>>,
     ) -> Result<Pending<R>, StoreError>
     where
         R: Send + 'static,
@@ -226,7 +228,7 @@ impl Store {
         let defaults = self.inner.defaults.clone();
         self.inner
             .writer
-            .send(mode, move |conn| f(conn, &defaults))
+            .send(mode, move |conn| f(conn, &defaults), then)
             .await
     }
 

@@ -30,6 +30,9 @@ const QUEUE_CAPACITY: usize = 4096;
 const MAX_BATCH: usize = 512;
 
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// Sees an operation's answer on the writer thread, once its transaction
+/// has committed or failed. It must be quick: the writer waits for it.
+pub type AfterCommit<R> = Box<dyn FnOnce(&Result<R, StoreError>) + Send>;
 /// Runs an operation (given no connection when the transaction could not
 /// begin) and returns whether it succeeded and how to answer its sender.
 type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
@@ -113,9 +116,15 @@ impl Writer {
     }
 
     /// Queues `f` for the next transaction; the returned [`Pending`]
-    /// resolves once that transaction has committed (or failed). Waits only
-    /// while the writer's queue is full.
-    pub(super) async fn send<R, F>(&self, mode: Mode, f: F) -> Result<Pending<R>, StoreError>
+    /// resolves once that transaction has committed (or failed), right
+    /// after `then`, if given, saw the answer on the writer thread. Waits
+    /// only while the writer's queue is full.
+    pub(super) async fn send<R, F>(
+        &self,
+        mode: Mode,
+        f: F,
+        then: Option<AfterCommit<R>>,
+    ) -> Result<Pending<R>, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -128,7 +137,11 @@ impl Writer {
             };
             let ok = result.is_ok();
             let finish: Finish = Box::new(move |commit| {
-                let _ = reply.send(commit.and(result));
+                let answer = commit.and(result);
+                if let Some(then) = then {
+                    then(&answer);
+                }
+                let _ = reply.send(answer);
             });
             (ok, finish)
         });

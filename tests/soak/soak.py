@@ -30,10 +30,10 @@ import time
 
 # JOB_MAX_WORKERS of every daemon started here; SOAK_WORKERS overrides.
 WORKERS = int(os.environ.get("SOAK_WORKERS", 5))
-# Jobs a worker may have run without a committed outcome: the one running
-# and MAX_UNCOMMITTED (3, src/queue/worker.rs) whose outcomes are queued.
-# A kill re-runs at most WORKERS times this.
-UNCOMMITTED_PER_WORKER = 1 + 3
+# Jobs that may have run without a committed outcome, which a kill can make
+# run twice: the running ones, and up to AHEAD_BATCHES (8, src/queue/mod.rs)
+# x JOB_BATCH_SIZE (50, the default) whose outcomes are queued.
+RERUN_BOUND = WORKERS + 8 * 50
 
 
 class Refused(Exception):
@@ -324,9 +324,9 @@ def crash(args, dir):
     if failing_extra:
         problems.append(f"failing jobs were recorded {failing_extra} times more than their 2 attempts")
     worst = max(dups_per_kill.values(), default=0)
-    if worst > WORKERS * UNCOMMITTED_PER_WORKER:
+    if worst > RERUN_BOUND:
         problems.append(f"a kill caused {worst} duplicates, more than JOB_MAX_WORKERS={WORKERS} "
-                        f"x {UNCOMMITTED_PER_WORKER}: "
+                        f"+ 8 x JOB_BATCH_SIZE: "
                         f"{dict(sorted(dups_per_kill.items()))}")
     return finish({
         "test": "crash",
