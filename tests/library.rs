@@ -199,3 +199,112 @@ async fn hanging_handlers_time_out_and_the_pool_keeps_its_full_width() {
     until("an idle pool", || daemon.queue().busy() == 0).await;
     daemon.stop().await;
 }
+
+/// Takes a while, and counts how many run at once.
+struct Slow {
+    running: Arc<AtomicU32>,
+    most: Arc<AtomicU32>,
+    done: Arc<AtomicU32>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Slow {
+    fn job_type(&self) -> &str {
+        "slow"
+    }
+    async fn run(&self, _job: JobContext) -> Result<(), JobError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.done.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Jobs reserved by this daemon right now (running, or claimed ahead).
+async fn reserved(daemon: &Daemon) -> u64 {
+    let counts = daemon.queue().store().counts(i64::MAX / 2).await.unwrap();
+    counts
+        .values()
+        .filter_map(|by| by.get(&cronq::queue::job::JobStatus::Running))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_jobs_are_claimed_only_for_free_workers() {
+    // Claimed ahead they would sit reserved while a second daemon on the
+    // same file had nothing to do.
+    let dir = tempfile::tempdir().unwrap();
+    let (running, most, done) = (
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+    );
+    let mut cfg = config(dir.path());
+    cfg.max_workers = 2;
+    let daemon = Daemon::builder(cfg)
+        .handler(Slow {
+            running: running.clone(),
+            most: most.clone(),
+            done: done.clone(),
+        })
+        .start()
+        .await
+        .unwrap();
+    let jobs: Vec<NewJob> = (0..20)
+        .map(|i| NewJob::new(format!("s{i}"), "slow", Map::new()))
+        .collect();
+    daemon.queue().enqueue(jobs, true).await.unwrap();
+    let mut most_reserved = 0;
+    while done.load(Ordering::SeqCst) < 20 {
+        most_reserved = most_reserved.max(reserved(&daemon).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 2, "both workers ran");
+    assert!(
+        most_reserved <= 2,
+        "{most_reserved} slow jobs were reserved at once with 2 workers"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_jobs_pipelined_through_the_writer_each_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let counts = Arc::new(AtomicU32::new(0));
+    let mut cfg = config(dir.path());
+    cfg.max_workers = 3;
+    let daemon = Daemon::builder(cfg)
+        .handler(Counts(counts.clone()))
+        .start()
+        .await
+        .unwrap();
+    for batch in 0..5 {
+        let jobs: Vec<NewJob> = (0..1000)
+            .map(|i| NewJob::new(format!("f{batch}-{i}"), "counts", Map::new()))
+            .collect();
+        daemon.queue().enqueue(jobs, true).await.unwrap();
+    }
+    until("5,000 jobs", || counts.load(Ordering::SeqCst) >= 5000).await;
+    until("an idle pool", || daemon.queue().busy() == 0).await;
+    // Every outcome committed: nothing is left, nothing ran twice.
+    let store = daemon.queue().store().clone();
+    let mut left = u64::MAX;
+    for _ in 0..500 {
+        left = store
+            .counts(i64::MAX / 2)
+            .await
+            .unwrap()
+            .values()
+            .flat_map(|by| by.values())
+            .sum();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, 0, "jobs left in the queue");
+    assert_eq!(counts.load(Ordering::SeqCst), 5000);
+    daemon.stop().await;
+}

@@ -927,6 +927,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn claim_batches_claims_in_batches_up_to_the_limit_and_stops_when_dry() {
+        let (_dir, store) = open_temp();
+        let jobs: Vec<NewJob> = (0..130).map(|i| job(&format!("j{i}"))).collect();
+        store.enqueue(jobs, NOW, 1000).await.unwrap();
+        let first = store
+            .claim_batches("me", &types(), 120, 50, NOW)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 120);
+        let ids: std::collections::HashSet<_> = first.iter().map(|c| &c.job.id).collect();
+        assert_eq!(ids.len(), 120, "no job claimed twice");
+        let rest = store
+            .claim_batches("me", &types(), 120, 50, NOW)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 10);
+        assert!(
+            store
+                .claim_batches("me", &types(), 120, 50, NOW)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
     async fn enqueue_claim_complete_deletes_the_row() {
         let (_dir, store) = open_temp();
         let stored = store.enqueue(vec![job("a")], NOW, 100).await.unwrap();
