@@ -101,9 +101,9 @@ fn start_workers(queue: &Queue) {
     }
 }
 
-/// Nothing is ready and no worker runs: sleeps until the earliest scheduled
-/// job, an enqueue or a retry (rows written by other programs are the
-/// system_queue cron's). False at shutdown.
+/// Nothing is ready or buffered: sleeps until the earliest scheduled job,
+/// an enqueue, a retry or a freed worker slot (rows written by other
+/// programs are the system_queue cron's). False at shutdown.
 async fn sleep_until_due(queue: &Queue, now: crate::clock::Millis) -> bool {
     let inner = &queue.inner;
     let pause = match inner.store.next_due(&inner.types, now).await {

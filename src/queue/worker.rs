@@ -252,10 +252,12 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                 }
             }
         };
+        // Waits only while too many outcomes are uncommitted; the lease is
+        // still heartbeated meanwhile.
+        let permit = inner.outcomes.clone().acquire_owned().await.ok();
         // No longer running: the heartbeat stops extending the lease, and a
         // heartbeat queued after the outcome would find the job finished.
         super::lock(&inner.leases).remove(&lease);
-        let permit = inner.outcomes.clone().acquire_owned().await.ok();
         let written = Written {
             queue: queue.clone(),
             lease,

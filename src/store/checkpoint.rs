@@ -15,11 +15,12 @@
 //! write, and the writer keeps appending while the checkpointer copies. So
 //! past twice the threshold the writer checkpoints itself between two
 //! transactions; the frames are mostly copied already, so that is short,
-//! and the WAL file stays near 8 MB instead of growing to the safety limit.
+//! and the WAL file stays near 8 MB (11 MB peak in the throughput bench)
+//! instead of growing for as long as the writes go on.
 
 use std::cell::Cell;
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -66,7 +67,8 @@ impl Checkpointer {
     }
 
     /// After a commit on the writer thread: nudges the checkpointer when
-    /// the WAL is long, or checkpoints right here when it is far too long.
+    /// the WAL is long, and at twice that finishes the checkpoint here, so
+    /// the next transaction rewinds the WAL.
     pub(super) fn after_commit(&self, conn: &Connection) {
         let pages = WAL_PAGES.with(Cell::get);
         if pages >= WRITER_CHECKPOINT_PAGES {
@@ -74,11 +76,9 @@ impl Checkpointer {
                 tracing::warn!(error = %e, pages, "cannot checkpoint the WAL");
             }
         } else if pages >= CHECKPOINT_PAGES {
-            match self.nudge.try_send(()) {
-                // Full: a nudge is already waiting, which is enough.
-                Ok(()) | Err(TrySendError::Full(())) => {}
-                Err(TrySendError::Disconnected(())) => {}
-            }
+            // Full: a nudge is already waiting, which is enough. Gone: the
+            // store is closing, and the writer checkpoints last.
+            let _ = self.nudge.try_send(());
         }
     }
 
