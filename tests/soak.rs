@@ -111,7 +111,16 @@ fn soak(test: &str, args: &[&str]) {
 fn crash_soak_kill_9_loses_no_job() {
     soak(
         "crash",
-        &["--jobs", "5000", "--kills", "5", "--batch", "500"],
+        &[
+            "--jobs",
+            "20000",
+            "--kills",
+            "5",
+            "--batch",
+            "500",
+            "--kill-max",
+            "0.6",
+        ],
     );
 }
 

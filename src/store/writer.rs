@@ -301,14 +301,9 @@ fn commit_group(conn: &Connection, group: Vec<Op>) {
             fail_unrun(work, StoreError::from(e));
             continue;
         }
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(Some(conn))));
-        let (ok, finish) = match outcome {
-            Ok(done) => done,
-            Err(_) => {
-                tracing::error!("a store operation panicked; it was rolled back");
-                let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
-                continue;
-            }
+        let Some((ok, finish)) = run_work(conn, work) else {
+            let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            continue;
         };
         let ended = if ok {
             run_cached(conn, "RELEASE op")
@@ -334,14 +329,9 @@ fn commit_alone(conn: &Connection, work: Work) {
         fail_unrun(work, StoreError::from(e));
         return;
     }
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(Some(conn))));
-    let (ok, finish) = match outcome {
-        Ok(done) => done,
-        Err(_) => {
-            tracing::error!("a store operation panicked; it was rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
-            return;
-        }
+    let Some((ok, finish)) = run_work(conn, work) else {
+        let _ = conn.execute_batch("ROLLBACK");
+        return;
     };
     let committed = if ok {
         run_cached(conn, "COMMIT").map_err(StoreError::from)
@@ -352,6 +342,16 @@ fn commit_alone(conn: &Connection, work: Work) {
         let _ = conn.execute_batch("ROLLBACK");
     }
     finish(committed);
+}
+
+/// Runs an operation; none if it panicked (logged; the caller rolls it
+/// back, and its sender learns of it as `Closed`).
+fn run_work(conn: &Connection, work: Work) -> Option<(bool, Finish)> {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(Some(conn))));
+    if outcome.is_err() {
+        tracing::error!("a store operation panicked; it was rolled back");
+    }
+    outcome.ok()
 }
 
 /// Answers an operation that could not start, with the reason.
