@@ -9,6 +9,8 @@
 //!    and jobs/s from the first enqueue to the last completion. Run with
 //!    JOB_MAX_WORKERS at its default (5) and at 32. The binary logs each job
 //!    at `info` to a file, as a deployed daemon would to the journal.
+//!    The same load once more on a daemon built in-process through the
+//!    library (as issue 2 describes the bench; it has no log subscriber).
 //! 2. **Latency**: a daemon built in-process through the library with a
 //!    handler that sends `Instant::now()` when it starts; 1,000 single
 //!    enqueues over the real socket into an idle daemon, one at a time.
@@ -79,6 +81,16 @@ fn main() {
             format!("idle ≤ 20 MB: {}", verdict(run.idle_rss <= 20.0)),
         ));
     }
+    let (enqueue_rate, in_process) = end_to_end_in_process(jobs);
+    table.push((
+        "end to end, daemon built in-process through the library, 5 workers".into(),
+        format!("{in_process:.0} jobs/s (enqueue {enqueue_rate:.0} jobs/s)"),
+        format!(
+            "≥ 20,000 and ≥ half the ceiling ({:.0}%): {}",
+            100.0 * in_process / ceiling,
+            verdict(in_process >= 20_000.0 && in_process >= ceiling / 2.0)
+        ),
+    ));
     table.push((
         "bare rusqlite ceiling: insert + claim 50 + delete".into(),
         format!("{ceiling:.0} jobs/s"),
@@ -119,37 +131,8 @@ fn end_to_end(jobs: usize, workers: &str) -> Run {
     let pid = d.pid() as u32;
     let idle_rss = rss_mb(pid);
     let mut client = d.client();
-    let started = Instant::now();
-    let mut sent = 0;
     let mut peak_rss = idle_rss;
-    while sent < jobs {
-        let n = BATCH.min(jobs - sent);
-        let batch: Vec<Value> = (sent..sent + n)
-            .map(
-                |i| json!({"name": format!("b{i}"), "payload": {"type": "noop", "data": {"i": i}}}),
-            )
-            .collect();
-        let answer = client.request(json!({"cmd": "enqueue", "jobs": batch}));
-        assert_eq!(answer["ok"], true, "{answer}");
-        sent += n;
-        peak_rss = peak_rss.max(rss_mb(pid));
-    }
-    let enqueued = started.elapsed();
-    loop {
-        let status = client.request(json!({"cmd": "status"}));
-        let q = &status["queue"];
-        let left: u64 = ["pending", "scheduled", "running"]
-            .iter()
-            .map(|k| q[k].as_u64().expect("a count"))
-            .sum();
-        peak_rss = peak_rss.max(rss_mb(pid));
-        if left == 0 {
-            assert_eq!(q["dead"], 0, "{status}");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let done = started.elapsed();
+    let (enqueued, done) = drive(&mut client, jobs, || peak_rss = peak_rss.max(rss_mb(pid)));
     let hwm = status_kb(pid, "VmHWM") as f64 / 1024.0;
     let run = Run {
         enqueue_rate: jobs as f64 / enqueued.as_secs_f64(),
@@ -163,6 +146,71 @@ fn end_to_end(jobs: usize, workers: &str) -> Run {
         done.as_secs_f64()
     );
     run
+}
+
+/// The same load on a daemon built in-process through the library (the
+/// default 5 workers, `noop` among its built-in handlers, no log
+/// subscriber): (enqueue rate, end-to-end rate).
+fn end_to_end_in_process(jobs: usize) -> (f64, f64) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let config = Config::for_dir(temp.path());
+    let socket = config.socket_path.clone();
+    let daemon = runtime
+        .block_on(LibDaemon::builder(config).start())
+        .expect("start the library daemon");
+    let mut client = Client::connect(&socket).expect("connect");
+    let (enqueued, done) = drive(&mut client, jobs, || {});
+    runtime.block_on(daemon.stop());
+    println!(
+        "in-process: enqueued {jobs} in {:.2} s, all done in {:.2} s",
+        enqueued.as_secs_f64(),
+        done.as_secs_f64()
+    );
+    (
+        jobs as f64 / enqueued.as_secs_f64(),
+        jobs as f64 / done.as_secs_f64(),
+    )
+}
+
+/// Enqueues `jobs` noop jobs in batches of [`BATCH`] on one connection,
+/// then polls `status` every 10 ms until none is pending, scheduled or
+/// running; calls `sample` after each request. Returns the time to the
+/// last answered enqueue and to the empty queue.
+fn drive(client: &mut Client, jobs: usize, mut sample: impl FnMut()) -> (Duration, Duration) {
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < jobs {
+        let n = BATCH.min(jobs - sent);
+        let batch: Vec<Value> = (sent..sent + n)
+            .map(
+                |i| json!({"name": format!("b{i}"), "payload": {"type": "noop", "data": {"i": i}}}),
+            )
+            .collect();
+        let answer = client.request(json!({"cmd": "enqueue", "jobs": batch}));
+        assert_eq!(answer["ok"], true, "{answer}");
+        sent += n;
+        sample();
+    }
+    let enqueued = started.elapsed();
+    loop {
+        let status = client.request(json!({"cmd": "status"}));
+        let q = &status["queue"];
+        let left: u64 = ["pending", "scheduled", "running"]
+            .iter()
+            .map(|k| q[k].as_u64().expect("a count"))
+            .sum();
+        sample();
+        if left == 0 {
+            assert_eq!(q["dead"], 0, "{status}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (enqueued, started.elapsed())
 }
 
 /// Sends the instant it starts, so the bench sees when a job began.
