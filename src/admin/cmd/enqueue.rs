@@ -45,24 +45,26 @@ pub async fn run(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, AdminEr
     let stored = ctx.queue.enqueue(jobs, batch).await?;
     if batch {
         let views: Vec<JobView> = stored.iter().map(view).collect();
-        let json = serde_json::to_string(&views).map_err(|e| {
-            AdminError::new(Code::Internal, format!("cannot write the answer: {e}"))
-        })?;
+        let json = serde_json::to_string(&views).map_err(unwritable)?;
         Ok(Answer {
             fields: Map::new(),
             raw: vec![("jobs", json)],
         })
     } else {
         let duplicate = stored.first().is_some_and(|e| e.duplicate);
-        let job = stored
-            .first()
-            .map(|e| serde_json::to_value(view(e)))
-            .transpose();
-        let job = job.map_err(|e| {
-            AdminError::new(Code::Internal, format!("cannot write the answer: {e}"))
-        })?;
+        let job = stored.first().map(|e| serde_json::to_value(view(e)));
+        let job = job.transpose().map_err(unwritable)?;
         Ok(crate::result! { "job": job, "duplicate": duplicate }.into())
     }
+}
+
+/// Jobs are plain strings and numbers, so this never happens; if it did,
+/// the jobs are stored and the client is told the answer is lost.
+fn unwritable(e: serde_json::Error) -> AdminError {
+    AdminError::new(
+        Code::Internal,
+        format!("the jobs were stored, but the answer cannot be written: {e}"),
+    )
 }
 
 fn new_job(args: EnqueueJob, at: &str) -> Result<NewJob, AdminError> {

@@ -207,7 +207,6 @@ pub fn parse_args<T: DeserializeOwned>(value: Value) -> Result<T, AdminError> {
     })
 }
 
-/// A success line.
 /// A command's result: its fields, and fields already written as JSON.
 /// Large lists of jobs take the second way: building and freeing a `Value`
 /// tree per job cost the daemon more than storing the jobs.
