@@ -93,7 +93,7 @@ struct Written {
 
 impl Written {
     /// Queues the outcome write; the writer settles it after the commit.
-    async fn queue(self) -> Option<Pending<bool>> {
+    async fn submit(self) -> Option<Pending<bool>> {
         let store = self.queue.inner.store.clone();
         let (lease, outcome, now) = (self.lease.clone(), self.outcome.clone(), self.now);
         let span = self.span.clone();
@@ -267,7 +267,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
             permit,
             runtime: tokio::runtime::Handle::current(),
         };
-        (result.is_ok(), written.queue().await)
+        (result.is_ok(), written.submit().await)
     }
     .instrument(span)
     .await

@@ -168,40 +168,16 @@ impl Writer {
 #[must_use = "a write is only known to be done once its commit is awaited"]
 pub struct Pending<R>(oneshot::Receiver<Result<R, StoreError>>);
 
-/// Awaiting a `&mut Pending` waits for the commit without giving it up, so
-/// it can be one branch of a `select!`.
-impl<R> std::future::Future for Pending<R> {
-    type Output = Result<R, StoreError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|answer| answer.unwrap_or(Err(StoreError::Closed)))
-    }
-}
-
 impl<R> Pending<R> {
     /// Waits for the commit.
     pub async fn committed(self) -> Result<R, StoreError> {
-        self.await
-    }
-
-    /// The answer if the commit has happened, without waiting.
-    pub fn try_committed(&mut self) -> Option<Result<R, StoreError>> {
-        match self.0.try_recv() {
-            Ok(answer) => Some(answer),
-            Err(oneshot::error::TryRecvError::Empty) => None,
-            Err(oneshot::error::TryRecvError::Closed) => Some(Err(StoreError::Closed)),
-        }
+        self.0.await.map_err(|_| StoreError::Closed)?
     }
 }
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy, checkpointer: Checkpointer) {
     Checkpointer::watch(&conn);
-    let mut synchronous = Sync::Normal;
+    let mut synchronous_full = false;
     let mut batch: Vec<Op> = Vec::with_capacity(MAX_BATCH);
     let mut closing: Option<oneshot::Sender<()>> = None;
     while closing.is_none() {
@@ -240,11 +216,11 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy, checkpoin
             }
             if !group.is_empty() {
                 let durable = group.iter().any(|op| op.mode == Mode::Durable);
-                synchronous.set(&conn, durable);
+                set_synchronous(&conn, &mut synchronous_full, durable);
                 commit_group(&conn, group);
             }
             if let Some(op) = ops.next() {
-                synchronous.set(&conn, true);
+                set_synchronous(&conn, &mut synchronous_full, true);
                 commit_alone(&conn, op.work);
             }
         }
@@ -267,23 +243,15 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>, busy: &Busy, checkpoin
     }
 }
 
-/// The connection's `synchronous` level, changed only when it must be.
-#[derive(PartialEq)]
-enum Sync {
-    Normal,
-    Full,
-}
-
-impl Sync {
-    fn set(&mut self, conn: &Connection, durable: bool) {
-        let want = if durable { Sync::Full } else { Sync::Normal };
-        if *self == want {
-            return;
-        }
-        let level = if durable { "FULL" } else { "NORMAL" };
-        if conn.pragma_update(None, "synchronous", level).is_ok() {
-            *self = want;
-        }
+/// Sets the connection's `synchronous` level to FULL or NORMAL, issuing
+/// the pragma only when `full` (the level in force) differs.
+fn set_synchronous(conn: &Connection, full: &mut bool, durable: bool) {
+    if *full == durable {
+        return;
+    }
+    let level = if durable { "FULL" } else { "NORMAL" };
+    if conn.pragma_update(None, "synchronous", level).is_ok() {
+        *full = durable;
     }
 }
 
