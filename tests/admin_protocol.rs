@@ -149,22 +149,32 @@ fn an_over_long_line_gets_too_large_and_the_connection_closes() {
 }
 
 #[test]
-fn the_connection_limit_answers_unavailable() {
-    let d = Daemon::start(&[("CRONQ_MAX_CONNECTIONS", "2")]);
+fn the_connection_limit_answers_unavailable_beyond_roots_reserve() {
+    // Root (this test) may use its share of the pool, then a reserve of 4
+    // that no other uid gets (src/admin/slots.rs); past both: unavailable.
+    let d = Daemon::start(&[
+        ("CRONQ_MAX_CONNECTIONS", "2"),
+        ("CRONQ_MAX_CONNECTIONS_PER_UID", "2"),
+    ]);
     // The start-up probe's connection must be gone first.
     d.until(Duration::from_secs(5), "the probe's slot to free", |d| {
         try_ping(d).then_some(())
     });
     std::thread::sleep(Duration::from_millis(200));
-    let mut a = d.client();
-    let mut b = d.client();
-    a.request(json!({"cmd": "ping"}));
-    b.request(json!({"cmd": "ping"}));
+    let mut held = Vec::new();
+    for _ in 0..2 + 4 {
+        let mut c = d.client();
+        assert_eq!(c.request(json!({"cmd": "ping"}))["pong"], true);
+        held.push(c);
+    }
     let mut c = d.client();
     let answer = c.read_line().expect("a refusal");
     assert_eq!(code(&answer), "unavailable");
-    assert!(message(&answer).contains("CRONQ_MAX_CONNECTIONS"));
-    drop(a);
+    assert!(
+        message(&answer).contains("CRONQ_MAX_CONNECTIONS"),
+        "{answer}"
+    );
+    held.truncate(1);
     d.until(Duration::from_secs(5), "a free connection", |d| {
         try_ping(d).then_some(())
     });
