@@ -16,6 +16,7 @@ pub mod instances;
 pub mod jobs;
 pub mod manage;
 mod migrate;
+mod rows;
 pub mod tick;
 mod writer;
 
