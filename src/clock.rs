@@ -6,11 +6,18 @@
 //! store keeps instants as integer milliseconds since the Unix epoch: they
 //! index and compare cheaply; the protocol shows them as RFC 3339 in UTC with
 //! milliseconds.
+//!
+//! Written and parsed through jiff's civil date-time rather than its
+//! `Timestamp`: a `Timestamp` ends at 9999-12-30T22:00Z (it must fit every
+//! offset), which would make the last hours of year 9999 unwritable, while
+//! RFC 3339 and the protocol's range run to 9999-12-31T23:59:59.999Z.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::fmt::temporal::Pieces;
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Notify;
 
 /// Milliseconds since the Unix epoch, as stored.
@@ -101,19 +108,43 @@ impl Clock for ManualClock {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds: `2026-01-01T02:00:00.000Z`.
+/// The earliest instant written: 0000-01-01T00:00:00.000Z, the first of
+/// RFC 3339's four-digit years.
+pub const MIN_MS: Millis = -62_167_219_200_000;
+/// The latest instant a job may be given or written:
+/// 9999-12-31T23:59:59.999Z.
+pub const MAX_MS: Millis = 253_402_300_799_999;
+
+const EPOCH: DateTime = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
+
+/// RFC 3339 in UTC with milliseconds: `2026-01-01T02:00:00.000Z`. Always a
+/// timestamp: an instant outside years 0000 to 9999 (only a row another
+/// program wrote can hold one) is written as the nearest end of that range.
 pub fn format_ms(ms: Millis) -> String {
-    match Timestamp::from_millisecond(ms) {
-        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        Err(_) => ms.to_string(),
-    }
+    let ms = ms.clamp(MIN_MS, MAX_MS);
+    // Within the clamped range the addition cannot overflow.
+    let at = EPOCH
+        .checked_add(SignedDuration::from_millis(ms))
+        .unwrap_or(if ms < 0 { DateTime::MIN } else { DateTime::MAX });
+    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// Parses an RFC 3339 timestamp (any offset) into milliseconds.
+/// Parses an RFC 3339 timestamp (any offset) into milliseconds, from year
+/// 0000 to 9999.
 pub fn parse_rfc3339(text: &str) -> Result<Millis, String> {
-    text.parse::<Timestamp>()
-        .map(|ts| ts.as_millisecond())
-        .map_err(|_| format!("{text:?} is not an RFC 3339 timestamp such as 2026-01-01T02:00:00Z"))
+    let bad = || format!("{text:?} is not an RFC 3339 timestamp such as 2026-01-01T02:00:00Z");
+    let pieces = Pieces::parse(text).map_err(|_| bad())?;
+    let (Some(time), Some(offset)) = (pieces.time(), pieces.to_numeric_offset()) else {
+        return Err(bad());
+    };
+    let local = pieces.date().to_datetime(time).duration_since(EPOCH);
+    let ms = local.as_millis() - i128::from(offset.seconds()) * 1000;
+    match Millis::try_from(ms) {
+        Ok(ms) if (MIN_MS..=MAX_MS).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "{text:?} is outside the years 0000 to 9999 (in UTC)"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +159,28 @@ mod tests {
         assert_eq!(format_ms(ms), "2026-01-01T02:00:00.000Z");
         assert!(parse_rfc3339("yesterday").is_err());
         assert!(parse_rfc3339("2026-01-01").is_err());
+        assert!(parse_rfc3339("2026-01-01T02:00:00").is_err(), "no offset");
+    }
+
+    #[test]
+    fn the_whole_of_year_9999_is_written_and_read_and_nothing_is_a_bare_number() {
+        let last = parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap();
+        assert_eq!(last, MAX_MS);
+        assert_eq!(format_ms(MAX_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            parse_rfc3339("9999-12-31T12:00:00Z").map(format_ms),
+            Ok("9999-12-31T12:00:00.000Z".to_string())
+        );
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59-01:00").unwrap_err(),
+            "\"9999-12-31T23:59:59-01:00\" is outside the years 0000 to 9999 (in UTC)"
+        );
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(MIN_MS), "0000-01-01T00:00:00.000Z");
+        for ms in [i64::MAX, i64::MIN, MAX_MS + 1, MIN_MS - 1] {
+            let text = format_ms(ms);
+            assert!(parse_rfc3339(&text).is_ok(), "{ms} was written {text}");
+        }
     }
 
     #[tokio::test]

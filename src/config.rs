@@ -116,6 +116,9 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub max_payload_bytes: usize,
     pub max_connections: usize,
+    /// Of `max_connections`, how many one uid may hold (root and the
+    /// daemon's own user have a reserve beyond both; see `admin::slots`).
+    pub max_connections_per_uid: usize,
     pub idle_timeout: Duration,
     pub socket_group: Option<String>,
     pub metrics_textfile: Option<PathBuf>,
@@ -186,6 +189,13 @@ impl Config {
                 .unwrap_or(3_600_000),
         );
 
+        let max_connections = env
+            .parse_range("CRONQ_MAX_CONNECTIONS", 1, 65_536)?
+            .unwrap_or(128) as usize;
+        let max_connections_per_uid = env
+            .parse_range("CRONQ_MAX_CONNECTIONS_PER_UID", 1, max_connections as u64)?
+            .map_or((max_connections / 2).max(1), |n| n as usize);
+
         Ok(Config {
             system_queue_cron: env.bool("ENABLE_SYSTEM_QUEUE_CRON")?.unwrap_or(true),
             max_workers: env.parse_range("JOB_MAX_WORKERS", 1, 10_000)?.unwrap_or(5) as usize,
@@ -249,9 +259,8 @@ impl Config {
             max_payload_bytes: env
                 .parse_range("CRONQ_MAX_PAYLOAD_BYTES", 64, 1 << 30)?
                 .unwrap_or(256 << 10) as usize,
-            max_connections: env
-                .parse_range("CRONQ_MAX_CONNECTIONS", 1, 65_536)?
-                .unwrap_or(128) as usize,
+            max_connections,
+            max_connections_per_uid,
             idle_timeout: Duration::from_secs(
                 env.parse_range("CRONQ_IDLE_TIMEOUT_SECONDS", 1, 86_400)?
                     .unwrap_or(300),
@@ -534,6 +543,7 @@ mod tests {
         assert_eq!(c.max_request_bytes, 1 << 20);
         assert_eq!(c.max_payload_bytes, 256 << 10);
         assert_eq!(c.max_connections, 128);
+        assert_eq!(c.max_connections_per_uid, 64);
         assert_eq!(c.max_pending, 1_000_000);
         assert_eq!(c.export_retention_days, 7);
         assert!(!c.clear_exports_cron);
@@ -554,6 +564,26 @@ mod tests {
         assert_eq!(c.socket_path, PathBuf::from("/run/cronq/admin.sock"));
         assert_eq!(c.crons_path, PathBuf::from("/etc/cronq/crons.toml"));
         assert_eq!(c.smtp.templates_dir, PathBuf::from("/etc/cronq/templates"));
+    }
+
+    #[test]
+    fn the_per_uid_connection_share_defaults_to_half_and_fits_the_total() {
+        let c = config(&[("CRONQ_MAX_CONNECTIONS", "9")]).unwrap();
+        assert_eq!(c.max_connections_per_uid, 4);
+        let c = config(&[("CRONQ_MAX_CONNECTIONS", "1")]).unwrap();
+        assert_eq!(c.max_connections_per_uid, 1);
+        let c = config(&[("CRONQ_MAX_CONNECTIONS_PER_UID", "128")]).unwrap();
+        assert_eq!(c.max_connections_per_uid, 128);
+        let err = config(&[
+            ("CRONQ_MAX_CONNECTIONS", "10"),
+            ("CRONQ_MAX_CONNECTIONS_PER_UID", "11"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "CRONQ_MAX_CONNECTIONS_PER_UID=\"11\" is invalid: expected a whole number from 1 to 10"
+        );
     }
 
     #[test]

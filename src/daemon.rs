@@ -206,6 +206,7 @@ impl Builder {
         let limits = Limits {
             max_request_bytes: config.max_request_bytes,
             max_connections: config.max_connections,
+            max_connections_per_uid: config.max_connections_per_uid,
             idle_timeout: config.idle_timeout,
         };
         tasks.spawn(server::serve(

@@ -181,8 +181,10 @@ fn two_hundred_clients_enqueueing_at_once_each_get_their_job_stored_once() {
     const CLIENTS: usize = 200;
     let d = Daemon::start(&[
         ("ENABLE_SYSTEM_QUEUE_CRON", "false"),
-        // More than the default 128, so every client gets a connection.
+        // More than the default 128, so every client gets a connection;
+        // they are all this test's uid, whose share is otherwise half.
         ("CRONQ_MAX_CONNECTIONS", "256"),
+        ("CRONQ_MAX_CONNECTIONS_PER_UID", "256"),
     ]);
     let socket = d.socket.clone();
     let barrier = Arc::new(Barrier::new(CLIENTS));

@@ -12,6 +12,7 @@ mod tools;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use daemon::Daemon;
 use serde_json::{Value, json};
@@ -300,4 +301,208 @@ fn a_member_of_the_socket_group_is_allowed_and_logged() {
     }
     // Read-only commands are not logged as state changes.
     assert!(!log.contains("cmd=ping"), "{log}");
+}
+
+/// Opens `argv[2]` connections one after another as the uid it runs as,
+/// sends a ping on each and reads the answer, prints the answers as one
+/// JSON line, then holds every connection open until stdin closes.
+const HOLD_CONNECTIONS: &str = r#"
+import json, socket, sys
+held, out = [], []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    try:
+        s.sendall(b'{"cmd":"ping"}\n')
+    except OSError:
+        pass  # refused and closed: the refusal may still be waiting
+    f = s.makefile("rb")
+    try:
+        out.append(json.loads(f.readline()))
+    except (OSError, ValueError):
+        out.append(None)
+    held.append((s, f))
+print(json.dumps(out), flush=True)
+sys.stdin.read()
+"#;
+
+/// A client of `uid` (gid 65534, so a member of a socket group 65534)
+/// holding `n` connections; dropping it closes them.
+struct Holder {
+    child: std::process::Child,
+    answers: Vec<Value>,
+}
+
+impl Holder {
+    fn start(socket: &Path, uid: u32, n: usize) -> Holder {
+        use std::io::BufRead;
+        let mut child = Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                HOLD_CONNECTIONS,
+            ])
+            .arg(socket)
+            .arg(n.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run setpriv");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let answers = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the uid {uid} holder printed {line:?}: {e}"));
+        Holder { child, answers }
+    }
+
+    fn codes(&self) -> Vec<&str> {
+        self.answers
+            .iter()
+            .map(|a| {
+                if a["pong"] == true {
+                    "pong"
+                } else {
+                    a["error"]["code"].as_str().unwrap_or("none")
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn one_uid_cannot_take_every_connection_and_root_still_gets_in() {
+    if !can_switch_uid("one_uid_cannot_take_every_connection_and_root_still_gets_in") {
+        return;
+    }
+    let (d, _temp) = reachable_daemon(&[
+        ("ENABLE_SYSTEM_QUEUE_CRON", "false"),
+        ("CRONQ_SOCKET_GROUP", NOBODY),
+        ("CRONQ_MAX_CONNECTIONS", "4"),
+        ("CRONQ_MAX_CONNECTIONS_PER_UID", "2"),
+    ]);
+    // The start-up probe's connection must be gone first.
+    d.until(
+        Duration::from_secs(5),
+        "the probe's connection to close",
+        |d| {
+            let nobody = Holder::start(&d.socket, 65534, 1);
+            (nobody.codes() == ["pong"]).then_some(())
+        },
+    );
+    let hog = Holder::start(&d.socket, 65534, 3);
+    assert_eq!(
+        hog.codes(),
+        ["pong", "pong", "unavailable"],
+        "{:?}",
+        hog.answers
+    );
+    let refusal = hog.answers[2]["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        refusal,
+        "too many connections from uid 65534: the limit per uid is 2 (CRONQ_MAX_CONNECTIONS_PER_UID)"
+    );
+    // Another user gets the rest of the pool, and then it is full.
+    let other = Holder::start(&d.socket, 65533, 2);
+    assert_eq!(other.codes(), ["pong", "pong"], "{:?}", other.answers);
+    let third = Holder::start(&d.socket, 65532, 1);
+    assert_eq!(
+        third.answers[0]["error"]["message"],
+        "too many connections: the limit is 4 (CRONQ_MAX_CONNECTIONS)",
+        "{:?}",
+        third.answers
+    );
+    // Root is not locked out: the CLI as root answers.
+    let out = Command::new(daemon::BIN)
+        .args(["--socket", d.socket.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The CLI of the refused uid shows the daemon's answer, not
+    // "unreachable ... is the daemon running?".
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            daemon::BIN,
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "status",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "cronq: unavailable: too many connections from uid 65534: the limit per uid is 2 (CRONQ_MAX_CONNECTIONS_PER_UID)"
+    );
+    // Closing the hog's connections lets its uid in again.
+    drop(hog);
+    d.until(Duration::from_secs(10), "uid 65534 to get in again", |d| {
+        (as_nobody(&d.socket, &[json!({"cmd": "ping"})])[0]["pong"] == true).then_some(())
+    });
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed_after_the_idle_timeout() {
+    use std::io::Write;
+    let d = Daemon::start(&[
+        ("ENABLE_SYSTEM_QUEUE_CRON", "false"),
+        ("CRONQ_IDLE_TIMEOUT_SECONDS", "2"),
+    ]);
+    let stream = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let mut stream = &stream;
+    // Pipeline requests until neither side's buffer takes more: the
+    // daemon's answers fill the socket, it stops reading, ours fills.
+    let request = b"{\"cmd\":\"status\"}\n".repeat(64);
+    let mut sent = 0usize;
+    loop {
+        match stream.write(&request) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("the daemon closed before it was stalled: {e}"),
+        }
+    }
+    assert!(sent > 1 << 16, "only {sent} bytes were taken");
+    // Nothing is ever read. Once the daemon gives up, its end closes and a
+    // write fails; before, the write would only wait.
+    let closed = d.until(
+        Duration::from_secs(60),
+        "the daemon to close the connection",
+        |_| {
+            std::thread::sleep(Duration::from_millis(50));
+            match stream.write(b"\n") {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                Ok(_) => None,
+                Err(e) => Some(e),
+            }
+        },
+    );
+    assert!(
+        matches!(
+            closed.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "{closed}"
+    );
+    // The daemon serves on.
+    d.ok(json!({"cmd": "ping"}));
 }

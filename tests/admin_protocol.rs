@@ -149,22 +149,32 @@ fn an_over_long_line_gets_too_large_and_the_connection_closes() {
 }
 
 #[test]
-fn the_connection_limit_answers_unavailable() {
-    let d = Daemon::start(&[("CRONQ_MAX_CONNECTIONS", "2")]);
+fn the_connection_limit_answers_unavailable_beyond_roots_reserve() {
+    // Root (this test) may use its share of the pool, then a reserve of 4
+    // that no other uid gets (src/admin/slots.rs); past both: unavailable.
+    let d = Daemon::start(&[
+        ("CRONQ_MAX_CONNECTIONS", "2"),
+        ("CRONQ_MAX_CONNECTIONS_PER_UID", "2"),
+    ]);
     // The start-up probe's connection must be gone first.
     d.until(Duration::from_secs(5), "the probe's slot to free", |d| {
         try_ping(d).then_some(())
     });
     std::thread::sleep(Duration::from_millis(200));
-    let mut a = d.client();
-    let mut b = d.client();
-    a.request(json!({"cmd": "ping"}));
-    b.request(json!({"cmd": "ping"}));
+    let mut held = Vec::new();
+    for _ in 0..2 + 4 {
+        let mut c = d.client();
+        assert_eq!(c.request(json!({"cmd": "ping"}))["pong"], true);
+        held.push(c);
+    }
     let mut c = d.client();
     let answer = c.read_line().expect("a refusal");
     assert_eq!(code(&answer), "unavailable");
-    assert!(message(&answer).contains("CRONQ_MAX_CONNECTIONS"));
-    drop(a);
+    assert!(
+        message(&answer).contains("CRONQ_MAX_CONNECTIONS"),
+        "{answer}"
+    );
+    held.truncate(1);
     d.until(Duration::from_secs(5), "a free connection", |d| {
         try_ping(d).then_some(())
     });
@@ -281,4 +291,109 @@ fn the_socket_is_0660_in_a_0750_folder() {
         .mode()
         & 0o777;
     assert_eq!(dir, 0o750);
+}
+
+#[test]
+fn a_key_given_twice_is_bad_json_at_every_level_and_stores_nothing() {
+    let d = Daemon::start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
+    let mut c = d.client();
+    for line in [
+        r#"{"cmd":"ping","cmd":"status"}"#,
+        r#"{"cmd":"enqueue","name":"a","name":"b","payload":{"type":"noop"}}"#,
+        r#"{"cmd":"enqueue","name":"a","payload":{"type":"noop","data":{"k":1,"k":2}}}"#,
+        r#"{"cmd":"enqueue","jobs":[{"name":"a","payload":{"type":"noop","type":"noop"}}]}"#,
+    ] {
+        c.send_raw(format!("{line}\n").as_bytes());
+        let answer = c.read_line().expect("an answer");
+        assert_eq!(code(&answer), "bad_json", "{line} -> {answer}");
+        assert!(message(&answer).contains("appears twice"), "{answer}");
+    }
+    // The connection stays usable, and nothing was stored.
+    assert_eq!(c.request(json!({"cmd": "ping"}))["pong"], true);
+    let jobs = d.ok(json!({"cmd": "jobs"}));
+    assert_eq!(jobs["jobs"], json!([]), "{jobs}");
+}
+
+#[test]
+fn run_at_and_delay_end_with_year_9999_and_come_back_as_timestamps() {
+    let d = Daemon::start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
+    let enqueue = |extra: Value| {
+        let mut job = json!({"cmd": "enqueue", "name": "far", "payload": {"type": "noop"}});
+        job.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        d.request(job)
+    };
+    let last = enqueue(json!({"run_at": "9999-12-31T23:59:59.999Z"}));
+    assert_eq!(last["job"]["run_at"], "9999-12-31T23:59:59.999Z", "{last}");
+    assert_eq!(last["job"]["status"], "scheduled");
+    let id = last["job"]["id"].as_str().unwrap();
+    assert_eq!(
+        d.ok(json!({"cmd": "job", "id": id}))["job"]["run_at"],
+        "9999-12-31T23:59:59.999Z"
+    );
+    for (extra, field) in [
+        (json!({"delay": 9223372036854775807u64}), "delay"),
+        (json!({"delay": 253402300800u64}), "delay"),
+        (json!({"run_at": "10000-01-01T00:00:00Z"}), "run_at"),
+    ] {
+        let answer = enqueue(extra.clone());
+        assert_eq!(code(&answer), "bad_request", "{extra} -> {answer}");
+        assert!(
+            message(&answer).starts_with(&format!("{field}: ")),
+            "{answer}"
+        );
+    }
+    let a = enqueue(json!({"delay": 9223372036854775807u64}));
+    assert!(
+        message(&a).contains("until 9999-12-31T23:59:59.999Z"),
+        "{a}"
+    );
+    // A day's delay is fine, and every job's times are timestamps.
+    enqueue(json!({"delay": 86400}));
+    for job in d.ok(json!({"cmd": "jobs"}))["jobs"].as_array().unwrap() {
+        for key in ["run_at", "created", "updated"] {
+            assert!(job[key].is_string(), "{key} of {job}");
+        }
+    }
+    assert_eq!(
+        d.ok(json!({"cmd": "jobs"}))["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn a_nul_in_a_text_field_of_a_job_is_refused_naming_the_field() {
+    let d = Daemon::start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
+    for (field, job) in [
+        ("name", json!({"name": "a\0b", "payload": {"type": "noop"}})),
+        (
+            "description",
+            json!({"name": "a", "description": "x\0", "payload": {"type": "noop"}}),
+        ),
+        (
+            "unique_key",
+            json!({"name": "a", "unique_key": "\0", "payload": {"type": "noop"}}),
+        ),
+    ] {
+        let mut request = job.clone();
+        request["cmd"] = json!("enqueue");
+        let answer = d.request(request);
+        assert_eq!(code(&answer), "bad_request", "{answer}");
+        assert_eq!(
+            message(&answer),
+            format!("{field}: must not contain a NUL character")
+        );
+        let batch = d.request(
+            json!({"cmd": "enqueue", "jobs": [{"name": "ok", "payload": {"type": "noop"}}, job]}),
+        );
+        assert_eq!(
+            message(&batch),
+            format!("jobs[1].{field}: must not contain a NUL character")
+        );
+    }
+    assert_eq!(d.ok(json!({"cmd": "jobs"}))["jobs"], json!([]));
 }

@@ -25,10 +25,13 @@ impl Access {
     }
 
     pub fn allows(&self, peer: &Peer) -> bool {
-        peer.uid == 0
-            || peer.uid == self.own_uid
-            || peer.gid == self.group
-            || member_of(peer.uid, self.group)
+        self.is_privileged(peer) || peer.gid == self.group || member_of(peer.uid, self.group)
+    }
+
+    /// Root or the daemon's own user: always allowed, and given a reserve
+    /// of connections beyond the limits (`slots`).
+    pub fn is_privileged(&self, peer: &Peer) -> bool {
+        peer.uid == 0 || peer.uid == self.own_uid
     }
 }
 
@@ -52,6 +55,21 @@ pub fn group_id(name: &str) -> Option<u32> {
         )
     };
     (rc == 0 && !result.is_null()).then_some(group.gr_gid)
+}
+
+/// The name of group `gid`, if it has one.
+pub fn group_name(gid: u32) -> Option<String> {
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; buf outlives the use of group.
+    let rc = unsafe { libc::getgrgid_r(gid, &mut group, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: gr_name points into buf, a NUL-terminated name.
+    let name: &CStr = unsafe { CStr::from_ptr(group.gr_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// Whether `uid`'s user has `gid` among its supplementary groups.

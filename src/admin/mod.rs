@@ -6,6 +6,8 @@ pub mod cmd;
 pub mod protocol;
 pub mod rate;
 pub mod server;
+mod slots;
+mod stall;
 pub mod textfile;
 
-pub use access::{Access, group_id};
+pub use access::{Access, group_id, group_name};

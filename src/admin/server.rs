@@ -1,5 +1,7 @@
 //! The admin socket: binding, accepting, framing of JSON lines with a size
-//! cap, peer credentials, the connection limit and the idle timeout.
+//! cap, peer credentials, the connection limits (`slots`) and the idle
+//! timeout, which covers both a client that sends nothing and one that
+//! reads none of its answers (`stall`).
 //!
 //! Requests on one connection are answered one at a time, in order, which
 //! gives pipelining and half-close their protocol meaning for free: when
@@ -13,19 +15,23 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::access::{self, Access};
 use super::cmd::{self, Ctx, Peer};
 use super::protocol::{self, AdminError, Code, Request};
+use super::slots::Slots;
+use super::stall::Stall;
 
 /// The socket's limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_request_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_uid: usize,
+    /// How long a connection may send nothing, or leave its answers
+    /// unread, before it is closed.
     pub idle_timeout: Duration,
 }
 
@@ -101,7 +107,7 @@ pub async fn serve(
     access: Access,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Slots::new(limits.max_connections, limits.max_connections_per_uid);
     let tasks = TaskTracker::new();
     loop {
         let stream = tokio::select! {
@@ -116,23 +122,34 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tasks.spawn(refuse(
-                stream,
-                AdminError::new(
-                    Code::Unavailable,
-                    format!(
-                        "too many connections: the limit is {} (CRONQ_MAX_CONNECTIONS)",
-                        limits.max_connections
-                    ),
-                ),
-            ));
-            continue;
+        let peer = match stream.peer_cred() {
+            Ok(cred) => Peer {
+                uid: cred.uid(),
+                gid: cred.gid(),
+                pid: cred.pid(),
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "an admin connection without peer credentials");
+                continue;
+            }
+        };
+        let slot = match slots.take(peer.uid, access.is_privileged(&peer)) {
+            Ok(slot) => slot,
+            Err(full) => {
+                tracing::debug!(uid = peer.uid, reason = %full, "refused an admin connection");
+                let error = AdminError::new(Code::Unavailable, full.to_string());
+                tasks.spawn(refuse(stream, error, limits.idle_timeout));
+                continue;
+            }
         };
         let (ctx, access, shutdown) = (ctx.clone(), access.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) = connection(stream, &ctx, limits, &access, shutdown).await {
-                tracing::debug!(error = %e, "admin connection ended with an error");
+            if let Err(e) = connection(stream, peer, &ctx, limits, &access, shutdown).await {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    tracing::debug!(uid = peer.uid, error = %e, "closing an admin connection whose client does not read");
+                } else {
+                    tracing::debug!(error = %e, "admin connection ended with an error");
+                }
             }
             drop(slot);
         });
@@ -141,26 +158,24 @@ pub async fn serve(
     tasks.wait().await;
 }
 
-async fn refuse(mut stream: UnixStream, error: AdminError) {
+/// Answers `error` and closes. A refused peer holds no slot, so the write
+/// is bounded too, though one short line always fits the socket buffer.
+async fn refuse(stream: UnixStream, error: AdminError, limit: Duration) {
     let mut line = protocol::error(None, &error).to_string();
     line.push('\n');
+    let mut stream = Stall::new(stream, limit);
     let _ = stream.write_all(line.as_bytes()).await;
     let _ = stream.shutdown().await;
 }
 
 async fn connection(
     stream: UnixStream,
+    peer: Peer,
     ctx: &Ctx,
     limits: Limits,
     access: &Access,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let cred = stream.peer_cred()?;
-    let peer = Peer {
-        uid: cred.uid(),
-        gid: cred.gid(),
-        pid: cred.pid(),
-    };
     if !access.allows(&peer) {
         tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused an admin connection from a user outside the socket's group");
         refuse(
@@ -172,13 +187,14 @@ async fn connection(
                     peer.uid
                 ),
             ),
+            limits.idle_timeout,
         )
         .await;
         return Ok(());
     }
     let (read, write) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read);
-    let mut writer = BufWriter::new(write);
+    let mut writer = BufWriter::new(Stall::new(write, limits.idle_timeout));
     let mut line = Vec::new();
     loop {
         let read = tokio::select! {

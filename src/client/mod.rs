@@ -63,9 +63,19 @@ pub enum ClientError {
     #[error(
         "unreachable: cannot connect to the daemon at {}: {err}\n{}",
         path.display(),
-        unreachable_hint(path, err)
+        unreachable_hint(path)
     )]
     Unreachable { path: PathBuf, err: io::Error },
+    /// The socket, or the folder it is in, is closed to this user.
+    #[error(
+        "denied: permission denied opening the daemon's socket {}\nhint: {}",
+        path.display(),
+        access.hint()
+    )]
+    Denied {
+        path: PathBuf,
+        access: socket::SocketAccess,
+    },
     #[error(
         "timeout: the daemon at {} did not answer within {secs}s (raise --timeout, or 0 to wait forever)",
         path.display()
@@ -83,25 +93,20 @@ impl ClientError {
             ClientError::Usage(_) => exit::USAGE,
             ClientError::Refused { .. } => exit::REFUSED,
             ClientError::Unreachable { .. }
+            | ClientError::Denied { .. }
             | ClientError::Timeout { .. }
             | ClientError::Protocol(_) => exit::UNREACHABLE,
         }
     }
 }
 
-/// What to try next, by what went wrong.
-fn unreachable_hint(path: &std::path::Path, err: &io::Error) -> String {
-    match err.kind() {
-        io::ErrorKind::PermissionDenied => format!(
-            "hint: run as the daemon's user or root, or join the group that owns {} (CRONQ_SOCKET_GROUP)",
-            path.display()
-        ),
-        _ => format!(
-            "hint: is the daemon running? Start it with `systemctl start cronq` or `cronq daemon`, \
-             or point --socket / CRONQ_SOCKET at its socket (tried {})",
-            path.display()
-        ),
-    }
+/// What to try next when the socket cannot be connected to.
+fn unreachable_hint(path: &std::path::Path) -> String {
+    format!(
+        "hint: is the daemon running? Start it with `systemctl start cronq` or `cronq daemon`, \
+         or point --socket / CRONQ_SOCKET at its socket (tried {})",
+        path.display()
+    )
 }
 
 /// Runs a client command; `main` handles `daemon` and `check` itself.

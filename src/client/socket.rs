@@ -8,9 +8,13 @@
 //! the caller's environment cannot break the CLI), plus one step the daemon
 //! does not need: an operator's shell has no `$RUNTIME_DIRECTORY`, so the
 //! systemd unit's `/run/cronq/admin.sock` is tried before `./cronq-data/`.
+//! A user outside the socket's group cannot even see whether that socket
+//! exists (its folder is 0750): that is said, with the group to join,
+//! rather than falling back to a `./cronq-data/` where no daemon runs.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,16 +38,40 @@ pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf, ClientError> {
         return Ok(path.to_path_buf());
     }
     let runtime_dir = std::env::var("RUNTIME_DIRECTORY").ok();
-    resolve_from(runtime_dir.as_deref(), Path::new(SYSTEM_SOCKET).exists())
+    resolve_from(runtime_dir.as_deref(), probe(Path::new(SYSTEM_SOCKET)))
 }
 
-fn resolve_from(
-    runtime_dir: Option<&str>,
-    system_socket_exists: bool,
-) -> Result<PathBuf, ClientError> {
+/// What this user can tell about a socket path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Present,
+    Absent,
+    /// Its folder may not be searched: it may well exist.
+    Denied,
+}
+
+fn probe(path: &Path) -> Probe {
+    match std::fs::metadata(path) {
+        Ok(_) => Probe::Present,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Probe::Denied,
+        Err(_) => Probe::Absent,
+    }
+}
+
+fn resolve_from(runtime_dir: Option<&str>, system_socket: Probe) -> Result<PathBuf, ClientError> {
     let runtime_dir = runtime_dir.filter(|d| !d.trim().is_empty());
-    if runtime_dir.is_none() && system_socket_exists {
-        return Ok(PathBuf::from(SYSTEM_SOCKET));
+    if runtime_dir.is_none() {
+        match system_socket {
+            Probe::Present => return Ok(PathBuf::from(SYSTEM_SOCKET)),
+            Probe::Denied => {
+                let path = PathBuf::from(SYSTEM_SOCKET);
+                return Err(ClientError::Denied {
+                    access: SocketAccess::of(&path),
+                    path,
+                });
+            }
+            Probe::Absent => {}
+        }
     }
     let mut vars = HashMap::new();
     if let Some(dir) = runtime_dir {
@@ -52,6 +80,46 @@ fn resolve_from(
     crate::config::Config::from_vars(&vars)
         .map(|c| c.socket_path)
         .map_err(|e| ClientError::Usage(e.to_string()))
+}
+
+/// Which group opens a socket this user may not open: the socket's own
+/// group when it can be read, else that of the folder it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// The socket, or its folder, whose group this is.
+    pub owner: PathBuf,
+    pub group: Option<String>,
+}
+
+impl SocketAccess {
+    pub fn of(socket: &Path) -> SocketAccess {
+        let folder = socket
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let (owner, gid) = match std::fs::metadata(socket) {
+            Ok(meta) => (socket, Some(meta.gid())),
+            Err(_) => (folder, std::fs::metadata(folder).ok().map(|m| m.gid())),
+        };
+        SocketAccess {
+            owner: owner.to_path_buf(),
+            group: gid.and_then(crate::admin::group_name),
+        }
+    }
+
+    /// What to do about it, in one sentence.
+    pub fn hint(&self) -> String {
+        let owner = self.owner.display();
+        match &self.group {
+            Some(group) => format!(
+                "members of group `{group}` (the group of {owner}) may use it: \
+                 `sudo usermod -aG {group} $USER`, then log in again; or run as root or as the daemon's user"
+            ),
+            None => {
+                format!("join the group that owns {owner}, or run as root or as the daemon's user")
+            }
+        }
+    }
 }
 
 /// The daemon's answer: the line as received (for `--json`) and parsed.
@@ -104,7 +172,13 @@ pub fn request(
         path: path.to_path_buf(),
         err,
     };
-    let stream = UnixStream::connect(path).map_err(unreachable)?;
+    let stream = UnixStream::connect(path).map_err(|err| match err.kind() {
+        io::ErrorKind::PermissionDenied => ClientError::Denied {
+            path: path.to_path_buf(),
+            access: SocketAccess::of(path),
+        },
+        _ => unreachable(err),
+    })?;
     stream.set_read_timeout(timeout).map_err(unreachable)?;
     stream.set_write_timeout(timeout).map_err(unreachable)?;
 
@@ -141,9 +215,29 @@ fn exchange(
             err,
         },
     };
-    stream.write_all(line).map_err(io_error)?;
-    stream.flush().map_err(io_error)?;
+    if let Err(err) = stream.write_all(line).and_then(|()| stream.flush()) {
+        // A daemon that refuses a connection (`unavailable` when its
+        // connections are full, `forbidden`) answers and closes without
+        // reading: the request then meets a closed socket, but the answer
+        // is waiting to be read, and says more than "unreachable".
+        if matches!(
+            err.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) && let Ok(answer) = read_answer(stream, path, expected_id, io_error)
+        {
+            return Ok(answer);
+        }
+        return Err(io_error(err));
+    }
+    read_answer(stream, path, expected_id, io_error)
+}
 
+fn read_answer(
+    stream: &UnixStream,
+    path: &Path,
+    expected_id: Option<Value>,
+    io_error: impl Fn(io::Error) -> ClientError,
+) -> Result<Answer, ClientError> {
     let mut reader = BufReader::new(stream.take(MAX_ANSWER_BYTES));
     let mut answer = String::new();
     let n = reader.read_line(&mut answer).map_err(io_error)?;
@@ -184,20 +278,30 @@ mod tests {
     #[test]
     fn socket_path_resolution() {
         assert_eq!(
-            resolve_from(Some("/run/x"), true).unwrap(),
+            resolve_from(Some("/run/x"), Probe::Present).unwrap(),
             PathBuf::from("/run/x/admin.sock")
         );
         assert_eq!(
-            resolve_from(None, true).unwrap(),
+            resolve_from(Some("/run/x"), Probe::Denied).unwrap(),
+            PathBuf::from("/run/x/admin.sock")
+        );
+        assert_eq!(
+            resolve_from(None, Probe::Present).unwrap(),
             PathBuf::from(SYSTEM_SOCKET)
         );
         assert_eq!(
-            resolve_from(None, false).unwrap(),
+            resolve_from(None, Probe::Absent).unwrap(),
             PathBuf::from("cronq-data/admin.sock")
         );
         assert_eq!(
-            resolve_from(Some(""), false).unwrap(),
+            resolve_from(Some(""), Probe::Absent).unwrap(),
             PathBuf::from("cronq-data/admin.sock")
+        );
+        // Not seeing the system socket is not its absence.
+        let err = resolve_from(None, Probe::Denied).unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Denied { path, .. } if path == Path::new(SYSTEM_SOCKET)),
+            "{err}"
         );
         assert_eq!(
             resolve(Some(Path::new("/tmp/s.sock"))).unwrap(),
@@ -239,6 +343,35 @@ mod tests {
         assert!(answer.ok());
         assert_eq!(answer.line, r#"{"ok":true,"id":5,"pong":true}"#);
         assert_eq!(peer.join().unwrap(), "{\"cmd\":\"ping\",\"id\":5}\n");
+    }
+
+    #[test]
+    fn a_refusal_sent_before_the_request_is_read_is_the_answer() {
+        // The daemon's side answers `unavailable` and closes before the
+        // request is written, as the server does for a connection over
+        // its limits.
+        let (client, server) = UnixStream::pair().unwrap();
+        (&server)
+            .write_all(b"{\"ok\":false,\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections\"}}\n")
+            .unwrap();
+        drop(server);
+        let answer = exchange(
+            &client,
+            b"{\"cmd\":\"ping\",\"id\":5}\n",
+            Path::new("x"),
+            None,
+            Some(Value::from(5)),
+        )
+        .unwrap();
+        assert_eq!(
+            answer.error(),
+            ("unavailable".into(), "too many connections".into())
+        );
+        // With nothing waiting, a closed socket is still unreachable.
+        let (client, server) = UnixStream::pair().unwrap();
+        drop(server);
+        let err = exchange(&client, b"{}\n", Path::new("x"), None, None).unwrap_err();
+        assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
     }
 
     #[test]

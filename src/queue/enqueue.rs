@@ -5,6 +5,7 @@
 use super::QueueError;
 use super::handler::Registry;
 use super::job::{NewJob, RunAt};
+use crate::clock::{MAX_MS, Millis, format_ms};
 
 /// Longest `name`, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -17,15 +18,28 @@ pub const MAX_TIMEOUT_S: u32 = 86_400;
 /// Priorities beyond a 32-bit range are surely a mistake.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -(1 << 31)..=(1 << 31) - 1;
 
-/// Checks `job`; `at` prefixes field names in messages (e.g. `jobs[3].`).
+/// Checks `job`, to be stored at `now`; `at` prefixes field names in
+/// messages (e.g. `jobs[3].`).
 pub fn validate(
     job: &NewJob,
     registry: &Registry,
     max_payload_bytes: usize,
     at: &str,
+    now: Millis,
 ) -> Result<(), QueueError> {
     let invalid =
         |field: &str, message: String| QueueError::Invalid(format!("{at}{field}: {message}"));
+    // A NUL ends the text early for every C reader of the database (the
+    // sqlite3 shell, a PocketBase reading the same file): refused.
+    for (field, text) in [
+        ("name", Some(&job.name)),
+        ("description", Some(&job.description)),
+        ("unique_key", job.unique_key.as_ref()),
+    ] {
+        if text.is_some_and(|t| t.contains('\0')) {
+            return Err(invalid(field, "must not contain a NUL character".into()));
+        }
+    }
     let name_chars = job.name.chars().count();
     if name_chars == 0 || name_chars > MAX_NAME_CHARS {
         return Err(invalid(
@@ -71,10 +85,22 @@ pub fn validate(
             ),
         ));
     }
-    if let RunAt::At(ms) = job.when
-        && !(0..=253_402_300_799_999).contains(&ms)
-    {
-        return Err(invalid("run_at", "must be between 1970 and 9999".into()));
+    match job.when {
+        RunAt::At(ms) if !(0..=MAX_MS).contains(&ms) => {
+            return Err(invalid("run_at", "must be between 1970 and 9999".into()));
+        }
+        RunAt::After(delay) if job.run_at_ms(now) > MAX_MS => {
+            let most = (MAX_MS - now).max(0) / 1000;
+            return Err(invalid(
+                "delay",
+                format!(
+                    "must be at most {most} seconds (until {}), got {}",
+                    format_ms(MAX_MS),
+                    delay.as_secs()
+                ),
+            ));
+        }
+        _ => {}
     }
     let handler = registry
         .enabled(&job.job_type)
@@ -96,6 +122,8 @@ mod tests {
     use super::*;
     use crate::queue::handler::{Handler, JobContext, JobError, Registration};
     use serde_json::{Map, Value, json};
+
+    const NOW: Millis = 1_800_000_000_000;
 
     struct Picky;
 
@@ -127,14 +155,14 @@ mod tests {
     }
 
     fn message(job: NewJob) -> String {
-        validate(&job, &registry(), 1024, "jobs[2].")
+        validate(&job, &registry(), 1024, "jobs[2].", NOW)
             .unwrap_err()
             .to_string()
     }
 
     #[test]
     fn accepts_a_good_job() {
-        validate(&job(json!({"to": "x"})), &registry(), 1024, "").unwrap();
+        validate(&job(json!({"to": "x"})), &registry(), 1024, "", NOW).unwrap();
     }
 
     #[test]
@@ -164,9 +192,43 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_is_refused_in_every_text_field_naming_it() {
+        let mut j = job(json!({"to": "x"}));
+        j.name = "a\0b".into();
+        assert_eq!(message(j), "jobs[2].name: must not contain a NUL character");
+        let mut j = job(json!({"to": "x"}));
+        j.description = "\0".into();
+        assert!(message(j).starts_with("jobs[2].description: must not contain a NUL"));
+        let mut j = job(json!({"to": "x"}));
+        j.unique_key = Some("k\0".into());
+        assert!(message(j).starts_with("jobs[2].unique_key: must not contain a NUL"));
+    }
+
+    #[test]
+    fn run_at_and_delay_end_with_year_9999() {
+        let mut j = job(json!({"to": "x"}));
+        j.when = RunAt::At(MAX_MS);
+        validate(&j, &registry(), 1024, "", NOW).unwrap();
+        j.when = RunAt::At(MAX_MS + 1);
+        assert!(message(j).starts_with("jobs[2].run_at: must be between 1970 and 9999"));
+        let mut j = job(json!({"to": "x"}));
+        let most = (MAX_MS - NOW) / 1000;
+        j.when = RunAt::After(std::time::Duration::from_secs(most as u64));
+        validate(&j, &registry(), 1024, "", NOW).unwrap();
+        j.when = RunAt::After(std::time::Duration::from_secs(i64::MAX as u64));
+        assert_eq!(
+            message(j),
+            format!(
+                "jobs[2].delay: must be at most {most} seconds (until 9999-12-31T23:59:59.999Z), got {}",
+                i64::MAX
+            )
+        );
+    }
+
+    #[test]
     fn payload_size_is_capped() {
         let j = job(json!({"to": "x".repeat(2000)}));
-        let err = validate(&j, &registry(), 1024, "").unwrap_err();
+        let err = validate(&j, &registry(), 1024, "", NOW).unwrap_err();
         assert!(matches!(err, QueueError::TooLarge(_)), "{err}");
         assert!(err.to_string().contains("CRONQ_MAX_PAYLOAD_BYTES"));
         let _ = Map::<String, Value>::new();

@@ -167,15 +167,21 @@ impl Queue {
             return Err(QueueError::ShuttingDown);
         }
         let config = &self.inner.config;
+        let now = self.inner.clock.now_ms();
         for (i, job) in jobs.iter().enumerate() {
             let at = if batch {
                 format!("jobs[{i}].")
             } else {
                 String::new()
             };
-            enqueue::validate(job, &self.inner.registry, config.max_payload_bytes, &at)?;
+            enqueue::validate(
+                job,
+                &self.inner.registry,
+                config.max_payload_bytes,
+                &at,
+                now,
+            )?;
         }
-        let now = self.inner.clock.now_ms();
         let stored = self
             .inner
             .store

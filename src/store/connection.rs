@@ -7,7 +7,14 @@
 //! the WAL before the answer, so an acknowledged job survives a power cut.
 //! Because the WAL is one append-only file, that fsync also makes every
 //! earlier NORMAL transaction durable: order is kept.
+//!
+//! File modes: a new database is created 0600 before SQLite opens it, so
+//! job payloads are not readable by every local user under a loose umask
+//! (outside systemd, whose unit sets `UMask=0077`). SQLite gives the WAL
+//! and shared-memory files the mode of the database file, exactly.
 
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
@@ -24,6 +31,39 @@ pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     configure(&mut conn)?;
     Ok(conn)
+}
+
+/// Creates the database file at `path`, mode 0600 whatever the umask, if it
+/// does not exist; an existing file keeps its mode (an operator may have
+/// chosen it), with a warning when other users can read it. A URI
+/// (`file:...`) is left to SQLite.
+pub(super) fn create_private(path: &Path) -> io::Result<()> {
+    if path.to_str().is_some_and(|p| p.starts_with("file:")) {
+        return Ok(());
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    match created {
+        // The umask may have taken bits away; fchmod is not subject to it.
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:04o}", meta.permissions().mode() & 0o7777),
+                    "the database file is readable by other users; `chmod 600` it unless that is meant"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Per-connection settings; also the r2d2 pool's init hook.

@@ -175,7 +175,10 @@ impl Store {
                 .prepare_cached(
                     "SELECT id FROM queues WHERE cron_id = ?1 AND status IN ('pending', 'running') LIMIT 1",
                 )?
-                .query_row([cron_id], |row| row.get(0))
+                // An id of the wrong type another program wrote still counts.
+                .query_row([cron_id], |row| {
+                    Ok(super::rows::lossy(row.get_ref(0)?).unwrap_or_default())
+                })
                 .optional()?)
         })
         .await

@@ -8,10 +8,12 @@
 
 use std::collections::BTreeMap;
 
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params, params};
-use serde_json::Value;
 
 use super::crons::{RunStatus, settle_job_run};
+pub(super) use super::rows::JOB_COLUMNS;
+use super::rows::{self, RowRead};
 use super::writer::Mode;
 use super::{AfterCommit, Pending, Store, StoreError};
 use crate::clock::Millis;
@@ -37,10 +39,6 @@ impl Default for JobDefaults {
 const MAX_ERROR_BYTES: usize = 16 * 1024;
 /// Failures kept per job for `job`.
 const KEPT_ERRORS: i64 = 10;
-
-pub(super) const JOB_COLUMNS: &str = "id, name, description, payload, type, status, attempts, max_attempts, \
-     priority, timeout, run_at, reserved_at, reserved_by, last_error, unique_key, cron_id, \
-     created, updated";
 
 /// A failed attempt, as `job` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,13 +288,17 @@ impl Store {
     ) -> Result<Option<Millis>, StoreError> {
         let types = serde_json::to_string(types).unwrap_or_else(|_| "[]".into());
         self.read(move |conn, _| {
+            // Only instants a job may have: a row whose run_at is past
+            // year 9999 or not a number is buried by the next claim.
             Ok(conn
                 .prepare_cached(
                     "SELECT MIN(run_at) FROM queues INDEXED BY queues_due
-                      WHERE status = 'pending' AND run_at > ?1
+                      WHERE status = 'pending' AND run_at > ?1 AND run_at <= ?3
                         AND type IN (SELECT value FROM json_each(?2))",
                 )?
-                .query_row(params![now, types], |row| row.get(0))?)
+                .query_row(params![now, types, crate::clock::MAX_MS], |row| {
+                    Ok(rows::millis(row.get_ref(0)?))
+                })?)
         })
         .await
     }
@@ -475,7 +477,7 @@ impl Store {
                     "SELECT MIN(run_at) FROM queues INDEXED BY queues_due
                       WHERE status = 'pending' AND run_at <= ?1",
                 )?
-                .query_row([now], |row| row.get(0))?)
+                .query_row([now], |row| Ok(rows::millis(row.get_ref(0)?)))?)
         })
         .await
     }
@@ -613,13 +615,17 @@ fn pick_ready(
           WHERE status = 'pending' AND priority = ?1 AND type = ?2 AND run_at <= ?3
           ORDER BY run_at LIMIT ?4",
     )?;
-    let mut level: Option<i64> = top.query_row([], |row| row.get(0))?;
-    while let Some(priority) = level {
+    // Priorities and run_at are read as whatever they hold: a row another
+    // program gave `priority = 'high'` is its own level (text sorts above
+    // every number), picked like the rest and buried by the claim.
+    let mut level: SqlValue = top.query_row([], |row| row.get(0))?;
+    while level != SqlValue::Null {
         let want = limit - picked.len();
         let mut here: Vec<(Millis, i64)> = Vec::new();
         for job_type in types {
-            let rows = ready.query_map(params![priority, job_type, now, want as i64], |row| {
-                Ok((row.get::<_, Millis>(1)?, row.get::<_, i64>(0)?))
+            let rows = ready.query_map(params![level, job_type, now, want as i64], |row| {
+                let run_at = rows::millis(row.get_ref(1)?).unwrap_or(Millis::MIN);
+                Ok((run_at, row.get::<_, i64>(0)?))
             })?;
             for row in rows {
                 here.push(row?);
@@ -630,7 +636,7 @@ fn pick_ready(
         if picked.len() >= limit {
             break;
         }
-        level = below.query_row([priority], |row| row.get(0))?;
+        level = below.query_row([&level], |row| row.get(0))?;
     }
     Ok(picked)
 }
@@ -661,7 +667,7 @@ fn pending_count(conn: &Connection) -> Result<u64, StoreError> {
     Ok(n.max(0) as u64)
 }
 
-fn record_error(
+pub(super) fn record_error(
     conn: &Connection,
     job_id: &str,
     attempt: u32,
@@ -689,52 +695,16 @@ fn truncate(mut error: String) -> String {
     error
 }
 
-/// Reads a row of [`JOB_COLUMNS`], resolving the settings a row written by
-/// another program may leave NULL: its payload's options, else the defaults.
+/// Reads a row of [`JOB_COLUMNS`] for a listing: the settings a row written
+/// by another program may leave NULL resolved from its payload's options,
+/// else the defaults, and a column of the wrong type named in `last_error`
+/// (see `rows`).
 pub(super) fn job_from_row(
     row: &Row<'_>,
     defaults: &JobDefaults,
     now: Millis,
 ) -> rusqlite::Result<Job> {
-    let payload_text: String = row.get(3)?;
-    let payload: Value = serde_json::from_str(&payload_text).unwrap_or(Value::String(payload_text));
-    let option = |key: &str| {
-        payload
-            .get("options")
-            .and_then(|o| o.get(key))
-            .and_then(Value::as_u64)
-            .and_then(|v| u32::try_from(v).ok())
-    };
-    let max_attempts = match row.get::<_, Option<i64>>(7)? {
-        Some(n) => n.clamp(1, i64::from(u32::MAX)) as u32,
-        None => 1 + option("retry_count").unwrap_or(defaults.max_retries),
-    };
-    let timeout_s = match row.get::<_, Option<i64>>(9)? {
-        Some(n) => n.clamp(1, i64::from(u32::MAX)) as u32,
-        None => option("timeout").unwrap_or(defaults.timeout_s),
-    };
-    let status: String = row.get(5)?;
-    let run_at: Millis = row.get(10)?;
-    Ok(Job {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        description: row.get(2)?,
-        payload,
-        job_type: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
-        status: JobStatus::from_row(&status, run_at, now),
-        attempts: row.get::<_, i64>(6)?.clamp(0, i64::from(u32::MAX)) as u32,
-        max_attempts,
-        priority: row.get(8)?,
-        timeout_s,
-        run_at,
-        reserved_at: row.get(11)?,
-        reserved_by: row.get(12)?,
-        last_error: row.get(13)?,
-        unique_key: row.get(14)?,
-        cron_id: row.get(15)?,
-        created: row.get(16)?,
-        updated: row.get(17)?,
-    })
+    rows::read_job(row, defaults, now).map(RowRead::shown)
 }
 
 fn complete_on(
@@ -791,7 +761,13 @@ fn fail_on(
     Ok(n == 1)
 }
 
-/// The claim, inside a transaction; `types` is a JSON array.
+/// Rounds of one claim that found rows at fault: each buries what it
+/// found and looks again, so bad rows cannot make a claim come back short
+/// while good jobs are ready, and a flood of them cannot make it unbounded.
+const CLAIM_ROUNDS: usize = 8;
+
+/// The claim, inside a transaction. Rows at fault among those picked (or
+/// pending with a `run_at` no claim reaches) are buried, not claimed.
 pub(super) fn claim_on(
     conn: &Connection,
     defaults: &JobDefaults,
@@ -800,28 +776,33 @@ pub(super) fn claim_on(
     limit: usize,
     now: Millis,
 ) -> Result<Vec<Claimed>, StoreError> {
-    let rowids = serde_json::to_string(&pick_ready(conn, types, limit, now)?)
-        .unwrap_or_else(|_| "[]".into());
-    let mut stmt = conn.prepare_cached(&format!(
-        "UPDATE queues
-            SET status = 'running', attempts = attempts + 1,
-                reserved_at = :now, reserved_by = :instance, updated = :now
-          WHERE rowid IN (SELECT value FROM json_each(:rowids)) AND status = 'pending'
-      RETURNING {JOB_COLUMNS}"
-    ))?;
-    let rows = stmt.query_map(
-        named_params! {":now": now, ":instance": instance, ":rowids": rowids},
-        |row| job_from_row(row, defaults, now),
-    )?;
-    let mut claimed = Vec::new();
-    for job in rows {
-        let job = job?;
-        let lease = Lease {
-            job_id: job.id.clone(),
-            attempt: job.attempts,
-            instance: instance.to_string(),
-        };
-        claimed.push(Claimed { job, lease });
+    let mut claimed = Vec::with_capacity(limit);
+    for _ in 0..CLAIM_ROUNDS {
+        let mut buried = 0;
+        for read in rows::unreachable_pending(conn, defaults, limit, now)? {
+            rows::bury(conn, &read, now)?;
+            buried += 1;
+        }
+        let picked = pick_ready(conn, types, limit - claimed.len(), now)?;
+        for read in reserve(conn, defaults, instance, &picked, now)? {
+            if read.faults.is_empty() {
+                let lease = Lease {
+                    job_id: read.job.id.clone(),
+                    attempt: read.job.attempts,
+                    instance: instance.to_string(),
+                };
+                claimed.push(Claimed {
+                    job: read.job,
+                    lease,
+                });
+            } else {
+                rows::bury(conn, &read, now)?;
+                buried += 1;
+            }
+        }
+        if buried == 0 || claimed.len() >= limit {
+            break;
+        }
     }
     // RETURNING gives no order; workers start in claim order.
     claimed.sort_by(|a, b| {
@@ -833,6 +814,35 @@ pub(super) fn claim_on(
     Ok(claimed)
 }
 
+/// Marks the rows `rowids` running for `instance` and reads them back.
+/// `attempts` is counted only where it is a number, so a row at fault is
+/// read with the value it was given.
+fn reserve(
+    conn: &Connection,
+    defaults: &JobDefaults,
+    instance: &str,
+    rowids: &[i64],
+    now: Millis,
+) -> Result<Vec<RowRead>, StoreError> {
+    if rowids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rowids = serde_json::to_string(rowids).unwrap_or_else(|_| "[]".into());
+    let mut stmt = conn.prepare_cached(&format!(
+        "UPDATE queues
+            SET status = 'running',
+                attempts = CASE typeof(attempts) WHEN 'integer' THEN attempts + 1 ELSE attempts END,
+                reserved_at = :now, reserved_by = :instance, updated = :now
+          WHERE rowid IN (SELECT value FROM json_each(:rowids)) AND status = 'pending'
+      RETURNING {JOB_COLUMNS}"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! {":now": now, ":instance": instance, ":rowids": rowids},
+        |row| rows::read_job(row, defaults, now),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The recovery, inside a transaction; `dead` is a JSON array of instance ids.
 pub(super) fn recover_on(
     conn: &Connection,
@@ -841,31 +851,42 @@ pub(super) fn recover_on(
     dead: &str,
     now: Millis,
 ) -> Result<Vec<Recovered>, StoreError> {
-    let candidates: Vec<Job> = conn
+    // Also running rows no heartbeat can keep fresh: another program's
+    // rows without a reservation time, or with one that is not a number
+    // (text sorts after every number).
+    let candidates: Vec<RowRead> = conn
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM queues
               WHERE status = 'running'
-                AND (reserved_at < :stale OR reserved_by IN (SELECT value FROM json_each(:dead)))"
+                AND (reserved_at < :stale OR reserved_at IS NULL
+                     OR reserved_at > 9223372036854775807
+                     OR reserved_by IN (SELECT value FROM json_each(:dead)))"
         ))?
         .query_map(
             named_params! {":stale": stale_before, ":dead": dead},
-            |row| job_from_row(row, defaults, now),
+            |row| rows::read_job(row, defaults, now),
         )?
         .collect::<Result<_, _>>()?;
     let mut recovered = Vec::with_capacity(candidates.len());
-    for job in candidates {
-        let holder = job.reserved_by.clone().unwrap_or_default();
+    for read in candidates {
+        if !read.faults.is_empty() {
+            rows::bury(conn, &read, now)?;
+            continue;
+        }
+        let job = read.job;
+        let holder = job.reserved_by.clone();
         let is_dead = job.attempts >= job.max_attempts;
         let error = format!(
-            "attempt {} was abandoned: its worker (instance {holder}) stopped before finishing",
-            job.attempts
+            "attempt {} was abandoned: its worker (instance {}) stopped before finishing",
+            job.attempts,
+            holder.as_deref().unwrap_or("unknown")
         );
         let n = conn
             .prepare_cached(
                 "UPDATE queues
                     SET status = ?4, run_at = ?5, reserved_at = NULL, reserved_by = NULL,
                         last_error = ?6, updated = ?5
-                  WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+                  WHERE id = ?1 AND attempts = ?2 AND reserved_by IS ?3 AND status = 'running'",
             )?
             .execute(params![
                 job.id,

@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_claim_by_type",
         include_str!("../../migrations/0002_claim_by_type.sql"),
     ),
+    (
+        3,
+        "0003_row_types",
+        include_str!("../../migrations/0003_row_types.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -16,6 +16,7 @@ pub mod instances;
 pub mod jobs;
 pub mod manage;
 mod migrate;
+mod rows;
 pub mod tick;
 mod writer;
 
@@ -143,6 +144,7 @@ impl Store {
             path: path.to_path_buf(),
             reason,
         };
+        connection::create_private(path).map_err(|e| open_error(e.to_string()))?;
         let mut first = connection::open(path).map_err(|e| open_error(e.to_string()))?;
         connection::enable_wal(&first).map_err(open_error)?;
         migrate::run(&mut first, path)?;

@@ -14,6 +14,7 @@ use crate::store::crons::RunRow;
 use crate::store::jobs::AttemptError;
 
 pub mod request;
+mod strict;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -146,7 +147,7 @@ impl Request {
     /// Reads the envelope. The `id` is returned even when the rest is bad,
     /// so the error can echo it.
     pub fn parse(line: &[u8]) -> Result<Request, (Option<Value>, AdminError)> {
-        let value: Value = serde_json::from_slice(line).map_err(|e| {
+        let value: Value = strict::from_slice(line).map_err(|e| {
             let what = if std::str::from_utf8(line).is_err() {
                 "the request is not valid UTF-8".to_string()
             } else {
