@@ -23,7 +23,7 @@ for f in usr/bin/cronq \
     usr/lib/sysusers.d/cronq.conf usr/lib/tmpfiles.d/cronq.conf \
     etc/cronq/cronq.env etc/cronq/crons.toml \
     usr/share/man/man8/cronq.8.gz usr/share/man/man5/cronq.toml.5.gz \
-    usr/share/cronq/templates/welcome_email.html; do
+    usr/share/cronq/templates/welcome_email.html usr/share/doc/cronq/PROTOCOL.md; do
     [ -e "$root/pkg/$f" ] || bad "missing /$f"
 done
 [ "$(stat -c %a "$root/pkg/etc/cronq/cronq.env")" = 600 ] || bad "cronq.env is not 0600"
