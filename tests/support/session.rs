@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::examples::{Block, Doc, Kind};
+use super::examples::{Doc, Kind};
 
 /// Absolute paths of the installed system, placed under the test's root.
 const ROOT_PATHS: [&str; 6] = [
@@ -79,6 +79,11 @@ fn shell_text(at: &str, text: &str) -> String {
         let line = line.replace("cargo run --release -- ", "cronq ");
         let vars = if continued { None } else { daemon_line(&line) };
         if let Some(vars) = vars {
+            assert!(
+                !vars.iter().any(|v| v.contains(['\'', '"'])),
+                "{at}: a daemon line's variables are plain NAME=value words; \
+                 export a quoted value on a line before: {line:?}"
+            );
             let args: Vec<String> = vars.iter().map(|v| quote(v)).collect();
             out.push_str(&format!("__daemon {}\n", args.join(" ")));
         } else {
@@ -104,16 +109,10 @@ fn shell_text(at: &str, text: &str) -> String {
 /// The whole session: the prelude, each block, the epilogue.
 pub fn script(name: &str, doc: &Doc) -> String {
     let mut s = String::from("set -e\n. \"$__EX/prelude.sh\"\n__daemon\n");
-    for (
-        n,
-        Block {
-            line, kind, text, ..
-        },
-    ) in doc.blocks.iter().enumerate()
-    {
-        let n = n + 1;
-        let at = format!("{name}:{line}");
-        match kind {
+    for (n, block) in doc.blocks.iter().enumerate() {
+        let (n, text) = (n + 1, &block.text);
+        let at = format!("{name}:{}", block.line);
+        match &block.kind {
             Kind::Skip(reason) => {
                 let _ = writeln!(s, "# example {n} ({at}) is skipped: {reason}");
             }
