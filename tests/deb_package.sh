@@ -1,7 +1,9 @@
 #!/bin/sh
 # Checks a built cronq .deb (cargo deb): its files, conffiles and maintainer
-# scripts; systemd-analyze verify --root on the unpacked tree (stderr must be
-# empty); and lintian (errors fail, warnings are listed and counted).
+# scripts; what its postrm removes on purge and keeps (run for real, as root,
+# in a private mount namespace); systemd-analyze verify --root on the
+# unpacked tree (stderr must be empty); and lintian (errors fail, warnings
+# are listed and counted).
 # Usage: tests/deb_package.sh [path/to/cronq_*.deb]   (default: newest in target/debian)
 # Needs dpkg-deb and systemd-analyze; lintian is used when installed.
 set -eu
@@ -23,7 +25,7 @@ for f in usr/bin/cronq \
     usr/lib/sysusers.d/cronq.conf usr/lib/tmpfiles.d/cronq.conf \
     etc/cronq/cronq.env etc/cronq/crons.toml \
     usr/share/man/man8/cronq.8.gz usr/share/man/man5/cronq.toml.5.gz \
-    usr/share/cronq/templates/welcome_email.html; do
+    usr/share/cronq/templates/welcome_email.html usr/share/doc/cronq/PROTOCOL.md; do
     [ -e "$root/pkg/$f" ] || bad "missing /$f"
 done
 [ "$(stat -c %a "$root/pkg/etc/cronq/cronq.env")" = 600 ] || bad "cronq.env is not 0600"
@@ -41,6 +43,57 @@ if grep -q 'deb-systemd-invoke start\|deb-systemd-invoke \$_dh_action' "$root/co
     bad "postinst starts the service on install"
 fi
 [ $fail = 0 ] && echo "ok: package contents, conffiles, maintainer scripts"
+
+# What README.md says `apt purge` does. dpkg has removed the package's files
+# and its conffiles (cronq.env, crons.toml) when it runs `postrm purge`; the
+# script must then remove the state (queue database, data.db, exports) and the
+# runtime directory, remove /etc/cronq when nothing else is in it, keep files
+# an operator added there, keep the cronq user and group, and keep everything
+# on `postrm remove`. It runs in a mount namespace whose /var/lib and /run are
+# empty tmpfs and whose /etc is an overlay, so the machine is not touched.
+grep -Eq 'userdel|deluser|groupdel|delgroup' "$root/control/postrm" && bad "postrm removes the cronq user or group"
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && unshare --mount true 2>/dev/null; then
+    mkdir -p "$root/ns"
+    if unshare --mount --propagation private sh -eu -c '
+        postrm=$1; ns=$2
+        mount -t tmpfs tmpfs "$ns"
+        mkdir "$ns/upper" "$ns/work"
+        mount -t overlay overlay -o "lowerdir=/etc,upperdir=$ns/upper,workdir=$ns/work" /etc
+        mount -t tmpfs tmpfs /var/lib
+        mount -t tmpfs tmpfs /run
+        installed() {
+            mkdir -p /var/lib/cronq/data/exports /run/cronq /etc/cronq/templates
+            for f in cronq.db cronq.db-wal cronq.db-shm data/data.db data/exports/users.csv; do
+                echo x > "/var/lib/cronq/$f"
+            done
+            : > /run/cronq/admin.sock
+        }
+        installed
+        # As dpkg runs it, so deb-systemd-helper does its part too.
+        export DPKG_MAINTSCRIPT_PACKAGE=cronq DPKG_MAINTSCRIPT_NAME=postrm
+        sh "$postrm" remove
+        [ -e /var/lib/cronq/cronq.db ] && [ -e /var/lib/cronq/data/data.db ] ||
+            { echo "postrm remove deleted the queue database or data.db" >&2; exit 1; }
+        sh "$postrm" purge
+        for d in /var/lib/cronq /run/cronq /etc/cronq; do
+            [ ! -e "$d" ] || { echo "postrm purge left $d" >&2; exit 1; }
+        done
+        installed
+        echo "Hello {{name}}" > /etc/cronq/templates/welcome_email.txt
+        sh "$postrm" purge
+        [ ! -e /var/lib/cronq ] || { echo "postrm purge left /var/lib/cronq" >&2; exit 1; }
+        [ -e /etc/cronq/templates/welcome_email.txt ] ||
+            { echo "postrm purge deleted a template the operator copied" >&2; exit 1; }
+    ' purge-check "$root/control/postrm" "$root/ns"; then
+        echo "ok: postrm purge removes /var/lib/cronq (queue database, data.db, exports), /run/cronq and an empty /etc/cronq; keeps the cronq user, the operator's files and, on remove, the data"
+    else
+        bad "postrm purge does not do what README.md says"
+    fi
+elif [ -n "${CRONQ_TEST_REQUIRE_TOOLS:-}" ]; then
+    bad "the postrm purge check needs root and unshare (CRONQ_TEST_REQUIRE_TOOLS is set)"
+else
+    echo "SKIPPED: the postrm purge check needs root and unshare --mount"
+fi
 
 # verify the units as installed, with the distribution's units beside them.
 mkdir -p "$root/pkg/usr/lib/systemd/system"

@@ -15,8 +15,9 @@
 #   cronq:   socket activation on first connection; `systemctl start` returns
 #            after READY; STATUS text; a noop job enqueued with socat runs;
 #            journalctl -u cronq CRONQ_JOB_ID=<id> finds it; reload re-reads
-#            the crons file; watchdog restart after SIGSTOP; stop lets a
-#            running job finish.
+#            the crons file; watchdog restart after SIGSTOP; a command job
+#            writes outside the sandbox only through a ReadWritePaths=
+#            drop-in; stop lets a running job finish.
 #
 # Usage: tests/nspawn_boot.sh [--harness-only] [path/to/cronq]
 #        CRONQ_DEB=target/debian/cronq_*.deb tests/nspawn_boot.sh   (the package's /usr)
@@ -347,6 +348,28 @@ wait_for 30 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NR
     || fail "no restart within 30 s"
 in_ct journalctl -q -u cronq --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
 pass "MainPID $pid -> $(prop cronq.service MainPID)"
+
+step "a command job writes outside /var/lib/cronq only through a ReadWritePaths= drop-in"
+# README.md: the unit's sandbox makes the rest of the file system read-only
+# for jobs; a drop-in (what `systemctl edit cronq` writes) opens one path.
+in_ct sh -c 'echo JOB_COMMAND_ALLOW=/usr/bin/sleep:/usr/bin/touch >> /etc/cronq/cronq.env'
+in_ct mkdir -p /srv/b
+in_ct chown cronq /srv/b
+in_ct systemctl restart cronq.service
+touch_job='{"cmd":"enqueue","name":"nspawn_touch","payload":{"type":"command","data":{"argv":["/usr/bin/touch","/srv/b/x"]},"options":{"retry_count":0}}}'
+job_id=$(admin "$touch_job" | json_get job.id)
+[ -n "$job_id" ] || fail "enqueue refused the touch job"
+wait_for 10 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -q '\"dead\"'" \
+    || fail "job $job_id did not die in the sandbox: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}" | grep -q 'Read-only file system' \
+    || fail "job $job_id died for another reason: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+in_ct test ! -e /srv/b/x || fail "/srv/b/x was written without the drop-in"
+in_ct sh -c 'printf "[Service]\nReadWritePaths=/srv/b\n" > /run/systemd/system/cronq.service.d/test-srv.conf'
+in_ct systemctl daemon-reload
+in_ct systemctl restart cronq.service
+job_id=$(admin "$touch_job" | json_get job.id)
+wait_for 10 in_ct test -e /srv/b/x || fail "/srv/b/x not written with the drop-in: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+pass
 
 step "systemctl stop lets a running job finish"
 answer=$(admin '{"cmd":"enqueue","name":"nspawn_sleep","payload":{"type":"command","data":{"argv":["/usr/bin/sleep","3"]}}}')
