@@ -316,16 +316,19 @@ impl Run {
     fn wait_until_none(&self, statuses: &[&str], job_type: Option<&str>) {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let left: Vec<Value> = statuses
-                .iter()
-                .flat_map(|s| {
-                    let mut query = json!({"cmd": "jobs", "status": s});
-                    if let Some(t) = job_type {
-                        query["type"] = t.into();
-                    }
-                    let answer = self.request(query);
-                    answer["jobs"].as_array().cloned().unwrap_or_default()
-                })
+            // One listing of every job, not one per status: a job moving
+            // from scheduled to pending between two listings would be missed.
+            let mut query = json!({"cmd": "jobs", "limit": 1000});
+            if let Some(t) = job_type {
+                query["type"] = t.into();
+            }
+            let answer = self.request(query);
+            let left: Vec<Value> = answer["jobs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|job| statuses.iter().any(|s| job["status"] == *s))
                 .collect();
             if left.is_empty() {
                 return;
