@@ -10,11 +10,13 @@
 //!
 //! The choice a reader would question: why not a crate? cronq used saffron
 //! until its answers had to follow cronie's rule for the two day fields (a
-//! field starting with `*` makes them combine with AND) and the clamped `nW`
-//! (`31W` in June is Wednesday the 30th). saffron can express neither, and
-//! the other crates follow Quartz, which has neither. The sets and masks are
-//! a page of arithmetic, checked by a differential test against croniter
-//! (`tests/cron_croniter.rs`).
+//! field whose text starts with `*` makes them combine with AND) and the
+//! clamped `nW` (`31W` in June is Wednesday the 30th); saffron can express
+//! neither. croner, the maintained crate with `L`, `W` and `#`, documents a
+//! choice of OR or AND for every expression, not cronie's rule chosen by the
+//! text, and computes on chrono where cronq's zones are jiff's. The sets and
+//! masks here are a page of arithmetic, checked by a differential test
+//! against croniter in cronie mode (`tests/cron_croniter.rs`).
 //!
 //! Every search is bounded. The day rules depend only on the Gregorian
 //! calendar, which repeats every 400 years (4,800 months, a whole number of
