@@ -3,7 +3,7 @@
 //! and sends back a canned answer. Nothing here tests the daemon; these pin
 //! the client's side of PROTOCOL.md (request shape, `--json` passthrough)
 //! and its exit codes (0 ok, 1 refused, 2 usage, 3 unreachable). `cronq next`
-//! needs no daemon at all, so it runs with no socket.
+//! and `cronq check` need no daemon at all, so they run with no socket.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
@@ -205,6 +205,163 @@ fn check_validates_a_crons_file_offline() {
         "{err}"
     );
     assert!(err.contains("cron.feb.colour"), "{err}");
+}
+
+/// `cronq check` run in `dir` with only `vars` (and PATH) in its
+/// environment, as in an operator's clean shell.
+fn check_in(dir: &Path, vars: &[(&str, &Path)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cronq"))
+        .arg("check")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("CRON_TZ", "UTC")
+        .envs(vars.iter().map(|(k, v)| (k, v.as_os_str())))
+        .output()
+        .unwrap()
+}
+
+const TICK: &str = "[cron.tick]\nschedule = \"*/5 * * * *\"\ntype = \"noop\"\n";
+
+#[test]
+fn check_without_a_file_checks_the_daemons_file_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("crons.toml"), TICK).unwrap();
+    let elsewhere = dir.path().join("elsewhere.toml");
+    std::fs::write(&elsewhere, TICK.replace("tick", "other")).unwrap();
+    let here = dir.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+
+    // CONFIGURATION_DIRECTORY, as systemd sets it for the unit.
+    let out = check_in(&here, &[("CONFIGURATION_DIRECTORY", &etc)], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "{} (from CONFIGURATION_DIRECTORY): 1 cron(s), all valid\n  tick ",
+            etc.join("crons.toml").display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // CRONQ_CRONS wins over it, as in the daemon.
+    let out = check_in(
+        &here,
+        &[
+            ("CONFIGURATION_DIRECTORY", &etc),
+            ("CRONQ_CRONS", &elsewhere),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "{} (from CRONQ_CRONS): 1 cron(s), all valid\n  other ",
+            elsewhere.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // A fault names the file in its summary too.
+    std::fs::write(
+        etc.join("crons.toml"),
+        "[cron.bad]\nschedule = \"0 0 31 2 *\"\ntype = \"noop\"\n",
+    )
+    .unwrap();
+    let out = check_in(&here, &[("CONFIGURATION_DIRECTORY", &etc)], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).ends_with(&format!(
+            "cronq: {} (from CONFIGURATION_DIRECTORY): 1 fault(s)\n",
+            etc.join("crons.toml").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    // Neither variable: the packaged layout's /etc/cronq/crons.toml when
+    // /etc/cronq exists (the unit test of `resolve` covers both branches),
+    // else ./crons.toml.
+    std::fs::write(here.join("crons.toml"), TICK).unwrap();
+    let out = check_in(&here, &[], &[]);
+    if Path::new("/etc/cronq").is_dir() {
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            text.contains("/etc/cronq/crons.toml (the installed daemon's file)"),
+            "{text}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with(
+                "./crons.toml (no CRONQ_CRONS and no /etc/cronq: the current directory): \
+                 1 cron(s), all valid\n"
+            ),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn check_says_plainly_that_the_daemons_file_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let file = etc.join("crons.toml");
+
+    let out = check_in(dir.path(), &[("CONFIGURATION_DIRECTORY", &etc)], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "cronq: {} (from CONFIGURATION_DIRECTORY) does not exist, and no {} beside it \
+             holds a cron: nothing was checked (the daemon would run no crons from files); \
+             name a file with cronq check FILE\n",
+            file.display(),
+            etc.join("crons.d/*.toml").display()
+        )
+    );
+
+    // In the current directory too, where the old check passed vacuously.
+    if !Path::new("/etc/cronq").is_dir() {
+        let out = check_in(dir.path(), &[], &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        assert!(
+            stderr(&out).starts_with("cronq: ./crons.toml (no CRONQ_CRONS and no /etc/cronq: the current directory) does not exist"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    // Drop-ins beside a missing file are what the daemon would load.
+    std::fs::create_dir(etc.join("crons.d")).unwrap();
+    std::fs::write(etc.join("crons.d/a.toml"), TICK).unwrap();
+    let out = check_in(dir.path(), &[("CONFIGURATION_DIRECTORY", &etc)], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "{} (from CONFIGURATION_DIRECTORY) does not exist; 1 cron(s) from {}, all valid\n  tick ",
+            file.display(),
+            etc.join("crons.d").display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // A named file that is missing stays a fault.
+    let out = check_in(dir.path(), &[], &[file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("{}: cannot read:", file.display())),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -15,9 +15,10 @@
 #   cronq:   socket activation on first connection; `systemctl start` returns
 #            after READY; STATUS text; a noop job enqueued with socat runs;
 #            journalctl -u cronq CRONQ_JOB_ID=<id> finds it; reload re-reads
-#            the crons file; watchdog restart after SIGSTOP; a command job
-#            writes outside the sandbox only through a ReadWritePaths=
-#            drop-in; stop lets a running job finish.
+#            the crons file; `cronq check` in a clean shell checks that file;
+#            watchdog restart after SIGSTOP; a command job writes outside the
+#            sandbox only through a ReadWritePaths= drop-in; stop lets a
+#            running job finish.
 #
 # Usage: tests/nspawn_boot.sh [--harness-only] [path/to/cronq]
 #        CRONQ_DEB=target/debian/cronq_*.deb tests/nspawn_boot.sh   (the package's /usr)
@@ -338,6 +339,14 @@ EOF
 in_ct systemctl reload cronq.service
 admin '{"cmd":"crons"}' | grep -q '"nspawn_reload"' || fail "crons after reload: $(admin '{"cmd":"crons"}')"
 [ "$(prop cronq.service ActiveState)" = active ] || fail "not active after reload"
+pass
+
+step "cronq check with no file checks /etc/cronq/crons.toml, the daemon's file"
+# An operator's clean shell: no CONFIGURATION_DIRECTORY, not in /etc/cronq.
+out=$(in_ct env -i PATH=/usr/bin:/bin sh -c 'cd / && cronq check' 2>&1) || fail "cronq check: $out"
+[ "$(echo "$out" | head -n 1)" = "/etc/cronq/crons.toml (the installed daemon's file): 1 cron(s), all valid" ] \
+    || fail "checked: $out"
+echo "$out" | grep -q nspawn_reload || fail "nspawn_reload not listed: $out"
 pass
 
 step "a SIGSTOPped cronq is killed by the watchdog and restarted"

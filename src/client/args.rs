@@ -47,7 +47,9 @@ pub enum Command {
     Daemon,
     /// Validate a crons file without a daemon [default: the daemon's crons file]
     Check {
-        /// The crons file to check
+        /// The crons file to check [default: $CRONQ_CRONS, else
+        /// $CONFIGURATION_DIRECTORY/crons.toml, else /etc/cronq/crons.toml if
+        /// /etc/cronq exists, else ./crons.toml]
         file: Option<PathBuf>,
     },
     /// Check that the daemon answers

@@ -14,6 +14,13 @@ pub enum ScheduleError {
     )]
     FieldCount { got: usize },
 
+    /// A character between or inside fields that is not a space or tab but
+    /// may look like one (a no-break space, a line break).
+    #[error(
+        "the schedule contains {name} (U+{code:04X}); separate fields with spaces or tabs only"
+    )]
+    Separator { name: &'static str, code: u32 },
+
     /// Starts with `@` but is not one of the macros.
     #[error(
         "unknown macro \"{text}\"; expected @hourly, @daily, @midnight, @weekly, @monthly, @yearly or @annually"

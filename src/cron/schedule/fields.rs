@@ -1,28 +1,24 @@
-//! The five fields of a cron expression: standard cron in, saffron's dialect
-//! out. Each field is checked on its own against the grammar cronq documents,
-//! so an error names the field and says what is wrong with it, and is then
-//! rewritten into text that saffron 0.1 parses *and computes correctly*.
+//! The five fields of a cron expression, each checked on its own against the
+//! grammar cronq documents and turned into the sets `pattern` searches. An
+//! error names the field and says what is wrong with it.
 //!
-//! The choice a reader would question: why parse the fields here at all when
-//! saffron parses them? Because saffron's grammar is Quartz's, not cron's, and
-//! parts of it compute wrong answers:
+//! The grammar is cronie's (values, ranges, steps, lists, names, 0 and 7 for
+//! Sunday) with Quartz's `L`, `W` and `#` and its `N/step`. Where cronie
+//! would silently run something other than what the text seems to say,
+//! cronq refuses the field instead, with a hint:
 //!
-//! - weekdays are numbered 1 = Sunday .. 7 = Saturday and 0 is refused, so
-//!   `0 9 * * 1` would fire on Sundays; a bare `L` in the day-of-week field
-//!   means Saturday, `5L` the last Thursday, `5#2` the second Thursday;
-//! - reversed ("wrapping") ranges such as `22-2` or `NOV-FEB` pick up one
-//!   value too many (21, OCT), and wrapping steps such as `28-3/2` or
-//!   `FRI-MON/2` trip a debug assertion (a panic in debug builds);
-//! - `L-3W` subtracts past zero on Mondays (another debug-build panic);
-//! - `*` inside a list means the field's first value (`5,*` is 0 and 5);
-//! - `L` and `W` are recognised in capitals only.
+//! - reversed ("wrapping") ranges such as `22-2` or `NOV-FEB`: cronie runs
+//!   nothing for them; `FRI-SUN` and `5-0` are the exception, as in cronie;
+//! - a weekday range ending on Sunday written 0 or `SUN` *with a step*
+//!   (`5-0/2`): cronie applies its Sunday fix-up only without a step, so it
+//!   runs nothing for it; `5-7/2` says the same thing and works in both;
+//! - a step as large as the field (`*/60`), which cronie only warns about.
 //!
-//! So numeric weekdays become names (`1-5` is `MON,TUE,WED,THU,FRI`), `*` in a
-//! list becomes the full range, reversed ranges and `L-nW` are refused with a
-//! message, and everything is upper-cased. What saffron then sees is a subset
-//! of its grammar whose meaning is the same in cron and in Quartz.
+//! `L`, `W` and `#` forms stand alone in their field; `L-nW` is not
+//! supported; `?` (Quartz's "no value") is refused with a hint.
 
 use super::error::{Bound, ScheduleError};
+use super::pattern::{DayOfMonth, DayOfWeek};
 
 /// One of the five fields, in the order they are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,14 +36,6 @@ const MONTH_NAMES: [&str; 12] = [
 const WEEKDAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 impl Field {
-    pub(super) const ALL: [Field; 5] = [
-        Field::Minute,
-        Field::Hour,
-        Field::DayOfMonth,
-        Field::Month,
-        Field::DayOfWeek,
-    ];
-
     pub(super) fn name(self) -> &'static str {
         match self {
             Field::Minute => "minute",
@@ -95,7 +83,8 @@ impl Field {
         }
     }
 
-    /// saffron's limits on a step: one less than the number of values.
+    /// The largest step: one less than the number of values, since a
+    /// larger one could only ever give the start (cronie warns about it).
     fn max_step(self) -> u32 {
         match self {
             Field::Minute => 59,
@@ -125,20 +114,25 @@ impl Field {
     }
 }
 
-/// Checks one field as the user wrote it and returns it in saffron's syntax.
-pub(super) fn rewrite(field: Field, text: &str) -> Result<String, ScheduleError> {
+/// The minute, hour or month field as a set: bit `n` set when value `n`
+/// matches.
+pub(super) fn values(field: Field, text: &str) -> Result<u64, ScheduleError> {
     let cx = Cx { field, text };
-    let upper = text.to_ascii_uppercase();
-    if upper.contains('?') {
-        return Err(cx.invalid(Some("cron has no \"?\"; write * instead")));
-    }
-    match field {
-        Field::DayOfMonth => rewrite_day_of_month(&cx, &upper),
-        Field::DayOfWeek => rewrite_day_of_week(&cx, &upper),
-        Field::Minute | Field::Hour | Field::Month => {
-            Ok(render_list(field, &parse_list(&cx, &upper)?))
+    let upper = cx.upper()?;
+    let mut set = 0u64;
+    for item in parse_list(&cx, &upper)? {
+        for value in item.values(field) {
+            set |= 1 << value;
         }
     }
+    Ok(set)
+}
+
+/// Whether a day field leaves the days unrestricted for the rule that
+/// combines the two: cronie looks at the field's first character only, so
+/// `*/2` counts as `*` does.
+pub(super) fn starts_with_star(text: &str) -> bool {
+    text.starts_with('*')
 }
 
 /// A field whose minute or hour is a plain value, list or range runs at that
@@ -151,16 +145,23 @@ pub(super) fn is_fixed_time(minute: &str, hour: &str) -> bool {
 const DOM_STANDALONE: &str = "L and W forms stand alone in the day-of-month field";
 const DOW_STANDALONE: &str = "L and # forms stand alone in the day-of-week field";
 
-fn rewrite_day_of_month(cx: &Cx, upper: &str) -> Result<String, ScheduleError> {
-    if upper == "L" || upper == "LW" {
-        return Ok(upper.to_string());
+pub(super) fn day_of_month(text: &str) -> Result<DayOfMonth, ScheduleError> {
+    let cx = Cx {
+        field: Field::DayOfMonth,
+        text,
+    };
+    let upper = cx.upper()?;
+    match upper.as_str() {
+        "L" => return Ok(DayOfMonth::Last),
+        "LW" => return Ok(DayOfMonth::LastWeekday),
+        _ => {}
     }
     if let Some(offset) = upper.strip_prefix("L-") {
         if offset.ends_with('W') {
             return Err(cx.invalid(Some("L-nW is not supported; use L-n or LW")));
         }
         let offset = cx.number(offset, 1, 30, Bound::Offset, "1-30")?;
-        return Ok(format!("L-{offset}"));
+        return Ok(DayOfMonth::BeforeLast(offset as u8));
     }
     if upper.contains(',') && upper.contains(['L', 'W']) {
         return Err(cx.invalid(Some(DOM_STANDALONE)));
@@ -168,17 +169,28 @@ fn rewrite_day_of_month(cx: &Cx, upper: &str) -> Result<String, ScheduleError> {
     if let Some(day) = upper.strip_suffix('W') {
         if !day.is_empty() && day.bytes().all(|b| b.is_ascii_digit()) {
             let day = cx.number(day, 1, 31, Bound::Value, "1-31")?;
-            return Ok(format!("{day}W"));
+            return Ok(DayOfMonth::NearestWeekday(day as u8));
         }
         return Err(cx.invalid(Some(DOM_STANDALONE)));
     }
     if upper.contains('L') {
         return Err(cx.invalid(Some(DOM_STANDALONE)));
     }
-    Ok(render_list(Field::DayOfMonth, &parse_list(cx, upper)?))
+    let mut days = 0u32;
+    for item in parse_list(&cx, &upper)? {
+        for day in item.values(Field::DayOfMonth) {
+            days |= 1 << day;
+        }
+    }
+    Ok(DayOfMonth::Days(days))
 }
 
-fn rewrite_day_of_week(cx: &Cx, upper: &str) -> Result<String, ScheduleError> {
+pub(super) fn day_of_week(text: &str) -> Result<DayOfWeek, ScheduleError> {
+    let cx = Cx {
+        field: Field::DayOfWeek,
+        text,
+    };
+    let upper = cx.upper()?;
     if upper == "L" {
         return Err(cx.invalid(Some(
             "a lone L is not a day; write 6 or SAT for Saturday, or 5L for the last Friday of the month",
@@ -188,39 +200,23 @@ fn rewrite_day_of_week(cx: &Cx, upper: &str) -> Result<String, ScheduleError> {
         return Err(cx.invalid(Some(DOW_STANDALONE)));
     }
     if let Some((day, nth)) = upper.split_once('#') {
-        let day = cx.value(day)? % 7;
-        let nth = cx.number(nth, 1, 5, Bound::Occurrence, "1-5")?;
-        return Ok(format!("{}#{nth}", weekday_name(day)));
+        let weekday = (cx.value(day)? % 7) as u8;
+        let nth = cx.number(nth, 1, 5, Bound::Occurrence, "1-5")? as u8;
+        return Ok(DayOfWeek::Nth { weekday, nth });
     }
     if let Some(day) = upper.strip_suffix('L') {
-        let day = cx.value(day)? % 7;
-        return Ok(format!("{}L", weekday_name(day)));
+        return Ok(DayOfWeek::Last((cx.value(day)? % 7) as u8));
     }
     if upper.contains('L') {
         return Err(cx.invalid(Some(DOW_STANDALONE)));
     }
-    let items = parse_list(cx, upper)?;
-    if items == [Item::All] {
-        // `*` must stay `*`: saffron, like cron, ORs the two day fields only
-        // when neither is `*`.
-        return Ok("*".to_string());
-    }
-    let mut days = [false; 7];
-    for item in &items {
+    let mut weekdays = 0u8;
+    for item in parse_list(&cx, &upper)? {
         for value in item.values(Field::DayOfWeek) {
-            days[(value % 7) as usize] = true;
+            weekdays |= 1 << (value % 7);
         }
     }
-    let names: Vec<&str> = WEEKDAY_NAMES
-        .iter()
-        .zip(days)
-        .filter_map(|(name, on)| on.then_some(*name))
-        .collect();
-    Ok(names.join(","))
-}
-
-fn weekday_name(day: u32) -> &'static str {
-    WEEKDAY_NAMES[(day % 7) as usize]
+    Ok(DayOfWeek::Days(weekdays))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +264,11 @@ fn parse_item(cx: &Cx, item: &str) -> Result<Item, ScheduleError> {
             let a = cx.value(a)?;
             let mut b = cx.value(b)?;
             if field == Field::DayOfWeek && b == 0 && a > 0 {
+                if step.is_some() {
+                    return Err(cx.invalid(Some(
+                        "with a step, end a range on Sunday with 7 (5-7/2): cronie runs nothing for 5-0/2",
+                    )));
+                }
                 // FRI-SUN: Sunday closes the week.
                 b = 7;
             }
@@ -295,23 +296,6 @@ fn parse_item(cx: &Cx, item: &str) -> Result<Item, ScheduleError> {
     }
 }
 
-/// saffron's text for a list; only `*` alone stays `*`.
-fn render_list(field: Field, items: &[Item]) -> String {
-    if items == [Item::All] {
-        return "*".to_string();
-    }
-    let parts: Vec<String> = items
-        .iter()
-        .map(|item| match *item {
-            Item::All => format!("{}-{}", field.min(), field.last()),
-            Item::Value(v) => v.to_string(),
-            Item::Range(a, b) => format!("{a}-{b}"),
-            Item::Step { start, end, step } => format!("{start}-{end}/{step}"),
-        })
-        .collect();
-    parts.join(",")
-}
-
 /// The field being checked, for building errors that quote it.
 struct Cx<'a> {
     field: Field,
@@ -319,6 +303,15 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// The text in capitals (names, `L` and `W` are read in any case),
+    /// refusing Quartz's `?`.
+    fn upper(&self) -> Result<String, ScheduleError> {
+        if self.text.contains('?') {
+            return Err(self.invalid(Some("cron has no \"?\"; write * instead")));
+        }
+        Ok(self.text.to_ascii_uppercase())
+    }
+
     fn invalid(&self, hint: Option<&'static str>) -> ScheduleError {
         ScheduleError::InvalidField {
             field: self.field.name(),
@@ -387,15 +380,48 @@ impl Cx<'_> {
 mod tests {
     use super::*;
 
+    /// The field as parsed, in words a test can compare: values as a list,
+    /// weekdays by name, the `L`/`W`/`#` forms as cron writes them.
+    fn parse(field: Field, text: &str) -> Result<String, ScheduleError> {
+        let list = |set: u64, names: &[&str]| {
+            let items: Vec<String> = (0..64)
+                .filter(|v| set & (1 << v) != 0)
+                .map(|v| {
+                    names
+                        .get(v)
+                        .map_or_else(|| v.to_string(), |n| n.to_string())
+                })
+                .collect();
+            items.join(",")
+        };
+        Ok(match field {
+            Field::DayOfMonth => match day_of_month(text)? {
+                DayOfMonth::Days(days) => list(u64::from(days), &[]),
+                DayOfMonth::Last => "L".to_string(),
+                DayOfMonth::LastWeekday => "LW".to_string(),
+                DayOfMonth::BeforeLast(n) => format!("L-{n}"),
+                DayOfMonth::NearestWeekday(n) => format!("{n}W"),
+            },
+            Field::DayOfWeek => match day_of_week(text)? {
+                DayOfWeek::Days(days) => list(u64::from(days), &WEEKDAY_NAMES),
+                DayOfWeek::Last(w) => format!("{}L", WEEKDAY_NAMES[w as usize]),
+                DayOfWeek::Nth { weekday, nth } => {
+                    format!("{}#{nth}", WEEKDAY_NAMES[weekday as usize])
+                }
+            },
+            _ => list(values(field, text)?, &[]),
+        })
+    }
+
     fn ok(field: Field, text: &str) -> String {
-        match rewrite(field, text) {
+        match parse(field, text) {
             Ok(out) => out,
             Err(e) => panic!("{text:?} refused: {e}"),
         }
     }
 
     fn err(field: Field, text: &str) -> String {
-        match rewrite(field, text) {
+        match parse(field, text) {
             Ok(out) => panic!("{text:?} accepted as {out:?}"),
             Err(e) => {
                 assert_eq!(e.field(), Some(field.name()), "{e}");
@@ -404,8 +430,10 @@ mod tests {
         }
     }
 
+    const WEEK: &str = "SUN,MON,TUE,WED,THU,FRI,SAT";
+
     #[test]
-    fn cron_numeric_weekdays_become_names() {
+    fn cron_numeric_weekdays_count_from_sunday() {
         use Field::DayOfWeek as D;
         assert_eq!(ok(D, "1"), "MON");
         assert_eq!(ok(D, "0"), "SUN");
@@ -414,13 +442,15 @@ mod tests {
         assert_eq!(ok(D, "0,6"), "SUN,SAT");
         assert_eq!(ok(D, "5-7"), "SUN,FRI,SAT");
         assert_eq!(ok(D, "FRI-SUN"), "SUN,FRI,SAT");
+        assert_eq!(ok(D, "5-0"), "SUN,FRI,SAT");
+        assert_eq!(ok(D, "5-7/2"), "SUN,FRI");
         assert_eq!(ok(D, "*/2"), "SUN,TUE,THU,SAT");
         assert_eq!(ok(D, "1-5/2"), "MON,WED,FRI");
         assert_eq!(ok(D, "mon-fri/2"), "MON,WED,FRI");
         assert_eq!(ok(D, "1/2"), "MON,WED,FRI");
-        assert_eq!(ok(D, "0-7"), "SUN,MON,TUE,WED,THU,FRI,SAT");
-        assert_eq!(ok(D, "*"), "*");
-        assert_eq!(ok(D, "*,1"), "SUN,MON,TUE,WED,THU,FRI,SAT");
+        assert_eq!(ok(D, "0-7"), WEEK);
+        assert_eq!(ok(D, "*"), WEEK);
+        assert_eq!(ok(D, "*,1"), WEEK);
         assert_eq!(ok(D, "5#2"), "FRI#2");
         assert_eq!(ok(D, "7#1"), "SUN#1");
         assert_eq!(ok(D, "5L"), "FRIL");
@@ -429,20 +459,33 @@ mod tests {
     }
 
     #[test]
-    fn cron_other_fields_reach_saffron_without_wrapping_or_stars_in_lists() {
-        assert_eq!(ok(Field::Minute, "*"), "*");
-        assert_eq!(ok(Field::Minute, "*/15"), "0-59/15");
-        assert_eq!(ok(Field::Minute, "5,*"), "5,0-59");
-        assert_eq!(ok(Field::Minute, "5/15"), "5-59/15");
+    fn cron_other_fields_are_sets_with_stars_in_lists_meaning_all() {
+        let all_minutes: Vec<String> = (0..60).map(|m| m.to_string()).collect();
+        assert_eq!(ok(Field::Minute, "*"), all_minutes.join(","));
+        assert_eq!(ok(Field::Minute, "*/15"), "0,15,30,45");
+        assert_eq!(ok(Field::Minute, "5,*"), all_minutes.join(","));
+        assert_eq!(ok(Field::Minute, "5/15"), "5,20,35,50");
+        assert_eq!(ok(Field::Minute, "7-7"), "7");
         assert_eq!(ok(Field::Hour, "09"), "9");
-        assert_eq!(ok(Field::Hour, "9-17/2"), "9-17/2");
-        assert_eq!(ok(Field::Month, "jan,Mar-may"), "1,3-5");
-        assert_eq!(ok(Field::Month, "*/3"), "1-12/3");
-        assert_eq!(ok(Field::DayOfMonth, "*/10"), "1-31/10");
+        assert_eq!(ok(Field::Hour, "9-17/2"), "9,11,13,15,17");
+        assert_eq!(ok(Field::Month, "jan,Mar-may"), "1,3,4,5");
+        assert_eq!(ok(Field::Month, "*/3"), "1,4,7,10");
+        assert_eq!(ok(Field::DayOfMonth, "*/10"), "1,11,21,31");
         assert_eq!(ok(Field::DayOfMonth, "l"), "L");
         assert_eq!(ok(Field::DayOfMonth, "lw"), "LW");
         assert_eq!(ok(Field::DayOfMonth, "L-3"), "L-3");
         assert_eq!(ok(Field::DayOfMonth, "15w"), "15W");
+        assert_eq!(ok(Field::DayOfMonth, "31W"), "31W");
+    }
+
+    #[test]
+    fn cron_day_fields_starting_with_a_star_are_unrestricted_for_the_day_rule() {
+        for text in ["*", "*/2", "*,5", "*/1"] {
+            assert!(starts_with_star(text), "{text}");
+        }
+        for text in ["1-31", "5,*", "0-7", "L", "1W"] {
+            assert!(!starts_with_star(text), "{text}");
+        }
     }
 
     #[test]
@@ -496,6 +539,8 @@ mod tests {
         assert!(err(Field::DayOfWeek, "MON,5#2").contains("stand alone"));
         assert!(err(Field::DayOfWeek, "L").contains("lone L"));
         assert!(err(Field::DayOfWeek, "?").contains("write * instead"));
+        assert!(err(Field::DayOfWeek, "5-0/2").contains("end a range on Sunday with 7"));
+        assert!(err(Field::DayOfWeek, "FRI-SUN/2").contains("(5-7/2)"));
         for bad in [
             "", "1,,2", "1-", "-1", "*-5", "1/", "a", "MONDAY", "1.5", "٣", "*/*",
         ] {

@@ -1,32 +1,34 @@
 //! Cron schedules: parsing an expression (5 fields or a macro) and computing
 //! its fire times on the wall clock of a time zone.
 //!
-//! - `fields`: standard cron grammar, checked field by field and rewritten
-//!   into the part of saffron's grammar that saffron computes correctly;
+//! - `fields`: standard cron grammar, checked field by field into sets;
+//! - `pattern`: which civil minutes the sets match, and the search for the
+//!   next one;
 //! - `wall_clock`: evaluation on local time and cronie's DST rules;
 //! - `zone`: time zone names.
 //!
-//! The choice a reader would question: saffron does the calendar work (which
-//! minutes match, including `L`, `W` and `#`) although cronq must fix its
-//! weekday numbering and step around its bugs. The alternative, a calendar
-//! engine of our own, is more code to get wrong than a rewrite in front of a
-//! tested one; `fields` lists what saffron gets wrong and how it is avoided.
-//!
-//! Semantics, as in cronie unless noted:
-//! - weekdays 0 and 7 are Sunday, 1 Monday; `5L` is the last Friday of the
-//!   month, `5#2` the second Friday; `*/2` in day-of-week is Sunday, Tuesday,
-//!   Thursday, Saturday;
-//! - when both day-of-month and day-of-week are restricted, a day matching
-//!   either fires (`0 0 1 * MON`: the 1st and every Monday). cronie treats a
-//!   field *starting* with `*` (such as `*/2`) as unrestricted here; cronq,
-//!   like saffron, treats only `*` itself so;
-//! - `L` (last day), `LW` (last weekday), `L-n` (n days before the last),
-//!   `nW` (the weekday nearest the nth, within the month) in day-of-month;
+//! Semantics, as in cronie, so that a crontab moved from cronie fires on the
+//! same minutes (`tests/cron_croniter.rs` checks this against croniter):
+//! - fields are separated by spaces and tabs only; any other whitespace
+//!   (a no-break space pasted from a web page) is refused, naming it;
+//! - weekdays 0 and 7 are Sunday, 1 Monday; `*/2` in day-of-week is Sunday,
+//!   Tuesday, Thursday, Saturday;
+//! - the two day fields: when either one's text starts with `*` (so `*/2`
+//!   counts), a day must match both; only when both are restricted does
+//!   either suffice (`0 0 1 * MON`: the 1st and every Monday; `0 0 */2 * MON`:
+//!   Mondays with an odd date);
+//! - and, from Quartz, where cronie has nothing: `L` (last day), `LW` (last
+//!   weekday), `L-n` (n days before the last), `nW` (the weekday nearest the
+//!   nth, n clamped to the month's last day, never leaving the month: `1W` on
+//!   a Saturday the 1st is Monday the 3rd, `31W` on a Sunday the 31st is
+//!   Friday the 29th, `31W` in June 2027 Wednesday the 30th) in day-of-month;
+//!   `5L` (the last Friday) and `5#2` (the second Friday) in day-of-week;
 //! - reversed ranges (`22-2`) are refused, and an expression that can never
 //!   fire (`0 0 31 2 *`) is refused at parse time.
 
 mod error;
 mod fields;
+mod pattern;
 mod wall_clock;
 mod zone;
 
@@ -37,20 +39,19 @@ mod tests;
 
 use std::fmt;
 
-use chrono::{TimeZone as _, Utc};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 pub use error::{Bound, ScheduleError};
 pub use zone::{default_timezone, parse_timezone, timezone_name};
 
-use fields::Field;
+use pattern::{DayRule, Pattern};
 
 /// A parsed cron expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
     expr: String,
-    cron: saffron::Cron,
+    pattern: Pattern,
     /// Minute and hour are plain values: DST gaps and folds are resolved to
     /// one run per day (see `wall_clock`).
     fixed_time: bool,
@@ -69,9 +70,16 @@ const MACROS: [(&str, &str); 7] = [
 ];
 
 impl Schedule {
-    /// Parses a 5-field expression or a macro. Errors name the faulty field.
+    /// Parses a 5-field expression or a macro. Errors name the faulty field,
+    /// or the character that is not a space or tab between fields.
     pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
-        let expr = expr.trim();
+        let expr = expr.trim_matches(|c: char| c.is_ascii_whitespace());
+        if let Some(c) = expr.chars().find(|&c| is_bad_separator(c)) {
+            return Err(ScheduleError::Separator {
+                name: separator_name(c),
+                code: u32::from(c),
+            });
+        }
         let expanded = if expr.starts_with('@') {
             MACROS
                 .iter()
@@ -83,26 +91,36 @@ impl Schedule {
         } else {
             expr
         };
-        let texts: Vec<&str> = expanded.split_whitespace().collect();
-        let texts: [&str; 5] = texts
+        let texts: Vec<&str> = expanded
+            .split([' ', '\t'])
+            .filter(|text| !text.is_empty())
+            .collect();
+        let [minute, hour, dom, month, dow]: [&str; 5] = texts
             .as_slice()
             .try_into()
             .map_err(|_| ScheduleError::FieldCount { got: texts.len() })?;
 
-        let mut rewritten = Vec::with_capacity(texts.len());
-        for (field, text) in Field::ALL.into_iter().zip(texts) {
-            rewritten.push(fields::rewrite(field, text)?);
-        }
-        let cron = parse_rewritten(&rewritten, &texts)?;
-        if !fires_at_all(&cron) {
+        let pattern = Pattern {
+            minutes: fields::values(fields::Field::Minute, minute)?,
+            hours: fields::values(fields::Field::Hour, hour)? as u32,
+            dom: fields::day_of_month(dom)?,
+            months: fields::values(fields::Field::Month, month)? as u16,
+            dow: fields::day_of_week(dow)?,
+            rule: if fields::starts_with_star(dom) || fields::starts_with_star(dow) {
+                DayRule::Both
+            } else {
+                DayRule::Either
+            },
+        };
+        if !pattern.fires_at_all() {
             return Err(ScheduleError::NeverFires {
                 expr: expr.to_string(),
             });
         }
         Ok(Schedule {
             expr: expr.to_string(),
-            cron,
-            fixed_time: fields::is_fixed_time(texts[0], texts[1]),
+            pattern,
+            fixed_time: fields::is_fixed_time(minute, hour),
         })
     }
 
@@ -116,9 +134,9 @@ impl Schedule {
     /// (year 9999).
     pub fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         if self.fixed_time {
-            wall_clock::next_fixed(&self.cron, after, tz)
+            wall_clock::next_fixed(&self.pattern, after, tz)
         } else {
-            wall_clock::next_elapsed(&self.cron, after, tz)
+            wall_clock::next_elapsed(&self.pattern, after, tz)
         }
     }
 
@@ -147,47 +165,36 @@ impl fmt::Display for Schedule {
     }
 }
 
-/// Hands the rewritten fields to saffron. Its error says nothing, so on
-/// failure each field is tried alone to name the culprit; `fields` should
-/// have refused anything saffron refuses, so this is a safety net.
-fn parse_rewritten(
-    rewritten: &[String],
-    texts: &[&str; 5],
-) -> Result<saffron::Cron, ScheduleError> {
-    if let Ok(cron) = rewritten.join(" ").parse::<saffron::Cron>() {
-        return Ok(cron);
-    }
-    let culprit = Field::ALL
-        .into_iter()
-        .enumerate()
-        .find(|&(i, _)| {
-            let mut probe = ["*"; 5].map(String::from);
-            probe[i] = rewritten[i].clone();
-            probe.join(" ").parse::<saffron::Cron>().is_err()
-        })
-        .unwrap_or((4, Field::DayOfWeek));
-    let (index, field) = culprit;
-    Err(ScheduleError::InvalidField {
-        field: field.name(),
-        text: texts[index].to_string(),
-        hint: None,
-    })
+/// Whether `c` may not appear in an expression although it may look like
+/// a blank: whitespace other than space and tab (no-break spaces, line
+/// breaks), control characters, and the zero-width characters that word
+/// processors insert. Other characters reach the field checks, whose errors
+/// quote them.
+fn is_bad_separator(c: char) -> bool {
+    c != ' '
+        && c != '\t'
+        && (c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'))
 }
 
-/// Whether the expression matches any minute at all. The Gregorian calendar
-/// repeats every 400 years and every field is a function of the calendar, so
-/// a cron that fires fires within any 400-year window. saffron's `any()`
-/// catches the common cases (`31 2`) cheaply; the search catches the rest
-/// (`31W 2`), and ends at the end of chrono's calendar if nothing matches.
-fn fires_at_all(cron: &saffron::Cron) -> bool {
-    if !cron.any() {
-        return false;
+/// What to call a refused separator in an error (its code point follows).
+fn separator_name(c: char) -> &'static str {
+    match c {
+        '\u{A0}' => "a no-break space",
+        '\u{202F}' => "a narrow no-break space",
+        '\u{2007}' => "a figure space",
+        '\u{3000}' => "an ideographic space",
+        '\u{2000}'..='\u{200A}' => "a typographic space",
+        '\n' => "a line feed",
+        '\r' => "a carriage return",
+        '\u{B}' => "a vertical tab",
+        '\u{C}' => "a form feed",
+        '\u{85}' | '\u{2028}' | '\u{2029}' => "a line separator",
+        '\u{200B}' => "a zero-width space",
+        '\u{FEFF}' => "a byte order mark",
+        c if c.is_whitespace() => "a Unicode space",
+        c if c.is_control() => "a control character",
+        _ => "an invisible character",
     }
-    let (Some(start), Some(end)) = (
-        Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 0).single(),
-        Utc.with_ymd_and_hms(2400, 1, 1, 0, 0, 0).single(),
-    ) else {
-        return false;
-    };
-    matches!(cron.next_after(start), Some(at) if at < end)
 }

@@ -170,6 +170,43 @@ fn cron_nearest_weekday_with_w() {
 }
 
 #[test]
+fn cron_nearest_weekday_in_a_month_without_that_day_is_clamped_to_its_end() {
+    // June 2027 has no 31st: the 30th, a Wednesday. July 31 2027 is a
+    // Saturday, so Friday the 30th.
+    assert_eq!(
+        utc("0 0 31W * *", "2027-05-20T00:00:00Z", 4),
+        [
+            "Mon 2027-05-31 00:00",
+            "Wed 2027-06-30 00:00",
+            "Fri 2027-07-30 00:00",
+            "Tue 2027-08-31 00:00"
+        ]
+    );
+    // February, every year, leap or not: its last day, or the Friday before
+    // it when that is a Sunday (2027) or the day before a Saturday would
+    // have been. 2028 and 2032 are leap years.
+    let february = [
+        "Fri 2027-02-26 00:00",
+        "Tue 2028-02-29 00:00",
+        "Wed 2029-02-28 00:00",
+        "Thu 2030-02-28 00:00",
+        "Fri 2031-02-28 00:00",
+        "Fri 2032-02-27 00:00",
+        "Mon 2033-02-28 00:00",
+    ];
+    for expr in ["0 0 30W 2 *", "0 0 31W 2 *"] {
+        assert_eq!(utc(expr, "2027-01-01T00:00:00Z", 7), february, "{expr}");
+    }
+    // 29W: the 29th in leap years, clamped to the 28th in the others.
+    assert_eq!(utc("0 0 29W 2 *", "2027-01-01T00:00:00Z", 3), february[..3]);
+    // Around the turn of a century that is not a leap year (2100).
+    assert_eq!(
+        utc("0 0 30W 2 *", "2099-12-01T00:00:00Z", 2),
+        ["Fri 2100-02-26 00:00", "Mon 2101-02-28 00:00"]
+    );
+}
+
+#[test]
 fn cron_day_of_month_or_day_of_week_when_both_restricted() {
     // The 1st and every Monday, as in every cron since Vixie's.
     assert_eq!(
@@ -180,8 +217,69 @@ fn cron_day_of_month_or_day_of_week_when_both_restricted() {
             "Mon 2026-02-02 00:00"
         ]
     );
-    // Only `*` lifts the restriction: the 13th only.
+    // A range that happens to cover every day is still a restriction.
+    assert_eq!(
+        utc("0 0 1-31/2 * MON", NEW_YEAR, 6),
+        [
+            "Sat 2026-01-03 00:00",
+            "Mon 2026-01-05 00:00",
+            "Wed 2026-01-07 00:00",
+            "Fri 2026-01-09 00:00",
+            "Sun 2026-01-11 00:00",
+            "Mon 2026-01-12 00:00"
+        ]
+    );
     assert_eq!(utc("0 0 13 * *", NEW_YEAR, 1), ["Tue 2026-01-13 00:00"]);
+}
+
+#[test]
+fn cron_a_day_field_starting_with_a_star_makes_both_day_fields_apply() {
+    // cronie: `*/2` starts with `*`, so a day must be odd AND a Monday.
+    assert_eq!(
+        utc("0 0 */2 * MON", NEW_YEAR, 6),
+        [
+            "Mon 2026-01-05 00:00",
+            "Mon 2026-01-19 00:00",
+            "Mon 2026-02-09 00:00",
+            "Mon 2026-02-23 00:00",
+            "Mon 2026-03-09 00:00",
+            "Mon 2026-03-23 00:00"
+        ]
+    );
+    // The 1st, when it is a Sunday, Tuesday, Thursday or Saturday.
+    assert_eq!(
+        utc("0 0 1 * */2", NEW_YEAR, 5),
+        [
+            "Sun 2026-02-01 00:00",
+            "Sun 2026-03-01 00:00",
+            "Sat 2026-08-01 00:00",
+            "Tue 2026-09-01 00:00",
+            "Thu 2026-10-01 00:00"
+        ]
+    );
+    // `*,15` starts with `*` too; the L, W and # forms follow the same rule.
+    assert_eq!(
+        utc("0 0 *,15 * FRI", NEW_YEAR, 2),
+        ["Fri 2026-01-02 00:00", "Fri 2026-01-09 00:00"]
+    );
+    assert_eq!(
+        utc("0 0 L * */2", NEW_YEAR, 3),
+        [
+            "Sat 2026-01-31 00:00",
+            "Sat 2026-02-28 00:00",
+            "Tue 2026-03-31 00:00"
+        ]
+    );
+    // Second Fridays on an odd date: April to August's fall on even ones.
+    assert_eq!(
+        utc("0 0 */2 * 5#2", NEW_YEAR, 4),
+        [
+            "Fri 2026-01-09 00:00",
+            "Fri 2026-02-13 00:00",
+            "Fri 2026-03-13 00:00",
+            "Fri 2026-09-11 00:00"
+        ]
+    );
 }
 
 #[test]
@@ -233,7 +331,7 @@ fn cron_ranges_steps_and_lists_in_utc() {
             "Fri 2027-01-01 00:00"
         ]
     );
-    // `*` inside a list is the whole range, not saffron's "first value".
+    // `*` inside a list is the whole range.
     assert_eq!(
         utc("5,* 0 1 1 *", NEW_YEAR, 2),
         ["Thu 2026-01-01 00:01", "Thu 2026-01-01 00:02"]
@@ -280,6 +378,32 @@ fn cron_expr_is_the_trimmed_text_and_fields_may_be_spaced() {
     let s = schedule("  0\t9  * *   mon-fri \n");
     assert_eq!(s.expr(), "0\t9  * *   mon-fri");
     assert_eq!(s.to_string(), s.expr());
+}
+
+#[test]
+fn cron_fields_are_separated_by_spaces_and_tabs_only() {
+    let cases = [
+        ("0 9 * *\u{a0}MON", "a no-break space (U+00A0)"),
+        ("0\u{a0}9 * * *", "a no-break space (U+00A0)"),
+        ("0 9 * * *\u{a0}", "a no-break space (U+00A0)"),
+        ("0 9 *\u{202f}* *", "a narrow no-break space (U+202F)"),
+        ("0 9 * *\u{3000}*", "an ideographic space (U+3000)"),
+        ("0 9\n* * *", "a line feed (U+000A)"),
+        ("0 9 * * *\r0", "a carriage return (U+000D)"),
+        ("0 9 * * \u{200b}MON", "a zero-width space (U+200B)"),
+        ("@daily\u{a0}", "a no-break space (U+00A0)"),
+    ];
+    for (expr, named) in cases {
+        let e = parse_err(expr);
+        assert_eq!(
+            e.to_string(),
+            format!("the schedule contains {named}; separate fields with spaces or tabs only"),
+            "{expr:?}"
+        );
+        assert_eq!(e.field(), None);
+    }
+    // Other characters reach the field checks, which quote them.
+    assert_eq!(parse_err("0 9 * * MO\u{301}N").field(), Some("day-of-week"));
 }
 
 #[test]
@@ -414,7 +538,9 @@ fn cron_never_firing_schedules_are_refused() {
         "0 0 30 2 *",
         "0 0 31 4,6,9,11 *",
         "0 0 L-30 2 *",
-        "0 0 31W 2 *",
+        // Both day fields apply (a `*` starts one): the 1st or 31st is never
+        // a second Monday.
+        "0 0 */30 * MON#2",
     ] {
         let e = parse_err(expr);
         assert_eq!(
@@ -434,13 +560,15 @@ fn cron_never_firing_schedules_are_refused() {
     schedule("0 0 31 1-2 *");
     // A weekday restriction ORs with the day of month, so this fires on Mondays.
     schedule("0 0 31 2 MON");
+    // W never leaves the month and is clamped to its end: February has one.
+    schedule("0 0 31W 2 *");
 }
 
 #[test]
 fn cron_accepted_input_never_panics() {
     // Every item shape in every field, against start dates on each weekday,
-    // month end and leap day: saffron has debug assertions and unchecked
-    // arithmetic that some inputs reach, and `fields` must keep them away.
+    // month end and leap day: the searches do bit and day arithmetic that
+    // must stay in range for every input the parser accepts.
     let minutes = ["*", "0", "*/7", "5-10", "58-59/1", "0,30", "59/3"];
     let hours = ["*", "23", "*/5", "0-23/23", "1,2"];
     let doms = [

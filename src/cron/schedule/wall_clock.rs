@@ -1,6 +1,6 @@
 //! Evaluating a cron on wall-clock time in a zone and mapping the matches back
-//! to instants, with cronie's DST rules. saffron only knows UTC, so it is fed
-//! local civil time dressed up as UTC and never sees an offset.
+//! to instants, with cronie's DST rules. `pattern` only knows civil time; it
+//! never sees an offset.
 //!
 //! Two rules, chosen by the expression (see `fields::is_fixed_time`):
 //!
@@ -21,14 +21,14 @@
 //! offsets of the instants chosen.
 //!
 //! Every loop is bounded. The schedule was checked at parse time to fire at
-//! least once in every 400-year Gregorian cycle, so saffron's own search
+//! least once in every 400-year Gregorian cycle, so the pattern's own search
 //! always ends within 400 years of its start.
 
-use chrono::{Datelike, TimeZone as _, Timelike, Utc};
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::{AmbiguousOffset, TimeZone};
-use saffron::Cron;
+
+use super::pattern::Pattern;
 
 /// Iterations of the fixed-time loop: one per matching minute inside a
 /// repeated stretch of wall-clock time, which is an hour in today's zones.
@@ -39,7 +39,7 @@ const MAX_FIXED_STEPS: usize = 10_000;
 const MAX_SEGMENTS: usize = 4_000;
 
 /// The first fire of a fixed-time cron strictly after `after`.
-pub(super) fn next_fixed(cron: &Cron, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+pub(super) fn next_fixed(pattern: &Pattern, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
     // Mapping wall-clock times to instants this way never goes backwards, so
     // the first match whose instant is after `after` is the answer, and no
     // wall-clock time before `after`'s own can map past it. A match can map
@@ -47,7 +47,7 @@ pub(super) fn next_fixed(cron: &Cron, after: Timestamp, tz: &TimeZone) -> Option
     // pass of a repeated hour: that time already ran in the first pass.
     let mut from = tz.to_datetime(after);
     for _ in 0..MAX_FIXED_STEPS {
-        let candidate = match_after(cron, from)?;
+        let candidate = pattern.next_after(from)?;
         let at = resolve_fixed(tz, candidate)?;
         if at > after {
             return Some(at);
@@ -58,7 +58,11 @@ pub(super) fn next_fixed(cron: &Cron, after: Timestamp, tz: &TimeZone) -> Option
 }
 
 /// The first fire of an elapsed-time cron strictly after `after`.
-pub(super) fn next_elapsed(cron: &Cron, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+pub(super) fn next_elapsed(
+    pattern: &Pattern,
+    after: Timestamp,
+    tz: &TimeZone,
+) -> Option<Timestamp> {
     let mut start = after;
     let mut first = true;
     for _ in 0..MAX_SEGMENTS {
@@ -68,9 +72,9 @@ pub(super) fn next_elapsed(cron: &Cron, after: Timestamp, tz: &TimeZone) -> Opti
         let offset = tz.to_offset(start);
         let from = offset.to_datetime(start);
         let candidate = if first {
-            match_after(cron, from)?
+            pattern.next_after(from)?
         } else {
-            match_at_or_after(cron, from)?
+            pattern.next_at_or_after(from)?
         };
         let at = offset.to_timestamp(candidate).ok()?;
         match tz.following(start).next() {
@@ -109,46 +113,4 @@ fn resolve_fixed(tz: &TimeZone, civil: DateTime) -> Option<Timestamp> {
             Some(gap_end)
         }
     }
-}
-
-/// The first minute strictly after `from` that the cron matches.
-fn match_after(cron: &Cron, from: DateTime) -> Option<DateTime> {
-    // saffron truncates to the minute and then looks strictly later, which
-    // is "strictly after `from`" whatever its seconds.
-    from_utc(cron.next_after(to_utc(from)?)?)
-}
-
-/// The first minute at or after `from` that the cron matches.
-fn match_at_or_after(cron: &Cron, from: DateTime) -> Option<DateTime> {
-    if from.second() == 0 && from.subsec_nanosecond() == 0 {
-        from_utc(cron.next_from(to_utc(from)?)?)
-    } else {
-        match_after(cron, from)
-    }
-}
-
-/// Wall-clock time as saffron's UTC, to the minute.
-fn to_utc(civil: DateTime) -> Option<chrono::DateTime<Utc>> {
-    Utc.with_ymd_and_hms(
-        i32::from(civil.year()),
-        u32::try_from(civil.month()).ok()?,
-        u32::try_from(civil.day()).ok()?,
-        u32::try_from(civil.hour()).ok()?,
-        u32::try_from(civil.minute()).ok()?,
-        0,
-    )
-    .single()
-}
-
-fn from_utc(utc: chrono::DateTime<Utc>) -> Option<DateTime> {
-    DateTime::new(
-        i16::try_from(utc.year()).ok()?,
-        i8::try_from(utc.month()).ok()?,
-        i8::try_from(utc.day()).ok()?,
-        i8::try_from(utc.hour()).ok()?,
-        i8::try_from(utc.minute()).ok()?,
-        0,
-        0,
-    )
-    .ok()
 }
