@@ -306,7 +306,7 @@ fn cores() -> usize {
 }
 
 fn open(dir: &Path) -> Store {
-    Store::open(&dir.join("cronq-data/cronq.db"), JobDefaults::default()).expect("open the store")
+    Store::sqlite(&dir.join("cronq-data/cronq.db"), JobDefaults::default()).expect("open the store")
 }
 
 /// Stores `n` jobs of `job_type` through the store's enqueue.

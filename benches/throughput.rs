@@ -276,7 +276,7 @@ fn bare_ceiling(jobs: usize) -> f64 {
         .build()
         .expect("a runtime");
     // The store applies cronq's migrations; then it steps aside.
-    let store = Store::open(&path, JobDefaults::default()).expect("open");
+    let store = Store::sqlite(&path, JobDefaults::default()).expect("open");
     runtime.block_on(store.close());
     drop(store);
     let mut conn = Connection::open(&path).expect("open");

@@ -123,9 +123,11 @@ impl Builder {
                     timeout_s: config.job_timeout.as_secs() as u32,
                 },
             );
-            tokio::task::spawn_blocking(move || Store::open(&path, defaults))
+            tokio::task::spawn_blocking(move || Store::sqlite(&path, defaults))
                 .await
-                .map_err(|e| StoreError::Sqlite(format!("opening the database panicked: {e}")))??
+                .map_err(|e| {
+                    StoreError::Database(format!("opening the database panicked: {e}"))
+                })??
         };
         let now = self.clock.now_ms();
         let instance = Instance::current(now);

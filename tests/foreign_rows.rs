@@ -116,7 +116,7 @@ fn old_database(dir: &Path) -> PathBuf {
     let path = state.join("cronq.db");
     let now = now_ms();
     let conn = Connection::open(&path).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.execute_batch(
         "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY,

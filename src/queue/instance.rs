@@ -11,7 +11,7 @@
 //! by its heartbeat alone.
 
 use crate::clock::Millis;
-use crate::store::instances::InstanceRow;
+use crate::store::instance::InstanceRow;
 
 /// This process's identity.
 #[derive(Debug, Clone)]

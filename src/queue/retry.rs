@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::clock::Millis;
 use crate::queue::handler::JobError;
-use crate::store::jobs::AfterFailure;
+use crate::store::job::AfterFailure;
 
 /// The delay before attempt `attempt + 1`, after attempt `attempt` failed:
 /// `base * 2^(attempt-1)`, capped at `max`, then drawn from its upper half

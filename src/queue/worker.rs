@@ -22,7 +22,7 @@ use super::handler::{JobContext, JobError};
 use super::job::{Claimed, Lease};
 use super::retry;
 use crate::clock::Millis;
-use crate::store::jobs::{AfterFailure, Outcome};
+use crate::store::job::{AfterFailure, Outcome};
 use crate::store::{Pending, StoreError};
 
 /// How often a completion or failure is retried while the database is busy

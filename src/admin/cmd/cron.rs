@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use super::Ctx;
 use crate::admin::protocol::request::CronQuery;
 use crate::admin::protocol::{self, AdminError, Request};
-use crate::store::crons::KEPT_RUNS;
+use crate::store::run::KEPT_RUNS;
 
 /// The cron's id and the number of runs wanted, checked.
 pub(super) fn parse(req: &Request) -> Result<(String, usize), AdminError> {

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::{Ctx, IdArg};
 use crate::admin::protocol::{self, AdminError, Code, Request};
-use crate::store::manage::Refusal;
+use crate::store::job::Refusal;
 
 pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
     let IdArg { id } = req.args_with_id()?;

@@ -11,7 +11,7 @@ use crate::queue::Queue;
 use crate::queue::job::JobStatus;
 use crate::queue::stats::TypeStats;
 use crate::store::StoreError;
-use crate::store::jobs::Counts;
+use crate::store::job::Counts;
 
 /// The figures `stats` and `metrics` share.
 pub struct Figures {

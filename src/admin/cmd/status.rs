@@ -7,11 +7,12 @@ use serde_json::{Map, Value};
 use super::Ctx;
 use crate::admin::protocol::{self, AdminError, PROTOCOL_VERSION};
 use crate::queue::job::JobStatus;
-use crate::store::Store;
+use crate::store::sqlite_version;
 
 pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
     let queue = &ctx.queue;
     let counts = queue.store().counts(queue.clock().now_ms()).await?;
+    let backend = queue.store().info();
     let total = |status: JobStatus| -> u64 {
         counts
             .values()
@@ -23,8 +24,9 @@ pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
         "protocol": PROTOCOL_VERSION,
         "pid": std::process::id(),
         "uptime_s": queue.uptime().as_secs(),
-        "db": queue.store().path().display().to_string(),
-        "sqlite_version": Store::sqlite_version(),
+        "backend": backend.name,
+        "db": backend.location,
+        "sqlite_version": sqlite_version(),
         "ready": ctx.ready.load(Ordering::Relaxed),
         "workers": serde_json::json!({"max": queue.max_workers(), "busy": queue.busy()}),
         "queue": serde_json::json!({

@@ -10,8 +10,8 @@ use crate::cron::scheduler::{CronView, SchedulerError};
 use crate::queue::QueueError;
 use crate::queue::job::Job;
 use crate::store::StoreError;
-use crate::store::crons::RunRow;
-use crate::store::jobs::AttemptError;
+use crate::store::job::AttemptError;
+use crate::store::run::RunRow;
 
 pub mod request;
 mod strict;

@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::spec::{CatchUp, CronAction, CronSpec, Overlap};
 use crate::clock::{Clock, Millis};
 use crate::queue::{DrainReport, Queue, QueueError};
-use crate::store::crons::{NewRun, RunRow, RunStatus, RunTrigger};
+use crate::store::run::{NewRun, RunRow, RunStatus, RunTrigger};
 use crate::store::{Store, StoreError};
 
 /// A forward step of the wall clock larger than this is a correction of a

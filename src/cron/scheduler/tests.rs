@@ -28,8 +28,8 @@ use crate::queue::Queue;
 use crate::queue::handler::{Handler, JobContext, JobError, Registration, Registry};
 use crate::queue::instance::Instance;
 use crate::queue::job::JobStatus;
-use crate::store::crons::{RunRow, RunStatus};
-use crate::store::test_support::open_temp;
+use crate::store::run::{RunRow, RunStatus};
+use crate::store::sqlite::test_support::open_temp;
 use crate::store::{JobDefaults, Store};
 
 /// The longest any single wait in these tests may take.
@@ -448,7 +448,7 @@ async fn overlap_skip_records_skipped_while_the_job_is_pending_and_allow_fires()
 async fn two_schedulers_on_one_database_fire_each_minute_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("cronq.db");
-    let open = || Store::open(&path, JobDefaults::default()).expect("open");
+    let open = || Store::sqlite(&path, JobDefaults::default()).expect("open");
     let (store_a, store_b) = (open(), open());
     let clock = Arc::new(ManualClock::new(at(START)));
     let specs = vec![spec("shared", "* * * * *")];

@@ -4,23 +4,11 @@
 use rusqlite::{Connection, params};
 
 use super::writer::Mode;
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
+use crate::store::instance::InstanceRow;
 
-/// A daemon process, as registered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceRow {
-    pub id: String,
-    pub host: String,
-    pub boot_id: String,
-    pub pid: i64,
-    pub start_ticks: i64,
-    pub version: String,
-    pub started: Millis,
-    pub heartbeat_at: Millis,
-}
-
-impl Store {
+impl SqliteStore {
     pub async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
         self.write(Mode::Durable, move |conn, _| {
             let at = row.heartbeat_at;

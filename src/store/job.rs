@@ -1,5 +1,9 @@
-//! The job model: a stored job, a job to be stored, and the lease a worker
-//! holds while it runs one.
+//! The job model: a stored job, a job to be stored, the lease a worker
+//! holds while it runs one, and the other row types the queue's verbs take
+//! and return. They live below the store so every backend speaks them and
+//! nothing in `store/` imports from `queue/`.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
@@ -179,6 +183,79 @@ pub struct Lease {
 pub struct Claimed {
     pub job: Job,
     pub lease: Lease,
+}
+
+/// The settings a row that does not say otherwise runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDefaults {
+    pub max_retries: u32,
+    pub timeout_s: u32,
+}
+
+impl Default for JobDefaults {
+    fn default() -> JobDefaults {
+        JobDefaults {
+            max_retries: 3,
+            timeout_s: 30,
+        }
+    }
+}
+
+/// A failed attempt, as `job` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub at: Millis,
+    pub error: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded { from_cron: bool },
+    Failed { error: String, after: AfterFailure },
+}
+
+/// What becomes of a job whose attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    RetryAt(Millis),
+    Dead,
+}
+
+/// A reservation released by recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub job_id: String,
+    pub job_type: String,
+    pub attempt: u32,
+    /// It had used its last attempt and is now dead.
+    pub dead: bool,
+}
+
+/// Filters of the `jobs` listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub job_type: Option<String>,
+    pub status: Option<JobStatus>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub limit: usize,
+    /// Continue after this `(created, id)`, from a previous page's cursor.
+    pub after: Option<(Millis, String)>,
+}
+
+/// Jobs by type, then by status.
+pub type Counts = BTreeMap<String, BTreeMap<JobStatus, u64>>;
+
+/// Why a job could not be retried or cancelled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    NotFound,
+    /// The job is in a state the operation does not apply to.
+    WrongStatus(JobStatus),
+    /// Another waiting job holds the same unique key.
+    KeyHeld(String),
 }
 
 /// Record ids in the style of the replaced system: 15 characters `[a-z0-9]`.

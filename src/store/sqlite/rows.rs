@@ -23,10 +23,11 @@ use rusqlite::{Connection, Row, ToSql};
 use serde_json::Value;
 
 use super::StoreError;
-use super::crons::{RunStatus, settle_job_run};
-use super::jobs::{JobDefaults, record_error};
+use super::crons::settle_job_run;
+use super::jobs::record_error;
 use crate::clock::{MAX_MS, Millis};
-use crate::queue::job::{Job, JobStatus, new_id};
+use crate::store::job::{Job, JobDefaults, JobStatus, new_id};
+use crate::store::run::RunStatus;
 
 /// The columns read for a job, in [`read_job`]'s order.
 pub(super) const JOB_COLUMNS: &str = "id, name, description, payload, type, status, attempts, max_attempts, \
@@ -391,7 +392,7 @@ impl Reader<'_, '_> {
 mod tests {
     use super::*;
     use crate::queue::job::NewJob;
-    use crate::store::test_support::open_temp;
+    use crate::store::sqlite::test_support::open_temp;
     use crate::store::{ListFilter, Store};
 
     const NOW: Millis = 1_800_000_000_000;

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
 use super::checkpoint::Checkpointer;
+use crate::store::{AfterCommit, Pending, StoreError};
 
 /// Operations waiting for the writer; senders wait when it is full.
 const QUEUE_CAPACITY: usize = 4096;
@@ -30,9 +30,6 @@ const QUEUE_CAPACITY: usize = 4096;
 const MAX_BATCH: usize = 512;
 
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// Sees an operation's answer on the writer thread, once its transaction
-/// has committed or failed. It must be quick: the writer waits for it.
-pub type AfterCommit<R> = Box<dyn FnOnce(&Result<R, StoreError>) + Send>;
 /// Runs an operation (given no connection when the transaction could not
 /// begin) and returns whether it succeeded and how to answer its sender.
 type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
@@ -149,7 +146,7 @@ impl Writer {
             .send(Message::Op(Op { mode, work }))
             .await
             .map_err(|_| StoreError::Closed)?;
-        Ok(Pending(answer))
+        Ok(Pending::new(answer))
     }
 
     pub(super) async fn close(&self) {
@@ -161,17 +158,6 @@ impl Writer {
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-    }
-}
-
-/// A queued write's answer, known once its transaction has committed.
-#[must_use = "a write is only known to be done once its commit is awaited"]
-pub struct Pending<R>(oneshot::Receiver<Result<R, StoreError>>);
-
-impl<R> Pending<R> {
-    /// Waits for the commit.
-    pub async fn committed(self) -> Result<R, StoreError> {
-        self.0.await.map_err(|_| StoreError::Closed)?
     }
 }
 

@@ -2,24 +2,15 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::crons::{RunStatus, settle_job_run};
+use super::crons::settle_job_run;
 use super::jobs::{JOB_COLUMNS, job_from_row};
 use super::writer::Mode;
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
-use crate::queue::job::{Job, JobStatus};
+use crate::store::job::{Job, JobStatus, Refusal};
+use crate::store::run::RunStatus;
 
-/// Why a job could not be retried or cancelled.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
-    NotFound,
-    /// The job is in a state the operation does not apply to.
-    WrongStatus(JobStatus),
-    /// Another waiting job holds the same unique key.
-    KeyHeld(String),
-}
-
-impl Store {
+impl SqliteStore {
     /// Makes a `dead` or `scheduled` job pending now, with its attempts
     /// reset to 0.
     pub async fn retry(&self, id: String, now: Millis) -> Result<Result<Job, Refusal>, StoreError> {
@@ -97,90 +88,5 @@ impl Store {
             Ok(n as u64)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::queue::job::NewJob;
-    use crate::store::jobs::AfterFailure;
-    use crate::store::test_support::open_temp;
-
-    const NOW: Millis = 1_800_000_000_000;
-
-    async fn dead_job(store: &Store, key: Option<&str>) -> String {
-        let mut job = NewJob::new("n", "noop", serde_json::Map::new());
-        job.unique_key = key.map(String::from);
-        let id = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
-            .job
-            .id
-            .clone();
-        let claimed = store.claim("me", &["noop".into()], 1, NOW).await.unwrap();
-        let lease = claimed[0].lease.clone();
-        assert!(
-            store
-                .fail(lease, "boom".into(), AfterFailure::Dead, NOW)
-                .await
-                .unwrap()
-        );
-        id
-    }
-
-    #[tokio::test]
-    async fn retry_revives_a_dead_job_with_fresh_attempts() {
-        let (_dir, store) = open_temp();
-        let id = dead_job(&store, None).await;
-        let job = store.retry(id.clone(), NOW + 5).await.unwrap().unwrap();
-        assert_eq!(
-            (job.status, job.attempts, job.run_at),
-            (JobStatus::Pending, 0, NOW + 5)
-        );
-        assert_eq!(
-            store.retry(id, NOW + 6).await.unwrap(),
-            Err(Refusal::WrongStatus(JobStatus::Pending))
-        );
-        assert_eq!(
-            store.retry("nope".into(), NOW).await.unwrap(),
-            Err(Refusal::NotFound)
-        );
-    }
-
-    #[tokio::test]
-    async fn retry_respects_a_held_unique_key() {
-        let (_dir, store) = open_temp();
-        let dead = dead_job(&store, Some("k")).await;
-        let mut job = NewJob::new("n", "noop", serde_json::Map::new());
-        job.unique_key = Some("k".into());
-        let holder = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
-            .job
-            .id
-            .clone();
-        assert_eq!(
-            store.retry(dead, NOW).await.unwrap(),
-            Err(Refusal::KeyHeld(holder))
-        );
-    }
-
-    #[tokio::test]
-    async fn cancel_refuses_running_jobs_and_purge_counts() {
-        let (_dir, store) = open_temp();
-        let dead = dead_job(&store, None).await;
-        let job = NewJob::new("n", "noop", serde_json::Map::new());
-        let running = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
-            .job
-            .id
-            .clone();
-        store.claim("me", &["noop".into()], 1, NOW).await.unwrap();
-        assert_eq!(
-            store.cancel(running, NOW).await.unwrap(),
-            Err(Refusal::WrongStatus(JobStatus::Running))
-        );
-        assert_eq!(store.purge_dead(Some(NOW - 1)).await.unwrap(), 0);
-        assert_eq!(store.purge_dead(None).await.unwrap(), 1);
-        assert_eq!(
-            store.cancel(dead, NOW).await.unwrap(),
-            Err(Refusal::NotFound)
-        );
     }
 }

@@ -1,4 +1,4 @@
-//! Schema migrations: numbered .sql files in `migrations/`, embedded in the
+//! Schema migrations: numbered .sql files in `migrations/sqlite/`, embedded in the
 //! binary, applied in one transaction at start-up and recorded.
 //!
 //! The check and the apply share one `BEGIN IMMEDIATE` transaction, so two
@@ -15,17 +15,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "0001_init",
-        include_str!("../../migrations/0001_init.sql"),
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
     ),
     (
         2,
         "0002_claim_by_type",
-        include_str!("../../migrations/0002_claim_by_type.sql"),
+        include_str!("../../../migrations/sqlite/0002_claim_by_type.sql"),
     ),
     (
         3,
         "0003_row_types",
-        include_str!("../../migrations/0003_row_types.sql"),
+        include_str!("../../../migrations/sqlite/0003_row_types.sql"),
     ),
 ];
 
@@ -48,14 +48,14 @@ pub(super) fn run(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
     )?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
+            at: path.display().to_string(),
             found: current,
             known: SCHEMA_VERSION,
         });
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
         tx.execute_batch(sql)
-            .map_err(|e| StoreError::Sqlite(format!("migration {name} failed: {e}")))?;
+            .map_err(|e| StoreError::Database(format!("migration {name} failed: {e}")))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied)
              VALUES (?1, ?2, CAST(unixepoch('subsec') * 1000 AS INTEGER))",

@@ -105,7 +105,7 @@ mod tests {
     use serde_json::{Map, json};
 
     use crate::queue::job::NewJob;
-    use crate::store::test_support::open_temp;
+    use crate::store::sqlite::test_support::open_temp;
 
     #[tokio::test]
     async fn the_wal_stays_short_under_steady_writes() {

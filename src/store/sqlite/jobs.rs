@@ -6,88 +6,27 @@
 //! `attempts` is counted at claim time, so a job that crashes the daemon
 //! still uses up its attempts and cannot crash-loop it forever.
 
-use std::collections::BTreeMap;
-
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params, params};
 
-use super::crons::{RunStatus, settle_job_run};
+use super::crons::settle_job_run;
 pub(super) use super::rows::JOB_COLUMNS;
 use super::rows::{self, RowRead};
 use super::writer::Mode;
-use super::{AfterCommit, Pending, Store, StoreError};
+use super::{AfterCommit, Pending, SqliteStore, StoreError};
 use crate::clock::Millis;
-use crate::queue::job::{Claimed, Enqueued, Job, JobStatus, Lease, NewJob, new_id};
-
-/// The settings a row that does not say otherwise runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobDefaults {
-    pub max_retries: u32,
-    pub timeout_s: u32,
-}
-
-impl Default for JobDefaults {
-    fn default() -> JobDefaults {
-        JobDefaults {
-            max_retries: 3,
-            timeout_s: 30,
-        }
-    }
-}
+use crate::store::job::{
+    AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, JobStatus, Lease,
+    ListFilter, NewJob, Outcome, Recovered, new_id,
+};
+use crate::store::run::RunStatus;
 
 /// Longest error text kept per failure; a handler's output tail fits.
 const MAX_ERROR_BYTES: usize = 16 * 1024;
 /// Failures kept per job for `job`.
 const KEPT_ERRORS: i64 = 10;
 
-/// A failed attempt, as `job` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptError {
-    pub attempt: u32,
-    pub at: Millis,
-    pub error: String,
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Succeeded { from_cron: bool },
-    Failed { error: String, after: AfterFailure },
-}
-
-/// What becomes of a job whose attempt failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterFailure {
-    RetryAt(Millis),
-    Dead,
-}
-
-/// A reservation released by recovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovered {
-    pub job_id: String,
-    pub job_type: String,
-    pub attempt: u32,
-    /// It had used its last attempt and is now dead.
-    pub dead: bool,
-}
-
-/// Filters of the `jobs` listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListFilter {
-    pub job_type: Option<String>,
-    pub status: Option<JobStatus>,
-    pub since: Option<Millis>,
-    pub until: Option<Millis>,
-    pub limit: usize,
-    /// Continue after this `(created, id)`, from a previous page's cursor.
-    pub after: Option<(Millis, String)>,
-}
-
-/// Jobs by type, then by status.
-pub type Counts = BTreeMap<String, BTreeMap<JobStatus, u64>>;
-
-impl Store {
+impl SqliteStore {
     /// Stores `jobs` all or nothing, durably. A job whose unique key is held
     /// by a waiting or running job is not stored; that job is returned,
     /// marked duplicate. `max_pending` caps pending plus scheduled jobs.
@@ -103,7 +42,7 @@ impl Store {
         } else {
             Mode::Durable
         };
-        let defaults = self.defaults().clone();
+        let defaults = self.inner.defaults.clone();
         let rows: Vec<NewRow> = jobs
             .iter()
             .map(|job| NewRow::new(job, &defaults, now))
@@ -175,31 +114,6 @@ impl Store {
             Ok(claimed)
         })
         .await
-    }
-
-    /// Deletes a job that succeeded (and ends the cron run that enqueued
-    /// it). False when the lease no longer holds.
-    pub async fn complete(
-        &self,
-        lease: Lease,
-        from_cron: bool,
-        now: Millis,
-    ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now, None);
-        finished.await?.committed().await
-    }
-
-    /// Records a failed attempt and schedules a retry or buries the job.
-    /// False when the lease no longer holds (nothing is written then).
-    pub async fn fail(
-        &self,
-        lease: Lease,
-        error: String,
-        after: AfterFailure,
-        now: Millis,
-    ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Failed { error, after }, now, None);
-        finished.await?.committed().await
     }
 
     /// Queues the record of an attempt's outcome, fenced on its lease: the
@@ -581,7 +495,7 @@ fn insert_job(
         }
         row.job.id = new_id();
     }
-    Err(StoreError::Sqlite("could not find a free job id".into()))
+    Err(StoreError::Database("could not find a free job id".into()))
 }
 
 /// The rowids of up to `limit` ready jobs of `types`: highest priority
@@ -934,387 +848,11 @@ pub(super) fn extend_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::open_temp;
-    use serde_json::{Map, json};
-
-    const NOW: Millis = 1_800_000_000_000;
-
-    fn job(name: &str) -> NewJob {
-        NewJob::new(name, "noop", Map::new())
-    }
+    use crate::store::sqlite::test_support::open_temp;
+    use serde_json::json;
 
     fn types() -> Vec<String> {
         vec!["noop".to_string()]
-    }
-
-    #[tokio::test]
-    async fn claim_batches_claims_in_batches_up_to_the_limit_and_stops_when_dry() {
-        let (_dir, store) = open_temp();
-        let jobs: Vec<NewJob> = (0..130).map(|i| job(&format!("j{i}"))).collect();
-        store.enqueue(jobs, NOW, 1000).await.unwrap();
-        let first = store
-            .claim_batches("me", &types(), 120, 50, NOW)
-            .await
-            .unwrap();
-        assert_eq!(first.len(), 120);
-        let ids: std::collections::HashSet<_> = first.iter().map(|c| &c.job.id).collect();
-        assert_eq!(ids.len(), 120, "no job claimed twice");
-        let rest = store
-            .claim_batches("me", &types(), 120, 50, NOW)
-            .await
-            .unwrap();
-        assert_eq!(rest.len(), 10);
-        assert!(
-            store
-                .claim_batches("me", &types(), 120, 50, NOW)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[tokio::test]
-    async fn enqueue_claim_complete_deletes_the_row() {
-        let (_dir, store) = open_temp();
-        let stored = store.enqueue(vec![job("a")], NOW, 100).await.unwrap();
-        assert_eq!(stored[0].job.status, JobStatus::Pending);
-        assert_eq!(stored[0].job.max_attempts, 4);
-        let claimed = store.claim("me", &types(), 10, NOW).await.unwrap();
-        assert_eq!(claimed.len(), 1);
-        assert_eq!(claimed[0].job.attempts, 1);
-        assert_eq!(claimed[0].job.status, JobStatus::Running);
-        assert!(
-            store
-                .claim("me", &types(), 10, NOW)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            store
-                .complete(claimed[0].lease.clone(), false, NOW)
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .get(stored[0].job.id.clone(), NOW)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            store
-                .counts(NOW)
-                .await
-                .unwrap()
-                .values()
-                .all(|s| s.values().all(|n| *n == 0))
-        );
-    }
-
-    #[tokio::test]
-    async fn claim_orders_by_priority_then_run_at_and_skips_future_and_other_types() {
-        let (_dir, store) = open_temp();
-        let mut low = job("low");
-        low.when = crate::queue::job::RunAt::At(NOW - 10);
-        let mut high = job("high");
-        high.priority = 5;
-        let mut later = job("later");
-        later.when = crate::queue::job::RunAt::At(NOW + 1000);
-        let mut other = job("other");
-        other.job_type = "email".into();
-        let mut oldest = job("oldest");
-        oldest.when = crate::queue::job::RunAt::At(NOW - 20);
-        store
-            .enqueue(vec![low, high, later, other, oldest], NOW, 100)
-            .await
-            .unwrap();
-        let claimed = store.claim("me", &types(), 10, NOW).await.unwrap();
-        let names: Vec<_> = claimed.iter().map(|c| c.job.name.as_str()).collect();
-        assert_eq!(names, ["high", "oldest", "low"]);
-        assert_eq!(
-            store.next_due(&types(), NOW).await.unwrap(),
-            Some(NOW + 1000)
-        );
-        assert_eq!(
-            store
-                .claim("me", &types(), 10, NOW + 1000)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn claim_merges_types_within_a_priority_and_fills_from_lower_ones() {
-        let (_dir, store) = open_temp();
-        let at = |name: &str, job_type: &str, priority: i64, run_at: Millis| {
-            let mut j = job(name);
-            j.job_type = job_type.into();
-            j.priority = priority;
-            j.when = crate::queue::job::RunAt::At(run_at);
-            j
-        };
-        store
-            .enqueue(
-                vec![
-                    at("e9", "email", 9, NOW + 5_000),
-                    at("n3-old", "noop", 3, NOW - 30),
-                    at("e3", "email", 3, NOW - 20),
-                    at("n3", "noop", 3, NOW - 10),
-                    at("n1", "noop", 1, NOW - 99),
-                    at("c1", "command", 1, NOW - 100),
-                ],
-                NOW,
-                100,
-            )
-            .await
-            .unwrap();
-        let both = vec!["noop".to_string(), "email".to_string()];
-        let claimed = store.claim("me", &both, 4, NOW).await.unwrap();
-        let names: Vec<_> = claimed.iter().map(|c| c.job.name.as_str()).collect();
-        assert_eq!(names, ["n3-old", "e3", "n3", "n1"]);
-        assert!(store.claim("me", &both, 4, NOW).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn counts_split_scheduled_from_either_side_of_now() {
-        let (_dir, store) = open_temp();
-        let mut later = job("later");
-        later.when = crate::queue::job::RunAt::At(NOW + 1000);
-        let mut other = job("other");
-        other.job_type = "email".into();
-        other.when = crate::queue::job::RunAt::At(NOW + 1000);
-        store
-            .enqueue(vec![job("a"), job("b"), later, other], NOW, 100)
-            .await
-            .unwrap();
-        let counts = store.counts(NOW).await.unwrap();
-        assert_eq!(counts["noop"][&JobStatus::Pending], 2);
-        assert_eq!(counts["noop"][&JobStatus::Scheduled], 1);
-        assert_eq!(
-            counts["email"]
-                .get(&JobStatus::Pending)
-                .copied()
-                .unwrap_or(0),
-            0
-        );
-        assert_eq!(counts["email"][&JobStatus::Scheduled], 1);
-        let counts = store.counts(NOW + 1000).await.unwrap();
-        assert_eq!(counts["noop"][&JobStatus::Pending], 3);
-        assert_eq!(counts["email"][&JobStatus::Pending], 1);
-    }
-
-    #[tokio::test]
-    async fn claim_respects_the_limit() {
-        let (_dir, store) = open_temp();
-        store
-            .enqueue((0..10).map(|i| job(&i.to_string())).collect(), NOW, 100)
-            .await
-            .unwrap();
-        assert_eq!(store.claim("me", &types(), 3, NOW).await.unwrap().len(), 3);
-        assert_eq!(store.claim("me", &types(), 30, NOW).await.unwrap().len(), 7);
-    }
-
-    #[tokio::test]
-    async fn a_stale_lease_cannot_complete_fail_or_extend_a_newer_attempt() {
-        let (_dir, store) = open_temp();
-        store.enqueue(vec![job("a")], NOW, 100).await.unwrap();
-        let first = store
-            .claim("old", &types(), 1, NOW)
-            .await
-            .unwrap()
-            .remove(0);
-        let recovered = store.recover(NOW + 1, vec![], NOW + 10).await.unwrap();
-        assert_eq!(recovered.len(), 1);
-        assert!(!recovered[0].dead);
-        let second = store
-            .claim("new", &types(), 1, NOW + 10)
-            .await
-            .unwrap()
-            .remove(0);
-        assert_eq!(second.lease.attempt, 2);
-        assert!(
-            !store
-                .complete(first.lease.clone(), false, NOW)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .fail(
-                    first.lease.clone(),
-                    "late".into(),
-                    AfterFailure::Dead,
-                    NOW + 20
-                )
-                .await
-                .unwrap()
-        );
-        assert_eq!(
-            store
-                .extend(vec![first.lease.clone()], NOW + 20)
-                .await
-                .unwrap(),
-            vec![first.lease]
-        );
-        assert!(
-            store
-                .extend(vec![second.lease.clone()], NOW + 20)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(store.complete(second.lease, false, NOW).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn failure_schedules_a_retry_then_buries_and_keeps_errors() {
-        let (_dir, store) = open_temp();
-        let mut j = job("a");
-        j.retry_count = Some(1);
-        let id = store.enqueue(vec![j], NOW, 100).await.unwrap()[0]
-            .job
-            .id
-            .clone();
-        let c = store.claim("me", &types(), 1, NOW).await.unwrap().remove(0);
-        assert!(
-            store
-                .fail(
-                    c.lease,
-                    "boom 1".into(),
-                    AfterFailure::RetryAt(NOW + 500),
-                    NOW
-                )
-                .await
-                .unwrap()
-        );
-        let (job, errors) = store.get(id.clone(), NOW).await.unwrap().unwrap();
-        assert_eq!(job.status, JobStatus::Scheduled);
-        assert_eq!(job.last_error.as_deref(), Some("boom 1"));
-        assert_eq!(
-            errors,
-            vec![AttemptError {
-                attempt: 1,
-                at: NOW,
-                error: "boom 1".into()
-            }]
-        );
-        let c = store
-            .claim("me", &types(), 1, NOW + 500)
-            .await
-            .unwrap()
-            .remove(0);
-        assert_eq!(c.job.attempts, 2);
-        assert!(
-            store
-                .fail(c.lease, "boom 2".into(), AfterFailure::Dead, NOW + 600)
-                .await
-                .unwrap()
-        );
-        let (job, errors) = store.get(id, NOW + 600).await.unwrap().unwrap();
-        assert_eq!(job.status, JobStatus::Dead);
-        assert_eq!(errors.len(), 2);
-        assert_eq!(errors[0].attempt, 2);
-        assert_eq!(
-            store.counts(NOW + 600).await.unwrap()["noop"][&JobStatus::Dead],
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn release_gives_the_attempt_back() {
-        let (_dir, store) = open_temp();
-        let id = store.enqueue(vec![job("a")], NOW, 100).await.unwrap()[0]
-            .job
-            .id
-            .clone();
-        let c = store.claim("me", &types(), 1, NOW).await.unwrap().remove(0);
-        assert_eq!(store.release(vec![c.lease], NOW).await.unwrap(), 1);
-        let (job, _) = store.get(id, NOW).await.unwrap().unwrap();
-        assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
-    }
-
-    #[tokio::test]
-    async fn recovery_of_a_last_attempt_buries_the_job() {
-        let (_dir, store) = open_temp();
-        let mut j = job("a");
-        j.retry_count = Some(0);
-        let id = store.enqueue(vec![j], NOW, 100).await.unwrap()[0]
-            .job
-            .id
-            .clone();
-        store.claim("gone", &types(), 1, NOW).await.unwrap();
-        // Fresh, but held by an instance known to be dead.
-        let recovered = store
-            .recover(NOW - 1, vec!["gone".into()], NOW + 1)
-            .await
-            .unwrap();
-        assert!(recovered[0].dead);
-        let (job, errors) = store.get(id, NOW + 1).await.unwrap().unwrap();
-        assert_eq!(job.status, JobStatus::Dead);
-        assert!(
-            errors[0].error.contains("instance gone"),
-            "{}",
-            errors[0].error
-        );
-    }
-
-    #[tokio::test]
-    async fn unique_key_holds_while_waiting_or_running_only() {
-        let (_dir, store) = open_temp();
-        let mut a = job("a");
-        a.unique_key = Some("k".into());
-        let first = store
-            .enqueue(vec![a.clone()], NOW, 100)
-            .await
-            .unwrap()
-            .remove(0);
-        let again = store
-            .enqueue(vec![a.clone(), a.clone()], NOW, 100)
-            .await
-            .unwrap();
-        assert!(
-            again
-                .iter()
-                .all(|e| e.duplicate && e.job.id == first.job.id)
-        );
-        let c = store.claim("me", &types(), 1, NOW).await.unwrap().remove(0);
-        assert!(store.enqueue(vec![a.clone()], NOW, 100).await.unwrap()[0].duplicate);
-        store
-            .fail(c.lease, "x".into(), AfterFailure::Dead, NOW)
-            .await
-            .unwrap();
-        assert!(!store.enqueue(vec![a], NOW, 100).await.unwrap()[0].duplicate);
-    }
-
-    #[tokio::test]
-    async fn a_batch_is_all_or_nothing_and_the_cap_holds() {
-        let (_dir, store) = open_temp();
-        store
-            .enqueue(vec![job("a"), job("b")], NOW, 3)
-            .await
-            .unwrap();
-        let err = store
-            .enqueue(vec![job("c"), job("d")], NOW, 3)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StoreError::QueueFull {
-                    pending: 2,
-                    limit: 3
-                }
-            ),
-            "{err}"
-        );
-        assert_eq!(
-            store.counts(NOW).await.unwrap()["noop"][&JobStatus::Pending],
-            2
-        );
     }
 
     #[tokio::test]
@@ -1336,57 +874,6 @@ mod tests {
             [],
         );
         assert!(bad.is_err());
-    }
-
-    #[tokio::test]
-    async fn list_filters_and_pages_newest_first() {
-        let (_dir, store) = open_temp();
-        for i in 0..5 {
-            store
-                .enqueue(vec![job(&format!("j{i}"))], NOW + i, 100)
-                .await
-                .unwrap();
-        }
-        let mut delayed = job("later");
-        delayed.when = crate::queue::job::RunAt::At(NOW + 10_000);
-        store.enqueue(vec![delayed], NOW + 5, 100).await.unwrap();
-        let page = |after| ListFilter {
-            limit: 2,
-            after,
-            ..Default::default()
-        };
-        let (first, more) = store.list(page(None), NOW + 10).await.unwrap();
-        assert!(more);
-        assert_eq!(
-            first.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
-            ["later", "j4"]
-        );
-        let last = first.last().unwrap();
-        let (second, _) = store
-            .list(page(Some((last.created, last.id.clone()))), NOW + 10)
-            .await
-            .unwrap();
-        assert_eq!(
-            second.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
-            ["j3", "j2"]
-        );
-        let scheduled = ListFilter {
-            status: Some(JobStatus::Scheduled),
-            limit: 10,
-            ..Default::default()
-        };
-        assert_eq!(store.list(scheduled, NOW + 10).await.unwrap().0.len(), 1);
-        let window = ListFilter {
-            since: Some(NOW + 1),
-            until: Some(NOW + 3),
-            limit: 10,
-            ..Default::default()
-        };
-        assert_eq!(store.list(window, NOW + 10).await.unwrap().0.len(), 2);
-        let counts = store.counts(NOW + 10).await.unwrap();
-        assert_eq!(counts["noop"][&JobStatus::Pending], 5);
-        assert_eq!(counts["noop"][&JobStatus::Scheduled], 1);
-        assert_eq!(store.oldest_ready(NOW + 10).await.unwrap(), Some(NOW));
     }
 
     #[tokio::test]

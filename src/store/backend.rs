@@ -1,0 +1,238 @@
+//! What a database backend must do: the queue's verbs, the crons' and the
+//! instances', over the row types of `store::job`, `store::run` and
+//! `store::instance`.
+//!
+//! This is the seam between cronq and its databases (as River's driver
+//! interface is for River): everything above the store holds a [`Store`]
+//! and calls these verbs, never knowing which backend answers. The
+//! conformance suite (`store::conformance`) is the definition of what each
+//! verb means; a backend passes it before anything else runs on it.
+//!
+//! Every write about a running job (complete, fail, release, extend) is
+//! fenced on its [`Lease`] `(id, attempts, reserved_by)` and reports whether
+//! it still held, so a worker whose reservation was recovered can never
+//! touch the newer attempt.
+//!
+//! [`Store`]: super::Store
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::instance::InstanceRow;
+use super::job::{
+    AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter,
+    NewJob, Outcome, Recovered, Refusal,
+};
+use super::run::{NewRun, RunRow, RunStatus};
+use super::tick::{Tick, Ticked};
+use super::{AfterCommit, Pending, StoreError};
+use crate::clock::Millis;
+
+/// Which database answers, for `status` and the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// `sqlite` or `postgres`.
+    pub name: &'static str,
+    /// Where the database is: a file path, or a server URL without its
+    /// password.
+    pub location: String,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    fn info(&self) -> BackendInfo;
+
+    /// The settings a stored row that does not say otherwise runs with.
+    fn defaults(&self) -> &JobDefaults;
+
+    /// Whether writes are getting through: no write has been stuck for
+    /// `limit`. Costs no I/O, so the watchdog can ask every few seconds
+    /// without waking the database.
+    fn responsive(&self, limit: Duration) -> bool;
+
+    /// Waits for queued writes and closes the database; later calls fail
+    /// with `Closed`.
+    async fn close(&self);
+
+    // The queue.
+
+    /// Stores `jobs` all or nothing, durably. A job whose unique key is held
+    /// by a waiting or running job is not stored; that job is returned,
+    /// marked duplicate. `max_pending` caps pending plus scheduled jobs.
+    async fn enqueue(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Enqueued>, StoreError>;
+
+    /// Reserves up to `limit` ready jobs of `types` for `instance`, highest
+    /// priority first, then oldest `run_at`, counting the attempt.
+    async fn claim(
+        &self,
+        instance: &str,
+        types: &[String],
+        limit: usize,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Like [`Backend::claim`] for up to `limit` jobs, as claims of at most
+    /// `batch` each (JOB_BATCH_SIZE), with one commit: the dispatcher's way
+    /// to claim several batches ahead.
+    async fn claim_batches(
+        &self,
+        instance: &str,
+        types: &[String],
+        limit: usize,
+        batch: usize,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Queues the record of an attempt's outcome, fenced on its lease: the
+    /// answer, once committed, is false when the lease no longer held.
+    /// Outcomes are grouped into few transactions: the caller runs its next
+    /// job meanwhile, and `then` sees the answer right after the commit.
+    async fn finish(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        now: Millis,
+        then: Option<AfterCommit<bool>>,
+    ) -> Result<Pending<bool>, StoreError>;
+
+    /// Deletes a job that succeeded (and ends the cron run that enqueued
+    /// it). False when the lease no longer holds.
+    async fn complete(
+        &self,
+        lease: Lease,
+        from_cron: bool,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now, None);
+        finished.await?.committed().await
+    }
+
+    /// Records a failed attempt and schedules a retry or buries the job.
+    /// False when the lease no longer holds (nothing is written then).
+    async fn fail(
+        &self,
+        lease: Lease,
+        error: String,
+        after: AfterFailure,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let finished = self.finish(lease, Outcome::Failed { error, after }, now, None);
+        finished.await?.committed().await
+    }
+
+    /// Gives back reservations that never started (shutdown), without using
+    /// up their attempt: an interrupted job is not a failed one.
+    async fn release(&self, leases: Vec<Lease>, now: Millis) -> Result<usize, StoreError>;
+
+    /// Extends the reservations of jobs this process still holds. Returns
+    /// the leases that no longer hold (recovered and claimed elsewhere).
+    async fn extend(&self, leases: Vec<Lease>, now: Millis) -> Result<Vec<Lease>, StoreError>;
+
+    /// Releases reservations whose holder stopped heartbeating: those older
+    /// than `stale_before`, and every one held by `dead_instances`. A job
+    /// that was on its last attempt is buried; the rest run again at once.
+    async fn recover(
+        &self,
+        stale_before: Millis,
+        dead_instances: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<Recovered>, StoreError>;
+
+    /// The `system_queue` minute in one transaction (see `store::tick`).
+    async fn tick(&self, tick: Tick) -> Result<Ticked, StoreError>;
+
+    // Reading the queue.
+
+    /// The earliest `run_at` after `now` among pending jobs of `types`.
+    async fn next_due(&self, types: &[String], now: Millis) -> Result<Option<Millis>, StoreError>;
+
+    /// One job and its last failures.
+    async fn get(
+        &self,
+        id: String,
+        now: Millis,
+    ) -> Result<Option<(Job, Vec<AttemptError>)>, StoreError>;
+
+    /// Jobs newest first, and whether more follow the last one.
+    async fn list(&self, filter: ListFilter, now: Millis) -> Result<(Vec<Job>, bool), StoreError>;
+
+    /// Jobs by type and status.
+    async fn counts(&self, now: Millis) -> Result<Counts, StoreError>;
+
+    /// The `run_at` of the longest-waiting ready job.
+    async fn oldest_ready(&self, now: Millis) -> Result<Option<Millis>, StoreError>;
+
+    // The operator's hand on stored jobs.
+
+    /// Makes a `dead` or `scheduled` job pending now, with its attempts
+    /// reset to 0.
+    async fn retry(&self, id: String, now: Millis) -> Result<Result<Job, Refusal>, StoreError>;
+
+    /// Deletes a job that is not running. A cron run waiting on it ends
+    /// `failed`.
+    async fn cancel(&self, id: String, now: Millis) -> Result<Result<(), Refusal>, StoreError>;
+
+    /// Deletes dead jobs last updated before `before` (all when `None`).
+    async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError>;
+
+    // Crons.
+
+    /// Records a run. For a scheduled or catch-up run, `None` means another
+    /// process (or this one before a restart) already has this run: the
+    /// unique `(cron_id, scheduled_for)` is what makes a cron fire once.
+    async fn begin_run(&self, run: NewRun) -> Result<Option<RunRow>, StoreError>;
+
+    /// Ends a run that is still running.
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        error: Option<String>,
+        now: Millis,
+    ) -> Result<Option<RunRow>, StoreError>;
+
+    /// The last `limit` runs of a cron, newest first.
+    async fn runs(&self, cron_id: String, limit: usize) -> Result<Vec<RunRow>, StoreError>;
+
+    /// Each cron's latest run, and the time of its latest `ok` run.
+    async fn last_runs(&self) -> Result<HashMap<String, (RunRow, Option<Millis>)>, StoreError>;
+
+    /// The latest `scheduled_for` of a cron's scheduled or catch-up runs:
+    /// where catch-up after downtime starts looking.
+    async fn last_scheduled(&self, cron_id: String) -> Result<Option<Millis>, StoreError>;
+
+    /// The job of this cron still waiting or running, if any: the overlap
+    /// check.
+    async fn active_cron_job(&self, cron_id: String) -> Result<Option<String>, StoreError>;
+
+    /// Persists an `enable`/`disable`.
+    async fn set_cron_enabled(
+        &self,
+        cron_id: String,
+        enabled: bool,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// Every persisted `enable`/`disable`, by cron id.
+    async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError>;
+
+    // Instances.
+
+    async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError>;
+
+    /// Marks `row` alive at `now`; re-registers it if another daemon removed
+    /// it as dead while this one was stalled, so it is not treated as dead
+    /// twice. False when it had to be re-registered.
+    async fn heartbeat_instance(&self, row: InstanceRow, now: Millis) -> Result<bool, StoreError>;
+
+    async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError>;
+
+    async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,77 @@
+//! The operator's verbs: retry, cancel, purge.
+
+use super::Fixture;
+use crate::clock::Millis;
+use crate::store::Store;
+use crate::store::job::{AfterFailure, JobStatus, NewJob, Refusal};
+
+const NOW: Millis = 1_800_000_000_000;
+
+async fn dead_job(store: &Store, key: Option<&str>) -> String {
+    let mut job = NewJob::new("n", "noop", serde_json::Map::new());
+    job.unique_key = key.map(String::from);
+    let id = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
+        .job
+        .id
+        .clone();
+    let claimed = store.claim("me", &["noop".into()], 1, NOW).await.unwrap();
+    let lease = claimed[0].lease.clone();
+    assert!(
+        store
+            .fail(lease, "boom".into(), AfterFailure::Dead, NOW)
+            .await
+            .unwrap()
+    );
+    id
+}
+
+pub async fn retry_revives_a_dead_job_with_fresh_attempts(store: &Fixture) {
+    let id = dead_job(store, None).await;
+    let job = store.retry(id.clone(), NOW + 5).await.unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.attempts, job.run_at),
+        (JobStatus::Pending, 0, NOW + 5)
+    );
+    assert_eq!(
+        store.retry(id, NOW + 6).await.unwrap(),
+        Err(Refusal::WrongStatus(JobStatus::Pending))
+    );
+    assert_eq!(
+        store.retry("nope".into(), NOW).await.unwrap(),
+        Err(Refusal::NotFound)
+    );
+}
+
+pub async fn retry_respects_a_held_unique_key(store: &Fixture) {
+    let dead = dead_job(store, Some("k")).await;
+    let mut job = NewJob::new("n", "noop", serde_json::Map::new());
+    job.unique_key = Some("k".into());
+    let holder = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
+        .job
+        .id
+        .clone();
+    assert_eq!(
+        store.retry(dead, NOW).await.unwrap(),
+        Err(Refusal::KeyHeld(holder))
+    );
+}
+
+pub async fn cancel_refuses_running_jobs_and_purge_counts(store: &Fixture) {
+    let dead = dead_job(store, None).await;
+    let job = NewJob::new("n", "noop", serde_json::Map::new());
+    let running = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
+        .job
+        .id
+        .clone();
+    store.claim("me", &["noop".into()], 1, NOW).await.unwrap();
+    assert_eq!(
+        store.cancel(running, NOW).await.unwrap(),
+        Err(Refusal::WrongStatus(JobStatus::Running))
+    );
+    assert_eq!(store.purge_dead(Some(NOW - 1)).await.unwrap(), 0);
+    assert_eq!(store.purge_dead(None).await.unwrap(), 1);
+    assert_eq!(
+        store.cancel(dead, NOW).await.unwrap(),
+        Err(Refusal::NotFound)
+    );
+}

@@ -1,0 +1,93 @@
+//! The conformance suite: what every backend must do, as store-level cases
+//! run against each one (River's driver test suite is the model).
+//!
+//! A case is an `async fn(&Fixture)` in one of the files below, grouped by
+//! verb. [`suite!`] lists every case once and instantiates it per backend,
+//! so a backend cannot quietly skip one: `store::conformance::sqlite::*`
+//! and, beside it, every other backend's module run the same list.
+
+mod crons;
+mod instances;
+mod jobs;
+mod manage;
+
+use std::any::Any;
+
+use super::Store;
+
+/// A store on a fresh, empty database, and a way to open a second handle on
+/// the same database (another daemon).
+pub struct Fixture {
+    pub store: Store,
+    reopen: Box<dyn Fn() -> Store + Send + Sync>,
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Fixture {
+    /// Another handle on the same database, as a second daemon would hold.
+    pub fn another(&self) -> Store {
+        (self.reopen)()
+    }
+}
+
+fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("cronq.db");
+    let open = move || Store::sqlite(&path, super::JobDefaults::default()).expect("open");
+    Fixture {
+        store: open(),
+        reopen: Box::new(open),
+        _guard: Box::new(dir),
+    }
+}
+
+/// Every case, once; each backend's module runs them all.
+macro_rules! suite {
+    ($($group:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let fixture = super::sqlite();
+                    super::$group::$case(&fixture).await;
+                }
+            )*
+        }
+    };
+}
+
+suite! {
+    jobs::enqueue_claim_complete_deletes_the_row,
+    jobs::a_batch_is_all_or_nothing_and_the_cap_holds,
+    jobs::unique_key_holds_while_waiting_or_running_only,
+    jobs::claim_orders_by_priority_then_run_at_and_skips_future_and_other_types,
+    jobs::claim_merges_types_within_a_priority_and_fills_from_lower_ones,
+    jobs::claim_respects_the_limit,
+    jobs::claim_batches_claims_in_batches_up_to_the_limit_and_stops_when_dry,
+    jobs::two_stores_claiming_at_once_never_share_a_job,
+    jobs::a_stale_lease_cannot_complete_fail_or_extend_a_newer_attempt,
+    jobs::failure_schedules_a_retry_then_buries_and_keeps_errors,
+    jobs::release_gives_the_attempt_back,
+    jobs::recovery_of_a_last_attempt_buries_the_job,
+    jobs::list_filters_and_pages_newest_first,
+    jobs::counts_split_scheduled_from_either_side_of_now,
+    manage::retry_revives_a_dead_job_with_fresh_attempts,
+    manage::retry_respects_a_held_unique_key,
+    manage::cancel_refuses_running_jobs_and_purge_counts,
+    crons::a_scheduled_run_is_claimed_once,
+    crons::two_stores_record_a_scheduled_run_once,
+    crons::finish_records_status_and_duration,
+    crons::history_keeps_the_last_hundred,
+    crons::switches_persist,
+    instances::instances_register_heartbeat_and_go,
+    instances::a_tick_recovers_a_dead_instance_and_claims,
+    instances::a_tick_of_a_run_another_store_fired_only_heartbeats,
+}
