@@ -19,6 +19,7 @@ use super::input::{self, Action, Mode, Purpose, Ui};
 use super::state::{State, Watch};
 use super::terminal::{self, Screen};
 use super::view::{self, Scene, Theme};
+use super::watch;
 use super::wire::first_line;
 use crate::client::ClientError;
 
@@ -60,7 +61,7 @@ pub fn run(path: PathBuf) -> Result<(), ClientError> {
     })?;
     spawn("top-watch", {
         let (path, tx) = (path.clone(), tx.clone());
-        move || conn::watch(path, tx)
+        move || watch::watch(path, tx)
     })?;
     spawn("top-input", move || read_input(tx))?;
 

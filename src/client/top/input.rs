@@ -244,7 +244,7 @@ fn details(ui: &Ui, state: &State) -> Action {
             cmd: Cmd::Job { id: id.clone() },
             purpose: Purpose::Detail {
                 title: format!("job {id}"),
-                render: job_cmds::render_job,
+                render: super::detail::render,
             },
         })),
         Pane::Crons => Action::Send(Box::new(Outgoing {

@@ -6,7 +6,9 @@
 //! - `rows`: each pane's rows after the filter, shared by view and keys;
 //! - `view/`: the screen, a pure function of state, UI, clock and size;
 //! - `input`: keys, turned into the CLI's own protocol commands;
-//! - `conn`: the `watch` subscription and the request connection;
+//! - `detail`: a job's record for the details overlay;
+//! - `conn`: the request connection, and the messages to the loop;
+//! - `watch`: the `watch` subscription;
 //! - `terminal`: raw mode and the alternate screen, restored on every exit;
 //! - `app`: the loop.
 //!
@@ -21,12 +23,14 @@
 
 mod app;
 mod conn;
+pub mod detail;
 pub mod input;
 pub mod rows;
 pub mod state;
 mod terminal;
 pub mod throughput;
 pub mod view;
+mod watch;
 pub mod wire;
 
 use std::io::IsTerminal;

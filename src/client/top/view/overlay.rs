@@ -132,9 +132,11 @@ fn unreachable(frame: &mut Frame, area: Rect, scene: &Scene, error: &str, secs: 
     let text = Text::from(vec![
         Line::from(format!("Cannot reach the daemon at {}", scene.state.socket)),
         Line::from(Span::styled(error.to_string(), scene.theme.bad())),
-        Line::from(format!(
-            "Retrying in {secs}s. The figures behind are the last known."
-        )),
+        Line::from(if scene.state.status.is_some() {
+            format!("Retrying in {secs}s. The figures behind are the last known.")
+        } else {
+            format!("Retrying in {secs}s. Nothing has been received yet.")
+        }),
         Line::from(Span::styled("q quits", scene.theme.dim())),
     ]);
     let cell = centred(frame, area, 72.min(area.width), 6);
