@@ -170,7 +170,7 @@ fn top_shows_jobs_retries_a_dead_one_and_quits_cleanly() {
     // q: the shell's screen and prompt are back, the terminal sane.
     tmux.keys(&["q"]);
     let screen = tmux.until("the shell again", |s| {
-        s.contains("BEFORE-TOP") && !s.contains("Recent failures")
+        has_line(s, "BEFORE-TOP") && !s.contains("Recent failures")
     });
     let last = screen
         .lines()
@@ -179,9 +179,53 @@ fn top_shows_jobs_retries_a_dead_one_and_quits_cleanly() {
         .unwrap_or("");
     assert_eq!(last.trim_end(), PROMPT, "the prompt is back:\n{screen}");
     tmux.type_line("stty -a; echo AFTER-TOP");
-    let screen = tmux.until("stty's answer", |s| s.contains("AFTER-TOP\n"));
+    let screen = tmux.until("stty's answer", |s| has_line(s, "AFTER-TOP"));
+    assert_sane(&screen);
+
+    // Ctrl-C and SIGTERM end it the same way.
+    for how in ["Ctrl-C", "SIGTERM"] {
+        tmux.type_line(&format!("clear; {command}; echo EXITED-{how}"));
+        tmux.until("top again", |s| s.contains("Recent failures"));
+        if how == "Ctrl-C" {
+            tmux.keys(&["C-c"]);
+        } else {
+            let shell: u32 = tmux
+                .run(&["display-message", "-p", "-t", "T", "#{pane_pid}"])
+                .trim()
+                .parse()
+                .expect("the shell's pid");
+            let top = children(shell)
+                .into_iter()
+                .next()
+                .expect("top runs under the shell");
+            // SAFETY: kill with a pid this test's tmux started and a valid signal.
+            assert_eq!(unsafe { libc::kill(top as i32, libc::SIGTERM) }, 0);
+        }
+        let done = format!("EXITED-{how}");
+        tmux.until("the shell after top", |s| has_line(s, &done));
+        tmux.type_line("stty -a; echo AFTER-TOP");
+        assert_sane(&tmux.until("stty's answer", |s| has_line(s, "AFTER-TOP")));
+    }
+}
+
+/// Whether a line of the screen is `text` (not a command that prints it).
+fn has_line(screen: &str, text: &str) -> bool {
+    screen.lines().any(|l| l.trim_end() == text)
+}
+
+/// `stty -a` shows a cooked terminal: canonical input and echo are back.
+fn assert_sane(screen: &str) {
     assert!(
         screen.contains(" icanon") && screen.contains(" echo "),
-        "the terminal left raw mode:\n{screen}"
+        "the terminal was left in raw mode:\n{screen}"
     );
+}
+
+/// The child processes of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
