@@ -169,15 +169,11 @@ fn top_shows_jobs_retries_a_dead_one_and_quits_cleanly() {
 
     // q: the shell's screen and prompt are back, the terminal sane.
     tmux.keys(&["q"]);
-    let screen = tmux.until("the shell again", |s| {
-        has_line(s, "BEFORE-TOP") && !s.contains("Recent failures")
+    // The shell prints its prompt a moment after top has left the
+    // alternate screen: wait for both.
+    tmux.until("the shell's screen and a fresh prompt", |s| {
+        has_line(s, "BEFORE-TOP") && !s.contains("Recent failures") && last_line(s) == PROMPT
     });
-    let last = screen
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    assert_eq!(last.trim_end(), PROMPT, "the prompt is back:\n{screen}");
     tmux.type_line("stty -a; echo AFTER-TOP");
     let screen = tmux.until("stty's answer", |s| has_line(s, "AFTER-TOP"));
     assert_sane(&screen);
@@ -206,6 +202,16 @@ fn top_shows_jobs_retries_a_dead_one_and_quits_cleanly() {
         tmux.type_line("stty -a; echo AFTER-TOP");
         assert_sane(&tmux.until("stty's answer", |s| has_line(s, "AFTER-TOP")));
     }
+}
+
+/// The screen's last non-blank line.
+fn last_line(screen: &str) -> &str {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim_end()
 }
 
 /// Whether a line of the screen is `text` (not a command that prints it).
