@@ -124,6 +124,8 @@ pub enum Command {
         /// The new level
         level: LogLevel,
     },
+    /// A live dashboard of the queue, workers and crons (`?` lists the keys, `q` quits)
+    Top,
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -302,6 +304,13 @@ mod tests {
             panic!("not enqueue")
         };
         assert_eq!(args.timeout_s, Some(5));
+    }
+
+    #[test]
+    fn top_takes_the_socket_like_every_command() {
+        let cli = Cli::try_parse_from(["cronq", "top", "--socket", "/tmp/s"]).unwrap();
+        assert!(matches!(cli.command, Command::Top));
+        assert_eq!(cli.global.socket, Some(PathBuf::from("/tmp/s")));
     }
 
     #[test]

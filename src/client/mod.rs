@@ -7,7 +7,8 @@
 //! - `request`: the typed requests sent;
 //! - `socket`: socket path resolution and the exchange;
 //! - `commands/`: per command, the request it sends and how its answer reads;
-//! - `table`, `timefmt`: human output.
+//! - `table`, `timefmt`: human output;
+//! - `top`: the live dashboard, a terminal program rather than one exchange.
 //!
 //! The choice a reader would question: each command is split into building
 //! its request and rendering its answer (a pure function of the answer and
@@ -25,6 +26,7 @@ pub mod request;
 pub mod socket;
 pub mod table;
 pub mod timefmt;
+pub mod top;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -116,6 +118,7 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
             "`daemon` and `check` are not client commands".to_string(),
         )),
         Command::Next(args) => commands::next::run(&args, global.json, Timestamp::now()),
+        Command::Top => top::run(&global),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "cronq", &mut buf);

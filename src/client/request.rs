@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::admin::protocol::request::{
-    CronQuery, EnqueueBatch, EnqueueJob, JobOptions, JobsQuery, LogLevelArgs, Payload, PurgeArgs,
+    CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, JobOptions, JobsQuery, LogLevelArgs,
+    PauseArgs, Payload, PurgeArgs, WatchArgs,
 };
 
 /// One request line: the envelope's `id` and the command with its arguments.
@@ -79,6 +80,15 @@ pub enum Cmd {
     Metrics,
     Reload,
     LogLevel(LogLevelArgs),
+    /// Second wave: a subscription to events (`cronq top`).
+    Watch(WatchArgs),
+    /// Second wave: `cancel` with `force` (stops a running job).
+    #[serde(rename = "cancel")]
+    CancelForce(CancelArgs),
+    /// Second wave.
+    Pause(PauseArgs),
+    /// Second wave.
+    Resume(PauseArgs),
 }
 
 impl Cmd {
@@ -92,7 +102,8 @@ impl Cmd {
             | Cmd::Cron(CronQuery { id, .. })
             | Cmd::Trigger { id }
             | Cmd::Enable { id }
-            | Cmd::Disable { id } => Some(id),
+            | Cmd::Disable { id }
+            | Cmd::CancelForce(CancelArgs { id, .. }) => Some(id),
             _ => None,
         }
     }
@@ -118,6 +129,10 @@ impl Cmd {
             Cmd::Metrics => "metrics",
             Cmd::Reload => "reload",
             Cmd::LogLevel(_) => "log_level",
+            Cmd::Watch(_) => "watch",
+            Cmd::CancelForce(_) => "cancel",
+            Cmd::Pause(_) => "pause",
+            Cmd::Resume(_) => "resume",
         }
     }
 }
@@ -178,6 +193,43 @@ mod tests {
             json!({"cmd": "cron", "id": "system_queue", "limit": 5})
         );
         assert_eq!(Request::new(7, Cmd::Ping).expected_id(), Some(json!(7)));
+    }
+
+    #[test]
+    fn second_wave_requests_carry_protocol_names() {
+        assert_eq!(
+            wire(Cmd::Watch(WatchArgs::default())),
+            json!({"cmd": "watch", "id": 7})
+        );
+        assert_eq!(
+            wire(Cmd::Watch(WatchArgs {
+                types: Some(vec!["email".into()]),
+                ..WatchArgs::default()
+            })),
+            json!({"cmd": "watch", "id": 7, "types": ["email"]})
+        );
+        let force = Request::new(
+            7,
+            Cmd::CancelForce(CancelArgs {
+                id: "k3j9".into(),
+                force: Some(true),
+            }),
+        );
+        assert_eq!(
+            serde_json::to_value(&force).unwrap(),
+            json!({"cmd": "cancel", "id": "k3j9", "force": true})
+        );
+        assert_eq!(force.expected_id(), Some(json!("k3j9")));
+        assert_eq!(
+            wire(Cmd::Pause(PauseArgs {
+                job_type: Some("email".into())
+            })),
+            json!({"cmd": "pause", "id": 7, "type": "email"})
+        );
+        assert_eq!(
+            wire(Cmd::Resume(PauseArgs::default())),
+            json!({"cmd": "resume", "id": 7})
+        );
     }
 
     #[test]

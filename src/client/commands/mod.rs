@@ -69,6 +69,7 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Daemon
         | Command::Check { .. }
         | Command::Next(_)
+        | Command::Top
         | Command::Completions { .. } => {
             return Err(ClientError::Usage(
                 "this command does not talk to the daemon".to_string(),
