@@ -36,7 +36,7 @@ impl Default for JobDefaults {
 /// Longest error text kept per failure; a handler's output tail fits.
 const MAX_ERROR_BYTES: usize = 16 * 1024;
 /// Failures kept per job for `job`.
-const KEPT_ERRORS: i64 = 10;
+pub(crate) const KEPT_ERRORS: i64 = 10;
 
 pub(super) const JOB_COLUMNS: &str = "id, name, description, payload, type, status, attempts, max_attempts, \
      priority, timeout, run_at, reserved_at, reserved_by, last_error, unique_key, cron_id, \
@@ -677,7 +677,7 @@ fn record_error(
     Ok(())
 }
 
-fn truncate(mut error: String) -> String {
+pub(crate) fn truncate(mut error: String) -> String {
     if error.len() > MAX_ERROR_BYTES {
         let mut cut = MAX_ERROR_BYTES;
         while !error.is_char_boundary(cut) {

@@ -16,6 +16,7 @@ pub mod instances;
 pub mod jobs;
 pub mod manage;
 mod migrate;
+pub mod postgres;
 pub mod tick;
 mod writer;
 

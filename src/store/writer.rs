@@ -169,6 +169,12 @@ impl Writer {
 pub struct Pending<R>(oneshot::Receiver<Result<R, StoreError>>);
 
 impl<R> Pending<R> {
+    /// An answer that arrives on `answer`: for a backend that commits
+    /// outcomes elsewhere than this writer (the PostgreSQL store's batcher).
+    pub(crate) fn from_receiver(answer: oneshot::Receiver<Result<R, StoreError>>) -> Pending<R> {
+        Pending(answer)
+    }
+
     /// Waits for the commit.
     pub async fn committed(self) -> Result<R, StoreError> {
         self.0.await.map_err(|_| StoreError::Closed)?
