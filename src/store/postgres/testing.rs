@@ -55,14 +55,12 @@ struct Control {
 /// The directory of `initdb`, `postgres`: on PATH, else the newest
 /// `/usr/lib/postgresql/*/bin`.
 pub fn bin_dir() -> Option<PathBuf> {
+    let complete = |dir: &Path| ["initdb", "postgres", "psql"].iter().all(|b| dir.join(b).is_file());
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
-                return Some(dir);
-            }
-            // Debian links initdb onto PATH but not always postgres.
+            // Debian links initdb onto PATH; its real directory has the rest.
             if let Ok(real) = std::fs::canonicalize(dir.join("initdb")) {
-                if let Some(parent) = real.parent().filter(|p| p.join("postgres").is_file()) {
+                if let Some(parent) = real.parent().filter(|p| complete(p)) {
                     return Some(parent.to_path_buf());
                 }
             }
@@ -72,7 +70,7 @@ pub fn bin_dir() -> Option<PathBuf> {
         .ok()?
         .flatten()
         .map(|e| e.path().join("bin"))
-        .filter(|bin| bin.join("initdb").is_file())
+        .filter(|bin| complete(bin))
         .collect();
     found.sort_by_key(|p| {
         p.parent()

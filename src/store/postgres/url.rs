@@ -27,6 +27,8 @@ use super::password::{self, Secret};
 pub const DATABASE_URL_VAR: &str = "CRONQ_DATABASE_URL";
 
 const DEFAULT_PORT: u16 = 5432;
+/// Stands in for an empty host while the URL is parsed.
+const NO_HOST: &str = "no-host.invalid";
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the connection is encrypted, with libpq's names and meanings.
@@ -229,8 +231,24 @@ fn parse_url(text: &str) -> Result<PgSettings, SettingsError> {
             "it must start with postgres:// or postgresql://, as in postgres://cronq@db.example:5432/cronq",
         ));
     }
+    // libpq allows an empty host (`postgres://user@/db?host=/run/...`);
+    // the url crate does not, so a placeholder stands in for it.
+    let scheme_end = text.find("://").map_or(0, |i| i + 3);
+    let authority_end = text[scheme_end..]
+        .find(['/', '?'])
+        .map_or(text.len(), |i| scheme_end + i);
+    let host_start = text[scheme_end..authority_end]
+        .rfind('@')
+        .map_or(scheme_end, |i| scheme_end + i + 1);
+    let no_host = text[host_start..authority_end].is_empty()
+        || text[host_start..authority_end].starts_with(':');
+    let text = if no_host {
+        format!("{}{NO_HOST}{}", &text[..host_start], &text[host_start..])
+    } else {
+        text.to_string()
+    };
     // The url crate's messages name the part, never echo the input.
-    let url = url::Url::parse(text).map_err(|e| invalid(e.to_string()))?;
+    let url = url::Url::parse(&text).map_err(|e| invalid(e.to_string()))?;
     let user = decode(url.username(), "user name")?;
     if user.is_empty() {
         return Err(invalid("it names no user: write postgres://USER@HOST/DBNAME"));
@@ -240,6 +258,7 @@ fn parse_url(text: &str) -> Result<PgSettings, SettingsError> {
         None => None,
     };
     let mut host = match url.host() {
+        Some(url::Host::Domain(NO_HOST)) if no_host => None,
         Some(url::Host::Domain(h)) if h.contains(',') => {
             return Err(invalid("it names several hosts; cronq connects to one"));
         }

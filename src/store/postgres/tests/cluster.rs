@@ -1,0 +1,1 @@
+//! What only several nodes on one database show.

@@ -1,0 +1,1 @@
+//! Jobs written by an application's own SQL.
