@@ -27,6 +27,18 @@ use super::password::{self, Secret};
 pub const DATABASE_URL_VAR: &str = "CRONQ_DATABASE_URL";
 
 const DEFAULT_PORT: u16 = 5432;
+/// What is escaped in the user and database names of the display form.
+const URL_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'/')
+    .add(b':')
+    .add(b'=')
+    .add(b'?')
+    .add(b'@');
 /// Stands in for an empty host while the URL is parsed.
 const NO_HOST: &str = "no-host.invalid";
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -181,9 +193,7 @@ impl PgSettings {
 /// The URL without its password: what `status` and errors show.
 impl fmt::Display for PgSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let enc = |s: &str| {
-            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-        };
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, URL_PART).to_string();
         write!(f, "postgres://{}@", enc(&self.user))?;
         match &self.host {
             Host::Tcp(h) if h.contains(':') => write!(f, "[{h}]:{}", self.port)?,
@@ -394,6 +404,8 @@ mod tests {
     fn the_password_never_shows() {
         let s = parse("postgres://cronq:hunter2@db:5432/jobs?sslmode=require").unwrap();
         assert_eq!(s.to_string(), "postgres://cronq@db:5432/jobs?sslmode=require");
+        let s = parse("postgres://a%40b:pw@db/my_db").unwrap();
+        assert_eq!(s.to_string(), "postgres://a%40b@db:5432/my_db?sslmode=prefer");
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("[redacted]"), "{debug}");
