@@ -21,7 +21,9 @@ async fn open(url: &str) -> Result<PgStore, OpenError> {
 
 #[tokio::test]
 async fn a_wrong_password_names_the_variable_and_the_server_but_not_the_password() {
-    let Some(server) = testing::shared() else { return };
+    let Some(server) = testing::shared() else {
+        return;
+    };
     let db = server.create_database().unwrap();
     let url = format!(
         "postgres://{}:wrong-secret-42@127.0.0.1:{}/{db}?sslmode=disable",
@@ -30,7 +32,10 @@ async fn a_wrong_password_names_the_variable_and_the_server_but_not_the_password
     );
     let err = open(&url).await.err().expect("refused").to_string();
     assert!(err.contains("CRONQ_DATABASE_URL"), "{err}");
-    assert!(err.contains(&format!("127.0.0.1:{}", server.port())), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{}", server.port())),
+        "{err}"
+    );
     assert!(err.contains("password authentication failed"), "{err}");
     assert!(err.contains("the password came from the URL"), "{err}");
     assert!(!err.contains("wrong-secret-42"), "{err}");
@@ -83,35 +88,53 @@ async fn tls_modes_check_what_libpq_checks() {
         format!("sslmode=verify-full&sslrootcert={ca}"),
         format!("sslmode=verify-ca&sslrootcert={ca}"),
     ] {
-        let host = if params.contains("verify-full") { "localhost" } else { "127.0.0.1" };
-        let store = open(&url(host, &params)).await.unwrap_or_else(|e| panic!("{params}: {e}"));
+        let host = if params.contains("verify-full") {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        let store = open(&url(host, &params))
+            .await
+            .unwrap_or_else(|e| panic!("{params}: {e}"));
         assert_eq!(listen_ssl(&server, &store, &db).await, "t", "{params}");
         store.close().await;
     }
     // The certificate names localhost, not 127.0.0.1: verify-full refuses,
     // verify-ca (the chain only) accepts.
-    let err = open(&url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")))
-        .await
-        .err()
-        .expect("the name does not match")
-        .to_string();
-    assert!(err.contains("CRONQ_DATABASE_URL") && err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    let err = open(&url(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ))
+    .await
+    .err()
+    .expect("the name does not match")
+    .to_string();
+    assert!(
+        err.contains("CRONQ_DATABASE_URL") && err.contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
     // A CA that did not sign it: refused by both verifying modes, and by
     // require, which verifies when sslrootcert is given (as libpq does).
     for mode in ["verify-full", "verify-ca", "require"] {
-        let err = open(&url("localhost", &format!("sslmode={mode}&sslrootcert={other}")))
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{mode} with the wrong CA was accepted"))
-            .to_string();
+        let err = open(&url(
+            "localhost",
+            &format!("sslmode={mode}&sslrootcert={other}"),
+        ))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{mode} with the wrong CA was accepted"))
+        .to_string();
         assert!(err.contains("CRONQ_DATABASE_URL"), "{mode}: {err}");
     }
     // A CA file that is not there is named.
-    let err = open(&url("localhost", "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"))
-        .await
-        .err()
-        .expect("no CA file")
-        .to_string();
+    let err = open(&url(
+        "localhost",
+        "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+    ))
+    .await
+    .err()
+    .expect("no CA file")
+    .to_string();
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     // Plain TCP still works where the server allows it.
     let store = open(&url("127.0.0.1", "sslmode=disable")).await.unwrap();
@@ -122,10 +145,13 @@ async fn tls_modes_check_what_libpq_checks() {
 /// Whether the store's LISTEN connection is encrypted, as the server sees it.
 async fn listen_ssl(server: &PgServer, store: &PgStore, db: &str) -> String {
     let mut wakeups = store.wakeups();
-    tokio::time::timeout(std::time::Duration::from_secs(30), wakeups.wait_for(|w| w.connected))
-        .await
-        .expect("LISTEN connected")
-        .unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        wakeups.wait_for(|w| w.connected),
+    )
+    .await
+    .expect("LISTEN connected")
+    .unwrap();
     server
         .psql(&format!(
             "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)

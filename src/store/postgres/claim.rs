@@ -29,7 +29,8 @@ impl PgStore {
         limit: usize,
         now: Millis,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_batches(instance, types, limit, limit.max(1), now).await
+        self.claim_batches(instance, types, limit, limit.max(1), now)
+            .await
     }
 
     /// Like [`PgStore::claim`] for up to `limit` jobs, as claims of at most

@@ -87,7 +87,10 @@ pub(super) fn pool(settings: &PgSettings) -> Result<Pool, OpenError> {
 
 /// One connection outside the pool, driven by a task of its own; the
 /// error names the variable and the server.
-pub(super) async fn connect_once(settings: &PgSettings, application: &str) -> Result<Client, OpenError> {
+pub(super) async fn connect_once(
+    settings: &PgSettings,
+    application: &str,
+) -> Result<Client, OpenError> {
     let (client, connection) = pg_config(settings, application)
         .connect(connector(settings)?)
         .await

@@ -133,7 +133,9 @@ impl PgStore {
             )
             .await
             .map_err(|e| self.err(&e))?;
-        row.map(|r| r.try_get(0)).transpose().map_err(|e| self.err(&e))
+        row.map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| self.err(&e))
     }
 
     /// Persists an `enable`/`disable`, for every node.
@@ -188,7 +190,8 @@ pub(super) async fn settle_job_runs(
               WHERE r.job_id = l.job_id AND r.status = 'running'"
         ))
         .await?;
-    tx.execute(&stmt, &[&status, &job_ids, &errors, &ats]).await?;
+    tx.execute(&stmt, &[&status, &job_ids, &errors, &ats])
+        .await?;
     Ok(())
 }
 

@@ -139,8 +139,10 @@ impl PgStore {
                 .iter()
                 .map(|i| rows[*i].job.unique_key.as_deref())
                 .collect();
-            let crons: Vec<Option<&str>> =
-                todo.iter().map(|i| rows[*i].job.cron_id.as_deref()).collect();
+            let crons: Vec<Option<&str>> = todo
+                .iter()
+                .map(|i| rows[*i].job.cron_id.as_deref())
+                .collect();
             let created: Vec<SystemTime> = todo.iter().map(|_| f.db(now)).collect();
             let stored: std::collections::HashSet<String> = tx
                 .query(

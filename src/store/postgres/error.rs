@@ -69,7 +69,9 @@ pub(super) fn is_outage(e: &tokio_postgres::Error) -> bool {
                 ]
                 .contains(code)
         }
-        None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
     }
 }
 

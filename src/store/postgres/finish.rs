@@ -113,9 +113,7 @@ impl PgStore {
                 error: storable_text(&truncate(error)),
                 // The retry time is an instant of the caller's clock too.
                 after: match after {
-                    AfterFailure::RetryAt(at) => {
-                        AfterFailure::RetryAt(time::millis_of(f.db(at)))
-                    }
+                    AfterFailure::RetryAt(at) => AfterFailure::RetryAt(time::millis_of(f.db(at))),
                     AfterFailure::Dead => AfterFailure::Dead,
                 },
             },
@@ -308,7 +306,8 @@ impl From<tokio_postgres::Error> for Failure {
 async fn write_batch(pool: &Pool, ops: &[Item]) -> Result<HashSet<Lease>, Failure> {
     let mut client = pool.get().await.map_err(Failure::Pool)?;
     let tx = client.transaction().await?;
-    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
     let mut matched = HashSet::new();
     let done: Vec<&Item> = ops
         .iter()
@@ -346,7 +345,10 @@ fn lease_of(row: &tokio_postgres::Row) -> Result<Lease, tokio_postgres::Error> {
     })
 }
 
-async fn complete_all(tx: &Transaction<'_>, ops: &[&Item]) -> Result<Vec<Lease>, tokio_postgres::Error> {
+async fn complete_all(
+    tx: &Transaction<'_>,
+    ops: &[&Item],
+) -> Result<Vec<Lease>, tokio_postgres::Error> {
     let (ids, attempts, holders) = lease_arrays(ops);
     let stmt = tx
         .prepare_cached(
@@ -377,7 +379,10 @@ async fn complete_all(tx: &Transaction<'_>, ops: &[&Item]) -> Result<Vec<Lease>,
     Ok(held)
 }
 
-async fn fail_all(tx: &Transaction<'_>, ops: &[&Item]) -> Result<Vec<Lease>, tokio_postgres::Error> {
+async fn fail_all(
+    tx: &Transaction<'_>,
+    ops: &[&Item],
+) -> Result<Vec<Lease>, tokio_postgres::Error> {
     let (ids, attempts, holders) = lease_arrays(ops);
     let mut statuses = Vec::with_capacity(ops.len());
     let mut run_ats: Vec<Option<SystemTime>> = Vec::with_capacity(ops.len());
@@ -414,7 +419,9 @@ async fn fail_all(tx: &Transaction<'_>, ops: &[&Item]) -> Result<Vec<Lease>, tok
     let held = tx
         .query(
             &stmt,
-            &[&ids, &attempts, &holders, &statuses, &run_ats, &errors, &ats],
+            &[
+                &ids, &attempts, &holders, &statuses, &run_ats, &errors, &ats,
+            ],
         )
         .await?
         .iter()
@@ -463,7 +470,8 @@ pub(super) async fn record_errors(
              ON CONFLICT (job_id, attempt) DO UPDATE SET at = excluded.at, error = excluded.error",
         )
         .await?;
-    tx.execute(&insert, &[&ids, &attempts, &ats, &errors]).await?;
+    tx.execute(&insert, &[&ids, &attempts, &ats, &errors])
+        .await?;
     let prune = tx
         .prepare_cached(
             "DELETE FROM job_errors e

@@ -75,6 +75,13 @@ impl Listener {
     }
 }
 
+impl Drop for Listener {
+    /// A store dropped without `close` still stops reconnecting.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 async fn run(
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
@@ -90,15 +97,15 @@ async fn run(
             () = stop.cancelled() => return,
         };
         state.send_modify(|w| w.connected = false);
-        if let Err(reason) = connected {
-            if !down_logged {
-                tracing::warn!(
-                    server = %server,
-                    error = %reason,
-                    "lost the LISTEN connection to PostgreSQL; reconnecting (jobs are claimed by polling meanwhile)"
-                );
-                down_logged = true;
-            }
+        if let Err(reason) = connected
+            && !down_logged
+        {
+            tracing::warn!(
+                server = %server,
+                error = %reason,
+                "lost the LISTEN connection to PostgreSQL; reconnecting (jobs are claimed by polling meanwhile)"
+            );
+            down_logged = true;
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {}

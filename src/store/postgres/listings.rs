@@ -176,7 +176,12 @@ impl PgStore {
         let mut deltas = 0i64;
         for row in &rows {
             let read = || -> Result<(String, String, i64, i64), tokio_postgres::Error> {
-                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ))
             };
             let (job_type, status, n, rows_here) = read().map_err(|e| self.err(&e))?;
             deltas += rows_here;
@@ -203,7 +208,11 @@ impl PgStore {
                 }
             }
         }
-        let side = if ready_side { "run_at <= $1" } else { "run_at > $1" };
+        let side = if ready_side {
+            "run_at <= $1"
+        } else {
+            "run_at > $1"
+        };
         let rows = client
             .query(
                 &format!(

@@ -99,7 +99,11 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(&e))?;
         let select = format!("SELECT {JOB_COLUMNS} FROM queues WHERE id = $1 FOR UPDATE");
-        let Some(row) = tx.query_opt(&select, &[&id]).await.map_err(|e| self.err(&e))? else {
+        let Some(row) = tx
+            .query_opt(&select, &[&id])
+            .await
+            .map_err(|e| self.err(&e))?
+        else {
             return Ok(Err(Refusal::NotFound));
         };
         let job = job_from_row(&row, self.defaults(), now, f).map_err(|e| self.err(&e))?;
@@ -156,9 +160,12 @@ impl PgStore {
             Some("running") => return Ok(Err(Refusal::WrongStatus(JobStatus::Running))),
             Some(_) => {}
         }
-        tx.execute("DELETE FROM queues WHERE id = $1 AND status <> 'running'", &[&id])
-            .await
-            .map_err(|e| self.err(&e))?;
+        tx.execute(
+            "DELETE FROM queues WHERE id = $1 AND status <> 'running'",
+            &[&id],
+        )
+        .await
+        .map_err(|e| self.err(&e))?;
         settle_job_runs(
             &tx,
             "failed",
@@ -294,7 +301,9 @@ pub(super) async fn recover_on(
         .iter()
         .map(|r| r.try_get::<_, String>(0))
         .collect::<Result<_, _>>()?;
-    let kept: Vec<usize> = (0..ids.len()).filter(|i| changed.contains(&ids[*i])).collect();
+    let kept: Vec<usize> = (0..ids.len())
+        .filter(|i| changed.contains(&ids[*i]))
+        .collect();
     let pick_ids: Vec<String> = kept.iter().map(|i| ids[*i].clone()).collect();
     let pick_attempts: Vec<i32> = kept.iter().map(|i| attempts[*i]).collect();
     let pick_errors: Vec<String> = kept.iter().map(|i| errors[*i].clone()).collect();
@@ -307,7 +316,8 @@ pub(super) async fn recover_on(
         .collect();
     if !dead_ones.is_empty() {
         let runs: Vec<String> = dead_ones.iter().map(|i| ids[*i].clone()).collect();
-        let texts: Vec<Option<String>> = dead_ones.iter().map(|i| Some(errors[*i].clone())).collect();
+        let texts: Vec<Option<String>> =
+            dead_ones.iter().map(|i| Some(errors[*i].clone())).collect();
         let when: Vec<SystemTime> = dead_ones.iter().map(|_| at).collect();
         settle_job_runs(tx, "failed", &runs, &texts, &when).await?;
     }

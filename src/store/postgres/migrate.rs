@@ -45,7 +45,10 @@ pub(super) async fn run(client: &mut Client, url: &str) -> Result<(), OpenError>
     .await
     .map_err(failed)?;
     let current: i64 = tx
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
         .await
         .map_err(failed)?
         .get(0);
@@ -57,10 +60,12 @@ pub(super) async fn run(client: &mut Client, url: &str) -> Result<(), OpenError>
         });
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
-        tx.batch_execute(sql).await.map_err(|e| OpenError::Migrate {
-            url: url.to_string(),
-            reason: format!("migration {name} failed: {}", describe(&e)),
-        })?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| OpenError::Migrate {
+                url: url.to_string(),
+                reason: format!("migration {name} failed: {}", describe(&e)),
+            })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
             &[version, name],

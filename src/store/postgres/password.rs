@@ -44,10 +44,10 @@ pub(super) fn lookup(
     settings: &PgSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<(Secret, &'static str)>, String> {
-    if let Some(file) = env("PGPASSFILE") {
-        if let Some(found) = from_passfile(Path::new(&file), settings)? {
-            return Ok(Some((found, "PGPASSFILE")));
-        }
+    if let Some(file) = env("PGPASSFILE")
+        && let Some(found) = from_passfile(Path::new(&file), settings)?
+    {
+        return Ok(Some((found, "PGPASSFILE")));
     }
     if let Some(dir) = env("CREDENTIALS_DIRECTORY") {
         let path = Path::new(&dir).join(CREDENTIAL);
@@ -60,7 +60,12 @@ pub(super) fn lookup(
                 )));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot read the credential {}: {e}", path.display())),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read the credential {}: {e}",
+                    path.display()
+                ));
+            }
         }
     }
     Ok(None)
@@ -71,7 +76,9 @@ fn from_passfile(path: &Path, settings: &PgSettings) -> Result<Option<Secret>, S
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("PGPASSFILE names {shown}, which cannot be read: {e}"))?;
     if !meta.is_file() {
-        return Err(format!("PGPASSFILE names {shown}, which is not a plain file"));
+        return Err(format!(
+            "PGPASSFILE names {shown}, which is not a plain file"
+        ));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -87,7 +94,12 @@ fn from_passfile(path: &Path, settings: &PgSettings) -> Result<Option<Secret>, S
         Host::Socket(dir) => dir.display().to_string(),
     };
     let port = settings.port.to_string();
-    let wanted = [host.as_str(), port.as_str(), &settings.dbname, &settings.user];
+    let wanted = [
+        host.as_str(),
+        port.as_str(),
+        &settings.dbname,
+        &settings.user,
+    ];
     for line in text.lines() {
         if line.trim_start().starts_with('#') || line.trim().is_empty() {
             continue;
@@ -115,8 +127,8 @@ fn split_fields(line: &str) -> Vec<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                if let Some(next) = chars.next() {
-                    fields.last_mut().map(|f| f.push(next));
+                if let (Some(next), Some(f)) = (chars.next(), fields.last_mut()) {
+                    f.push(next);
                 }
             }
             ':' if fields.len() < 5 => fields.push(String::new()),

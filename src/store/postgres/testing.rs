@@ -55,14 +55,18 @@ struct Control {
 /// The directory of `initdb`, `postgres`: on PATH, else the newest
 /// `/usr/lib/postgresql/*/bin`.
 pub fn bin_dir() -> Option<PathBuf> {
-    let complete = |dir: &Path| ["initdb", "postgres", "psql"].iter().all(|b| dir.join(b).is_file());
+    let complete = |dir: &Path| {
+        ["initdb", "postgres", "psql"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             // Debian links initdb onto PATH; its real directory has the rest.
-            if let Ok(real) = std::fs::canonicalize(dir.join("initdb")) {
-                if let Some(parent) = real.parent().filter(|p| complete(p)) {
-                    return Some(parent.to_path_buf());
-                }
+            if let Ok(real) = std::fs::canonicalize(dir.join("initdb"))
+                && let Some(parent) = real.parent().filter(|p| complete(p))
+            {
+                return Some(parent.to_path_buf());
             }
         }
     }
@@ -305,7 +309,16 @@ impl PgServer {
         let bin = bin_dir().ok_or("PostgreSQL is not installed")?;
         let out = as_user(
             Command::new(bin.join("psql"))
-                .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-t",
+                    "-A",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-U",
+                    "postgres",
+                ])
                 .arg("-h")
                 .arg(&self.dir)
                 .arg("-p")
@@ -392,7 +405,13 @@ fn make_certs(dir: &Path, user: Option<(u32, u32)>) -> Result<TlsFiles, String> 
             "openssl",
         )
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     for ca in ["ca", "other-ca"] {
         let key = format!("{ca}.key");
         let crt = format!("{ca}.crt");
@@ -422,8 +441,21 @@ fn make_certs(dir: &Path, user: Option<(u32, u32)>) -> Result<TlsFiles, String> 
     )
     .map_err(|e| e.to_string())?;
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-out", "server.crt", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "server.ext",
     ])?;
     for f in ["server.key", "server.crt"] {
         let path = dir.join(f);

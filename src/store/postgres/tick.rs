@@ -65,9 +65,17 @@ impl PgStore {
         out.removed_instances = dead.len();
         out.orphan_runs = settle_orphan_runs_on(&tx, at).await.map_err(e)?;
         compact_counts(&tx).await.map_err(e)?;
-        out.claimed = claim_on(&tx, self.defaults(), &own_id, &tick.types, tick.limit, now, f)
-            .await
-            .map_err(e)?;
+        out.claimed = claim_on(
+            &tx,
+            self.defaults(),
+            &own_id,
+            &tick.types,
+            tick.limit,
+            now,
+            f,
+        )
+        .await
+        .map_err(e)?;
         if out.claimed.is_empty()
             && let Some(run) = &out.run
         {

@@ -143,7 +143,10 @@ pub enum SettingsError {
 impl PgSettings {
     /// Parses `url`, resolving the password through `env` (the process
     /// environment in the daemon; a map in tests).
-    pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<PgSettings, SettingsError> {
+    pub fn parse(
+        url: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PgSettings, SettingsError> {
         let mut settings = parse_url(url)?;
         if settings.password.is_none() {
             let found = password::lookup(&settings, env).map_err(SettingsError::Password)?;
@@ -200,7 +203,12 @@ impl fmt::Display for PgSettings {
             Host::Tcp(h) => write!(f, "{h}:{}", self.port)?,
             Host::Socket(_) => write!(f, ":{}", self.port)?,
         }
-        write!(f, "/{}?sslmode={}", enc(&self.dbname), self.ssl_mode.as_str())?;
+        write!(
+            f,
+            "/{}?sslmode={}",
+            enc(&self.dbname),
+            self.ssl_mode.as_str()
+        )?;
         if let Host::Socket(dir) = &self.host {
             write!(f, "&host={}", dir.display())?;
         }
@@ -261,7 +269,9 @@ fn parse_url(text: &str) -> Result<PgSettings, SettingsError> {
     let url = url::Url::parse(&text).map_err(|e| invalid(e.to_string()))?;
     let user = decode(url.username(), "user name")?;
     if user.is_empty() {
-        return Err(invalid("it names no user: write postgres://USER@HOST/DBNAME"));
+        return Err(invalid(
+            "it names no user: write postgres://USER@HOST/DBNAME",
+        ));
     }
     let password = match url.password() {
         Some(p) => Some(Secret::new(decode(p, "password")?)),
@@ -319,7 +329,11 @@ fn parse_url(text: &str) -> Result<PgSettings, SettingsError> {
                 }
                 host = Some(Host::Socket(PathBuf::from(value.as_ref())));
             }
-            "host" => return Err(invalid("?host= must be a socket directory such as /run/postgresql")),
+            "host" => {
+                return Err(invalid(
+                    "?host= must be a socket directory such as /run/postgresql",
+                ));
+            }
             "password" => {
                 return Err(invalid(
                     "give the password before the host (postgres://USER:PASSWORD@HOST/DB), in PGPASSFILE, or as the credential database_password",
@@ -335,7 +349,10 @@ fn parse_url(text: &str) -> Result<PgSettings, SettingsError> {
     let host = host.ok_or_else(|| {
         invalid("it names no host: write postgres://USER@HOST/DBNAME, or ?host=/run/postgresql for a local socket")
     })?;
-    if matches!(host, Host::Socket(_)) && ssl_mode != SslMode::Disable && ssl_mode != SslMode::Prefer {
+    if matches!(host, Host::Socket(_))
+        && ssl_mode != SslMode::Disable
+        && ssl_mode != SslMode::Prefer
+    {
         return Err(invalid(format!(
             "sslmode={} cannot be used over a Unix socket",
             ssl_mode.as_str()
@@ -403,9 +420,15 @@ mod tests {
     #[test]
     fn the_password_never_shows() {
         let s = parse("postgres://cronq:hunter2@db:5432/jobs?sslmode=require").unwrap();
-        assert_eq!(s.to_string(), "postgres://cronq@db:5432/jobs?sslmode=require");
+        assert_eq!(
+            s.to_string(),
+            "postgres://cronq@db:5432/jobs?sslmode=require"
+        );
         let s = parse("postgres://a%40b:pw@db/my_db").unwrap();
-        assert_eq!(s.to_string(), "postgres://a%40b@db:5432/my_db?sslmode=prefer");
+        assert_eq!(
+            s.to_string(),
+            "postgres://a%40b@db:5432/my_db?sslmode=prefer"
+        );
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("[redacted]"), "{debug}");
@@ -423,7 +446,10 @@ mod tests {
             ("postgres://u:hunter2@h/d?sslfoo=1", "unknown parameter"),
             ("postgres://u:hunter2@a,b/d", "several hosts"),
             ("postgres://u:hunter2@h/d/e", "one database"),
-            ("postgres://u:hunter2@h/d?connect_timeout=0", "connect_timeout"),
+            (
+                "postgres://u:hunter2@h/d?connect_timeout=0",
+                "connect_timeout",
+            ),
             ("postgres://u@h/d?password=hunter2", "before the host"),
             ("postgres://u@/d?host=/s&sslmode=require", "Unix socket"),
         ] {

@@ -116,7 +116,10 @@ async fn two_stores_claiming_at_once_never_take_the_same_job() {
                     return ids;
                 }
                 for c in claimed {
-                    ids.push((c.job.id.clone(), store.complete(c.lease, false, now).await.unwrap()));
+                    ids.push((
+                        c.job.id.clone(),
+                        store.complete(c.lease, false, now).await.unwrap(),
+                    ));
                 }
             }
         })
@@ -135,7 +138,10 @@ async fn two_stores_claiming_at_once_never_take_the_same_job() {
     let distinct: HashSet<&String> = claims.iter().map(|(id, _)| id).collect();
     assert_eq!(distinct.len(), JOBS, "every job claimed");
     assert_eq!(claims.len(), JOBS, "no job claimed twice");
-    assert!(claims.iter().all(|(_, done)| *done), "every lease held to the end");
+    assert!(
+        claims.iter().all(|(_, done)| *done),
+        "every lease held to the end"
+    );
     assert!(
         per_claimer.iter().all(|ids| !ids.is_empty()),
         "every claimer claimed: {:?}",
@@ -174,7 +180,11 @@ async fn two_stores_racing_for_each_cron_minute_fire_it_once() {
     let (wa, wb) = (wa.await.unwrap(), wb.await.unwrap());
     let mut all: Vec<i64> = wa.iter().chain(&wb).copied().collect();
     all.sort_unstable();
-    assert_eq!(all, (0..50).collect::<Vec<_>>(), "each minute fired exactly once");
+    assert_eq!(
+        all,
+        (0..50).collect::<Vec<_>>(),
+        "each minute fired exactly once"
+    );
     a.close().await;
     b.close().await;
 }
@@ -252,7 +262,8 @@ impl Clock for Skewed {
     async fn sleep_toward(&self, deadline: jiff::Timestamp) {
         let left = deadline.as_millisecond() - self.now_ms();
         if left > 0 {
-            tokio::time::sleep(Duration::from_millis(left as u64).min(Duration::from_secs(60))).await;
+            tokio::time::sleep(Duration::from_millis(left as u64).min(Duration::from_secs(60)))
+                .await;
         }
     }
 }
@@ -283,15 +294,25 @@ async fn a_node_whose_clock_is_two_minutes_ahead_runs_nothing_early_and_steals_n
         .unwrap();
     let its_now = skewed_clock.now_ms();
     assert!(
-        ahead.claim("ahead", &types(), 10, its_now).await.unwrap().is_empty(),
+        ahead
+            .claim("ahead", &types(), 10, its_now)
+            .await
+            .unwrap()
+            .is_empty(),
         "the skewed node claims nothing early"
     );
     let next = ahead.next_due(&types(), its_now).await.unwrap().unwrap();
-    assert!(next - its_now > 50_000, "due in about a minute by its clock too");
+    assert!(
+        next - its_now > 50_000,
+        "due in about a minute by its clock too"
+    );
 
     // A job claimed by the right node just now, with a reservation timeout
     // of one minute.
-    right.enqueue(vec![job("running")], SystemClock.now_ms(), 10).await.unwrap();
+    right
+        .enqueue(vec![job("running")], SystemClock.now_ms(), 10)
+        .await
+        .unwrap();
     let held = right
         .claim("right", &types(), 10, SystemClock.now_ms())
         .await
@@ -299,14 +320,27 @@ async fn a_node_whose_clock_is_two_minutes_ahead_runs_nothing_early_and_steals_n
     assert_eq!(held.len(), 1);
     let stale_before = skewed_clock.now_ms() - 60_000;
     assert!(
-        ahead.recover(stale_before, vec![], skewed_clock.now_ms()).await.unwrap().is_empty(),
+        ahead
+            .recover(stale_before, vec![], skewed_clock.now_ms())
+            .await
+            .unwrap()
+            .is_empty(),
         "the skewed node takes no live reservation"
     );
-    assert!(right.complete(held[0].lease.clone(), false, SystemClock.now_ms()).await.unwrap());
+    assert!(
+        right
+            .complete(held[0].lease.clone(), false, SystemClock.now_ms())
+            .await
+            .unwrap()
+    );
 
     // The control shows the test would catch the fault.
     assert_eq!(
-        naive.claim("naive", &types(), 10, skewed_clock.now_ms()).await.unwrap().len(),
+        naive
+            .claim("naive", &types(), 10, skewed_clock.now_ms())
+            .await
+            .unwrap()
+            .len(),
         1,
         "a node judging by its own clock would have run the delayed job early"
     );
@@ -339,18 +373,37 @@ async fn outcomes_during_an_outage_are_written_when_the_server_is_back() {
         .collect();
     // The batcher keeps them while the server is down...
     let started = Instant::now();
-    while store.responsive(Duration::from_millis(200)) && started.elapsed() < Duration::from_secs(30) {
+    while store.responsive(Duration::from_millis(200))
+        && started.elapsed() < Duration::from_secs(30)
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!store.responsive(Duration::from_millis(200)), "the batcher is waiting");
+    assert!(
+        !store.responsive(Duration::from_millis(200)),
+        "the batcher is waiting"
+    );
     let err = store.enqueue(vec![job("x")], now, 10).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{}", server.port())), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("127.0.0.1:{}", server.port())),
+        "{err}"
+    );
     // ...and writes them once it is back.
     server.start_again().unwrap();
     for c in completions {
-        assert!(c.await.unwrap().unwrap(), "the outcome was written after the outage");
+        assert!(
+            c.await.unwrap().unwrap(),
+            "the outcome was written after the outage"
+        );
     }
-    assert!(store.counts(now).await.unwrap().values().all(|s| s.values().all(|n| *n == 0)));
+    assert!(
+        store
+            .counts(now)
+            .await
+            .unwrap()
+            .values()
+            .all(|s| s.values().all(|n| *n == 0))
+    );
     store.close().await;
 }

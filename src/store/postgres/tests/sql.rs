@@ -79,7 +79,11 @@ async fn a_job_inserted_in_a_committed_transaction_wakes_the_node_and_a_rolled_b
         .await
         .unwrap();
     let names: Vec<&str> = claimed.iter().map(|c| c.job.name.as_str()).collect();
-    assert_eq!(names, ["by function", "plain"], "priority first; the rollback left nothing");
+    assert_eq!(
+        names,
+        ["by function", "plain"],
+        "priority first; the rollback left nothing"
+    );
     assert_eq!(claimed[0].job.priority, 5);
     assert_eq!(claimed[0].job.data(), serde_json::json!({"n": 1}));
     assert_eq!(claimed[1].job.max_attempts, 8, "options.retry_count 7");
@@ -94,15 +98,24 @@ async fn cronq_enqueue_refuses_what_a_socket_enqueue_refuses() {
     let store = open_at(&url, Arc::new(SystemClock), ClockSync::Measure).await;
     let app = app_connection(&url).await;
     for (call, needle) in [
-        ("cronq_enqueue('n', '\"text\"')", "payload must be a JSON object"),
+        (
+            "cronq_enqueue('n', '\"text\"')",
+            "payload must be a JSON object",
+        ),
         ("cronq_enqueue('n', '{}')", "payload.type"),
         ("cronq_enqueue('n', '{\"type\": \"\"}')", "payload.type"),
-        ("cronq_enqueue('', '{\"type\": \"noop\"}')", "name must be 1 to 200"),
+        (
+            "cronq_enqueue('', '{\"type\": \"noop\"}')",
+            "name must be 1 to 200",
+        ),
         (
             "cronq_enqueue(repeat('x', 201), '{\"type\": \"noop\"}')",
             "name must be 1 to 200",
         ),
-        ("cronq_enqueue('n', '{\"type\": \"noop\", \"data\": [1]}')", "payload.data"),
+        (
+            "cronq_enqueue('n', '{\"type\": \"noop\", \"data\": [1]}')",
+            "payload.data",
+        ),
         (
             "cronq_enqueue('n', '{\"type\": \"noop\", \"options\": {\"retry_count\": 101}}')",
             "retry_count must be from 0 to 100",
@@ -124,14 +137,23 @@ async fn cronq_enqueue_refuses_what_a_socket_enqueue_refuses() {
             .query_one(&format!("SELECT {call}"), &[])
             .await
             .expect_err(call);
-        let text = err.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+        let text = err
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_default();
         assert!(text.contains(needle), "{call}: {text}");
     }
     let raw = app
-        .execute("INSERT INTO queues (name, payload) VALUES ('bad', '{\"no\": \"type\"}')", &[])
+        .execute(
+            "INSERT INTO queues (name, payload) VALUES ('bad', '{\"no\": \"type\"}')",
+            &[],
+        )
         .await;
     assert!(raw.is_err(), "a row without payload.type is refused");
     let counts = store.counts(SystemClock.now_ms()).await.unwrap();
-    assert!(counts.values().all(|s| s.values().all(|n| *n == 0)), "{counts:?}");
+    assert!(
+        counts.values().all(|s| s.values().all(|n| *n == 0)),
+        "{counts:?}"
+    );
     store.close().await;
 }
