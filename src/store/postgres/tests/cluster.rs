@@ -222,8 +222,9 @@ async fn the_listen_connection_comes_back_after_it_is_killed() {
     let Some(url) = fresh_url() else { return };
     let a = system(&url).await;
     let b = system(&url).await;
+    wait_for(&mut a.wakeups(), "A's LISTEN connection", |w| w.connected).await;
     let mut wakeups = b.wakeups();
-    wait_for(&mut wakeups, "the LISTEN connection", |w| w.connected).await;
+    wait_for(&mut wakeups, "B's LISTEN connection", |w| w.connected).await;
     let first = *wakeups.borrow();
     let server = testing::shared().unwrap();
     let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();

@@ -155,5 +155,10 @@ async fn cronq_enqueue_refuses_what_a_socket_enqueue_refuses() {
         counts.values().all(|s| s.values().all(|n| *n == 0)),
         "{counts:?}"
     );
+    let version = store.server_version().await.unwrap();
+    assert!(
+        version.starts_with(|c: char| c.is_ascii_digit()),
+        "{version}"
+    );
     store.close().await;
 }
