@@ -8,16 +8,16 @@
 //! Two things are still grouped, for the same reason SQLite groups them:
 //! job outcomes (complete, fail) go through a batching task that writes a
 //! whole batch with one statement per kind, arrays through `unnest`
-//! ([`finish`]); and claims take up to a batch per statement with
-//! `FOR UPDATE SKIP LOCKED` ([`claim`]), so daemons claiming at once never
+//! (`finish.rs`); and claims take up to a batch per statement with
+//! `FOR UPDATE SKIP LOCKED` (`claim.rs`), so daemons claiming at once never
 //! take the same job and never wait on each other's rows.
 //!
 //! Every write about a running job is fenced on `(id, attempts,
 //! reserved_by)` exactly as on SQLite. Due times and reservation ages are
 //! judged by the database server's clock: instants cross the edge through
 //! the measured offset between the caller's clock and the server's (see
-//! [`time`]). Wake-ups come over LISTEN/NOTIFY on a connection of its own
-//! ([`listen`]).
+//! `time.rs`). Wake-ups come over LISTEN/NOTIFY on a connection of its own
+//! (`listen.rs`).
 //!
 //! Not wired into the daemon yet: it is plugged in behind the store
 //! interface once `src/store/` is split into the interface and backends.

@@ -6,7 +6,7 @@
 //! (`postgresql://` too; `?host=/run/postgresql` for a Unix socket
 //! directory instead of a TCP host). The password is taken from the URL,
 //! else from `PGPASSFILE`, else from the systemd credential
-//! `database_password` (see [`super::password`]). It is kept in a
+//! `database_password` (see `password.rs`). It is kept in a
 //! [`Secret`], whose `Debug` says `[redacted]`; [`PgSettings`]'s `Display`
 //! is the URL without it, which is what `status` and every error show.
 //!

@@ -408,3 +408,34 @@ async fn outcomes_during_an_outage_are_written_when_the_server_is_back() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn each_heartbeat_measures_the_offset_again_and_records_it() {
+    let Some(url) = fresh_url() else { return };
+    let clock = Arc::new(crate::clock::ManualClock::new(jiff::Timestamp::now()));
+    let store = open_at(&url, clock.clone(), ClockSync::Measure).await;
+    assert!(store.clock_offset_ms().abs() < 1_000);
+    clock.advance(Duration::from_secs(300));
+    let row = super::conformance::instance("me", clock.now_ms());
+    store.register_instance(row.clone()).await.unwrap();
+    let offset = store.clock_offset_ms();
+    assert!(
+        (offset - 300_000).abs() < 1_000,
+        "the heartbeat saw the clock move: {offset} ms"
+    );
+    let server = testing::shared().unwrap();
+    let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let stored: i64 = server
+        .psql_in(db, "SELECT clock_offset_ms FROM instances WHERE id = 'me'")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(stored, offset, "the instance row shows it");
+    // The row's instants are the caller's, read back through the offset.
+    let listed = store.instances().await.unwrap();
+    assert_eq!(listed[0].heartbeat_at, row.heartbeat_at);
+    clock.advance(Duration::from_secs(60));
+    store.heartbeat_instance(row, clock.now_ms()).await.unwrap();
+    assert!((store.clock_offset_ms() - 360_000).abs() < 1_000);
+    store.close().await;
+}
