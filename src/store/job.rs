@@ -258,6 +258,25 @@ pub enum Refusal {
     KeyHeld(String),
 }
 
+/// Longest error text kept per failure; a handler's output tail fits.
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+/// Failures kept per job for `job`.
+pub const KEPT_ERRORS: i64 = 10;
+
+/// An attempt's error cut to [`MAX_ERROR_BYTES`] (on a character boundary),
+/// marked when cut: what every backend stores.
+pub fn truncate_error(mut error: String) -> String {
+    if error.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        error.truncate(cut);
+        error.push_str(" [truncated]");
+    }
+    error
+}
+
 /// Record ids in the style of the replaced system: 15 characters `[a-z0-9]`.
 pub fn new_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

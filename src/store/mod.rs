@@ -16,6 +16,7 @@ mod error;
 pub mod instance;
 pub mod job;
 mod pending;
+pub mod postgres;
 pub mod run;
 pub mod sqlite;
 pub mod tick;

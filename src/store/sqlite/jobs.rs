@@ -17,14 +17,9 @@ use super::{AfterCommit, Pending, SqliteStore, StoreError};
 use crate::clock::Millis;
 use crate::store::job::{
     AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, JobStatus, Lease,
-    ListFilter, NewJob, Outcome, Recovered, new_id,
+    KEPT_ERRORS, ListFilter, NewJob, Outcome, Recovered, new_id, truncate_error,
 };
 use crate::store::run::RunStatus;
-
-/// Longest error text kept per failure; a handler's output tail fits.
-const MAX_ERROR_BYTES: usize = 16 * 1024;
-/// Failures kept per job for `job`.
-const KEPT_ERRORS: i64 = 10;
 
 impl SqliteStore {
     /// Stores `jobs` all or nothing, durably. A job whose unique key is held
@@ -129,7 +124,7 @@ impl SqliteStore {
     ) -> Result<Pending<bool>, StoreError> {
         let outcome = match outcome {
             Outcome::Failed { error, after } => Outcome::Failed {
-                error: truncate(error),
+                error: truncate_error(error),
                 after,
             },
             done => done,
@@ -595,18 +590,6 @@ pub(super) fn record_error(
     conn.prepare_cached("DELETE FROM job_errors WHERE job_id = ?1 AND attempt <= ?2")?
         .execute(params![job_id, i64::from(attempt) - KEPT_ERRORS])?;
     Ok(())
-}
-
-fn truncate(mut error: String) -> String {
-    if error.len() > MAX_ERROR_BYTES {
-        let mut cut = MAX_ERROR_BYTES;
-        while !error.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        error.truncate(cut);
-        error.push_str(" [truncated]");
-    }
-    error
 }
 
 /// Reads a row of [`JOB_COLUMNS`] for a listing: the settings a row written

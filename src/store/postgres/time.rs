@@ -1,0 +1,176 @@
+//! Instants at the edge, and the offset between the caller's clock and the
+//! server's.
+//!
+//! The Rust side keeps [`Millis`] (ms since the epoch) as everywhere else;
+//! columns are `timestamptz`. Each verb's `now` and every instant it
+//! writes is moved into the server's frame by adding the measured offset
+//! (server minus caller), and every instant read is moved back. So due
+//! times and reservation ages are judged by the database server's clock:
+//! a daemon whose clock runs two minutes ahead writes "now" as the
+//! server's now, claims nothing early, and sees another node's fresh
+//! reservation as fresh. Within one daemon the frame is consistent, so a
+//! caller that compares stored instants with its own `now` keeps working.
+//!
+//! The offset is measured at open and at every heartbeat (a
+//! `clock_timestamp()` query timed on the caller's clock, the midpoint of
+//! the round trip taken as the server's reading), and only replaced when it
+//! moved by more than [`HYSTERESIS_MS`], so paging cursors and stored
+//! instants do not wobble by a millisecond each minute. Cron runs'
+//! `scheduled_for` is a label of the schedule (the same instant on every
+//! node), not a reading of a clock, and is stored as given.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::GenericClient;
+
+use crate::clock::{Clock, Millis};
+
+/// A new measurement replaces the offset in force only past this change.
+pub const HYSTERESIS_MS: i64 = 10;
+/// An offset past this is logged as a warning (issue 13, item 6).
+pub const WARN_PAST_MS: i64 = 1_000;
+
+/// PostgreSQL's `timestamptz` range, within which instants are clamped.
+const MIN_MS: Millis = -200_000_000_000_000;
+const MAX_MS: Millis = 9_000_000_000_000_000;
+
+/// How the store learns the caller's offset from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSync {
+    /// Measured at open and at each heartbeat: a daemon.
+    Measure,
+    /// Fixed (usually 0): for tests that move a manual clock by hand and
+    /// want the database to follow it.
+    Fixed(i64),
+}
+
+/// The offset in force; see the module docs.
+pub(super) struct ClockOffset {
+    ms: AtomicI64,
+    sync: ClockSync,
+    warned: AtomicBool,
+}
+
+/// One verb's view of the offset, taken once so the verb is consistent.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Frame(pub i64);
+
+impl Frame {
+    /// A caller's instant as the server's.
+    pub fn db(self, ms: Millis) -> SystemTime {
+        time_of(ms.saturating_add(self.0))
+    }
+
+    /// A stored instant as the caller's.
+    pub fn ms(self, t: SystemTime) -> Millis {
+        millis_of(t).saturating_sub(self.0)
+    }
+}
+
+/// A stored instant that is a label, not a clock reading (scheduled_for).
+pub(super) fn time_of(ms: Millis) -> SystemTime {
+    let ms = ms.clamp(MIN_MS, MAX_MS);
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+pub(super) fn millis_of(t: SystemTime) -> Millis {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis().min(MAX_MS as u128) as Millis,
+        // Before 1970: round toward the past, as a floor of microseconds.
+        Err(e) => {
+            let d = e.duration();
+            -((d.as_micros().div_ceil(1000)).min(MIN_MS.unsigned_abs() as u128) as Millis)
+        }
+    }
+}
+
+impl ClockOffset {
+    pub fn new(sync: ClockSync) -> ClockOffset {
+        let start = match sync {
+            ClockSync::Measure => 0,
+            ClockSync::Fixed(ms) => ms,
+        };
+        ClockOffset {
+            ms: AtomicI64::new(start),
+            sync,
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    pub fn frame(&self) -> Frame {
+        Frame(self.ms.load(Ordering::Relaxed))
+    }
+
+    pub fn get(&self) -> i64 {
+        self.ms.load(Ordering::Relaxed)
+    }
+
+    /// Measures the offset on `client` against `clock`, and keeps it if it
+    /// moved past the hysteresis (or this is the first measurement).
+    pub async fn measure(
+        &self,
+        client: &impl GenericClient,
+        clock: &dyn Clock,
+        first: bool,
+    ) -> Result<(), tokio_postgres::Error> {
+        if let ClockSync::Fixed(_) = self.sync {
+            return Ok(());
+        }
+        let before = clock.now_ms();
+        let row = client.query_one("SELECT clock_timestamp()", &[]).await?;
+        let after = clock.now_ms();
+        let server = millis_of(row.get::<_, SystemTime>(0));
+        let measured = server - (before + (after - before) / 2);
+        let current = self.get();
+        if first || (measured - current).abs() > HYSTERESIS_MS {
+            self.ms.store(measured, Ordering::Relaxed);
+        }
+        self.report(measured);
+        Ok(())
+    }
+
+    /// Warns once when the offset goes past [`WARN_PAST_MS`], and says so
+    /// when it is back under.
+    fn report(&self, measured: i64) {
+        let far = measured.abs() > WARN_PAST_MS;
+        let was = self.warned.swap(far, Ordering::Relaxed);
+        if far && !was {
+            tracing::warn!(
+                clock_offset_ms = -measured,
+                "this host's clock differs from the PostgreSQL server's by more than a second; \
+                 due times and reservations follow the server's clock"
+            );
+        } else if was && !far {
+            tracing::info!(
+                clock_offset_ms = -measured,
+                "this host's clock is within a second of the PostgreSQL server's again"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_round_trip_through_system_time() {
+        for ms in [0, 1, -1, -1_500, 1_800_000_000_123, i64::MAX / 2 / 1000] {
+            assert_eq!(millis_of(time_of(ms)), ms, "{ms}");
+        }
+        assert_eq!(millis_of(time_of(i64::MAX)), MAX_MS);
+    }
+
+    #[test]
+    fn a_frame_moves_instants_both_ways() {
+        let f = Frame(-120_000);
+        let stored = f.db(1_000_000);
+        assert_eq!(millis_of(stored), 880_000);
+        assert_eq!(f.ms(stored), 1_000_000);
+    }
+}
