@@ -31,7 +31,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 pub use jobs::{JobDefaults, ListFilter};
-pub use migrate::SCHEMA_VERSION;
+pub use migrate::{SCHEMA_VERSION, daemon_table_names};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
