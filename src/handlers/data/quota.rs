@@ -271,13 +271,34 @@ impl<W: io::Write> io::Write for Charged<W> {
 /// A write error: a used-up quota is [`DataError::Full`], any other I/O
 /// error is the machine's.
 pub fn write_error(err: io::Error) -> DataError {
-    match err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<QuotaExceeded>())
-    {
+    match quota_exceeded(&err) {
         Some(QuotaExceeded(reason)) => DataError::Full(reason.clone()),
         None => DataError::io("target: writing", err),
     }
+}
+
+/// The [`QuotaExceeded`] inside `err`, however the writers above the
+/// [`Charged`] one (the csv crate's among them) wrapped it.
+fn quota_exceeded(err: &io::Error) -> Option<&QuotaExceeded> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = err.get_ref().map(|e| e as _);
+    while let Some(e) = current {
+        if let Some(exceeded) = e.downcast_ref::<QuotaExceeded>() {
+            return Some(exceeded);
+        }
+        // An io::Error's source() skips the error it wraps, and a csv
+        // error has no source() at all: both are opened by hand.
+        current = if let Some(io) = e.downcast_ref::<io::Error>() {
+            io.get_ref().map(|e| e as _)
+        } else if let Some(csv) = e.downcast_ref::<::csv::Error>() {
+            match csv.kind() {
+                ::csv::ErrorKind::Io(io) => io.get_ref().map(|e| e as _),
+                _ => None,
+            }
+        } else {
+            e.source()
+        };
+    }
+    None
 }
 
 #[cfg(test)]
@@ -391,7 +412,15 @@ mod tests {
         w.write_all(b"12345").unwrap();
         let err = w.write_all(b"123456").unwrap_err();
         assert!(matches!(write_error(err), DataError::Full(_)));
-        let (written, _) = w.into_parts();
+        let (written, quota) = w.into_parts();
         assert_eq!(written, b"12345");
+
+        // Wrapped by the csv crate, as a CSV export's writes are.
+        let mut csv = ::csv::Writer::from_writer(Charged::new(Vec::new(), quota));
+        let err = csv
+            .write_field("x".repeat(100))
+            .and_then(|()| csv.flush().map_err(Into::into));
+        let err = io::Error::from(err.unwrap_err());
+        assert!(matches!(write_error(err), DataError::Full(_)));
     }
 }
