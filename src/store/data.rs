@@ -154,6 +154,11 @@ fn claim(path: &Path) -> Result<File, OpenError> {
                     "{} is a symlink; the data database is opened only as a regular file of its own",
                     path.display()
                 ))
+            } else if source.raw_os_error() == Some(libc::EISDIR) {
+                OpenError::Refused(format!(
+                    "{} is a folder; the data database must be a regular file: remove or rename the folder",
+                    path.display()
+                ))
             } else {
                 OpenError::Io {
                     context: "opening the data database",
@@ -180,18 +185,23 @@ fn claim(path: &Path) -> Result<File, OpenError> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & !DATABASE_MODE_MAX != 0 {
+        // Not fatal: a file someone else owns, shared on purpose, still
+        // works as it did.
         let narrowed = mode & DATABASE_MODE_MAX;
-        file.set_permissions(std::fs::Permissions::from_mode(narrowed))
-            .map_err(|source| OpenError::Io {
-                context: "narrowing the data database's permissions",
-                source,
-            })?;
-        tracing::info!(
-            path = %path.display(),
-            was = format!("{mode:04o}"),
-            now = format!("{narrowed:04o}"),
-            "narrowed the data database's permissions"
-        );
+        match file.set_permissions(std::fs::Permissions::from_mode(narrowed)) {
+            Ok(()) => tracing::info!(
+                path = %path.display(),
+                was = format!("{mode:04o}"),
+                now = format!("{narrowed:04o}"),
+                "narrowed the data database's permissions"
+            ),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:04o}"),
+                error = %e,
+                "the data database is readable beyond its owner and group, and its permissions cannot be narrowed"
+            ),
+        }
     }
     Ok(file)
 }
@@ -561,6 +571,15 @@ mod tests {
             "{err}"
         );
         assert!(open(&real.join("data.db")).is_ok());
+
+        // A folder where the file should be, as `file:data.db/x.csv` made.
+        let folder = dir.path().join("folder");
+        std::fs::create_dir_all(folder.join("data.db")).unwrap();
+        let err = open(&folder.join("data.db")).err().unwrap();
+        assert!(
+            matches!(&err, OpenError::Refused(r) if r.contains("is a folder")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -148,7 +148,23 @@ impl<R> Quoting<R> {
             self.started = true;
             bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
         }
-        for &b in bytes {
+        let mut i = 0;
+        while i < bytes.len() {
+            // Inside a field only a few bytes can change anything: skip to
+            // the next one (a line break still counts lines).
+            let next = match self.state {
+                QuoteState::InQuoted => bytes[i..].iter().position(|&b| b == b'"' || b == b'\n'),
+                QuoteState::InField => bytes[i..]
+                    .iter()
+                    .position(|&b| matches!(b, b',' | b'\n' | b'\r')),
+                _ => Some(0),
+            };
+            let Some(skip) = next else {
+                return;
+            };
+            i += skip;
+            let b = bytes[i];
+            i += 1;
             self.state = match (self.state, b) {
                 (QuoteState::StartField, b'"') => {
                     self.opened_at = self.line;

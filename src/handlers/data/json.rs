@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::error::DataError;
 use super::input::{Budget, IO_BUFFER, read_error};
 use super::rows::{Flow, Row, RowSink, check_columns};
-use super::wide_int::{Watched, WideInt, WideInts};
+use super::wide_int::{Watched, WideInt, WideInts, may_hold_wide};
 
 /// Reads a file holding one JSON array of objects.
 pub fn read_array<R: Read>(
@@ -83,11 +83,13 @@ pub fn read_lines<R: BufRead>(
         .deserialize(&mut de)
         .and_then(|row| de.end().map(|()| row))
         .map_err(|e| json_error(&location, e))?;
-        let mut wide = WideInts::new(0);
-        wide.feed(text);
-        wide.finish();
-        if let Some(found) = wide.found() {
-            return Err(wide_error(&location, found));
+        if may_hold_wide(&row) {
+            let mut wide = WideInts::new(0);
+            wide.feed(text);
+            wide.finish();
+            if let Some(found) = wide.found() {
+                return Err(wide_error(&location, found));
+            }
         }
         header.fix(&location, sink)?;
         if sink.row(row)? == Flow::Stop {

@@ -19,6 +19,8 @@ use std::cell::RefCell;
 use std::io::{self, Read};
 use std::rc::Rc;
 
+use serde_json::Value;
+
 /// Longest key or literal kept for the error message.
 const KEPT: usize = 200;
 
@@ -47,7 +49,9 @@ pub struct WideInts {
     /// The last string read at key depth: the key, if a `:` follows.
     last_string: Option<Vec<u8>>,
     key: Vec<u8>,
-    number: Option<Vec<u8>>,
+    in_number: bool,
+    /// The number being read (reused from one to the next).
+    number: Vec<u8>,
     integer: bool,
     record: u64,
     found: Option<WideInt>,
@@ -63,7 +67,8 @@ impl WideInts {
             string: None,
             last_string: None,
             key: Vec::new(),
-            number: None,
+            in_number: false,
+            number: Vec::new(),
             integer: false,
             record: 0,
             found: None,
@@ -84,16 +89,28 @@ impl WideInts {
         if self.found.is_some() {
             return;
         }
-        for &b in bytes {
+        let mut i = 0;
+        while i < bytes.len() {
             if self.in_string {
-                self.string_byte(b);
+                // Most of a JSON file is string contents: skip to where
+                // the string may end, unless it is a key being kept.
+                if self.string.is_none() && !self.escaped {
+                    match bytes[i..].iter().position(|&b| b == b'"' || b == b'\\') {
+                        Some(n) => i += n,
+                        None => return,
+                    }
+                }
+                self.string_byte(bytes[i]);
+                i += 1;
                 continue;
             }
-            if let Some(number) = &mut self.number {
+            let b = bytes[i];
+            i += 1;
+            if self.in_number {
                 match b {
                     b'0'..=b'9' | b'-' | b'+' => {
-                        if number.len() < KEPT {
-                            number.push(b);
+                        if self.number.len() < KEPT {
+                            self.number.push(b);
                         }
                         continue;
                     }
@@ -124,12 +141,13 @@ impl WideInts {
                 b'}' | b']' => self.depth = self.depth.saturating_sub(1),
                 b':' if self.depth == key_depth => {
                     if let Some(key) = self.last_string.take() {
-                        self.key = key;
+                        self.last_string = Some(std::mem::replace(&mut self.key, key));
                     }
                 }
-                b',' if self.depth == key_depth => self.last_string = None,
                 b'-' | b'0'..=b'9' if self.depth > self.row_depth => {
-                    self.number = Some(vec![b]);
+                    self.in_number = true;
+                    self.number.clear();
+                    self.number.push(b);
                     self.integer = true;
                 }
                 _ => {}
@@ -151,14 +169,12 @@ impl WideInts {
     }
 
     fn end_number(&mut self) {
-        let Some(number) = self.number.take() else {
-            return;
-        };
-        if !self.integer || self.found.is_some() {
+        if !std::mem::take(&mut self.in_number) || !self.integer || self.found.is_some() {
             return;
         }
+        let number = &self.number;
         let fits = number.len() < 19
-            || std::str::from_utf8(&number)
+            || std::str::from_utf8(number)
                 .ok()
                 .and_then(|s| s.parse::<i64>().ok())
                 .is_some();
@@ -166,10 +182,31 @@ impl WideInts {
             self.found = Some(WideInt {
                 record: self.record,
                 key: String::from_utf8_lossy(&self.key).into_owned(),
-                literal: String::from_utf8_lossy(&number).into_owned(),
+                literal: String::from_utf8_lossy(number).into_owned(),
             });
         }
     }
+}
+
+/// Whether a parsed row could hold an integer the parser rounded: a u64
+/// beyond i64, or an integral f64 of 2^63 or more. Cheap, so JSON lines are
+/// scanned only when it says so; `1e20` says so too, the scan tells them apart.
+pub fn may_hold_wide(row: &[Value]) -> bool {
+    fn value(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => {
+                n.as_i64().is_none()
+                    && (n.is_u64()
+                        || n.as_f64().is_some_and(|f| {
+                            f.fract() == 0.0 && f.abs() >= 9_223_372_036_854_775_808.0
+                        }))
+            }
+            Value::Array(items) => items.iter().any(value),
+            Value::Object(map) => map.values().any(value),
+            _ => false,
+        }
+    }
+    row.iter().any(value)
 }
 
 /// A reader that feeds what it reads to a [`WideInts`] shared with the
@@ -250,6 +287,22 @@ mod tests {
         ] {
             assert_eq!(scan(1, text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn only_rows_with_huge_whole_numbers_may_hold_one() {
+        use serde_json::json;
+        assert!(!may_hold_wide(&[
+            json!(i64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!("9")
+        ]));
+        assert!(!may_hold_wide(&[json!(9.2e18)]));
+        assert!(may_hold_wide(&[json!(u64::MAX)]));
+        assert!(may_hold_wide(&[json!(1e20)]));
+        assert!(may_hold_wide(&[json!(-9.3e18)]));
+        assert!(may_hold_wide(&[json!({"a": [1, 2e19]})]));
     }
 
     #[test]
