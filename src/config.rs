@@ -21,6 +21,17 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// The queue's database (or its WAL, shared-memory or journal file)
+    /// would lie inside the data handler's folder.
+    #[error(
+        "CRONQ_DB={db:?} lies inside DATA_DIR={data_dir:?}{part}: a data_processing job could read or overwrite the queue's own database there; move CRONQ_DB or DATA_DIR so that neither holds the other"
+    )]
+    DbInsideDataDir {
+        db: String,
+        data_dir: String,
+        /// Which of the database's files, when not the database itself.
+        part: String,
+    },
 }
 
 /// How log lines are written.
@@ -111,6 +122,10 @@ pub struct Config {
     // Handlers.
     pub smtp: SmtpConfig,
     pub command_allow: Vec<PathBuf>,
+    /// DATA_MAX_BYTES: what DATA_DIR may hold.
+    pub data_max_bytes: u64,
+    /// DATA_MAX_GROUPS: the groups one `aggregate` may hold in memory.
+    pub data_max_groups: usize,
 
     // Admin socket.
     pub max_request_bytes: usize,
@@ -126,6 +141,13 @@ pub struct Config {
 
 /// Largest batch of jobs one `enqueue` request may carry.
 pub const MAX_BATCH_JOBS: usize = 10_000;
+
+/// DATA_MAX_BYTES when unset: 10 GiB. (Whatever it says, a data job also
+/// stops before DATA_DIR's disk drops below 5% free, at most 1 GiB.)
+pub const DEFAULT_DATA_MAX_BYTES: u64 = 10 << 30;
+
+/// DATA_MAX_GROUPS when unset.
+pub const DEFAULT_DATA_MAX_GROUPS: usize = 100_000;
 
 impl Config {
     /// Reads the process environment.
@@ -252,6 +274,12 @@ impl Config {
 
             smtp,
             command_allow: env.path_list("JOB_COMMAND_ALLOW")?,
+            data_max_bytes: env
+                .bytes("DATA_MAX_BYTES")?
+                .unwrap_or(DEFAULT_DATA_MAX_BYTES),
+            data_max_groups: env
+                .parse_range("DATA_MAX_GROUPS", 1, 100_000_000)?
+                .map_or(DEFAULT_DATA_MAX_GROUPS, |n| n as usize),
 
             max_request_bytes: env
                 .parse_range("CRONQ_MAX_REQUEST_BYTES", 1024, 1 << 30)?
@@ -297,10 +325,67 @@ impl Config {
         }
     }
 
+    /// Refuses a queue database inside DATA_DIR, where a `data_processing`
+    /// job could reach it. Compared by real location: symlinks are resolved
+    /// as far as the paths exist, the rest taken as written. Touches the
+    /// file system, so the daemon calls it at start-up, not `from_vars`.
+    pub fn check_db_outside_data_dir(&self) -> Result<(), ConfigError> {
+        let data_dir = real_path(&self.data_dir);
+        for part in ["", "-wal", "-shm", "-journal"] {
+            let mut file = self.db_path.as_os_str().to_owned();
+            file.push(part);
+            if real_path(Path::new(&file)).starts_with(&data_dir) {
+                return Err(ConfigError::DbInsideDataDir {
+                    db: self.db_path.display().to_string(),
+                    data_dir: self.data_dir.display().to_string(),
+                    part: if part.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (its {part} file)")
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Attempts a job gets in all: the first plus its retries.
     pub fn max_attempts(&self, retry_count: Option<u32>) -> u32 {
         1 + retry_count.unwrap_or(self.max_retries)
     }
+}
+
+/// `path` made absolute, with symlinks resolved in the part of it that
+/// exists and `.`/`..` applied to the rest.
+fn real_path(path: &Path) -> PathBuf {
+    let absolute = match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() => cwd.join(path),
+        _ => path.to_path_buf(),
+    };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let mut real = loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            break real;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    for name in rest.iter().rev() {
+        match name.to_str() {
+            Some(".") => {}
+            Some("..") => {
+                real.pop();
+            }
+            _ => real.push(name),
+        }
+    }
+    real
 }
 
 /// systemd passes colon-separated lists in `*_DIRECTORY`; the first entry is ours.
@@ -420,6 +505,37 @@ impl Env<'_> {
             ));
         }
         Ok(Some(n))
+    }
+
+    /// A size in bytes: a whole number, optionally followed by K, M, G or T
+    /// (powers of 1024; `KiB`, `MB` and the like read the same), at least 1.
+    fn bytes(&self, var: &'static str) -> Result<Option<u64>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        let bad = || {
+            Self::invalid(
+                var,
+                &value,
+                "expected a size in bytes, at least 1, such as 1073741824, 512M or 10G",
+            )
+        };
+        let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, unit) = value.split_at(digits);
+        let shift = match unit.trim().to_ascii_uppercase().as_str() {
+            "" | "B" => 0,
+            "K" | "KB" | "KIB" => 10,
+            "M" | "MB" | "MIB" => 20,
+            "G" | "GB" | "GIB" => 30,
+            "T" | "TB" | "TIB" => 40,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
+        if bytes == 0 {
+            return Err(bad());
+        }
+        Ok(Some(bytes))
     }
 
     fn log_level(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
@@ -706,5 +822,64 @@ mod tests {
     fn password_is_not_in_debug_output() {
         let c = config(&[("SMTP_PASSWORD", "hunter2")]).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn data_limits_take_sizes_with_units() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.data_max_bytes, 10 << 30);
+        assert_eq!(c.data_max_groups, 100_000);
+        for (value, bytes) in [
+            ("1048576", 1 << 20),
+            ("512M", 512 << 20),
+            ("10G", 10 << 30),
+            ("2 GiB", 2 << 30),
+            ("3kb", 3 << 10),
+            ("1T", 1 << 40),
+        ] {
+            let c = config(&[("DATA_MAX_BYTES", value)]).unwrap();
+            assert_eq!(c.data_max_bytes, bytes, "{value}");
+        }
+        for bad in ["0", "-1", "10X", "G", "1.5G", "99999999999T"] {
+            let err = config(&[("DATA_MAX_BYTES", bad)]).unwrap_err().to_string();
+            assert!(err.starts_with("DATA_MAX_BYTES="), "{bad}: {err}");
+        }
+        let c = config(&[("DATA_MAX_GROUPS", "500")]).unwrap();
+        assert_eq!(c.data_max_groups, 500);
+        assert!(config(&[("DATA_MAX_GROUPS", "0")]).is_err());
+    }
+
+    #[test]
+    fn a_database_inside_data_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |db: PathBuf, data: PathBuf| {
+            let mut c = Config::for_dir(dir.path());
+            c.db_path = db;
+            c.data_dir = data;
+            c.check_db_outside_data_dir()
+        };
+        let root = dir.path();
+        with(root.join("cronq.db"), root.join("data")).unwrap();
+        with(root.join("data.db"), root.join("data")).unwrap();
+        let err = with(root.join("data/q.db"), root.join("data")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "CRONQ_DB={:?} lies inside DATA_DIR={:?}: a data_processing job could read or \
+                 overwrite the queue's own database there; move CRONQ_DB or DATA_DIR so that \
+                 neither holds the other",
+                root.join("data/q.db").display().to_string(),
+                root.join("data").display().to_string()
+            )
+        );
+        // Not yet existing, with `..`, or reached through a symlink.
+        assert!(with(root.join("data/../data/sub/q.db"), root.join("data")).is_err());
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("alias")).unwrap();
+        assert!(with(root.join("real/q.db"), root.join("alias")).is_err());
+        assert!(with(root.join("alias/x/q.db"), root.join("real/x")).is_err());
+        // DATA_DIR that is the database's WAL file's name.
+        let err = with(root.join("q.db"), root.join("q.db-wal")).unwrap_err();
+        assert!(err.to_string().contains("(its -wal file)"), "{err}");
     }
 }

@@ -115,6 +115,7 @@ impl Builder {
     /// Starts everything and returns once the daemon is ready.
     pub async fn start(self) -> Result<Daemon, DaemonError> {
         let config = Arc::new(self.config);
+        config.check_db_outside_data_dir()?;
         let store = {
             let (path, defaults) = (
                 config.db_path.clone(),
@@ -129,6 +130,7 @@ impl Builder {
                     StoreError::Database(format!("opening the database panicked: {e}"))
                 })??
         };
+        sweep_data_dir(config.data_dir.clone()).await;
         let now = self.clock.now_ms();
         let instance = Instance::current(now);
         store.register_instance(instance.row(now)).await?;
@@ -295,6 +297,29 @@ impl Builder {
         }
         daemon.stop().await;
         Ok(())
+    }
+}
+
+/// Deletes what data jobs killed mid-write left in DATA_DIR, before any job
+/// of this process runs; a failure is logged, not fatal.
+async fn sweep_data_dir(data_dir: PathBuf) {
+    let shown = data_dir.display().to_string();
+    match tokio::task::spawn_blocking(move || crate::handlers::data::sweep_temp_files(&data_dir))
+        .await
+    {
+        Ok(Ok(report)) if report.files_deleted > 0 || report.failures > 0 => tracing::info!(
+            data_dir = shown,
+            files_deleted = report.files_deleted,
+            bytes_freed = report.bytes_freed,
+            failures = report.failures,
+            "deleted {} temporary files that data jobs killed mid-write left in DATA_DIR",
+            report.files_deleted
+        ),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(data_dir = shown, error = %e, "could not sweep DATA_DIR for temporary files")
+        }
+        Err(e) => tracing::warn!(error = %e, "the sweep of DATA_DIR panicked"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! cronq: scheduled tasks and a persistent job queue on SQLite.
 
 pub mod admin;
+pub(crate) mod atomic_file;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -49,6 +49,8 @@ fn uncommented_defaults_are_accepted_and_are_the_defaults() {
     assert_eq!(with.idle_timeout, without.idle_timeout);
     assert_eq!(with.clear_exports_cron, without.clear_exports_cron);
     assert_eq!(with.export_retention_days, without.export_retention_days);
+    assert_eq!(with.data_max_bytes, without.data_max_bytes);
+    assert_eq!(with.data_max_groups, without.data_max_groups);
 }
 
 #[test]

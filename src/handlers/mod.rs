@@ -12,7 +12,13 @@ use crate::queue::handler::Registration;
 pub fn builtin(config: &Config) -> Vec<Registration> {
     vec![
         Registration::new(noop::Noop),
-        Registration::new(data::DataProcessing::new(config.data_dir.clone())),
+        Registration::new(data::DataProcessing::with_limits(
+            config.data_dir.clone(),
+            data::DataLimits {
+                max_bytes: config.data_max_bytes,
+                max_groups: config.data_max_groups,
+            },
+        )),
         email::registration(&config.smtp),
         command::registration(&config.command_allow),
     ]

@@ -12,12 +12,21 @@
 //!
 //! Table names reach this module already checked as plain identifiers, and
 //! are still always quoted, so no name can change the meaning of a statement.
+//!
+//! The file is opened as itself and nothing else ([`open`]): never through a
+//! symlink, never when it has a second hard link, and created 0600 so that
+//! its WAL and shared-memory files (SQLite gives them the database's mode)
+//! are the daemon's alone too. Linked to the daemon's own database, it would
+//! otherwise let `export table:queues` read every payload.
 
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
-use rusqlite::{Connection, Statement, ToSql, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Statement, ToSql, Transaction, TransactionBehavior};
 use serde_json::{Number, Value};
 
 /// How long a statement waits for another writer before giving up with
@@ -51,10 +60,69 @@ pub enum TargetError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// The data database's permissions when it is created, whatever the umask.
+const DATABASE_MODE: u32 = 0o600;
+
+/// Permissions an existing data database may keep; others are taken away.
+const DATABASE_MODE_MAX: u32 = 0o640;
+
+/// Why the data database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The path is not a plain file of its own: a symlink, a second hard
+    /// link, something other than a regular file.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
 /// Opens (creating when missing) the data database in WAL mode, so that
 /// exports read while an import writes another table.
-pub fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+///
+/// The file is first opened (or created, 0600) by cronq itself with
+/// `O_NOFOLLOW` and checked: a regular file with one link. SQLite then
+/// opens it with `SQLITE_OPEN_NOFOLLOW`, which refuses a symlink anywhere
+/// in the path, and the name is checked to still be the same file. Only a
+/// swap within those few system calls by someone who can write DATA_DIR
+/// could slip through, and the daemon's table names are reserved as well.
+pub fn open(path: &Path) -> Result<Connection, OpenError> {
+    let file = claim(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        if e.sqlite_error().map(|f| f.extended_code) == Some(rusqlite::ffi::SQLITE_CANTOPEN_SYMLINK)
+        {
+            OpenError::Refused(format!(
+                "the path to {} holds a symlink; the data database is never opened through one",
+                path.display()
+            ))
+        } else {
+            OpenError::Sqlite(e)
+        }
+    })?;
+    let now = std::fs::symlink_metadata(path).map_err(|source| OpenError::Io {
+        context: "looking at the data database",
+        source,
+    })?;
+    let checked = file.metadata().map_err(|source| OpenError::Io {
+        context: "looking at the data database",
+        source,
+    })?;
+    if (now.dev(), now.ino()) != (checked.dev(), checked.ino()) {
+        return Err(OpenError::Refused(format!(
+            "{} was replaced while it was being opened",
+            path.display()
+        )));
+    }
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -68,6 +136,74 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
         "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};"
     ))?;
     Ok(conn)
+}
+
+/// Opens or creates `path` as a regular file without following a symlink,
+/// and checks it is one the data database may be.
+fn claim(path: &Path) -> Result<File, OpenError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(DATABASE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| {
+            if source.raw_os_error() == Some(libc::ELOOP) {
+                OpenError::Refused(format!(
+                    "{} is a symlink; the data database is opened only as a regular file of its own",
+                    path.display()
+                ))
+            } else if source.raw_os_error() == Some(libc::EISDIR) {
+                OpenError::Refused(format!(
+                    "{} is a folder; the data database must be a regular file: remove or rename the folder",
+                    path.display()
+                ))
+            } else {
+                OpenError::Io {
+                    context: "opening the data database",
+                    source,
+                }
+            }
+        })?;
+    let meta = file.metadata().map_err(|source| OpenError::Io {
+        context: "looking at the data database",
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(OpenError::Refused(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.nlink() > 1 {
+        return Err(OpenError::Refused(format!(
+            "{} has {} hard links; a data database that is also another file (say the queue's own database) is refused",
+            path.display(),
+            meta.nlink()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & !DATABASE_MODE_MAX != 0 {
+        // Not fatal: a file someone else owns, shared on purpose, still
+        // works as it did.
+        let narrowed = mode & DATABASE_MODE_MAX;
+        match file.set_permissions(std::fs::Permissions::from_mode(narrowed)) {
+            Ok(()) => tracing::info!(
+                path = %path.display(),
+                was = format!("{mode:04o}"),
+                now = format!("{narrowed:04o}"),
+                "narrowed the data database's permissions"
+            ),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:04o}"),
+                error = %e,
+                "the data database is readable beyond its owner and group, and its permissions cannot be narrowed"
+            ),
+        }
+    }
+    Ok(file)
 }
 
 /// Starts the one transaction a table write happens in. IMMEDIATE takes the
@@ -371,6 +507,79 @@ mod tests {
         let conn = open(&dir.path().join("data.db")).unwrap();
         assert_eq!(table_columns(&conn, "nope").unwrap(), None);
         assert!(select_all(&conn, "nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_database_and_its_wal_are_the_owners_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.db");
+        let mut conn = open(&path).unwrap();
+        let tx = begin_write(&mut conn).unwrap();
+        prepare_target(&tx, "t", &cols(&["a"]), WriteMode::Append).unwrap();
+        tx.commit().unwrap();
+        for name in ["data.db", "data.db-wal", "data.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+        }
+        drop(conn);
+        // An older, world-readable file loses what is beyond 0640.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+
+    #[test]
+    fn a_symlinked_or_hard_linked_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("queue.db");
+        {
+            let conn = Connection::open(&other).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE queues (payload TEXT); INSERT INTO queues VALUES ('secret')",
+            )
+            .unwrap();
+        }
+        let linked = dir.path().join("linked");
+        std::fs::create_dir(&linked).unwrap();
+        std::os::unix::fs::symlink(&other, linked.join("data.db")).unwrap();
+        let err = open(&linked.join("data.db")).err().unwrap();
+        assert!(
+            matches!(&err, OpenError::Refused(r) if r.contains("is a symlink")),
+            "{err}"
+        );
+
+        let hard = dir.path().join("hard");
+        std::fs::create_dir(&hard).unwrap();
+        std::fs::hard_link(&other, hard.join("data.db")).unwrap();
+        let err = open(&hard.join("data.db")).err().unwrap();
+        assert!(
+            matches!(&err, OpenError::Refused(r) if r.contains("2 hard links")),
+            "{err}"
+        );
+
+        // A symlinked folder on the way is refused by SQLite's NOFOLLOW.
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("alias")).unwrap();
+        let err = open(&dir.path().join("alias/data.db")).err().unwrap();
+        assert!(
+            matches!(&err, OpenError::Refused(r) if r.contains("holds a symlink")),
+            "{err}"
+        );
+        assert!(open(&real.join("data.db")).is_ok());
+
+        // A folder where the file should be, as `file:data.db/x.csv` made.
+        let folder = dir.path().join("folder");
+        std::fs::create_dir_all(folder.join("data.db")).unwrap();
+        let err = open(&folder.join("data.db")).err().unwrap();
+        assert!(
+            matches!(&err, OpenError::Refused(r) if r.contains("is a folder")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub use backend::{Backend, BackendInfo};
 pub use error::StoreError;
 pub use job::{JobDefaults, ListFilter};
 pub use pending::{AfterCommit, Pending};
+pub use sqlite::daemon_table_names;
 
 /// A handle on the database, whichever backend holds it. Every verb of
 /// [`Backend`] is called through it (`store.enqueue(..)`).

@@ -5,6 +5,11 @@
 //! group keeps its key values and one small accumulator per metric (min and
 //! max keep one value). An aggregate over a billion rows in twelve groups
 //! holds twelve groups. Groups come out in the order they were first seen.
+//! Groups are bounded twice: by count (`DATA_MAX_GROUPS`, the limit an
+//! operator tunes) and by the bytes their keys and kept values take
+//! ([`MAX_GROUP_BYTES`]), since a few thousand groups keyed by long text
+//! would pass any count a person would pick. Either ends the job with an
+//! error naming the row, before the daemon's memory is at risk.
 //!
 //! Design choice: the same in-memory aggregation runs for a table source as
 //! for a file, instead of handing tables to SQL's GROUP BY, so a metric
@@ -19,12 +24,25 @@ use serde_json::{Number, Value};
 
 use super::error::DataError;
 use super::payload::{AggregateSpec, MetricOp};
+use super::quota::value_bytes;
 use super::rows::{Flow, Num, Row, RowSink, as_number, compare, is_missing};
 use super::transform::position;
+
+/// The most memory the groups of one aggregate may take, roughly counted:
+/// keys twice (as values and as the index's text) and min/max values.
+pub const MAX_GROUP_BYTES: u64 = 256 << 20;
+
+/// What one group costs besides its key: the entry, the index slot and
+/// the accumulators, roughly.
+const GROUP_OVERHEAD: u64 = 96;
 
 pub struct Aggregate<'a> {
     spec: &'a AggregateSpec,
     inner: &'a mut dyn RowSink,
+    max_groups: usize,
+    max_bytes: u64,
+    /// Bytes the groups hold, as counted against `max_bytes`.
+    held: u64,
     group_at: Vec<usize>,
     /// Each metric's input column, `None` for a `count` of rows.
     metric_at: Vec<Option<usize>>,
@@ -77,10 +95,18 @@ fn float(f: f64) -> Value {
 }
 
 impl<'a> Aggregate<'a> {
-    pub fn new(spec: &'a AggregateSpec, inner: &'a mut dyn RowSink) -> Aggregate<'a> {
+    /// An aggregate holding at most `max_groups` groups.
+    pub fn new(
+        spec: &'a AggregateSpec,
+        inner: &'a mut dyn RowSink,
+        max_groups: usize,
+    ) -> Aggregate<'a> {
         Aggregate {
             spec,
             inner,
+            max_groups,
+            max_bytes: MAX_GROUP_BYTES,
+            held: 0,
             group_at: Vec::new(),
             metric_at: Vec::new(),
             index: HashMap::new(),
@@ -95,6 +121,22 @@ impl<'a> Aggregate<'a> {
             key,
             accumulators: self.spec.metrics.iter().map(|m| Acc::new(m.op)).collect(),
         }
+    }
+
+    /// Counts `bytes` more held, refusing to pass [`MAX_GROUP_BYTES`].
+    fn hold(&mut self, bytes: u64) -> Result<(), DataError> {
+        self.held += bytes;
+        if self.held <= self.max_bytes {
+            return Ok(());
+        }
+        Err(DataError::TooLarge {
+            location: format!("source: row {}", self.rows),
+            reason: format!(
+                "the groups of this aggregate take more than {} MiB of memory; \
+                 group by fewer or shorter fields",
+                self.max_bytes >> 20
+            ),
+        })
     }
 }
 
@@ -134,6 +176,17 @@ impl RowSink for Aggregate<'_> {
         let g = match self.index.get(self.key.as_slice()) {
             Some(&g) => g,
             None => {
+                if self.groups.len() >= self.max_groups {
+                    return Err(DataError::TooLarge {
+                        location: format!("source: row {}", self.rows),
+                        reason: format!(
+                            "options.group_by makes more than {} groups (DATA_MAX_GROUPS); \
+                             group by fewer fields, or raise DATA_MAX_GROUPS",
+                            self.max_groups
+                        ),
+                    });
+                }
+                self.hold(2 * self.key.len() as u64 + GROUP_OVERHEAD)?;
                 let key = self.group_at.iter().map(|&at| row[at].clone()).collect();
                 let group = self.new_group(key);
                 self.groups.push(group);
@@ -141,6 +194,7 @@ impl RowSink for Aggregate<'_> {
                 self.groups.len() - 1
             }
         };
+        let (mut kept, mut freed) = (0u64, 0u64);
         let group = &mut self.groups[g];
         for (m, (acc, at)) in group
             .accumulators
@@ -189,16 +243,22 @@ impl RowSink for Aggregate<'_> {
                 }
                 Acc::Min(best) => {
                     if best.as_ref().is_none_or(|b| compare(value, b).is_lt()) {
+                        freed += best.as_ref().map_or(0, value_bytes);
+                        kept += value_bytes(value);
                         *best = Some(value.clone());
                     }
                 }
                 Acc::Max(best) => {
                     if best.as_ref().is_none_or(|b| compare(value, b).is_gt()) {
+                        freed += best.as_ref().map_or(0, value_bytes);
+                        kept += value_bytes(value);
                         *best = Some(value.clone());
                     }
                 }
             }
         }
+        self.held = self.held.saturating_sub(freed);
+        self.hold(kept)?;
         Ok(Flow::Continue)
     }
 
@@ -269,7 +329,7 @@ mod tests {
             metrics,
         };
         let mut out = Collect::default();
-        let mut a = Aggregate::new(&spec, &mut out);
+        let mut a = Aggregate::new(&spec, &mut out, 1000);
         a.begin(vec!["shop".into(), "amount".into()])?;
         for row in rows {
             a.row(row)?;
@@ -428,5 +488,79 @@ mod tests {
                 .starts_with("options.metrics[0].field: no field \"price\""),
             "{err}"
         );
+    }
+
+    fn distinct(n: usize, width: usize) -> Vec<Row> {
+        (0..n)
+            .map(|i| vec![json!(format!("{i:0width$}")), json!(1)])
+            .collect()
+    }
+
+    fn run_capped(max_groups: usize, max_bytes: u64, rows: Vec<Row>) -> Result<Collect, DataError> {
+        let spec = AggregateSpec {
+            group_by: vec!["shop".to_string()],
+            metrics: vec![metric(MetricOp::Max, Some("shop"), "top")],
+        };
+        let mut out = Collect::default();
+        let mut a = Aggregate::new(&spec, &mut out, max_groups);
+        a.max_bytes = max_bytes;
+        a.begin(vec!["shop".into(), "amount".into()])?;
+        for row in rows {
+            a.row(row)?;
+        }
+        a.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn groups_past_the_cap_are_refused_naming_the_row() {
+        let out = run_capped(100, MAX_GROUP_BYTES, distinct(100, 3)).unwrap();
+        assert_eq!(out.rows.len(), 100);
+        let err = run_capped(100, MAX_GROUP_BYTES, distinct(101, 3))
+            .err()
+            .unwrap();
+        assert!(!err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            "source: row 101: options.group_by makes more than 100 groups (DATA_MAX_GROUPS); \
+             group by fewer fields, or raise DATA_MAX_GROUPS"
+        );
+        // Repeats of known groups cost nothing.
+        let mut rows = distinct(100, 3);
+        rows.extend(distinct(100, 3));
+        assert_eq!(
+            run_capped(100, MAX_GROUP_BYTES, rows).unwrap().rows.len(),
+            100
+        );
+    }
+
+    #[test]
+    fn groups_past_the_memory_cap_are_refused() {
+        // 50 groups of 10 kB keys: well under any count, over 1 MiB.
+        let err = run_capped(1000, 1 << 20, distinct(50, 10_000))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("the groups of this aggregate take more than 1 MiB of memory"),
+            "{err}"
+        );
+        // A max replaced row after row holds one value, not all of them.
+        let rows: Vec<Row> = (0..10_000)
+            .map(|i| vec![json!("g"), json!(format!("{i:0200}"))])
+            .collect();
+        let spec = AggregateSpec {
+            group_by: vec!["shop".to_string()],
+            metrics: vec![metric(MetricOp::Max, Some("amount"), "top")],
+        };
+        let mut out = Collect::default();
+        let mut a = Aggregate::new(&spec, &mut out, 10);
+        a.max_bytes = 1 << 20;
+        a.begin(vec!["shop".into(), "amount".into()]).unwrap();
+        for row in rows {
+            a.row(row).unwrap();
+        }
+        a.finish().unwrap();
+        assert_eq!(out.rows.len(), 1);
     }
 }

@@ -5,7 +5,9 @@
 //! not where each error is raised. A bad payload, a refused path or input
 //! that is not valid CSV/JSON will fail the same way every time, so they are
 //! permanent; a missing source, an I/O error or a busy database may clear up,
-//! so they are retried.
+//! so they are retried. A job that would take DATA_DIR past its size cap,
+//! or hold more aggregate groups than allowed, is permanent too: retried, it
+//! would take the same room again.
 
 use std::io;
 
@@ -29,6 +31,16 @@ pub enum DataError {
     /// too large, a field the first row did not have.
     #[error("{location}: {reason}")]
     BadInput { location: String, reason: String },
+
+    /// DATA_DIR reached DATA_MAX_BYTES, or its disk the free space kept for
+    /// the queue; or an aggregate needs more groups than it may hold.
+    /// Permanent: the same job would take the same room again.
+    #[error("DATA_DIR is full: {0}")]
+    Full(String),
+
+    /// More than memory allows: an aggregate's groups past DATA_MAX_GROUPS.
+    #[error("{location}: {reason}")]
+    TooLarge { location: String, reason: String },
 
     /// The source file or table does not exist (yet: it may be uploaded or
     /// exported by another job later, so this is retried).
@@ -98,9 +110,11 @@ impl DataError {
     /// Whether another attempt could succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            DataError::Invalid { .. } | DataError::Refused { .. } | DataError::BadInput { .. } => {
-                false
-            }
+            DataError::Invalid { .. }
+            | DataError::Refused { .. }
+            | DataError::BadInput { .. }
+            | DataError::Full(_)
+            | DataError::TooLarge { .. } => false,
             DataError::Missing { .. }
             | DataError::Io { .. }
             | DataError::Cancelled

@@ -1,29 +1,22 @@
 //! File formats: which one a path names, and the entry points that read a
 //! whole file into a [`RowSink`] or write rows into a file, whatever the
-//! format.
+//! format. This dispatcher sits above the formats (`csv`, `json`), which
+//! share only what sits below them (`input`, `rows`).
 //!
-//! Design choice: memory is bounded per *record*, not per file. Each reader
-//! holds one record at a time, and a record larger than
-//! [`MAX_RECORD_BYTES`] is refused rather than buffered, so neither a huge
-//! file nor a file with one enormous line can grow the daemon without bound.
+//! Output goes through a [`Charged`] writer, so every byte written counts
+//! against DATA_MAX_BYTES as it is written (see the `quota` module).
 
-use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::{self, BufReader, BufWriter};
 use std::path::Path;
-use std::rc::Rc;
 
 use serde_json::Value;
 
 use super::error::DataError;
+use super::input::{Budgeted, IO_BUFFER, MAX_RECORD_BYTES};
+use super::quota::Charged;
 use super::rows::RowSink;
 use super::{csv, json};
-
-/// The largest single record (CSV record, JSON object, JSON line) read.
-pub const MAX_RECORD_BYTES: u64 = 64 << 20;
-
-/// Read and write buffers: big enough that system calls are not the cost.
-pub const IO_BUFFER: usize = 64 << 10;
 
 /// A file's format, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +47,7 @@ pub fn read(file: File, format: Format, sink: &mut dyn RowSink) -> Result<(), Da
     let (input, budget) = Budgeted::new(file, MAX_RECORD_BYTES);
     match format {
         Format::Csv => csv::read(input, &budget, sink),
-        Format::Json => json::read_array(BufReader::with_capacity(IO_BUFFER, input), &budget, sink),
+        Format::Json => json::read_array(input, &budget, sink),
         Format::Jsonl => {
             json::read_lines(BufReader::with_capacity(IO_BUFFER, input), &budget, sink)
         }
@@ -64,14 +57,16 @@ pub fn read(file: File, format: Format, sink: &mut dyn RowSink) -> Result<(), Da
 /// Writes rows into a file in one format.
 pub enum FileWriter {
     // Boxed: the csv writer's state is large, and the enum is moved around.
-    Csv(Box<csv::CsvWriter<File>>),
-    Json(json::JsonWriter<BufWriter<File>>),
+    Csv(Box<csv::CsvWriter<Charged<File>>>),
+    Json(json::JsonWriter<BufWriter<Charged<File>>>),
 }
 
 impl FileWriter {
-    pub fn new(file: File, format: Format) -> FileWriter {
+    /// A writer of `format` into `file`; `formula_escape` is the CSV
+    /// writer's (see the `csv` module), and means nothing to JSON.
+    pub fn new(file: Charged<File>, format: Format, formula_escape: bool) -> FileWriter {
         match format {
-            Format::Csv => FileWriter::Csv(Box::new(csv::CsvWriter::new(file))),
+            Format::Csv => FileWriter::Csv(Box::new(csv::CsvWriter::new(file, formula_escape))),
             Format::Json | Format::Jsonl => FileWriter::Json(json::JsonWriter::new(
                 BufWriter::with_capacity(IO_BUFFER, file),
                 format == Format::Jsonl,
@@ -95,73 +90,11 @@ impl FileWriter {
 
     /// Writes what closes the format, flushes, and gives the file back
     /// for syncing.
-    pub fn finish(self) -> io::Result<File> {
+    pub fn finish(self) -> io::Result<Charged<File>> {
         match self {
             FileWriter::Csv(w) => w.finish(),
             FileWriter::Json(w) => w.finish()?.into_inner().map_err(|e| e.into_error()),
         }
-    }
-}
-
-/// The error a [`Budgeted`] reader gives when one record is too large.
-#[derive(Debug, thiserror::Error)]
-#[error("a single record is larger than {} MiB", MAX_RECORD_BYTES >> 20)]
-pub struct RecordTooLarge;
-
-/// Counts the bytes read since the last [`Budget::reset`], and fails the
-/// read once they pass the limit.
-pub struct Budgeted<R> {
-    inner: R,
-    budget: Budget,
-}
-
-/// The handle a reader resets after each record.
-#[derive(Clone)]
-pub struct Budget {
-    used: Rc<Cell<u64>>,
-    limit: u64,
-}
-
-impl<R: Read> Budgeted<R> {
-    pub fn new(inner: R, limit: u64) -> (Budgeted<R>, Budget) {
-        let budget = Budget {
-            used: Rc::new(Cell::new(0)),
-            limit,
-        };
-        (
-            Budgeted {
-                inner,
-                budget: budget.clone(),
-            },
-            budget,
-        )
-    }
-}
-
-impl Budget {
-    pub fn reset(&self) {
-        self.used.set(0);
-    }
-}
-
-impl<R: Read> Read for Budgeted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.budget.used.get() > self.budget.limit {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, RecordTooLarge));
-        }
-        let n = self.inner.read(buf)?;
-        self.budget.used.set(self.budget.used.get() + n as u64);
-        Ok(n)
-    }
-}
-
-/// A read error: the record budget is the input's fault (permanent), any
-/// other I/O error is the machine's (retried).
-pub fn read_error(err: io::Error) -> DataError {
-    if err.get_ref().is_some_and(|e| e.is::<RecordTooLarge>()) {
-        DataError::bad_input("source", RecordTooLarge.to_string())
-    } else {
-        DataError::io("reading the source", err)
     }
 }
 
@@ -176,18 +109,5 @@ mod tests {
         assert_eq!(Format::from_path(Path::new("b.jsonl")), Some(Format::Jsonl));
         assert_eq!(Format::from_path(Path::new("b.ndjson")), None);
         assert_eq!(Format::from_path(Path::new("b")), None);
-    }
-
-    #[test]
-    fn a_budget_stops_a_runaway_record_and_resets_per_record() {
-        let data = [b'x'; 100];
-        let (mut input, budget) = Budgeted::new(&data[..], 10);
-        let mut buf = [0u8; 8];
-        input.read_exact(&mut buf).unwrap();
-        budget.reset();
-        input.read_exact(&mut buf).unwrap();
-        input.read_exact(&mut buf).unwrap();
-        let err = input.read(&mut buf).unwrap_err();
-        assert!(matches!(read_error(err), DataError::BadInput { .. }));
     }
 }

@@ -1,6 +1,9 @@
-//! Export housekeeping: deletes files under `DATA_DIR/exports` older than
-//! the retention, as the replaced system's `clean_exported_files` cron did.
-//! The daemon runs [`clear_exports`] as the built-in `clear_exports` cron.
+//! Housekeeping of DATA_DIR. Export housekeeping deletes files under
+//! `DATA_DIR/exports` older than the retention, as the replaced system's
+//! `clean_exported_files` cron did; the daemon runs [`clear_exports`] as the
+//! built-in `clear_exports` cron. And at start-up the daemon runs
+//! [`sweep_temp_files`], which deletes the temporary files of jobs killed
+//! in the middle of writing (a rename never came), and nothing else.
 //!
 //! Design choice: the sweep never follows a symlink: entries are judged by
 //! `symlink_metadata`, only regular files are deleted, and a symlinked
@@ -13,6 +16,8 @@ use std::fs;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+
+use crate::atomic_file::parse_temp_name;
 
 /// The folder below DATA_DIR that is swept.
 pub const EXPORTS_DIR: &str = "exports";
@@ -145,6 +150,97 @@ fn fail(report: &mut ClearReport, path: &Path, err: &io::Error) {
     tracing::warn!(path = %path.display(), error = %err, "clear_exports could not handle an entry");
 }
 
+/// What the start-up sweep of temporary files did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub files_deleted: u64,
+    pub bytes_freed: u64,
+    /// Entries that could not be read or deleted (each logged).
+    pub failures: u64,
+}
+
+/// Deletes the temporary files a data job killed mid-write left anywhere
+/// under DATA_DIR: regular files named as the handler names them
+/// (`.NAME.PID-RANDOM.tmp`) whose process is gone or is this one. Call it
+/// before any data job of this process runs, as the daemon does at
+/// start-up. Symlinks are not followed and no other file is touched; a file
+/// of a live process (another daemon sharing DATA_DIR) is left alone. A
+/// missing DATA_DIR is nothing to do.
+pub fn sweep_temp_files(data_dir: &Path) -> io::Result<SweepReport> {
+    let root = match fs::canonicalize(data_dir) {
+        Ok(root) => root,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SweepReport::default()),
+        Err(e) => return Err(e),
+    };
+    fs::read_dir(&root)?;
+    let mut report = SweepReport::default();
+    sweep_temps(&root, 0, &mut report);
+    Ok(report)
+}
+
+fn sweep_temps(dir: &Path, depth: usize, report: &mut SweepReport) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            temp_failure(report, dir, &e);
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                temp_failure(report, dir, &e);
+                continue;
+            }
+        };
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            if depth + 1 < MAX_DEPTH {
+                sweep_temps(&path, depth + 1, report);
+            }
+            continue;
+        }
+        let Some(pid) = parse_temp_name(&entry.file_name()) else {
+            continue;
+        };
+        if !kind.is_file() || (pid != std::process::id() && process_alive(pid)) {
+            continue;
+        }
+        let size = entry.metadata().map_or(0, |m| m.len());
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                report.files_deleted += 1;
+                report.bytes_freed += size;
+            }
+            Err(e) => temp_failure(report, &path, &e),
+        }
+    }
+}
+
+/// Whether a process `pid` exists (one we may not signal exists too).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+fn temp_failure(report: &mut SweepReport, path: &Path, err: &io::Error) {
+    report.failures += 1;
+    tracing::warn!(path = %path.display(), error = %err, "the temporary-file sweep could not handle an entry");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +320,66 @@ mod tests {
         assert_eq!(
             clear_exports(dir.path(), 7, SystemTime::now()).unwrap(),
             ClearReport::default()
+        );
+    }
+
+    /// A pid no process has: one that just exited.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn the_sweep_deletes_dead_jobs_temporary_files_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let dead = dead_pid();
+        let stale = [
+            format!(".users.csv.{dead}-0123456789abcdef.tmp"),
+            format!("exports/deep/.x.json.{dead}-fedcba9876543210.tmp"),
+            format!(".mine.csv.{}-0000000000000000.tmp", std::process::id()),
+        ];
+        let kept = [
+            "users.csv".to_string(),
+            ".notes.tmp".to_string(),
+            format!("exports/.x.csv.{dead}-0123456789abcde.tmp"),
+            format!("exports/x.csv.{dead}-0123456789abcdef.tmp"),
+            // pid 1 is alive: another daemon's file, still being written.
+            ".live.csv.1-0123456789abcdef.tmp".to_string(),
+        ];
+        for rel in stale.iter().chain(&kept) {
+            aged(&data.join(rel), Duration::ZERO);
+        }
+        let folder = data.join(format!(".f.csv.{dead}-0123456789abcdef.tmp"));
+        fs::create_dir(&folder).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        aged(&outside.path().join("precious"), Duration::ZERO);
+        let link = data.join(format!(".l.csv.{dead}-0123456789abcdef.tmp"));
+        std::os::unix::fs::symlink(outside.path().join("precious"), &link).unwrap();
+
+        let report = sweep_temp_files(data).unwrap();
+        assert_eq!(
+            report,
+            SweepReport {
+                files_deleted: 3,
+                bytes_freed: 12,
+                failures: 0
+            }
+        );
+        for rel in &stale {
+            assert!(!data.join(rel).exists(), "{rel} was kept");
+        }
+        for rel in &kept {
+            assert!(data.join(rel).exists(), "{rel} was deleted");
+        }
+        assert!(folder.is_dir());
+        assert!(fs::symlink_metadata(&link).is_ok());
+        assert!(outside.path().join("precious").exists());
+        assert_eq!(
+            sweep_temp_files(&data.join("missing")).unwrap(),
+            SweepReport::default()
         );
     }
 }

@@ -7,18 +7,23 @@
 //! are read straight into a row aligned with the first object's keys rather
 //! than into a map: that keeps the file's key order (serde_json's map would
 //! sort it), costs no key allocation per row, and makes a key the first
-//! object lacked an error instead of a silently dropped field.
+//! object lacked an error instead of a silently dropped field. An integer
+//! too wide for 64 bits, which the parser would round, is an error naming
+//! its record and column (see the `wide_int` module).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::error::DataError;
-use super::format::{Budget, read_error};
+use super::input::{Budget, IO_BUFFER, read_error};
 use super::rows::{Flow, Row, RowSink, check_columns};
+use super::wide_int::{Watched, WideInt, WideInts, may_hold_wide};
 
 /// Reads a file holding one JSON array of objects.
 pub fn read_array<R: Read>(
@@ -26,13 +31,15 @@ pub fn read_array<R: Read>(
     budget: &Budget,
     sink: &mut dyn RowSink,
 ) -> Result<(), DataError> {
-    let mut de = serde_json::Deserializer::from_reader(input);
+    let (input, wide) = Watched::new(input, 1);
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(IO_BUFFER, input));
     let mut header = Header::default();
     let mut interrupt = Interrupt::None;
     let result = de.deserialize_seq(ArrayVisitor {
         header: &mut header,
         sink: &mut *sink,
         budget,
+        wide: &wide,
         interrupt: &mut interrupt,
     });
     match (result, interrupt) {
@@ -76,6 +83,14 @@ pub fn read_lines<R: BufRead>(
         .deserialize(&mut de)
         .and_then(|row| de.end().map(|()| row))
         .map_err(|e| json_error(&location, e))?;
+        if may_hold_wide(&row) {
+            let mut wide = WideInts::new(0);
+            wide.feed(text);
+            wide.finish();
+            if let Some(found) = wide.found() {
+                return Err(wide_error(&location, found));
+            }
+        }
         header.fix(&location, sink)?;
         if sink.row(row)? == Flow::Stop {
             break;
@@ -102,6 +117,18 @@ fn json_error(location: &str, err: serde_json::Error) -> DataError {
     } else {
         DataError::bad_input(format!("{location}, column {column}"), message)
     }
+}
+
+/// An integer the parser would have rounded.
+fn wide_error(location: &str, found: &WideInt) -> DataError {
+    DataError::bad_input(
+        format!("{location}, column {:?}", found.key),
+        format!(
+            "the integer {} does not fit in 64 bits and would be rounded; \
+             write it as a string (\"{}\") to keep it exact",
+            found.literal, found.literal
+        ),
+    )
 }
 
 /// The columns: the first object's keys, in its order.
@@ -142,6 +169,8 @@ struct ArrayVisitor<'a> {
     header: &'a mut Header,
     sink: &'a mut dyn RowSink,
     budget: &'a Budget,
+    /// Has seen every byte of each element by the time it is parsed.
+    wide: &'a Rc<RefCell<WideInts>>,
     interrupt: &'a mut Interrupt,
 }
 
@@ -160,10 +189,17 @@ impl<'de> Visitor<'de> for ArrayVisitor<'_> {
             self.budget.reset();
             index += 1;
             let location = format!("source: element {index}");
-            let step = self
-                .header
-                .fix(&location, self.sink)
-                .and_then(|()| self.sink.row(row));
+            let wide = match self.wide.borrow().found() {
+                Some(found) if found.record == index => Some(wide_error(&location, found)),
+                _ => None,
+            };
+            let step = match wide {
+                Some(err) => Err(err),
+                None => self
+                    .header
+                    .fix(&location, self.sink)
+                    .and_then(|()| self.sink.row(row)),
+            };
             // A sink's answer travels out of serde as an error, the only way
             // to leave a sequence early; the caller reads the real reason
             // from `interrupt`.
@@ -333,7 +369,7 @@ impl<W: Write> JsonWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handlers::data::format::Budgeted;
+    use crate::handlers::data::input::Budgeted;
     use crate::handlers::data::rows::Collect;
     use serde_json::json;
 
@@ -427,6 +463,38 @@ mod tests {
     }
 
     #[test]
+    fn an_integer_too_wide_for_64_bits_is_refused_naming_row_and_column() {
+        let err = array(r#"[{"id": 1, "n": 5}, {"id": 2, "n": 123456789012345678901}]"#)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "source: element 2, column \"n\": the integer 123456789012345678901 does not fit \
+             in 64 bits and would be rounded; write it as a string (\"123456789012345678901\") \
+             to keep it exact"
+        );
+        assert!(!err.is_retryable());
+        let err = lines("{\"n\": 1}\n\n{\"n\": 18446744073709551615}\n")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("source: line 3, column \"n\": the integer 18446744073709551615 "),
+            "{err}"
+        );
+        let got = array(r#"[{"n": 9223372036854775807}, {"n": -9223372036854775808}]"#).unwrap();
+        assert_eq!(got.rows, vec![vec![json!(i64::MAX)], vec![json!(i64::MIN)]]);
+        // Past the rows a limit keeps, nothing is judged.
+        let (input, budget) =
+            Budgeted::new(&b"[{\"n\": 1}, {\"n\": 99999999999999999999}]"[..], 1 << 20);
+        let mut sink = Collect {
+            stop_after: Some(1),
+            ..Collect::default()
+        };
+        read_array(input, &budget, &mut sink).unwrap();
+    }
+
+    #[test]
     fn reading_an_array_stops_early_without_reading_the_rest() {
         let (input, budget) =
             Budgeted::new(&b"[{\"a\": 1}, {\"a\": 2}, this is never read"[..], 1 << 20);
@@ -440,15 +508,13 @@ mod tests {
 
     #[test]
     fn a_record_over_budget_is_refused() {
-        let big = format!("[{{\"a\": \"{}\"}}]", "x".repeat(5000));
+        // Reads come in IO_BUFFER pieces, so the record is made larger
+        // than a few of them.
+        let big = format!("[{{\"a\": \"{}\"}}]", "x".repeat(4 * IO_BUFFER));
         let (input, budget) = Budgeted::new(big.as_bytes(), 1000);
-        let err = read_array(
-            io::BufReader::with_capacity(64, input),
-            &budget,
-            &mut Collect::default(),
-        )
-        .err()
-        .unwrap();
+        let err = read_array(input, &budget, &mut Collect::default())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("larger than"), "{err}");
     }
 

@@ -4,8 +4,11 @@
 //! ([`clear_exports`]).
 //!
 //! This module owns the handler: it parses the payload, runs the work on a
-//! blocking thread and logs the result. The pipeline is in `ops`, paths in
-//! `path`, formats in `format`, `csv` and `json`, SQL in `crate::store::data`.
+//! blocking thread and logs the result. The pipeline is in `ops`, endpoints
+//! in `endpoint` and `path`, formats in `format` above `csv` and `json`
+//! (which share `input` and `rows`), the disk bounds in `quota`, SQL in
+//! `crate::store::data`. The start-up sweep of temporary files a killed job
+//! left is [`sweep_temp_files`].
 //!
 //! Design choice: the queue abandons a handler future when the job's
 //! timeout expires, but a blocking thread cannot be stopped from outside.
@@ -16,17 +19,20 @@
 //! rolled back.
 
 mod aggregate;
-mod atomic;
 mod csv;
+mod endpoint;
 mod error;
 mod format;
 mod housekeeping;
+mod input;
 mod json;
 mod ops;
 mod path;
 mod payload;
+mod quota;
 mod rows;
 mod transform;
+mod wide_int;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,25 +41,55 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::config::{DEFAULT_DATA_MAX_BYTES, DEFAULT_DATA_MAX_GROUPS};
 use crate::queue::handler::{Handler, JobContext, JobError};
 
+pub use endpoint::DATABASE_FILE;
 pub use error::DataError;
-pub use housekeeping::{ClearReport, EXPORTS_DIR, clear_exports};
+pub use housekeeping::{ClearReport, EXPORTS_DIR, SweepReport, clear_exports, sweep_temp_files};
 pub use ops::Outcome;
-pub use path::DATABASE_FILE;
+
+/// What bounds the handler's jobs besides time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataLimits {
+    /// DATA_MAX_BYTES: what DATA_DIR may hold, data.db included.
+    pub max_bytes: u64,
+    /// DATA_MAX_GROUPS: the groups one aggregate may hold.
+    pub max_groups: usize,
+}
+
+impl Default for DataLimits {
+    fn default() -> DataLimits {
+        DataLimits {
+            max_bytes: DEFAULT_DATA_MAX_BYTES,
+            max_groups: DEFAULT_DATA_MAX_GROUPS,
+        }
+    }
+}
 
 /// The `data_processing` handler.
 #[derive(Debug, Clone)]
 pub struct DataProcessing {
     data_dir: PathBuf,
+    max_groups: usize,
+    /// Shared by every clone, so running jobs count each other's writes.
+    ledger: Arc<quota::Ledger>,
 }
 
 impl DataProcessing {
     /// A handler whose files and database live in `data_dir` (`DATA_DIR`,
-    /// i.e. `Config::data_dir`). The folder is created at the first job.
+    /// i.e. `Config::data_dir`), with the default [`DataLimits`]. The folder
+    /// is created at the first job.
     pub fn new(data_dir: impl Into<PathBuf>) -> DataProcessing {
+        DataProcessing::with_limits(data_dir, DataLimits::default())
+    }
+
+    /// A handler with the given limits.
+    pub fn with_limits(data_dir: impl Into<PathBuf>, limits: DataLimits) -> DataProcessing {
         DataProcessing {
             data_dir: data_dir.into(),
+            max_groups: limits.max_groups,
+            ledger: quota::Ledger::new(limits.max_bytes),
         }
     }
 
@@ -69,9 +105,14 @@ impl DataProcessing {
         let job_id = job_id.to_string();
         let started = Instant::now();
         let task_request = request.clone();
+        let (ledger, max_groups) = (Arc::clone(&self.ledger), self.max_groups);
         let outcome = tokio::task::spawn_blocking(move || {
             let root = path::DataRoot::open(&data_dir)?;
-            ops::execute(&task_request, &root, &job_id, &cancel)
+            let bounds = ops::Bounds {
+                ledger: &ledger,
+                max_groups,
+            };
+            ops::execute(&task_request, &root, &job_id, &cancel, &bounds)
         })
         .await
         .map_err(|e| DataError::Task(e.to_string()))??;

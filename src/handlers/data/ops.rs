@@ -8,22 +8,41 @@
 //! that delete; the retry then finds its id and does nothing, instead of
 //! appending the rows a second time. This holds for `replace` too, so a
 //! late retry cannot wipe out what other jobs appended since.
+//!
+//! Every write is charged to the job's [`Quota`] as it happens (file bytes
+//! as written, table rows by their values' size), so DATA_MAX_BYTES stops
+//! a job in the middle, not only at its start.
 
 use std::fs::File;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
 use super::aggregate::Aggregate;
-use super::atomic::TempFile;
+use super::endpoint::{Endpoint, FilePath, TableName};
 use super::error::DataError;
 use super::format::{self, FileWriter, Format};
-use super::path::{DataRoot, Endpoint, FilePath, TableName};
+use super::path::DataRoot;
 use super::payload::{Request, Step};
+use super::quota::{self, Charged, Ledger, Quota};
 use super::rows::{Flow, Row, RowSink};
 use super::transform::Transform;
-use crate::store::data::{self as store, TableWriter, TargetError, WriteMode};
+use crate::atomic_file::{TempFile, WriteError};
+use crate::store::data::{self as store, OpenError, TableWriter, TargetError, WriteMode};
+
+/// Permissions of an output file, whatever the umask: the daemon's user
+/// and group may read it, no one else.
+const OUTPUT_MODE: u32 = 0o640;
+
+/// What bounds a job, besides its time.
+pub struct Bounds<'a> {
+    /// DATA_MAX_BYTES, shared by the handler's running jobs.
+    pub ledger: &'a Arc<Ledger>,
+    /// DATA_MAX_GROUPS.
+    pub max_groups: usize,
+}
 
 /// What a run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,10 +67,11 @@ pub fn execute(
     root: &DataRoot,
     job_id: &str,
     cancel: &AtomicBool,
+    bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
     match &request.target {
-        Endpoint::File(path) => write_file(request, root, path, cancel),
-        Endpoint::Table(table) => write_table(request, root, table, job_id, cancel),
+        Endpoint::File(path) => write_file(request, root, path, cancel, bounds),
+        Endpoint::Table(table) => write_table(request, root, table, job_id, cancel, bounds),
     }
 }
 
@@ -60,6 +80,7 @@ fn write_file(
     root: &DataRoot,
     path: &FilePath,
     cancel: &AtomicBool,
+    bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
     let read_conn = match &request.source {
         Endpoint::Table(_) => Some(open_database(root)?),
@@ -67,25 +88,37 @@ fn write_file(
     };
     // The source first: a missing one is found before a temporary file is made.
     let source = open_source(&request.source, root, read_conn.as_ref())?;
+    let quota = Quota::start(bounds.ledger, root.path())?;
     let (dir, name) = root.target_dir("target", path)?;
-    let (temp, file) = TempFile::create(dir, name)?;
+    let (temp, file) = TempFile::create(dir, name, OUTPUT_MODE).map_err(target_error)?;
     let mut target = FileTarget {
-        writer: Some(FileWriter::new(file, path.format())),
+        writer: Some(FileWriter::new(
+            Charged::new(file, quota),
+            path.format(),
+            request.csv_formula_escape,
+        )),
         done: None,
         rows: 0,
     };
-    let rows_read = pump(&request.step, source, &mut target, cancel)?;
-    let file = target
+    let rows_read = pump(&request.step, source, &mut target, cancel, bounds)?;
+    let charged = target
         .done
         .take()
         .ok_or_else(|| DataError::Task("the output was never finished".to_string()))?;
+    // The quota is held until the file is in place, where the next job's
+    // measure of DATA_DIR finds it.
+    let (file, _quota) = charged.into_parts();
     check(cancel)?;
-    temp.persist(file)?;
+    temp.persist(file).map_err(target_error)?;
     Ok(Outcome {
         rows_read,
         rows_written: target.rows,
         already_applied: false,
     })
+}
+
+fn target_error(err: WriteError) -> DataError {
+    DataError::io(format!("target: {}", err.step), err.source)
 }
 
 fn write_table(
@@ -94,6 +127,7 @@ fn write_table(
     table: &TableName,
     job_id: &str,
     cancel: &AtomicBool,
+    bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
     let mut conn = open_database(root)?;
     let tx = store::begin_write(&mut conn)
@@ -114,9 +148,10 @@ fn write_table(
         table,
         mode: request.mode,
         writer: None,
+        quota: Quota::start(bounds.ledger, root.path())?,
         rows: 0,
     };
-    let rows_read = pump(&request.step, source, &mut target, cancel)?;
+    let rows_read = pump(&request.step, source, &mut target, cancel, bounds)?;
     let rows_written = target.rows;
     drop(target);
     store::record_applied(&tx, job_id, &request.target.to_string(), unix_now())
@@ -153,7 +188,11 @@ fn open_source<'c>(
 }
 
 fn open_database(root: &DataRoot) -> Result<Connection, DataError> {
-    store::open(&root.database_path()).map_err(|e| DataError::sqlite("opening data.db", e))
+    store::open(&root.database_path()).map_err(|e| match e {
+        OpenError::Refused(reason) => DataError::refused("data.db", reason),
+        OpenError::Io { context, source } => DataError::io(context, source),
+        OpenError::Sqlite(e) => DataError::sqlite("opening data.db", e),
+    })
 }
 
 fn unix_now() -> i64 {
@@ -176,11 +215,16 @@ fn pump(
     source: Source<'_>,
     target: &mut dyn RowSink,
     cancel: &AtomicBool,
+    bounds: &Bounds<'_>,
 ) -> Result<u64, DataError> {
     match step {
         Step::Copy => feed(source, target, cancel),
         Step::Transform(spec) => feed(source, &mut Transform::new(spec, target), cancel),
-        Step::Aggregate(spec) => feed(source, &mut Aggregate::new(spec, target), cancel),
+        Step::Aggregate(spec) => feed(
+            source,
+            &mut Aggregate::new(spec, target, bounds.max_groups),
+            cancel,
+        ),
     }
 }
 
@@ -255,7 +299,7 @@ impl RowSink for Counted<'_> {
 struct FileTarget {
     writer: Option<FileWriter>,
     /// The written file, once finished, waiting to be published.
-    done: Option<File>,
+    done: Option<Charged<File>>,
     rows: u64,
 }
 
@@ -267,24 +311,20 @@ impl FileTarget {
     }
 }
 
-fn write_error(err: std::io::Error) -> DataError {
-    DataError::io("target: writing", err)
-}
-
 impl RowSink for FileTarget {
     fn begin(&mut self, columns: Vec<String>) -> Result<(), DataError> {
-        self.writer()?.begin(&columns).map_err(write_error)
+        self.writer()?.begin(&columns).map_err(quota::write_error)
     }
 
     fn row(&mut self, row: Row) -> Result<Flow, DataError> {
-        self.writer()?.write(&row).map_err(write_error)?;
+        self.writer()?.write(&row).map_err(quota::write_error)?;
         self.rows += 1;
         Ok(Flow::Continue)
     }
 
     fn finish(&mut self) -> Result<(), DataError> {
         if let Some(writer) = self.writer.take() {
-            self.done = Some(writer.finish().map_err(write_error)?);
+            self.done = Some(writer.finish().map_err(quota::write_error)?);
         }
         Ok(())
     }
@@ -295,6 +335,7 @@ struct TableTarget<'c> {
     table: &'c TableName,
     mode: WriteMode,
     writer: Option<TableWriter<'c>>,
+    quota: Quota,
     rows: u64,
 }
 
@@ -313,6 +354,7 @@ impl RowSink for TableTarget<'_> {
 
     fn row(&mut self, row: Row) -> Result<Flow, DataError> {
         if let Some(writer) = &mut self.writer {
+            self.quota.charge(quota::row_bytes(&row))?;
             writer.insert(&row).map_err(|e| {
                 DataError::sqlite(format!("inserting into {:?}", self.table.as_str()), e)
             })?;

@@ -9,8 +9,8 @@
 
 use serde_json::{Map, Value};
 
+use super::endpoint::Endpoint;
 use super::error::DataError;
-use super::path::Endpoint;
 use crate::store::data::WriteMode;
 
 /// The four operations.
@@ -37,13 +37,23 @@ impl Operation {
     /// The option keys the operation accepts.
     fn options(self) -> &'static [&'static str] {
         match self {
-            Operation::Export => &[],
+            Operation::Export => &[FORMULA_ESCAPE],
             Operation::Import => &["mode"],
-            Operation::Transform => &["select", "rename", "filter", "limit", "mode"],
-            Operation::Aggregate => &["group_by", "metrics", "mode"],
+            Operation::Transform => &[
+                "select",
+                "rename",
+                "filter",
+                "limit",
+                "mode",
+                FORMULA_ESCAPE,
+            ],
+            Operation::Aggregate => &["group_by", "metrics", "mode", FORMULA_ESCAPE],
         }
     }
 }
+
+/// The option that turns off the escaping of formula-like CSV cells.
+const FORMULA_ESCAPE: &str = "csv_formula_escape";
 
 /// A parsed and checked job.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +63,9 @@ pub struct Request {
     pub target: Endpoint,
     /// How a table target is written; append unless `options.mode` says.
     pub mode: WriteMode,
+    /// Whether a CSV target's formula-like cells get a leading `'`; true
+    /// unless `options.csv_formula_escape` is false.
+    pub csv_formula_escape: bool,
     pub step: Step,
 }
 
@@ -201,6 +214,23 @@ pub fn parse(data: &Value) -> Result<Request, DataError> {
         Some(other) => return Err(expected_one_of("options.mode", "append, replace", other)),
     };
 
+    let csv_formula_escape = match options.get(FORMULA_ESCAPE) {
+        None => true,
+        Some(_) if !target.is_csv_file() => {
+            return Err(DataError::invalid(
+                format!("options.{FORMULA_ESCAPE}"),
+                "only applies when the target is a CSV file (file:PATH.csv)",
+            ));
+        }
+        Some(Value::Bool(escape)) => *escape,
+        Some(other) => {
+            return Err(DataError::invalid(
+                format!("options.{FORMULA_ESCAPE}"),
+                format!("expected true or false, got {}", shown(other)),
+            ));
+        }
+    };
+
     let step = match operation {
         Operation::Export | Operation::Import => Step::Copy,
         Operation::Transform => Step::Transform(transform(options)?),
@@ -211,6 +241,7 @@ pub fn parse(data: &Value) -> Result<Request, DataError> {
         source,
         target,
         mode,
+        csv_formula_escape,
         step,
     })
 }
@@ -561,7 +592,7 @@ mod tests {
         );
         assert_eq!(
             with("options", json!({"limit": 1})),
-            "options.limit: unknown option for export; it takes no options"
+            "options.limit: unknown option for export; expected one of csv_formula_escape"
         );
         assert_eq!(err(json!({"source": "table:t"})), "operation: required");
         assert_eq!(err(json!("x")), "data: expected an object, got \"x\"");
@@ -589,6 +620,44 @@ mod tests {
             err(json!({"operation": "transform", "source": "table:T", "target": "table:t"})),
             "target: must not be the source table"
         );
+    }
+
+    #[test]
+    fn csv_formula_escape_is_on_unless_turned_off_and_only_for_csv_targets() {
+        let export = |target: &str, options: Value| {
+            parse(
+                &json!({"operation": "export", "source": "table:t", "target": target, "options": options}),
+            )
+        };
+        assert!(export("file:o.csv", json!({})).unwrap().csv_formula_escape);
+        assert!(
+            !export("file:o.CSV", json!({"csv_formula_escape": false}))
+                .unwrap()
+                .csv_formula_escape
+        );
+        assert_eq!(
+            export("file:o.csv", json!({"csv_formula_escape": "no"}))
+                .unwrap_err()
+                .to_string(),
+            "options.csv_formula_escape: expected true or false, got \"no\""
+        );
+        assert_eq!(
+            export("file:o.json", json!({"csv_formula_escape": false}))
+                .unwrap_err()
+                .to_string(),
+            "options.csv_formula_escape: only applies when the target is a CSV file (file:PATH.csv)"
+        );
+        assert!(
+            err(
+                json!({"operation": "import", "source": "file:a.csv", "target": "table:t",
+                           "options": {"csv_formula_escape": false}})
+            )
+            .starts_with("options.csv_formula_escape: unknown option for import")
+        );
+        let agg = parse(&json!({"operation": "aggregate", "source": "table:t", "target": "file:o.csv",
+                                "options": {"metrics": [{"op": "count"}], "csv_formula_escape": false}}))
+            .unwrap();
+        assert!(!agg.csv_formula_escape);
     }
 
     #[test]

@@ -67,6 +67,69 @@ pub(super) fn run(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Tables the daemon's database has whatever its migrations say: the
+/// migrations' own record, and `schema_version`, kept for whatever names
+/// its schema version next.
+const ALWAYS_RESERVED: &[&str] = &["schema_migrations", "schema_version"];
+
+/// Every table and view name of the daemon's own schema, in lowercase and
+/// in order: those any migration creates (read from the migrations
+/// themselves, so a new one is covered without a list to keep), and
+/// [`ALWAYS_RESERVED`]. The data handler refuses them as its table names.
+pub fn daemon_table_names() -> &'static [String] {
+    static NAMES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let mut names: Vec<String> = Vec::new();
+        let created = MIGRATIONS.iter().flat_map(|(_, _, sql)| created_names(sql));
+        for name in created.chain(ALWAYS_RESERVED.iter().map(|n| n.to_string())) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    });
+    &NAMES
+}
+
+/// The names `CREATE [TEMP] [VIRTUAL] TABLE|VIEW [IF NOT EXISTS] NAME`
+/// statements in `sql` create, in lowercase, comments left out.
+fn created_names(sql: &str) -> Vec<String> {
+    let text: String = sql
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let words: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut names = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        if word != "create" {
+            continue;
+        }
+        let mut rest = words[i + 1..].iter().map(String::as_str).peekable();
+        while rest
+            .next_if(|w| matches!(*w, "temp" | "temporary" | "virtual"))
+            .is_some()
+        {}
+        if rest.next_if(|w| matches!(*w, "table" | "view")).is_none() {
+            continue;
+        }
+        if rest.peek() == Some(&"if") {
+            rest.nth(2);
+        }
+        if let Some(name) = rest.next() {
+            let name = name.rsplit('.').next().unwrap_or(name);
+            names.push(
+                name.trim_matches(|c| matches!(c, '"' | '`' | '[' | ']'))
+                    .to_string(),
+            );
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +171,36 @@ mod tests {
         assert!(
             err.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_daemons_tables_are_named_from_the_migrations() {
+        let names = daemon_table_names();
+        for table in [
+            "queues",
+            "queue_counts",
+            "job_errors",
+            "instances",
+            "cron_runs",
+            "cron_state",
+            "schema_migrations",
+            "schema_version",
+        ] {
+            assert!(
+                names.iter().any(|n| n == table),
+                "{table} missing from {names:?}"
+            );
+        }
+        // Indexes and triggers are not tables.
+        assert!(!names.iter().any(|n| n == "queues_ready"), "{names:?}");
+        assert_eq!(
+            created_names(
+                "-- CREATE TABLE commented_out (x)\nCREATE TABLE IF NOT EXISTS \"Quoted\"(a);\n\
+                 create temp view v as select 1; CREATE VIRTUAL TABLE main.fts USING fts5(x);\n\
+                 CREATE INDEX i ON t (a); CREATE UNIQUE INDEX j ON t (a)"
+            ),
+            vec!["quoted", "v", "fts"]
         );
     }
 }

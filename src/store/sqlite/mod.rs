@@ -28,7 +28,7 @@ use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
-pub use migrate::SCHEMA_VERSION;
+pub use migrate::{SCHEMA_VERSION, daemon_table_names};
 
 use super::job::JobDefaults;
 use super::{AfterCommit, Pending, StoreError};
