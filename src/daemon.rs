@@ -137,10 +137,15 @@ impl Builder {
             .chain(self.registrations)
         {
             if !registration.enabled {
+                let reason = registration
+                    .disabled_reason
+                    .as_deref()
+                    .unwrap_or("switched off");
                 tracing::info!(
                     job_type = registration.job_type(),
-                    reason = registration.disabled_reason.as_deref().unwrap_or(""),
-                    "handler disabled"
+                    reason,
+                    "handler {} disabled: {reason}",
+                    registration.job_type()
                 );
             }
             registry.register(registration);
@@ -284,7 +289,7 @@ impl Builder {
                 _ = hup.recv() => {
                     daemon.notifier.reloading();
                     if let Err(e) = daemon.scheduler.reload() {
-                        tracing::error!(error = %e, "SIGHUP: the crons file was not reloaded; the old table stays");
+                        tracing::error!(error = %e, "SIGHUP: the crons file was not reloaded; the old table stays: {e}");
                     }
                     daemon.notifier.ready();
                 }
@@ -363,7 +368,7 @@ impl Daemon {
             .remove_instances(vec![self.queue.instance().id.clone()])
             .await
         {
-            tracing::warn!(error = %e, "could not unregister this instance");
+            tracing::warn!(error = %e, "could not unregister this instance: {e}");
         }
         store.close().await;
         tracing::info!("cronq stopped");
@@ -414,7 +419,7 @@ pub fn main_from_env() -> ExitCode {
     match runtime.block_on(builder.run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "cronq could not start");
+            tracing::error!(error = %e, "cronq could not start: {e}");
             eprintln!("cronq: {e}");
             ExitCode::FAILURE
         }

@@ -305,19 +305,23 @@ impl Queue {
                 job_type = %r.job_type,
                 attempt = r.attempt,
                 dead = r.dead,
-                "released a reservation whose holder is gone"
+                "job {} ({}): released a reservation whose holder is gone, held for attempt {}{}",
+                r.job_id,
+                r.job_type,
+                r.attempt,
+                if r.dead { "; that was its last attempt, so it is dead" } else { "" }
             );
         }
         if orphan_runs > 0 {
             tracing::warn!(
                 runs = orphan_runs,
-                "cron runs left unfinished by a stopped daemon were marked failed"
+                "{orphan_runs} cron run(s) left unfinished by a stopped daemon were marked failed"
             );
         }
         if lost > 0 {
             tracing::warn!(
                 lost,
-                "some running jobs' reservations were taken over by recovery"
+                "{lost} running job(s) lost their reservations to recovery; their outcomes will not be recorded"
             );
         }
     }
@@ -341,12 +345,14 @@ impl Queue {
             .heartbeat_instance(inner.instance.row(now), now)
             .await
         {
-            tracing::warn!(error = %e, "could not record this instance's heartbeat");
+            tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}");
             return;
         }
         match inner.store.extend(self.held_leases(), now).await {
             Ok(lost) => self.log_recovery(&[], 0, lost.len()),
-            Err(e) => tracing::warn!(error = %e, "could not extend running jobs' reservations"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not extend running jobs' reservations: {e}")
+            }
         }
         self.heartbeat_done();
     }
@@ -444,7 +450,7 @@ impl Queue {
                 "released jobs not started before shutdown"
             ),
             Err(e) => {
-                tracing::warn!(error = %e, "could not release jobs; they are recovered at the next start")
+                tracing::warn!(error = %e, jobs = n, "could not release {n} job(s) not started before shutdown: {e}; they are recovered at the next start")
             }
         }
     }

@@ -96,7 +96,7 @@ impl Written {
     async fn submit(self) -> Option<Pending<bool>> {
         let store = self.queue.inner.store.clone();
         let (lease, outcome, now) = (self.lease.clone(), self.outcome.clone(), self.now);
-        let span = self.span.clone();
+        let (span, job_id) = (self.span.clone(), self.lease.job_id.clone());
         let then = Box::new(move |answer: &Result<bool, StoreError>| self.settle(answer));
         match store.finish(lease, outcome, now, Some(then)).await {
             Ok(pending) => Some(pending),
@@ -104,7 +104,7 @@ impl Written {
                 span.in_scope(|| {
                     tracing::error!(
                         error = %e,
-                        "could not record the job's outcome; it will run again after recovery"
+                        "job {job_id}: could not record its outcome: {e}; it will run again after recovery"
                     )
                 });
                 None
@@ -136,15 +136,16 @@ impl Written {
 
     fn log(self, answer: &Result<bool, StoreError>) {
         let inner = &self.queue.inner;
+        let job_id = &self.lease.job_id;
         self.span.in_scope(|| match answer {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
-                "the job's reservation was taken over while it ran (recovered as stale); \
+                "job {job_id}: its reservation was taken over while it ran (recovered as stale); \
                  its outcome was not recorded"
             ),
             Err(e) => tracing::error!(
                 error = %e,
-                "could not record the job's outcome; it will run again after recovery"
+                "job {job_id}: could not record its outcome: {e}; it will run again after recovery"
             ),
         });
         // The dispatcher may be asleep with nothing due: the retry is now.
@@ -232,18 +233,32 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                     config.backoff_base,
                     config.backoff_max,
                 );
+                let (id, job_type, attempt) = (&job.id, &job.job_type, lease.attempt);
+                let first = crate::logging::first_line(error.message());
                 match after {
+                    AfterFailure::Dead if error.is_permanent() => tracing::error!(
+                        duration_ms,
+                        error = %error,
+                        permanent = true,
+                        "job {id} ({job_type}) failed permanently on attempt {attempt}; \
+                         it is dead: {first}"
+                    ),
                     AfterFailure::Dead => tracing::error!(
                         duration_ms,
                         error = %error,
-                        permanent = error.is_permanent(),
-                        "job failed for good; it is dead"
+                        permanent = false,
+                        "job {id} ({job_type}) failed on its last attempt ({attempt} of {}); \
+                         it is dead: {first}",
+                        job.max_attempts
                     ),
                     AfterFailure::RetryAt(at) => tracing::warn!(
                         duration_ms,
                         error = %error,
                         retry_in_ms = at - now,
-                        "job failed; it will be retried"
+                        "job {id} ({job_type}) failed on attempt {attempt} of {}; \
+                         retrying in {} s: {first}",
+                        job.max_attempts,
+                        ((at - now).max(0) as u64).div_ceil(1000)
                     ),
                 }
                 Outcome::Failed {

@@ -75,7 +75,7 @@ impl Ctx {
 
 pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, AdminError> {
     if CHANGES_STATE.contains(&req.cmd.as_str()) {
-        tracing::info!(cmd = %req.cmd, uid = peer.uid, pid = ?peer.pid, "admin command");
+        tracing::info!(cmd = %req.cmd, uid = peer.uid, pid = peer.pid, "admin command {} from uid {}", req.cmd, peer.uid);
     }
     let no_args = || req.args::<NoArgs>().map(|_| ());
     match req.cmd.as_str() {

@@ -106,7 +106,7 @@ impl From<StoreError> for AdminError {
             StoreError::QueueFull { .. } => AdminError::new(Code::QueueFull, e.to_string()),
             _ if e.is_unavailable() => AdminError::new(Code::Unavailable, e.to_string()),
             _ => {
-                tracing::error!(error = %e, "database error while serving a request");
+                tracing::error!(error = %e, "database error while serving a request: {e}");
                 AdminError::new(Code::Internal, e.to_string())
             }
         }
