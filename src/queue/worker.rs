@@ -203,9 +203,17 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                         cron_id: job.cron_id.clone(),
                         shutdown: inner.shutdown.child_token(),
                     };
-                    attempt(handler.clone(), ctx, timeout)
-                        .in_current_span()
-                        .await
+                    let run = attempt(handler.clone(), ctx, timeout).in_current_span();
+                    tokio::select! {
+                        result = run => result,
+                        () = inner.halt.cancelled() => {
+                            // `run` is dropped here: the handler's task is
+                            // aborted with it (a command's group is ended).
+                            inner.busy.fetch_sub(1, Ordering::Relaxed);
+                            hand_back(queue, &job.id, &job.job_type, lease).await;
+                            return (false, None);
+                        }
+                    }
                 }
             },
         };
@@ -288,8 +296,27 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
     .await
 }
 
+/// A forced stop abandoned the attempt: its reservation is released with
+/// the attempt given back, so the job runs again, whole, after a restart.
+async fn hand_back(queue: &Queue, id: &str, job_type: &str, lease: Lease) {
+    let inner = &queue.inner;
+    super::lock(&inner.leases).remove(&lease);
+    match inner.store.release(vec![lease], inner.clock.now_ms()).await {
+        Ok(_) => tracing::warn!(
+            "job {id} ({job_type}) was interrupted by a forced stop; \
+             it is handed back with this attempt not counted"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            "job {id} ({job_type}) was interrupted by a forced stop and could not be \
+             handed back: {e}; recovery releases it at the next start"
+        ),
+    }
+    queue.touch();
+}
+
 /// Runs the handler in its own task, so a panic is caught as a failure and
-/// a timeout can abort it.
+/// a timeout can abort it (as does dropping this future).
 async fn attempt(
     handler: std::sync::Arc<dyn super::handler::Handler>,
     ctx: JobContext,
@@ -297,6 +324,8 @@ async fn attempt(
 ) -> Result<(), JobError> {
     let task = tokio::spawn(async move { handler.run(ctx).await }.in_current_span());
     let abort = task.abort_handle();
+    // Dropped with the future (a forced stop): the handler goes too.
+    let _abort_on_drop = AbortOnDrop(abort.clone());
     match tokio::time::timeout(timeout, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!(
@@ -311,6 +340,14 @@ async fn attempt(
                 timeout.as_secs()
             )))
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -371,6 +371,7 @@ pub fn cron(view: &CronView, last_run: Option<&RunRow>) -> Value {
         "timezone": spec.timezone_name,
         "description": spec.description,
         "enabled": view.enabled,
+        "disabled_by": view.disabled_by.map(|by| by.as_str()),
         "source": spec.source.as_str(),
         "job": spec.job_json(),
         "overlap": match spec.overlap { crate::cron::spec::Overlap::Skip => "skip", crate::cron::spec::Overlap::Allow => "allow" },

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::spec::{CatchUp, CronAction, CronSpec, Overlap};
+use super::spec::{CatchUp, CronAction, CronSpec, DisabledBy, Overlap};
 use crate::clock::{Clock, Millis};
 use crate::queue::{DrainReport, Queue, QueueError};
 use crate::store::crons::{NewRun, RunRow, RunStatus, RunTrigger};
@@ -60,6 +60,8 @@ pub struct CronView {
     pub spec: CronSpec,
     /// In force now: a persisted `enable`/`disable`, else as declared.
     pub enabled: bool,
+    /// Why it is off now; `None` when `enabled`.
+    pub disabled_by: Option<DisabledBy>,
     pub next_run: Option<Millis>,
 }
 
@@ -185,6 +187,11 @@ impl Scheduler {
             .values()
             .map(|spec| CronView {
                 enabled: table.enabled(spec),
+                disabled_by: match table.overrides.get(&spec.id) {
+                    Some(true) => None,
+                    Some(false) => Some(DisabledBy::Override),
+                    None => spec.disabled_by,
+                },
                 next_run: table.next.get(&spec.id).map(|t| t.as_millisecond()),
                 spec: spec.clone(),
             })
