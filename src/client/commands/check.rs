@@ -20,6 +20,14 @@ pub fn run(path: Option<&Path>) -> ExitCode {
     match file::check(path, &config) {
         Ok(crons) => {
             println!("{shown}: {} cron(s), all valid", crons.len());
+            for c in crons.iter().filter(|c| c.job_type == "email") {
+                let data = serde_json::Value::Object(c.data.clone());
+                if let Some(why) =
+                    crate::handlers::email::unreadable_template(&config.smtp.templates_dir, &data)
+                {
+                    eprintln!("cronq: warning: cron.{}: {why}", c.id);
+                }
+            }
             for c in &crons {
                 println!(
                     "  {:<24} {:<20} {:<16} {}{}",
