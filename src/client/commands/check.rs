@@ -20,14 +20,7 @@ pub fn run(path: Option<&Path>) -> ExitCode {
     match file::check(path, &config) {
         Ok(crons) => {
             println!("{shown}: {} cron(s), all valid", crons.len());
-            for c in crons.iter().filter(|c| c.job_type == "email") {
-                let data = serde_json::Value::Object(c.data.clone());
-                if let Some(why) =
-                    crate::handlers::email::unreadable_template(&config.smtp.templates_dir, &data)
-                {
-                    eprintln!("cronq: warning: cron.{}: {why}", c.id);
-                }
-            }
+            warn_unreadable_templates(&crons, &config);
             for c in &crons {
                 println!(
                     "  {:<24} {:<20} {:<16} {}{}",
@@ -44,6 +37,18 @@ pub fn run(path: Option<&Path>) -> ExitCode {
             eprintln!("{errors}");
             eprintln!("cronq: {shown}: {} fault(s)", errors.faults.len());
             ExitCode::from(exit::REFUSED)
+        }
+    }
+}
+
+/// Email crons whose template this user cannot read were not judged; say so.
+fn warn_unreadable_templates(crons: &[crate::cron::file::CronDef], config: &Config) {
+    for c in crons.iter().filter(|c| c.job_type == "email") {
+        let data = serde_json::Value::Object(c.data.clone());
+        if let Some(why) =
+            crate::handlers::email::unreadable_template(&config.smtp.templates_dir, &data)
+        {
+            eprintln!("cronq: warning: cron.{}: {why}", c.id);
         }
     }
 }
