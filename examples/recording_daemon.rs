@@ -103,7 +103,8 @@ fn main() -> ExitCode {
         .handler(record)
         .log_level(std::sync::Arc::new(move |level: &str| log.set_level(level)));
     match runtime.block_on(builder.run()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(cronq::daemon::Stopped::Drained) => ExitCode::SUCCESS,
+        Ok(cronq::daemon::Stopped::Forced) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("recording_daemon: {e}");
             ExitCode::FAILURE

@@ -32,6 +32,9 @@ pub enum ConfigError {
         /// Which of the database's files, when not the database itself.
         part: String,
     },
+    /// Several bad settings of one part (the SMTP ones), all named at once.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<ConfigError>),
 }
 
 /// How log lines are written.
@@ -178,17 +181,23 @@ impl Config {
             .unwrap_or_else(|| runtime_dir.join("admin.sock"));
         check_socket_path(&socket_path)?;
 
+        // Every bad SMTP setting is reported at once: fixing them one
+        // restart at a time is how an operator learns to hate a daemon.
+        let mut smtp_faults = Vec::new();
         let smtp = SmtpConfig {
             host: env.string("SMTP_HOST"),
-            port: env
-                .parse_range("SMTP_PORT", 1, u16::MAX as u64)?
-                .map(|p| p as u16),
+            port: kept(
+                &mut smtp_faults,
+                env.parse_range("SMTP_PORT", 1, u16::MAX as u64),
+            )
+            .flatten()
+            .map(|p| p as u16),
             username: env.string("SMTP_USERNAME"),
             password: match env.raw("SMTP_PASSWORD").filter(|p| !p.is_empty()) {
                 Some(password) => Some(password),
-                None => env.credential("smtp_password")?,
+                None => kept(&mut smtp_faults, env.credential("smtp_password")).flatten(),
             },
-            tls: env.smtp_tls("SMTP_TLS")?,
+            tls: kept(&mut smtp_faults, env.smtp_tls("SMTP_TLS")).unwrap_or(SmtpTls::StartTls),
             from: env.string("MAIL_FROM").or_else(|| {
                 let email = env.string("SMTP_FROM_EMAIL")?;
                 Some(match env.string("SMTP_FROM_NAME") {
@@ -200,6 +209,11 @@ impl Config {
                 .path("EMAIL_TEMPLATES_DIR")?
                 .unwrap_or_else(|| config_dir.join("templates")),
         };
+        match smtp_faults.len() {
+            0 => {}
+            1 => return Err(smtp_faults.remove(0)),
+            _ => return Err(ConfigError::Several(smtp_faults)),
+        }
 
         let max_retries = env.parse_range("JOB_MAX_RETRIES", 0, 100)?.unwrap_or(3) as u32;
         let backoff_base = Duration::from_millis(
@@ -386,6 +400,11 @@ fn real_path(path: &Path) -> PathBuf {
         }
     }
     real
+}
+
+/// The value of `result`, or `None` with its error added to `faults`.
+fn kept<T>(faults: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
+    result.map_err(|e| faults.push(e)).ok()
 }
 
 /// systemd passes colon-separated lists in `*_DIRECTORY`; the first entry is ours.
@@ -733,6 +752,15 @@ mod tests {
         assert!(err.contains("LOG_LEVEL"), "{err}");
         let err = config(&[("SMTP_TLS", "ssl")]).unwrap_err().to_string();
         assert!(err.contains("SMTP_TLS"), "{err}");
+        // Every bad SMTP setting at once, not one per restart.
+        let err = config(&[("SMTP_TLS", "ssl"), ("SMTP_PORT", "99999")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SMTP_PORT=\"99999\" is invalid")
+                && err.contains("SMTP_TLS=\"ssl\" is invalid"),
+            "{err}"
+        );
         let err = config(&[("JOB_COMMAND_ALLOW", "/bin/true:ls")])
             .unwrap_err()
             .to_string();

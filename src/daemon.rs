@@ -6,6 +6,12 @@
 //! daemon is "ready" once all of that stands. Shutdown goes the other way
 //! and is a drain: stop accepting and claiming, let running jobs finish
 //! within their timeouts, hand back what never started, close the database.
+//! The socket stays open through the drain, answering read-only commands
+//! (`status` says what the drain waits for); signals are `signals`' part.
+
+mod signals;
+
+pub use signals::Stopped;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::UnixListener;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -141,10 +146,15 @@ impl Builder {
             .chain(self.registrations)
         {
             if !registration.enabled {
+                let reason = registration
+                    .disabled_reason
+                    .as_deref()
+                    .unwrap_or("switched off");
                 tracing::info!(
                     job_type = registration.job_type(),
-                    reason = registration.disabled_reason.as_deref().unwrap_or(""),
-                    "handler disabled"
+                    reason,
+                    "handler {} disabled: {reason}",
+                    registration.job_type()
                 );
             }
             registry.register(registration);
@@ -171,8 +181,7 @@ impl Builder {
             .crons
             .unwrap_or_else(|| file_loader(config.clone(), queue.registry().clone()));
         let zone = default_timezone(config.cron_tz.as_deref())?;
-        let builtins =
-            CronSpec::builtins(config.system_queue_cron, config.clear_exports_cron, &zone);
+        let builtins = CronSpec::builtins(&config, &zone);
         let file = crons().map_err(DaemonError::Crons)?;
         tracing::info!(crons = file.len(), path = %config.crons_path.display(), "crons file loaded");
         let scheduler = Scheduler::new(queue.clone(), builtins, file, Some(crons)).await?;
@@ -207,6 +216,8 @@ impl Builder {
             ready: ready.clone(),
         });
         let tasks = TaskTracker::new();
+        // Closed after the drain, not at its start: see `Daemon::stop`.
+        let socket_open = CancellationToken::new();
         let limits = Limits {
             max_request_bytes: config.max_request_bytes,
             max_connections: config.max_connections,
@@ -218,7 +229,7 @@ impl Builder {
             ctx,
             limits,
             Access::new(group),
-            shutdown.clone(),
+            socket_open.clone(),
         ));
         if config.system_queue_cron {
             queue.spawn_dispatcher();
@@ -269,6 +280,7 @@ impl Builder {
             queue,
             scheduler,
             shutdown,
+            socket_open,
             tasks,
             socket: owned_socket,
             notifier,
@@ -276,27 +288,11 @@ impl Builder {
     }
 
     /// Starts, then runs until SIGTERM or SIGINT, reloading crons on
-    /// SIGHUP, and drains.
-    pub async fn run(self) -> Result<(), DaemonError> {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
+    /// SIGHUP, and drains; a second SIGTERM or SIGINT forces the stop.
+    pub async fn run(self) -> Result<Stopped, DaemonError> {
+        let mut signals = signals::Signals::new()?;
         let daemon = self.start().await?;
-        loop {
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-                _ = hup.recv() => {
-                    daemon.notifier.reloading();
-                    if let Err(e) = daemon.scheduler.reload() {
-                        tracing::error!(error = %e, "SIGHUP: the crons file was not reloaded; the old table stays");
-                    }
-                    daemon.notifier.ready();
-                }
-            }
-        }
-        daemon.stop().await;
-        Ok(())
+        Ok(signals.serve(daemon).await)
     }
 }
 
@@ -337,6 +333,8 @@ pub struct Daemon {
     queue: Queue,
     scheduler: Scheduler,
     shutdown: CancellationToken,
+    /// The admin socket's life: it answers through the drain.
+    socket_open: CancellationToken,
     tasks: TaskTracker,
     /// The socket file this daemon created (not one systemd passed).
     socket: Option<PathBuf>,
@@ -365,8 +363,10 @@ impl Daemon {
         &self.scheduler
     }
 
-    /// Drains and stops: no new claims or connections, running jobs finish
-    /// within their timeouts, jobs never started are handed back.
+    /// Drains and stops: no new claims, running jobs finish within their
+    /// timeouts, jobs never started are handed back; the socket answers
+    /// read-only commands until then. [`Queue::halt`] during the drain
+    /// (a second signal) cuts it short.
     pub async fn stop(self) {
         self.notifier.stopping();
         self.shutdown.cancel();
@@ -382,6 +382,7 @@ impl Daemon {
         self.tasks.close();
         self.scheduler.wait_stopped().await;
         self.queue.wait_stopped().await;
+        self.socket_open.cancel();
         self.tasks.wait().await;
         if let Some(socket) = &self.socket {
             let _ = std::fs::remove_file(socket);
@@ -391,7 +392,7 @@ impl Daemon {
             .remove_instances(vec![self.queue.instance().id.clone()])
             .await
         {
-            tracing::warn!(error = %e, "could not unregister this instance");
+            tracing::warn!(error = %e, "could not unregister this instance: {e}");
         }
         store.close().await;
         tracing::info!("cronq stopped");
@@ -440,9 +441,11 @@ pub fn main_from_env() -> ExitCode {
         builder = builder.listener(listener);
     }
     match runtime.block_on(builder.run()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::Drained) => ExitCode::SUCCESS,
+        // The man page: a forced stop exits 1, so it never passes for clean.
+        Ok(Stopped::Forced) => ExitCode::FAILURE,
         Err(e) => {
-            tracing::error!(error = %e, "cronq could not start");
+            tracing::error!(error = %e, "cronq could not start: {e}");
             eprintln!("cronq: {e}");
             ExitCode::FAILURE
         }

@@ -11,9 +11,16 @@
 //! tracing-journald upper-cases field names but writes the prefix as given,
 //! so the prefix itself must be upper case (journald drops lower-case names).
 //!
+//! On stderr every record is one line: `text` escapes line breaks in
+//! messages and fields (`text`), and `json` writes span fields at the top
+//! level of each object, with their JSON types (`json`).
+//!
 //! The level is a single `LevelFilter` behind `tracing_subscriber::reload`
 //! rather than an `EnvFilter`: `LOG_LEVEL` is one of five words, and a
 //! single atomic-ish filter keeps the per-event cost to one comparison.
+
+mod json;
+mod text;
 
 use std::io::IsTerminal;
 use std::os::fd::{AsRawFd, RawFd};
@@ -135,7 +142,7 @@ pub fn build(format: LogFormat, level: &str) -> Result<(Dispatch, LogControl), L
         tracing::dispatcher::with_default(&dispatch, || {
             tracing::warn!(
                 error = %e,
-                "journald's socket /run/systemd/journal/socket is not usable; logging to stderr instead"
+                "journald's socket /run/systemd/journal/socket is not usable; logging to stderr instead ({e})"
             );
         });
     }
@@ -178,6 +185,17 @@ fn journal_stream_matches(fd: RawFd, value: &str) -> bool {
     st.st_dev == dev && st.st_ino == ino
 }
 
+/// The first line of `text`, with "…" when more follows: what a log
+/// message says of an error whose whole text is in a field beside it.
+pub fn first_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = text.trim_start();
+    match text.split_once('\n') {
+        Some((first, rest)) if !rest.trim().is_empty() => format!("{} …", first.trim_end()).into(),
+        Some((first, _)) => first.trim_end().into(),
+        None => text.into(),
+    }
+}
+
 fn parse_level(level: &str) -> Option<LevelFilter> {
     match level.trim().to_ascii_lowercase().as_str() {
         "error" => Some(LevelFilter::ERROR),
@@ -211,10 +229,8 @@ fn output_layer(output: Output, writer: BoxMakeWriter) -> std::io::Result<BoxedL
         Output::Journald => Ok(journald_layer()?.boxed()),
         Output::Text => Ok(text_layer(writer, false)),
         Output::Json => Ok(tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(json::FlatJson)
             .with_writer(writer)
             .boxed()),
     }
@@ -222,6 +238,7 @@ fn output_layer(output: Output, writer: BoxMakeWriter) -> std::io::Result<BoxedL
 
 fn text_layer(writer: BoxMakeWriter, may_colour: bool) -> BoxedLayer {
     tracing_subscriber::fmt::layer()
+        .fmt_fields(text::EscapedFields)
         .with_ansi(may_colour && std::io::stderr().is_terminal())
         .with_writer(writer)
         .boxed()
@@ -309,17 +326,72 @@ mod tests {
     }
 
     #[test]
-    fn json_lines_carry_span_fields() {
+    fn json_lines_carry_span_fields_at_the_top_level_with_their_types() {
         let (dispatch, _control, out) = captured(Output::Json, "info");
         tracing::dispatcher::with_default(&dispatch, || {
-            let span = tracing::info_span!("job", job_id = "abc", job_type = "noop", attempt = 1);
+            let outer = tracing::info_span!("cron", cron_id = "nightly", attempt = 9);
+            let _o = outer.enter();
+            let span = tracing::info_span!(
+                "job",
+                job_id = "abc",
+                job_type = "noop",
+                attempt = 1,
+                duration_ms = tracing::field::Empty
+            );
             let _e = span.enter();
-            tracing::info!(duration_ms = 5, "job finished");
+            span.record("duration_ms", 5u64);
+            let pid: Option<i32> = Some(18458);
+            let none: Option<i32> = None;
+            tracing::info!(pid, none, ok = true, error = %"two\nlines", "job finished");
         });
-        let line: serde_json::Value = serde_json::from_str(out.text().trim()).unwrap();
+        let text = out.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["message"], "job finished");
-        assert_eq!(line["duration_ms"], 5);
-        assert_eq!(line["spans"][0]["job_type"], "noop");
+        assert_eq!(line["job_id"], "abc");
+        assert_eq!(line["job_type"], "noop");
+        assert_eq!(line["cron_id"], "nightly");
+        assert_eq!(line["attempt"], 1, "the inner span wins");
+        assert_eq!(line["duration_ms"], 5, "recorded later, still there");
+        assert_eq!(line["pid"], 18458);
+        assert!(line.get("none").is_none(), "{line}");
+        assert_eq!(line["ok"], true);
+        assert_eq!(line["error"], "two\nlines");
+        assert_eq!(line["level"], "INFO");
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
+    }
+
+    #[test]
+    fn a_text_record_is_one_line() {
+        let (dispatch, _control, out) = captured(Output::Text, "info");
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!("job", job_id = "abc", job_type = "noop");
+            let _e = span.enter();
+            let pid: Option<i32> = Some(7);
+            tracing::warn!(
+                pid,
+                stdout_tail = %"line one\nline two\n",
+                "job failed:\nsecond line"
+            );
+        });
+        let text = out.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("job failed:\\nsecond line"), "{text}");
+        assert!(
+            text.contains("stdout_tail=line one\\nline two\\n"),
+            "{text}"
+        );
+        assert!(text.contains("job_id=\"abc\""), "{text}");
+        assert!(text.contains("pid=7"), "{text}");
+        assert!(!text.contains("Some("), "{text}");
+    }
+
+    #[test]
+    fn first_lines() {
+        assert_eq!(first_line("one"), "one");
+        assert_eq!(first_line("one\n"), "one");
+        assert_eq!(first_line("one \ntwo\nthree"), "one …");
+        assert_eq!(first_line("\n  one\n  \n"), "one");
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl Notifier {
         match NotifyState::monotonic_usec_now() {
             Ok(now) => self.send(&[NotifyState::Reloading, now]),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read CLOCK_MONOTONIC; sending RELOADING=1 without it");
+                tracing::warn!(error = %e, "cannot read CLOCK_MONOTONIC ({e}); sending RELOADING=1 without it");
                 self.send(&[NotifyState::Reloading]);
             }
         }
@@ -126,7 +126,8 @@ impl Notifier {
         }
         if let Err(e) = sd_notify::notify(states) {
             let what: Vec<String> = states.iter().map(ToString::to_string).collect();
-            tracing::warn!(error = %e, message = ?what, "sd_notify failed");
+            let what = what.join(" ");
+            tracing::warn!(error = %e, states = %what, "sd_notify failed ({what}): {e}");
         }
     }
 }

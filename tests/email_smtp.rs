@@ -1,10 +1,16 @@
 //! The `email` handler against a real SMTP server (aiosmtpd) on loopback:
 //! what arrives, how refusals map to retry or bury, the connection pool,
-//! AUTH, and that the password never reaches a log line.
+//! AUTH, and that the password never reaches a log line; and through the
+//! real daemon and CLI, what is refused before a job is stored (a template
+//! that does not exist, a variable it needs that is not given) and how the
+//! daemon reports its SMTP settings.
 
 #[path = "support/smtp.rs"]
 #[allow(dead_code)]
 mod smtp;
+
+#[path = "support/daemon.rs"]
+mod daemon;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -247,12 +253,18 @@ async fn a_server_that_is_down_is_retried() {
 #[tokio::test]
 async fn tls_settings_are_never_downgraded() {
     // The test server speaks plain SMTP only: with starttls or tls set, the
-    // handler must refuse to send in clear, and retry (the server may be
-    // fixed).
+    // handler must refuse to send in clear. A server that answers without
+    // offering STARTTLS has said all there is to say: that is a wrong
+    // setting, permanent. A failed TLS handshake is retried (the server may
+    // be down or half-deployed).
     let server = server_or_skip!("tls_settings", &[]);
-    for (tls, expected) in [
-        (SmtpTls::StartTls, "STARTTLS"),
-        (SmtpTls::Tls, "Connection error"),
+    for (tls, expected, permanent) in [
+        (
+            SmtpTls::StartTls,
+            "does not offer STARTTLS, which SMTP_TLS=starttls requires",
+            true,
+        ),
+        (SmtpTls::Tls, "Connection error", false),
     ] {
         let h = EmailHandler::new(&SmtpConfig {
             tls,
@@ -263,10 +275,226 @@ async fn tls_settings_are_never_downgraded() {
             .run(job(welcome(json!("a@example.com"))))
             .await
             .expect_err("no TLS offered");
-        assert!(!err.is_permanent(), "{tls:?}: {err:?}");
+        assert_eq!(err.is_permanent(), permanent, "{tls:?}: {err:?}");
         assert!(err.message().contains(expected), "{tls:?}: {err}");
     }
     assert!(server.messages().is_empty());
+}
+
+/// The daemon's environment for SMTP through `server` (or a closed port).
+fn smtp_env(port: u16, tls: &str) -> Vec<(String, String)> {
+    [
+        ("SMTP_HOST", "127.0.0.1".to_string()),
+        ("SMTP_PORT", port.to_string()),
+        ("SMTP_TLS", tls.to_string()),
+        ("MAIL_FROM", FROM.to_string()),
+        (
+            "EMAIL_TEMPLATES_DIR",
+            shipped_templates().display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn start_daemon(env: &[(String, String)]) -> daemon::Daemon {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    daemon::Daemon::start(&env)
+}
+
+#[test]
+fn a_server_without_starttls_kills_the_job_at_once_with_the_reason() {
+    let Some(server) = SmtpServer::start(&[]) else {
+        smtp::skip("a_server_without_starttls");
+        return;
+    };
+    let d = start_daemon(&smtp_env(server.port, "starttls"));
+    let answer = d.ok(
+        json!({"cmd": "enqueue", "name": "mail", "payload": {"type": "email",
+        "data": {"to": "a@example.com", "subject": "s", "text": "t"},
+        "options": {"retry_count": 3}}}),
+    );
+    let id = answer["job"]["id"].as_str().unwrap().to_string();
+    let dead = d.until(Duration::from_secs(20), "the job to die", |d| {
+        d.job(&id).filter(|j| j["status"] == "dead")
+    });
+    assert_eq!(
+        dead["attempts"], 1,
+        "no retries for a wrong setting: {dead}"
+    );
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(error.contains("does not offer STARTTLS"), "{error}");
+    assert!(error.contains("SMTP_TLS"), "{error}");
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn enqueue_refuses_a_missing_template_and_a_missing_variable() {
+    // A closed port: nothing is sent, the checks come before any delivery.
+    let d = start_daemon(&smtp_env(1, "none"));
+    let refused = |data: Value| {
+        let a = d.request(json!({"cmd": "enqueue", "name": "mail",
+            "payload": {"type": "email", "data": data}}));
+        assert_eq!(a["error"]["code"], "bad_request", "{a}");
+        a["error"]["message"].as_str().unwrap().to_string()
+    };
+    let message =
+        refused(json!({"to": "a@example.com", "subject": "s", "template": "no_such_template"}));
+    assert!(
+        message.starts_with(
+            "payload.data: template: no no_such_template.txt or no_such_template.html in "
+        ),
+        "{message}"
+    );
+    let message = refused(json!({"to": "a@example.com", "subject": "s",
+        "template": "welcome_email", "variables": {"name": "Ann"}}));
+    assert_eq!(
+        message,
+        "payload.data: template welcome_email.txt: no value for {{company}} in variables"
+    );
+    // In a batch, the job at fault is named and nothing is stored.
+    let a = d.request(json!({"cmd": "enqueue", "jobs": [
+        {"name": "ok", "payload": {"type": "email", "data": welcome(json!("a@example.com"))}},
+        {"name": "bad", "payload": {"type": "email", "data": {"to": "a@example.com", "subject": "s", "template": "nope"}}}]}));
+    assert_eq!(a["error"]["code"], "bad_request", "{a}");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("jobs[1].payload.data: template: no nope.txt"),
+        "{a}"
+    );
+    let listed = d.ok(json!({"cmd": "jobs"}));
+    assert_eq!(listed["jobs"], json!([]), "all or nothing: {listed}");
+    // Everything given: stored.
+    d.ok(json!({"cmd": "enqueue", "name": "mail",
+        "payload": {"type": "email", "data": welcome(json!("a@example.com"))}}));
+}
+
+#[test]
+fn a_template_that_cannot_be_read_here_is_left_to_the_run() {
+    // Not "does not exist": the templates folder is not a folder (root
+    // reads every file, so permissions cannot show it). The enqueue cannot
+    // judge, so it does not refuse; the run reports what it finds.
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("templates");
+    std::fs::write(&not_a_dir, "a file").unwrap();
+    let h = EmailHandler::new(&SmtpConfig {
+        templates_dir: not_a_dir,
+        ..config(1)
+    })
+    .unwrap();
+    assert_eq!(h.validate(&welcome(json!("a@example.com"))), Ok(()));
+}
+
+#[test]
+fn cronq_check_refuses_email_crons_with_a_missing_template_or_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let crons = dir.path().join("crons.toml");
+    std::fs::write(
+        &crons,
+        "[cron.good]\nschedule = \"@daily\"\ntype = \"email\"\n\
+         data = { to = \"a@example.com\", subject = \"s\", template = \"welcome_email\", variables = { name = \"n\", company = \"c\" } }\n\n\
+         [cron.no_template]\nschedule = \"@daily\"\ntype = \"email\"\n\
+         data = { to = \"a@example.com\", subject = \"s\", template = \"no_such_template\" }\n\n\
+         [cron.no_company]\nschedule = \"@daily\"\ntype = \"email\"\n\
+         data = { to = \"a@example.com\", subject = \"s\", template = \"welcome_email\", variables = { name = \"n\" } }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(daemon::BIN)
+        .arg("check")
+        .arg(&crons)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(smtp_env(1, "none"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "cron.no_template.data: template: no no_such_template.txt or no_such_template.html"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("cron.no_company.data: template welcome_email.txt: no value for {{company}}"),
+        "{text}"
+    );
+    assert!(!text.contains("cron.good"), "{text}");
+
+    // Templates this user cannot read are not judged, and it says so.
+    let not_a_dir = dir.path().join("templates");
+    std::fs::write(&not_a_dir, "a file").unwrap();
+    std::fs::write(
+        &crons,
+        "[cron.good]\nschedule = \"@daily\"\ntype = \"email\"\n\
+         data = { to = \"a@example.com\", subject = \"s\", template = \"welcome_email\" }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(daemon::BIN)
+        .arg("check")
+        .arg(&crons)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(smtp_env(1, "none"))
+        .env("EMAIL_TEMPLATES_DIR", &not_a_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: cron.good: template welcome_email was not checked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn start_up_names_every_smtp_setting_at_fault_at_once() {
+    // Values the daemon cannot start with: one message names them all.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(daemon::BIN)
+        .arg("daemon")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SMTP_PORT", "0")
+        .env("SMTP_TLS", "ssl")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("SMTP_PORT=\"0\" is invalid")
+            && stderr.contains("SMTP_TLS=\"ssl\" is invalid"),
+        "{stderr}"
+    );
+    // Settings that leave email off: the handler's reason names them all.
+    let d = daemon::Daemon::start(&[("SMTP_USERNAME", "cronq")]);
+    let status = d.ok(json!({"cmd": "status"}));
+    let email = status["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["type"] == "email")
+        .unwrap()
+        .clone();
+    assert_eq!(email["enabled"], false, "{email}");
+    let reason = email["reason"].as_str().unwrap();
+    for missing in [
+        "SMTP_HOST is not set",
+        "MAIL_FROM (or SMTP_FROM_EMAIL) is not set",
+        "SMTP_USERNAME is set but SMTP_PASSWORD",
+    ] {
+        assert!(reason.contains(missing), "{missing}: {reason}");
+    }
+    assert!(
+        d.log().contains(reason),
+        "the start-up log says it too:\n{}",
+        d.log()
+    );
 }
 
 #[tokio::test]
@@ -341,8 +569,21 @@ fn validation_names_the_field() {
         h.validate(&json!({"to": "a@example.com", "subject": "Hi {{ name }}", "text": "t"})),
         Err("subject: no value for {{name}} in variables".to_string())
     );
-    // Template placeholders are checked at run time, when the file is read.
+    // A template's placeholders are checked against the file as it is now.
     assert_eq!(h.validate(&welcome(json!("a@example.com"))), Ok(()));
+    let mut no_company = welcome(json!("a@example.com"));
+    no_company["variables"] = json!({"name": "n"});
+    assert_eq!(
+        h.validate(&no_company),
+        Err("template welcome_email.txt: no value for {{company}} in variables".to_string())
+    );
+    assert_eq!(
+        h.validate(&json!({"to": "a@example.com", "subject": "s", "template": "nope"})),
+        Err(format!(
+            "template: no nope.txt or nope.html in {}",
+            shipped_templates().display()
+        ))
+    );
 }
 
 /// A `tracing` writer that keeps everything in memory.

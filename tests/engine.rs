@@ -268,8 +268,11 @@ fn sigterm_lets_a_running_job_finish_and_keeps_unstarted_ones() {
     ]);
     let running = d.enqueue("command", json!({"argv": ["/bin/sleep", "2"]}));
     let waiting = d.enqueue("command", json!({"argv": ["/bin/sleep", "2"]}));
-    d.until(WAIT, "the first job to run", |d| {
-        (status_of(d, &running).as_deref() == Some("running")).then_some(())
+    // Reserved is not yet started: a job claimed but not in a worker when
+    // SIGTERM comes is handed back, so wait for the worker too.
+    d.until(WAIT, "the first job to run in a worker", |d| {
+        let busy = d.ok(json!({"cmd": "status"}))["workers"]["busy"] == 1;
+        (busy && status_of(d, &running).as_deref() == Some("running")).then_some(())
     });
     let status = d.stop();
     assert!(status.success(), "{status}");

@@ -179,3 +179,96 @@ fn missing_journal_socket_falls_back_to_stderr_once() {
     assert!(text.contains("job finished"), "{text}");
     assert!(text.contains("job_type=\"noop_test\""), "{text}");
 }
+
+/// The real daemon under a real journald: the plain MESSAGE of each
+/// warning and error says what happened without `-o json` (which handler
+/// and why; which job, what became of it, and the first line of its error).
+#[test]
+fn the_daemons_messages_say_what_happened() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED the_daemons_messages_say_what_happened: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = r#"
+        /lib/systemd/systemd-journald </dev/null >/run/journald.log 2>&1 &
+        J=$!
+        D=""
+        trap 'kill $D $J 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+        i=0; while [ ! -S /run/systemd/journal/socket ]; do
+            i=$((i+1)); [ $i -lt 100 ] || { echo "journald did not start" >&2; exit 1; }
+            sleep 0.05
+        done
+        cd "$DIR"
+        env -i PATH=/usr/bin:/bin LOG_FORMAT=journald CRON_TZ=UTC JOB_COMMAND_ALLOW=/bin/sh \
+            "$CRONQ" daemon >daemon.out 2>&1 &
+        D=$!
+        S="$DIR/cronq-data/admin.sock"
+        i=0; until "$CRONQ" --socket "$S" ping >/dev/null 2>&1; do
+            i=$((i+1)); [ $i -lt 200 ] || { echo "cronq did not start" >&2; cat daemon.out >&2; exit 1; }
+            sleep 0.05
+        done
+        out=$("$CRONQ" --socket "$S" enqueue command --retries 0 \
+            --data '{"argv":["/bin/sh","-c","echo first; echo second >&2; exit 3"]}')
+        id=$(echo "$out" | sed -n 's/^enqueued job \([a-z0-9]*\) .*/\1/p')
+        [ -n "$id" ] || { echo "enqueue said: $out" >&2; exit 1; }
+        i=0; until journalctl -D /run/log/journal -q -o cat CRONQ_JOB_ID="$id" | grep -q 'dead'; do
+            i=$((i+1)); [ $i -lt 200 ] || { echo "no dead line for $id" >&2; cat daemon.out >&2; exit 1; }
+            sleep 0.05
+        done
+        kill -TERM $D; wait $D || true
+        echo "$id"
+        echo "---"
+        journalctl -D /run/log/journal -q -o json SYSLOG_IDENTIFIER=cronq
+    "#;
+    let out = in_private_run(
+        script,
+        &[
+            ("DIR", dir.path().to_str().unwrap()),
+            ("CRONQ", env!("CARGO_BIN_EXE_cronq")),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "script failed: {stderr}\n{stdout}");
+    let (id, entries) = stdout.split_once("---\n").expect("separator");
+    let id = id.trim();
+    let entries: Vec<serde_json::Value> = entries
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("journalctl json"))
+        .collect();
+    let messages: Vec<&str> = entries
+        .iter()
+        .map(|e| e["MESSAGE"].as_str().unwrap_or(""))
+        .collect();
+    let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
+    assert!(
+        has("handler email disabled: SMTP_HOST is not set"),
+        "which handler and why: {messages:#?}"
+    );
+    let died = entries
+        .iter()
+        .find(|e| e["CRONQ_JOB_ID"] == id && e["PRIORITY"] == "3")
+        .unwrap_or_else(|| panic!("no error entry for job {id}: {messages:#?}"));
+    let message = died["MESSAGE"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("job {id} (command)")),
+        "{message}"
+    );
+    assert!(message.contains("it is dead"), "{message}");
+    assert!(
+        message.contains("/bin/sh failed (exit status: 3)"),
+        "the error's first line: {message}"
+    );
+    assert!(
+        !message.contains("second"),
+        "only the first line; the whole error is CRONQ_ERROR: {message}"
+    );
+    assert!(
+        died["CRONQ_ERROR"].as_str().unwrap().contains("second"),
+        "{died}"
+    );
+}

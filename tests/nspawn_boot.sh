@@ -15,7 +15,8 @@
 #   cronq:   socket activation on first connection; `systemctl start` returns
 #            after READY; STATUS text; a noop job enqueued with socat runs;
 #            journalctl -u cronq CRONQ_JOB_ID=<id> finds it; reload re-reads
-#            the crons file; `cronq check` in a clean shell checks that file;
+#            the crons file, and fails (the old table staying) on a file the
+#            daemon refuses; `cronq check` in a clean shell checks that file;
 #            watchdog restart after SIGSTOP; a command job writes outside the
 #            sandbox only through a ReadWritePaths= drop-in; stop lets a
 #            running job finish.
@@ -340,6 +341,27 @@ in_ct systemctl reload cronq.service
 admin '{"cmd":"crons"}' | grep -q '"nspawn_reload"' || fail "crons after reload: $(admin '{"cmd":"crons"}')"
 [ "$(prop cronq.service ActiveState)" = active ] || fail "not active after reload"
 pass
+
+step "systemctl reload cronq fails on a refused crons file; the old table stays"
+in_ct cp /etc/cronq/crons.toml /etc/cronq/crons.toml.good
+in_ct sh -c 'cat > /etc/cronq/crons.toml' <<'EOF'
+[cron.nspawn_broken]
+schedule = "61 * * * *"
+type = "noop"
+data = {}
+EOF
+if in_ct systemctl reload cronq.service 2>"$work/reload.err"; then
+    fail "systemctl reload exited 0 on a file the daemon refuses"
+fi
+crons=$(admin '{"cmd":"crons"}')
+echo "$crons" | grep -q '"nspawn_reload"' || fail "the old table is gone: $crons"
+if echo "$crons" | grep -q '"nspawn_broken"'; then fail "the refused cron was loaded: $crons"; fi
+[ "$(prop cronq.service ActiveState)" = active ] || fail "not active after a refused reload"
+# ExecReload's own stderr (cronq reload) names the file and the fault.
+wait_for 5 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u cronq -o cat | grep -q 'crons.toml:2'" \
+    || fail "the journal does not say why: $(in_ct journalctl -q -u cronq -o cat | tail -5)"
+in_ct mv /etc/cronq/crons.toml.good /etc/cronq/crons.toml
+pass "$(head -c 200 "$work/reload.err")"
 
 step "cronq check with no file checks /etc/cronq/crons.toml, the daemon's file"
 # An operator's clean shell: no CONFIGURATION_DIRECTORY, not in /etc/cronq.

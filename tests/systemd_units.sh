@@ -53,6 +53,15 @@ else
     echo "ok: systemd-analyze verify cronq.service cronq.socket: silent"
 fi
 
+# A reload must wait for the daemon's answer, so a refused crons file fails
+# `systemctl reload` (tests/nspawn_boot.sh proves it under a booted systemd).
+if grep -q '^ExecReload=/usr/bin/cronq reload$' "$units/cronq.service"; then
+    echo "ok: ExecReload goes through cronq reload"
+else
+    echo "FAIL: ExecReload is not /usr/bin/cronq reload: $(grep '^ExecReload' "$units/cronq.service")" >&2
+    fail=1
+fi
+
 out=$(systemd-sysusers --root="$root" "$here/systemd/cronq.sysusers" 2>&1) || { echo "FAIL: systemd-sysusers: $out" >&2; fail=1; }
 if grep -q '^cronq:' "$root/etc/passwd" && grep -q '^cronq:' "$root/etc/group"; then
     echo "ok: systemd-sysusers creates user and group cronq"

@@ -115,7 +115,7 @@ pub async fn serve(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // EMFILE and the like: pause rather than spin.
-                    tracing::warn!(error = %e, "could not accept an admin connection");
+                    tracing::warn!(error = %e, "could not accept an admin connection: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -177,7 +177,13 @@ async fn connection(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     if !access.allows(&peer) {
-        tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused an admin connection from a user outside the socket's group");
+        tracing::warn!(
+            uid = peer.uid,
+            pid = peer.pid,
+            code = Code::Forbidden.as_str(),
+            "refused an admin connection from uid {}, who is outside the socket's group",
+            peer.uid
+        );
         refuse(
             stream,
             AdminError::new(
@@ -216,6 +222,7 @@ async fn connection(
                             limits.max_request_bytes
                         ),
                     );
+                    log_refusal(peer, None, &e);
                     writer
                         .write_all(protocol::error(None, &e).to_string().as_bytes())
                         .await?;
@@ -239,11 +246,51 @@ async fn connection(
 
 async fn answer(ctx: &Ctx, peer: Peer, line: &[u8]) -> String {
     match Request::parse(line) {
-        Err((id, e)) => protocol::error(id, &e).to_string(),
+        Err((id, e)) => {
+            log_refusal(peer, None, &e);
+            protocol::error(id, &e).to_string()
+        }
         Ok(req) => match cmd::dispatch(ctx, peer, &req).await {
             Ok(answer) => protocol::ok(req.id, answer),
-            Err(e) => protocol::error(req.id, &e).to_string(),
+            Err(e) => {
+                log_refusal(peer, Some(&req.cmd), &e);
+                protocol::error(req.id, &e).to_string()
+            }
         },
+    }
+}
+
+/// Longest piece of a client's text (a command name, an error message that
+/// quotes a field) written into a log line: clients are not trusted to keep
+/// the log readable.
+const LOGGED_TEXT_CHARS: usize = 300;
+
+/// Logs a refused request at warn with its code and the peer. `not_found`
+/// is only debug: it is the normal answer about a job that succeeded and was
+/// deleted, which pollers such as `cronq wait` scripts ask about often.
+fn log_refusal(peer: Peer, cmd: Option<&str>, e: &AdminError) {
+    let cmd = clip(cmd.unwrap_or("(unparsed)"));
+    let message = clip(&e.message);
+    let code = e.code.as_str();
+    if e.code == Code::NotFound {
+        tracing::debug!(cmd = %cmd, code, uid = peer.uid, pid = peer.pid, "admin command {cmd} from uid {}: {code}: {message}", peer.uid);
+        return;
+    }
+    tracing::warn!(
+        cmd = %cmd,
+        code,
+        uid = peer.uid,
+        pid = peer.pid,
+        error = %message,
+        "admin command {cmd} from uid {} refused ({code}): {message}",
+        peer.uid
+    );
+}
+
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(LOGGED_TEXT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+        None => text.into(),
     }
 }
 

@@ -183,6 +183,10 @@ pub struct EnqueueArgs {
     /// Store nothing if a job with this key is pending, scheduled or running
     #[arg(long, value_name = "K")]
     pub unique_key: Option<String>,
+
+    /// With --file: a line per job besides the summary
+    #[arg(long, short = 'v', requires = "file")]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Args)]

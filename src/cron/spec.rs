@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::file::CronDef;
 use super::schedule::Schedule;
+use crate::config::Config;
 use crate::queue::job::NewJob;
 
 /// The built-in cron that recovers stale reservations and drains a batch.
@@ -77,6 +78,30 @@ pub enum CatchUp {
     Once,
 }
 
+/// Why a cron is off, as the `crons` command's `disabled_by` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisabledBy {
+    /// `enabled = false` in the crons file.
+    File,
+    /// `ENABLE_<ID>=false` (for the built-ins, their own variable).
+    Environment,
+    /// A `disable` command, persisted until an `enable`.
+    Override,
+    /// A built-in that is off unless its variable turns it on.
+    Default,
+}
+
+impl DisabledBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledBy::File => "file",
+            DisabledBy::Environment => "environment",
+            DisabledBy::Override => "override",
+            DisabledBy::Default => "default",
+        }
+    }
+}
+
 /// Where a cron was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -107,6 +132,8 @@ pub struct CronSpec {
     /// As declared (file `enabled`, `ENABLE_<ID>`); a persisted
     /// `enable`/`disable` overrides it.
     pub enabled: bool,
+    /// Why it is declared off; `None` when `enabled`.
+    pub disabled_by: Option<DisabledBy>,
     pub source: Source,
 }
 
@@ -120,6 +147,7 @@ impl PartialEq for CronSpec {
             && self.overlap == other.overlap
             && self.catch_up == other.catch_up
             && self.enabled == other.enabled
+            && self.disabled_by == other.disabled_by
             && self.source == other.source
     }
 }
@@ -141,15 +169,43 @@ impl From<CronDef> for CronSpec {
             overlap: def.overlap,
             catch_up: def.catch_up,
             enabled: def.enabled,
+            disabled_by: def.disabled_by,
             source: Source::File,
         }
     }
 }
 
 impl CronSpec {
-    /// The built-in crons, switched by their `ENABLE_*` variables.
-    pub fn builtins(system_queue: bool, clear_exports: bool, timezone: &TimeZone) -> Vec<CronSpec> {
-        let builtin = |id: &str, expr: &str, description: &str, action, enabled| CronSpec {
+    /// The built-in crons, switched by their `ENABLE_*` variables:
+    /// `system_queue` is on unless ENABLE_SYSTEM_QUEUE_CRON=false,
+    /// `clear_exports` off unless ENABLE_CLEAR_EXPORTS_CRON=true.
+    pub fn builtins(config: &Config, timezone: &TimeZone) -> Vec<CronSpec> {
+        let clear_exports_set = [
+            "ENABLE_CLEAR_EXPORTS_CRON",
+            "ENABLE_CLEAR_EXPORT_FILES_CRON",
+        ]
+        .iter()
+        .any(|var| {
+            config
+                .enable_vars
+                .get(*var)
+                .is_some_and(|v| !v.trim().is_empty())
+        });
+        let off = |enabled: bool, by: DisabledBy| (!enabled).then_some(by);
+        let system_queue = off(config.system_queue_cron, DisabledBy::Environment);
+        let clear_exports = off(
+            config.clear_exports_cron,
+            if clear_exports_set {
+                DisabledBy::Environment
+            } else {
+                DisabledBy::Default
+            },
+        );
+        let builtin = |id: &str,
+                       expr: &str,
+                       description: &str,
+                       action,
+                       disabled_by: Option<DisabledBy>| CronSpec {
             id: id.to_string(),
             // The expressions are constants known to parse.
             schedule: Schedule::parse(expr).unwrap_or_else(|e| panic!("built-in {id}: {e}")),
@@ -159,7 +215,8 @@ impl CronSpec {
             action,
             overlap: Overlap::Skip,
             catch_up: CatchUp::None,
-            enabled,
+            enabled: disabled_by.is_none(),
+            disabled_by,
             source: Source::Builtin,
         };
         vec![

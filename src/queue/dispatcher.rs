@@ -23,7 +23,7 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 pub(super) async fn run(queue: Queue) {
     let inner = &queue.inner;
-    tracing::debug!(types = ?inner.types, workers = inner.config.max_workers, "dispatcher started");
+    tracing::debug!(types = %inner.types.join(","), workers = inner.config.max_workers, "dispatcher started");
     while !inner.shutdown.is_cancelled() {
         start_workers(&queue);
         let buffered = lock(&inner.ready).len();
@@ -62,7 +62,7 @@ pub(super) async fn run(queue: Queue) {
                 // Nothing more is ready; the workers' exits wake us.
                 Ok(_) => refill_below = 0,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not claim jobs; trying again shortly");
+                    tracing::warn!(error = %e, "could not claim jobs: {e}; trying again shortly");
                     tokio::select! {
                         () = tokio::time::sleep(ERROR_PAUSE) => continue,
                         () = inner.shutdown.cancelled() => break,

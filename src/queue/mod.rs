@@ -112,6 +112,11 @@ struct Inner {
     last_heartbeat: Mutex<Instant>,
     stats: Stats,
     shutdown: CancellationToken,
+    /// Cancelled by a forced stop (a second SIGTERM/SIGINT): running
+    /// attempts are abandoned and their jobs handed back.
+    halt: CancellationToken,
+    /// Jobs a `system_queue` drain has claimed and not yet started.
+    drain_waiting: AtomicUsize,
     tasks: TaskTracker,
     started: Instant,
 }
@@ -149,6 +154,8 @@ impl Queue {
                 last_heartbeat: Mutex::new(Instant::now()),
                 stats: Stats::default(),
                 shutdown,
+                halt: CancellationToken::new(),
+                drain_waiting: AtomicUsize::new(0),
                 tasks: TaskTracker::new(),
                 started: Instant::now(),
             }),
@@ -281,6 +288,7 @@ impl Queue {
     async fn run_claimed(&self, claimed: Vec<Claimed>) -> (usize, usize) {
         let inner = &self.inner;
         let mut runs = tokio::task::JoinSet::new();
+        let mut waiting = Waiting::new(&inner.drain_waiting, claimed.len());
         let mut pending = claimed.into_iter();
         while let Some(job) = pending.next() {
             let permit = tokio::select! {
@@ -292,8 +300,10 @@ impl Queue {
                 }
             };
             let Ok(permit) = permit else { break };
+            waiting.started_one();
             runs.spawn(worker::run_one(self.clone(), job, permit));
         }
+        drop(waiting);
         let (mut processed, mut failed) = (0, 0);
         while let Some(outcome) = runs.join_next().await {
             processed += 1;
@@ -311,19 +321,23 @@ impl Queue {
                 job_type = %r.job_type,
                 attempt = r.attempt,
                 dead = r.dead,
-                "released a reservation whose holder is gone"
+                "job {} ({}): released a reservation whose holder is gone, held for attempt {}{}",
+                r.job_id,
+                r.job_type,
+                r.attempt,
+                if r.dead { "; that was its last attempt, so it is dead" } else { "" }
             );
         }
         if orphan_runs > 0 {
             tracing::warn!(
                 runs = orphan_runs,
-                "cron runs left unfinished by a stopped daemon were marked failed"
+                "{orphan_runs} cron run(s) left unfinished by a stopped daemon were marked failed"
             );
         }
         if lost > 0 {
             tracing::warn!(
                 lost,
-                "some running jobs' reservations were taken over by recovery"
+                "{lost} running job(s) lost their reservations to recovery; their outcomes will not be recorded"
             );
         }
     }
@@ -347,12 +361,14 @@ impl Queue {
             .heartbeat_instance(inner.instance.row(now), now)
             .await
         {
-            tracing::warn!(error = %e, "could not record this instance's heartbeat");
+            tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}");
             return;
         }
         match inner.store.extend(self.held_leases(), now).await {
             Ok(lost) => self.log_recovery(&[], 0, lost.len()),
-            Err(e) => tracing::warn!(error = %e, "could not extend running jobs' reservations"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not extend running jobs' reservations: {e}")
+            }
         }
         self.heartbeat_done();
     }
@@ -450,7 +466,7 @@ impl Queue {
                 "released jobs not started before shutdown"
             ),
             Err(e) => {
-                tracing::warn!(error = %e, "could not release jobs; they are recovered at the next start")
+                tracing::warn!(error = %e, jobs = n, "could not release {n} job(s) not started before shutdown: {e}; they are recovered at the next start")
             }
         }
     }
@@ -504,6 +520,34 @@ impl Queue {
         self.inner.busy.load(Ordering::Relaxed)
     }
 
+    /// Jobs this daemon holds reserved (the store counts them `running`)
+    /// without a worker running them: claimed ahead of a free worker, or
+    /// finished with their outcome not yet committed. `busy()` plus this is
+    /// what this daemon accounts for of the store's `running` count.
+    pub fn claimed(&self) -> usize {
+        let inner = &self.inner;
+        let uncommitted = (AHEAD_BATCHES * inner.config.batch_size.max(1))
+            .saturating_sub(inner.outcomes.available_permits());
+        lock(&inner.ready).len() + inner.drain_waiting.load(Ordering::Relaxed) + uncommitted
+    }
+
+    /// The ids of the jobs running in this daemon's workers now.
+    pub fn running_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.inner.leases)
+            .keys()
+            .map(|lease| lease.job_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Forces a stop under way: running attempts are abandoned (a command's
+    /// processes are ended), and their jobs handed back with the attempt
+    /// not counted, for this daemon's next start or another to run.
+    pub fn halt(&self) {
+        self.inner.halt.cancel();
+    }
+
     pub fn max_workers(&self) -> usize {
         self.inner.config.max_workers
     }
@@ -542,6 +586,33 @@ const AHEAD_BATCHES: usize = 8;
 /// The pace assumed before any job has run: slow enough that nothing is
 /// claimed ahead until jobs prove fast.
 const INITIAL_PACE: Duration = Duration::from_millis(100);
+
+/// Counts a drain's claimed jobs as waiting until each is started; those
+/// never started (released at shutdown) stop counting when it is dropped.
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    left: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize, n: usize) -> Waiting<'a> {
+        count.fetch_add(n, Ordering::Relaxed);
+        Waiting { count, left: n }
+    }
+
+    fn started_one(&mut self) {
+        if self.left > 0 {
+            self.left -= 1;
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.left, Ordering::Relaxed);
+    }
+}
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

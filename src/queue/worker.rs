@@ -96,7 +96,7 @@ impl Written {
     async fn submit(self) -> Option<Pending<bool>> {
         let store = self.queue.inner.store.clone();
         let (lease, outcome, now) = (self.lease.clone(), self.outcome.clone(), self.now);
-        let span = self.span.clone();
+        let (span, job_id) = (self.span.clone(), self.lease.job_id.clone());
         let then = Box::new(move |answer: &Result<bool, StoreError>| self.settle(answer));
         match store.finish(lease, outcome, now, Some(then)).await {
             Ok(pending) => Some(pending),
@@ -104,7 +104,7 @@ impl Written {
                 span.in_scope(|| {
                     tracing::error!(
                         error = %e,
-                        "could not record the job's outcome; it will run again after recovery"
+                        "job {job_id}: could not record its outcome: {e}; it will run again after recovery"
                     )
                 });
                 None
@@ -136,15 +136,16 @@ impl Written {
 
     fn log(self, answer: &Result<bool, StoreError>) {
         let inner = &self.queue.inner;
+        let job_id = &self.lease.job_id;
         self.span.in_scope(|| match answer {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
-                "the job's reservation was taken over while it ran (recovered as stale); \
+                "job {job_id}: its reservation was taken over while it ran (recovered as stale); \
                  its outcome was not recorded"
             ),
             Err(e) => tracing::error!(
                 error = %e,
-                "could not record the job's outcome; it will run again after recovery"
+                "job {job_id}: could not record its outcome: {e}; it will run again after recovery"
             ),
         });
         // The dispatcher may be asleep with nothing due: the retry is now.
@@ -202,9 +203,17 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                         cron_id: job.cron_id.clone(),
                         shutdown: inner.shutdown.child_token(),
                     };
-                    attempt(handler.clone(), ctx, timeout)
-                        .in_current_span()
-                        .await
+                    let run = attempt(handler.clone(), ctx, timeout).in_current_span();
+                    tokio::select! {
+                        result = run => result,
+                        () = inner.halt.cancelled() => {
+                            // `run` is dropped here: the handler's task is
+                            // aborted with it (a command's group is ended).
+                            inner.busy.fetch_sub(1, Ordering::Relaxed);
+                            hand_back(queue, &job.id, &job.job_type, lease).await;
+                            return (false, None);
+                        }
+                    }
                 }
             },
         };
@@ -232,18 +241,32 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                     config.backoff_base,
                     config.backoff_max,
                 );
+                let (id, job_type, attempt) = (&job.id, &job.job_type, lease.attempt);
+                let first = crate::logging::first_line(error.message());
                 match after {
+                    AfterFailure::Dead if error.is_permanent() => tracing::error!(
+                        duration_ms,
+                        error = %error,
+                        permanent = true,
+                        "job {id} ({job_type}) failed permanently on attempt {attempt}; \
+                         it is dead: {first}"
+                    ),
                     AfterFailure::Dead => tracing::error!(
                         duration_ms,
                         error = %error,
-                        permanent = error.is_permanent(),
-                        "job failed for good; it is dead"
+                        permanent = false,
+                        "job {id} ({job_type}) failed on its last attempt ({attempt} of {}); \
+                         it is dead: {first}",
+                        job.max_attempts
                     ),
                     AfterFailure::RetryAt(at) => tracing::warn!(
                         duration_ms,
                         error = %error,
                         retry_in_ms = at - now,
-                        "job failed; it will be retried"
+                        "job {id} ({job_type}) failed on attempt {attempt} of {}; \
+                         retrying in {} s: {first}",
+                        job.max_attempts,
+                        ((at - now).max(0) as u64).div_ceil(1000)
                     ),
                 }
                 Outcome::Failed {
@@ -273,8 +296,27 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
     .await
 }
 
+/// A forced stop abandoned the attempt: its reservation is released with
+/// the attempt given back, so the job runs again, whole, after a restart.
+async fn hand_back(queue: &Queue, id: &str, job_type: &str, lease: Lease) {
+    let inner = &queue.inner;
+    super::lock(&inner.leases).remove(&lease);
+    match inner.store.release(vec![lease], inner.clock.now_ms()).await {
+        Ok(_) => tracing::warn!(
+            "job {id} ({job_type}) was interrupted by a forced stop; \
+             it is handed back with this attempt not counted"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            "job {id} ({job_type}) was interrupted by a forced stop and could not be \
+             handed back: {e}; recovery releases it at the next start"
+        ),
+    }
+    queue.touch();
+}
+
 /// Runs the handler in its own task, so a panic is caught as a failure and
-/// a timeout can abort it.
+/// a timeout can abort it (as does dropping this future).
 async fn attempt(
     handler: std::sync::Arc<dyn super::handler::Handler>,
     ctx: JobContext,
@@ -282,6 +324,8 @@ async fn attempt(
 ) -> Result<(), JobError> {
     let task = tokio::spawn(async move { handler.run(ctx).await }.in_current_span());
     let abort = task.abort_handle();
+    // Dropped with the future (a forced stop): the handler goes too.
+    let _abort_on_drop = AbortOnDrop(abort.clone());
     match tokio::time::timeout(timeout, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!(
@@ -296,6 +340,14 @@ async fn attempt(
                 timeout.as_secs()
             )))
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -73,9 +73,30 @@ impl Ctx {
     }
 }
 
+/// During a shutdown drain the socket still answers, so an operator can
+/// watch what the daemon waits for; only commands that would start or
+/// change work are refused. `log_level` still works: it helps to see why
+/// a drain takes long.
+fn refused_while_draining(ctx: &Ctx, cmd: &str) -> Result<(), AdminError> {
+    if ctx.queue.shutdown_token().is_cancelled()
+        && cmd != "log_level"
+        && CHANGES_STATE.contains(&cmd)
+    {
+        return Err(AdminError::new(
+            Code::Unavailable,
+            format!(
+                "shutting down: the daemon is waiting for its running jobs and takes no {cmd} \
+                 now; read-only commands (status, jobs, job, crons, ...) still answer"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, AdminError> {
+    refused_while_draining(ctx, &req.cmd)?;
     if CHANGES_STATE.contains(&req.cmd.as_str()) {
-        tracing::info!(cmd = %req.cmd, uid = peer.uid, pid = ?peer.pid, "admin command");
+        tracing::info!(cmd = %req.cmd, uid = peer.uid, pid = peer.pid, "admin command {} from uid {}", req.cmd, peer.uid);
     }
     let no_args = || req.args::<NoArgs>().map(|_| ());
     match req.cmd.as_str() {

@@ -1,11 +1,21 @@
-//! `status`: the daemon's identity, health and queue totals.
+//! `status`: the daemon's identity, health and queue totals, its handlers,
+//! and, while it shuts down, what the drain waits for.
+//!
+//! The queue's totals come from the store, the workers' from this process:
+//! `queue.running` counts every reservation in the database, so beside
+//! `workers.busy` (handlers running here now) `workers.claimed` counts the
+//! jobs this daemon holds without running them at this instant (claimed
+//! ahead of a free worker, or finished with the outcome being written).
+//! What `running` holds beyond both is another daemon's, or a dead one's
+//! awaiting recovery.
 
 use std::sync::atomic::Ordering;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use crate::admin::protocol::{self, AdminError, PROTOCOL_VERSION};
+use crate::queue::Queue;
 use crate::queue::job::JobStatus;
 use crate::store::sqlite_version;
 
@@ -28,8 +38,12 @@ pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
         "db": backend.location,
         "sqlite_version": sqlite_version(),
         "ready": ctx.ready.load(Ordering::Relaxed),
-        "workers": serde_json::json!({"max": queue.max_workers(), "busy": queue.busy()}),
-        "queue": serde_json::json!({
+        "workers": json!({
+            "max": queue.max_workers(),
+            "busy": queue.busy(),
+            "claimed": queue.claimed(),
+        }),
+        "queue": json!({
             "pending": total(JobStatus::Pending),
             "scheduled": total(JobStatus::Scheduled),
             "running": total(JobStatus::Running),
@@ -38,5 +52,38 @@ pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
         "automatic": queue.automatic(),
         "instance": queue.instance().id,
         "last_tick": protocol::opt_time(ctx.scheduler.last_tick()),
+        "handlers": handlers(queue),
+        "draining": draining(queue),
+    })
+}
+
+/// Every registered handler, on or off, and why it is off.
+fn handlers(queue: &Queue) -> Vec<Value> {
+    queue
+        .registry()
+        .iter()
+        .map(|r| {
+            json!({
+                "type": r.job_type(),
+                "enabled": r.enabled,
+                "reason": if r.enabled { None } else { Some(r.disabled_reason.as_deref().unwrap_or("switched off")) },
+            })
+        })
+        .collect()
+}
+
+/// Null while the daemon runs; during a shutdown drain, the jobs it waits
+/// for and the latest moment their timeouts allow them.
+fn draining(queue: &Queue) -> Value {
+    if !queue.shutdown_token().is_cancelled() {
+        return Value::Null;
+    }
+    let until = queue
+        .longest_remaining()
+        .map(|left| queue.clock().now_ms() + left.as_millis() as i64);
+    json!({
+        "running": queue.busy(),
+        "jobs": queue.running_ids(),
+        "until": protocol::opt_time(until),
     })
 }

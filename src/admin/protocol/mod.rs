@@ -107,7 +107,7 @@ impl From<StoreError> for AdminError {
             StoreError::QueueFull { .. } => AdminError::new(Code::QueueFull, e.to_string()),
             _ if e.is_unavailable() => AdminError::new(Code::Unavailable, e.to_string()),
             _ => {
-                tracing::error!(error = %e, "database error while serving a request");
+                tracing::error!(error = %e, "database error while serving a request: {e}");
                 AdminError::new(Code::Internal, e.to_string())
             }
         }
@@ -372,6 +372,7 @@ pub fn cron(view: &CronView, last_run: Option<&RunRow>) -> Value {
         "timezone": spec.timezone_name,
         "description": spec.description,
         "enabled": view.enabled,
+        "disabled_by": view.disabled_by.map(|by| by.as_str()),
         "source": spec.source.as_str(),
         "job": spec.job_json(),
         "overlap": match spec.overlap { crate::cron::spec::Overlap::Skip => "skip", crate::cron::spec::Overlap::Allow => "allow" },

@@ -154,6 +154,7 @@ pub fn run(path: Option<&Path>) -> ExitCode {
                 println!("{shown}: {} cron(s), all valid", crons.len());
             }
             print_crons(&crons);
+            warn_unreadable_templates(&crons, &config);
             ExitCode::from(exit::OK)
         }
         Err(errors) => {
@@ -174,6 +175,18 @@ fn print_crons(crons: &[CronDef]) {
             c.job_type,
             if c.enabled { "" } else { " (disabled)" }
         );
+    }
+}
+
+/// Email crons whose template this user cannot read were not judged; say so.
+fn warn_unreadable_templates(crons: &[crate::cron::file::CronDef], config: &Config) {
+    for c in crons.iter().filter(|c| c.job_type == "email") {
+        let data = serde_json::Value::Object(c.data.clone());
+        if let Some(why) =
+            crate::handlers::email::unreadable_template(&config.smtp.templates_dir, &data)
+        {
+            eprintln!("cronq: warning: cron.{}: {why}", c.id);
+        }
     }
 }
 

@@ -27,12 +27,27 @@ fn last_run(cron: &Value, now: Timestamp) -> (String, String) {
     }
 }
 
+/// The ENABLED column: "yes", or "no" and what switched it off.
 fn enabled(cron: &Value) -> String {
     match cron.get("enabled").and_then(Value::as_bool) {
         Some(true) => "yes".to_string(),
-        Some(false) => "no".to_string(),
+        Some(false) => match opt_str(cron, "disabled_by") {
+            Some(by) => format!("no ({by})"),
+            None => "no".to_string(),
+        },
         None => "-".to_string(),
     }
+}
+
+/// Why a cron is off, in words, for `cronq cron ID`.
+fn disabled_because(cron: &Value) -> Option<&'static str> {
+    Some(match opt_str(cron, "disabled_by")? {
+        "file" => "enabled = false in the crons file",
+        "environment" => "its ENABLE_ variable is false in the daemon's environment",
+        "override" => "`cronq disable`, which persists until `cronq enable`",
+        "default" => "off by default; its ENABLE_ variable turns it on",
+        _ => return None,
+    })
 }
 
 pub fn render_list(a: &Value, now: Timestamp) -> String {
@@ -78,7 +93,12 @@ pub fn render_cron(a: &Value, now: Timestamp) -> String {
     f.add("schedule", text(cron, "schedule"));
     f.add("zone", text(cron, "timezone"));
     f.add("description", text(cron, "description"));
-    f.add("enabled", yes_no(cron, "enabled"));
+    match disabled_because(cron) {
+        Some(why) if cron.get("enabled") == Some(&Value::Bool(false)) => {
+            f.add("enabled", format!("no: {why}"))
+        }
+        _ => f.add("enabled", yes_no(cron, "enabled")),
+    }
     f.add("source", text(cron, "source"));
     f.add("next run", when(cron, "next_run", now));
     let (last, status) = last_run(cron, now);
@@ -201,13 +221,14 @@ mod tests {
         report["timezone"] = json!("Europe/Berlin");
         report["source"] = json!("file");
         report["enabled"] = json!(false);
+        report["disabled_by"] = json!("environment");
         report["last_run"] = json!({"scheduled_for": "2025-12-31T01:00:00.000Z", "started": "2025-12-31T01:00:00.004Z", "status": "ok"});
         let out = render_list(&json!({"ok": true, "crons": [builtin(), report]}), now());
         assert_eq!(
             out,
-            "ID              SCHEDULE   ZONE           ENABLED  NEXT   LAST     STATUS  SOURCE\n\
-             system_queue    * * * * *  UTC            yes      in 1m  -        -       builtin\n\
-             nightly_report  0 2 * * *  Europe/Berlin  no       -      22h ago  ok      file\n"
+            "ID              SCHEDULE   ZONE           ENABLED           NEXT   LAST     STATUS  SOURCE\n\
+             system_queue    * * * * *  UTC            yes               in 1m  -        -       builtin\n\
+             nightly_report  0 2 * * *  Europe/Berlin  no (environment)  -      22h ago  ok      file\n"
         );
     }
 
@@ -226,6 +247,18 @@ mod tests {
                 "SCHEDULED FOR        TRIGGER   STATUS  STARTED  TOOK  ERROR\n\
              2025-12-31 23:59:00  schedule  ok      59s ago  12ms\n"
             ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn one_cron_says_why_it_is_off() {
+        let mut cron = builtin();
+        cron["enabled"] = json!(false);
+        cron["disabled_by"] = json!("override");
+        let out = render_cron(&json!({"ok": true, "cron": cron, "runs": []}), now());
+        assert!(
+            out.contains("enabled: no: `cronq disable`, which persists until `cronq enable`\n"),
             "{out}"
         );
     }

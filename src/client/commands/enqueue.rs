@@ -115,46 +115,74 @@ fn batch(content: &str, source: &str) -> Result<Vec<Value>, ClientError> {
     Ok(jobs)
 }
 
+/// One job's line, or a batch's summary: how many were stored and how
+/// many were duplicates (`--verbose` adds a line per job).
 pub fn render(a: &Value, now: Timestamp) -> String {
-    if let Some(job) = a.get("job") {
-        let runs = timefmt::relative_text(opt_str(job, "run_at"), now);
-        if a.get("duplicate").and_then(Value::as_bool) == Some(true) {
-            return format!(
-                "duplicate: job {} with unique key {} is already {}; nothing stored",
-                text(job, "id"),
-                text(job, "unique_key"),
-                text(job, "status")
-            );
-        }
-        return format!(
-            "enqueued job {} ({}), {}, runs {runs}",
-            text(job, "id"),
-            text(job, "type"),
-            text(job, "status")
-        );
+    if a.get("job").is_some() {
+        return render_one(a, now);
+    }
+    summary(super::items(a, "jobs"))
+}
+
+/// As [`render`], with a batch's jobs listed one per line first.
+pub fn render_verbose(a: &Value, now: Timestamp) -> String {
+    if a.get("job").is_some() {
+        return render_one(a, now);
     }
     let jobs = super::items(a, "jobs");
     let mut t = Table::new(&["ID", "TYPE", "NAME", "STATUS", "RUNS", "NOTE"]);
-    let mut duplicates = 0;
     for job in jobs {
-        let dup = job.get("duplicate").and_then(Value::as_bool) == Some(true);
-        duplicates += usize::from(dup);
         t.row(vec![
             text(job, "id"),
             text(job, "type"),
             text(job, "name"),
             text(job, "status"),
             timefmt::relative_text(opt_str(job, "run_at"), now),
-            if dup {
+            if is_duplicate(job) {
                 "duplicate".into()
             } else {
                 String::new()
             },
         ]);
     }
+    format!("{t}{}", summary(jobs))
+}
+
+fn is_duplicate(job: &Value) -> bool {
+    job.get("duplicate").and_then(Value::as_bool) == Some(true)
+}
+
+/// "10 jobs: 9 stored, 1 duplicate not stored again".
+fn summary(jobs: &[Value]) -> String {
+    let duplicates = jobs.iter().filter(|j| is_duplicate(j)).count();
+    let stored = jobs.len() - duplicates;
+    let mut line = format!("{} jobs: {stored} stored", jobs.len());
+    match duplicates {
+        0 => {}
+        1 => line.push_str(", 1 duplicate not stored again (its unique key is taken)"),
+        n => line.push_str(&format!(
+            ", {n} duplicates not stored again (their unique keys are taken)"
+        )),
+    }
+    line
+}
+
+fn render_one(a: &Value, now: Timestamp) -> String {
+    let job = a.get("job").unwrap_or(&Value::Null);
+    if a.get("duplicate").and_then(Value::as_bool) == Some(true) {
+        return format!(
+            "duplicate: job {} with unique key {} is already {}; nothing stored",
+            text(job, "id"),
+            text(job, "unique_key"),
+            text(job, "status")
+        );
+    }
     format!(
-        "{t}enqueued {} jobs ({duplicates} duplicates not stored again)",
-        jobs.len() - duplicates
+        "enqueued job {} ({}), {}, runs {}",
+        text(job, "id"),
+        text(job, "type"),
+        text(job, "status"),
+        timefmt::relative_text(opt_str(job, "run_at"), now)
     )
 }
 
@@ -282,10 +310,29 @@ mod tests {
             render(&json!({"ok": true, "job": job, "duplicate": true}), now),
             "duplicate: job k3j9x0c2m1q8z7a with unique key u is already scheduled; nothing stored"
         );
-        let out = render(&json!({"ok": true, "jobs": [job, job]}), now);
+        let mut dup = job.clone();
+        dup["duplicate"] = json!(true);
+        let batch = json!({"ok": true, "jobs": [job, job, dup]});
+        assert_eq!(
+            render(&batch, now),
+            "3 jobs: 2 stored, 1 duplicate not stored again (its unique key is taken)"
+        );
+        let out = render_verbose(&batch, now);
+        assert_eq!(
+            out.lines().count(),
+            5,
+            "a header, a line per job, the summary: {out}"
+        );
+        assert!(out.lines().nth(3).unwrap().ends_with("duplicate"), "{out}");
         assert!(
-            out.ends_with("enqueued 2 jobs (0 duplicates not stored again)"),
+            out.ends_with(
+                "3 jobs: 2 stored, 1 duplicate not stored again (its unique key is taken)"
+            ),
             "{out}"
+        );
+        assert_eq!(
+            render(&json!({"ok": true, "jobs": [job, dup.clone(), dup]}), now),
+            "3 jobs: 1 stored, 2 duplicates not stored again (their unique keys are taken)"
         );
     }
 }

@@ -34,7 +34,11 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Metrics => (Cmd::Metrics, status::render_metrics),
         Command::Enqueue(args) => (
             enqueue::request(&args, &mut std::io::stdin().lock())?,
-            enqueue::render,
+            if args.verbose {
+                enqueue::render_verbose
+            } else {
+                enqueue::render
+            },
         ),
         Command::Jobs(args) => (jobs::list_request(&args)?, jobs::render_list),
         Command::Job { id } => (Cmd::Job { id }, jobs::render_job),

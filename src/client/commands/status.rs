@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{num, text, when, yes_no};
+use super::{items, num, opt_str, text, when, yes_no};
 use crate::client::table::{Fields, Table};
 use crate::client::timefmt;
 
@@ -27,22 +27,102 @@ pub fn render_status(a: &Value, now: Timestamp) -> String {
     f.add("ready", yes_no(a, "ready"));
     f.add("database", text(a, "db"));
     f.add("sqlite", text(a, "sqlite_version"));
-    f.add(
-        "workers",
-        format!("{}/{} busy", num(workers, "busy"), num(workers, "max")),
-    );
-    f.add(
-        "queue",
-        format!(
-            "{} pending, {} scheduled, {} running, {} dead",
-            num(queue, "pending"),
-            num(queue, "scheduled"),
-            num(queue, "running"),
-            num(queue, "dead")
-        ),
-    );
+    f.add("workers", workers_line(workers));
+    f.add("queue", queue_line(queue, workers));
+    f.add("handlers", handlers_line(a));
     f.add("last tick", when(a, "last_tick", now));
+    if let Some(draining) = a.get("draining").filter(|d| d.is_object()) {
+        f.add("draining", draining_line(draining, now));
+    }
     f.to_string()
+}
+
+fn count(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// "2/5 busy", and the jobs held without a worker, which the queue's
+/// `running` count includes.
+fn workers_line(workers: &Value) -> String {
+    let mut line = format!("{}/{} busy", num(workers, "busy"), num(workers, "max"));
+    let claimed = count(workers, "claimed");
+    if claimed > 0 {
+        line.push_str(&format!(
+            ", {claimed} more held (claimed for a free worker, or finished and being recorded)"
+        ));
+    }
+    line
+}
+
+/// The store's totals; `running` counts every reservation in the database,
+/// so what this daemon does not account for is said to be someone else's.
+fn queue_line(queue: &Value, workers: &Value) -> String {
+    let mut line = format!(
+        "{} pending, {} scheduled, {} running, {} dead",
+        num(queue, "pending"),
+        num(queue, "scheduled"),
+        num(queue, "running"),
+        num(queue, "dead")
+    );
+    let here = count(workers, "busy") + count(workers, "claimed");
+    let running = count(queue, "running");
+    if workers.get("busy").is_some() && running > here {
+        line.push_str(&format!(
+            " ({} of the running held by another daemon on this database, or by a stopped one until recovery)",
+            running - here
+        ));
+    }
+    line
+}
+
+/// "command, noop; off: email (SMTP_HOST is not set)".
+fn handlers_line(a: &Value) -> String {
+    let handlers = items(a, "handlers");
+    if handlers.is_empty() {
+        return "-".to_string();
+    }
+    let on: Vec<String> = handlers
+        .iter()
+        .filter(|h| h.get("enabled") == Some(&Value::Bool(true)))
+        .map(|h| text(h, "type"))
+        .collect();
+    let off: Vec<String> = handlers
+        .iter()
+        .filter(|h| h.get("enabled") != Some(&Value::Bool(true)))
+        .map(|h| match opt_str(h, "reason") {
+            Some(reason) => format!("{} ({reason})", text(h, "type")),
+            None => text(h, "type"),
+        })
+        .collect();
+    let mut line = if on.is_empty() {
+        "none on".to_string()
+    } else {
+        on.join(", ")
+    };
+    if !off.is_empty() {
+        line.push_str(&format!("; off: {}", off.join(", ")));
+    }
+    line
+}
+
+/// What a shutdown waits for: "2 running jobs (a, b), until ... (in 25s)".
+fn draining_line(d: &Value, now: Timestamp) -> String {
+    let ids: Vec<String> = items(d, "jobs")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let mut line = format!(
+        "shutting down; waiting for {} running job(s)",
+        num(d, "running")
+    );
+    if !ids.is_empty() {
+        line.push_str(&format!(" ({})", ids.join(", ")));
+    }
+    if opt_str(d, "until").is_some() {
+        line.push_str(&format!(", at most until {}", when(d, "until", now)));
+    }
+    line.push_str("; a second SIGTERM stops at once");
+    line
 }
 
 pub fn render_stats(a: &Value, _now: Timestamp) -> String {
@@ -134,6 +214,43 @@ mod tests {
             out.contains("    queue: 1 pending, 2 scheduled, 2 running, 0 dead"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn status_explains_running_jobs_handlers_and_a_drain() {
+        let a = json!({"ok": true, "workers": {"max": 5, "busy": 0, "claimed": 1},
+            "queue": {"pending": 0, "scheduled": 0, "running": 3, "dead": 0},
+            "handlers": [{"type": "command", "enabled": true, "reason": null},
+                         {"type": "email", "enabled": false, "reason": "SMTP_HOST is not set"},
+                         {"type": "noop", "enabled": true, "reason": null}],
+            "draining": {"running": 1, "jobs": ["k3j9x0c2m1q8z7a"], "until": "2026-01-01T00:00:30.000Z"}});
+        let out = render_status(&a, now());
+        assert!(
+            out.contains("  workers: 0/5 busy, 1 more held (claimed for a free worker, or finished and being recorded)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("0 dead (2 of the running held by another daemon"),
+            "{out}"
+        );
+        assert!(
+            out.contains(" handlers: command, noop; off: email (SMTP_HOST is not set)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(" draining: shutting down; waiting for 1 running job(s) (k3j9x0c2m1q8z7a), at most until 2026-01-01 00:00:30 UTC (in 30s)"),
+            "{out}"
+        );
+        // Consistent figures say nothing more.
+        let a = json!({"ok": true, "workers": {"max": 5, "busy": 1, "claimed": 0},
+            "queue": {"pending": 0, "scheduled": 0, "running": 1, "dead": 0}, "draining": null});
+        let out = render_status(&a, now());
+        assert!(out.contains("  workers: 1/5 busy\n"), "{out}");
+        assert!(
+            out.contains("    queue: 0 pending, 0 scheduled, 1 running, 0 dead\n"),
+            "{out}"
+        );
+        assert!(!out.contains("draining"), "{out}");
     }
 
     #[test]

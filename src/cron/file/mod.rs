@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::cron::schedule::{Schedule, ScheduleError, default_timezone};
 use crate::queue::handler::Registry;
 
-pub use super::spec::{CatchUp, Overlap};
+pub use super::spec::{CatchUp, DisabledBy, Overlap};
 
 /// One `[cron.ID]` table, validated.
 #[derive(Debug, Clone)]
@@ -50,6 +50,8 @@ pub struct CronDef {
     /// The file's `enabled` and the `ENABLE_<ID>` variable both allow it.
     /// A runtime `enable`/`disable` override is the scheduler's business.
     pub enabled: bool,
+    /// Which of the two turned it off (the file's, when both did).
+    pub disabled_by: Option<DisabledBy>,
     pub source_file: PathBuf,
     /// The line of the `[cron.ID]` header (or of the first `cron.ID.` key).
     pub line: usize,
@@ -73,6 +75,7 @@ impl PartialEq for CronDef {
             && self.overlap == other.overlap
             && self.catch_up == other.catch_up
             && self.enabled == other.enabled
+            && self.disabled_by == other.disabled_by
     }
 }
 

@@ -655,8 +655,12 @@ fn the_man_page_example_loads() {
 }
 
 /// A configuration under which `email` and `command` (for the examples'
-/// program) are enabled too, as on a machine set up for them.
+/// program) are enabled too, as on a machine set up for them: with the
+/// `report` template the examples mail (its placeholders are theirs).
 fn config_with_every_handler(dir: &std::path::Path) -> Config {
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("report.txt"), "The nightly report.\n").unwrap();
     let vars = [
         ("SMTP_HOST", "localhost"),
         ("MAIL_FROM", "cronq@example.com"),
@@ -669,5 +673,6 @@ fn config_with_every_handler(dir: &std::path::Path) -> Config {
         .collect();
     let mut config = Config::from_vars(&vars).unwrap();
     config.data_dir = dir.join("data");
+    config.smtp.templates_dir = templates;
     config
 }

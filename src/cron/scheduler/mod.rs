@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::spec::{CatchUp, CronAction, CronSpec, Overlap};
+use super::spec::{CatchUp, CronAction, CronSpec, DisabledBy, Overlap};
 use crate::clock::{Clock, Millis};
 use crate::queue::{DrainReport, Queue, QueueError};
 use crate::store::run::{NewRun, RunRow, RunStatus, RunTrigger};
@@ -60,6 +60,8 @@ pub struct CronView {
     pub spec: CronSpec,
     /// In force now: a persisted `enable`/`disable`, else as declared.
     pub enabled: bool,
+    /// Why it is off now; `None` when `enabled`.
+    pub disabled_by: Option<DisabledBy>,
     pub next_run: Option<Millis>,
 }
 
@@ -185,6 +187,11 @@ impl Scheduler {
             .values()
             .map(|spec| CronView {
                 enabled: table.enabled(spec),
+                disabled_by: match table.overrides.get(&spec.id) {
+                    Some(true) => None,
+                    Some(false) => Some(DisabledBy::Override),
+                    None => spec.disabled_by,
+                },
                 next_run: table.next.get(&spec.id).map(|t| t.as_millisecond()),
                 spec: spec.clone(),
             })
@@ -276,10 +283,13 @@ impl Scheduler {
             table.crons = crons;
         }
         tracing::info!(
-            added = ?report.added,
-            removed = ?report.removed,
-            changed = ?report.changed,
-            "crons reloaded"
+            added = %report.added.join(","),
+            removed = %report.removed.join(","),
+            changed = %report.changed.join(","),
+            "crons reloaded: {} added, {} removed, {} changed",
+            report.added.len(),
+            report.removed.len(),
+            report.changed.len()
         );
         self.inner.wake.notify_one();
         Ok(report)
@@ -295,14 +305,16 @@ impl Scheduler {
             if step < -SignedDuration::from_secs(1) {
                 tracing::warn!(
                     by_s = -step.as_secs(),
-                    "the wall clock stepped back; runs already fired are not fired again"
+                    "the wall clock stepped back by {} s; runs already fired are not fired again",
+                    -step.as_secs()
                 );
             }
             if step > CLOCK_CORRECTION {
                 tracing::warn!(
                     by_s = step.as_secs(),
-                    "the wall clock jumped forward by more than 3 hours; \
-                     treating it as a correction and firing no missed runs"
+                    "the wall clock jumped forward by {} s, more than 3 hours; \
+                     treating it as a correction and firing no missed runs",
+                    step.as_secs()
                 );
                 self.reschedule_all(now);
             }
@@ -413,7 +425,7 @@ impl Scheduler {
             match self.fire(spec.clone(), at, trigger).await {
                 Ok(_) => return,
                 Err(e) if matches!(e, StoreError::Busy(_)) && tries < FIRE_TRIES => {
-                    tracing::warn!(cron_id = %spec.id, error = %e, tries, "cron run not recorded yet; trying again");
+                    tracing::warn!(cron_id = %spec.id, error = %e, tries, "cron {}: its run is not recorded yet ({e}); trying again", spec.id);
                     tries += 1;
                     tokio::select! {
                         () = tokio::time::sleep(FIRE_RETRY_PAUSE) => {}
@@ -421,7 +433,7 @@ impl Scheduler {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(cron_id = %spec.id, error = %e, "cron run could not be recorded");
+                    tracing::error!(cron_id = %spec.id, error = %e, "cron {}: its run could not be recorded: {e}", spec.id);
                     return;
                 }
             }
@@ -446,7 +458,7 @@ impl Scheduler {
                 Ok(Some(last)) => last,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(cron_id = %spec.id, error = %e, "could not read the last run; no catch-up");
+                    tracing::warn!(cron_id = %spec.id, error = %e, "cron {}: could not read its last run ({e}); no catch-up", spec.id);
                     continue;
                 }
             };
@@ -461,7 +473,7 @@ impl Scheduler {
             }
             let missed = latest_fire(&spec, first_missed, now);
             if let Err(e) = self.fire(spec.clone(), missed, RunTrigger::CatchUp).await {
-                tracing::error!(cron_id = %spec.id, error = %e, "catch-up run could not be recorded");
+                tracing::error!(cron_id = %spec.id, error = %e, "cron {}: its catch-up run could not be recorded: {e}", spec.id);
             }
         }
     }
@@ -568,7 +580,13 @@ impl Scheduler {
         };
         match &error {
             None => tracing::info!(duration_ms, "cron run finished"),
-            Some(error) => tracing::error!(duration_ms, error = %error, "cron run failed"),
+            Some(error) => tracing::error!(
+                duration_ms,
+                error = %error,
+                "cron {} run failed: {}",
+                spec.id,
+                crate::logging::first_line(error)
+            ),
         }
         let run = store
             .finish_run(run.id, status, error, self.clock().now_ms())

@@ -90,6 +90,7 @@ fn spec(id: &str, expr: &str) -> CronSpec {
         overlap: Overlap::Allow,
         catch_up: CatchUp::None,
         enabled: true,
+        disabled_by: None,
         source: Source::File,
     }
 }

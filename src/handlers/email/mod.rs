@@ -78,6 +78,14 @@ pub enum EmailError {
     /// Connection, TLS, timeout or protocol trouble.
     #[error("cannot deliver to SMTP server {server}: {detail}")]
     Transport { server: String, detail: String },
+    /// The server does not offer STARTTLS, which SMTP_TLS=starttls
+    /// requires: a setting that is wrong, not a server that is busy.
+    #[error(
+        "SMTP server {server} does not offer STARTTLS, which SMTP_TLS=starttls requires; \
+         set SMTP_TLS=tls if it speaks TLS from the first byte, or SMTP_TLS=none to send \
+         in clear (on a trusted network only)"
+    )]
+    NoStartTls { server: String },
 }
 
 impl EmailError {
@@ -90,7 +98,8 @@ impl EmailError {
             | EmailError::TemplateTooLarge { .. }
             | EmailError::TemplateNotUtf8 { .. }
             | EmailError::Build(_)
-            | EmailError::Rejected { .. } => true,
+            | EmailError::Rejected { .. }
+            | EmailError::NoStartTls { .. } => true,
             // Setup errors are fixed by the operator, after which the job
             // goes through; a read error or a busy server may pass.
             EmailError::NotConfigured(_)
@@ -125,6 +134,8 @@ struct Outbox {
 #[derive(Debug)]
 pub struct EmailHandler {
     templates_dir: PathBuf,
+    /// Templates as `validate` last read them.
+    templates: template::Cache,
     /// `Err` holds why the handler cannot send, for `unconfigured` handlers.
     outbox: Result<Outbox, String>,
 }
@@ -143,24 +154,53 @@ pub fn registration(smtp: &SmtpConfig) -> Registration {
 
 impl EmailHandler {
     /// A handler that sends through the server `smtp` names. Fails when the
-    /// host or sender is missing or invalid, or TLS cannot be set up.
+    /// host or sender is missing or invalid, or TLS cannot be set up; the
+    /// error names every such fault, not only the first.
     pub fn new(smtp: &SmtpConfig) -> Result<EmailHandler, EmailError> {
-        let host = smtp
-            .host
-            .as_deref()
-            .ok_or_else(|| EmailError::NotConfigured("SMTP_HOST is not set".to_string()))?;
-        let from = smtp.from.as_deref().ok_or_else(|| {
-            EmailError::NotConfigured("MAIL_FROM (or SMTP_FROM_EMAIL) is not set".to_string())
-        })?;
-        let from: Mailbox = from.parse().map_err(|_| EmailError::BadSender {
-            var: "MAIL_FROM",
-            value: from.to_string(),
-        })?;
-        let mailer = Mailer::new(smtp, host)?;
-        Ok(EmailHandler {
-            templates_dir: smtp.templates_dir.clone(),
-            outbox: Ok(Outbox { from, mailer }),
-        })
+        let mut faults = Vec::new();
+        if smtp.host.is_none() {
+            faults.push(EmailError::NotConfigured(
+                "SMTP_HOST is not set".to_string(),
+            ));
+        }
+        let from = match smtp.from.as_deref() {
+            None => {
+                faults.push(EmailError::NotConfigured(
+                    "MAIL_FROM (or SMTP_FROM_EMAIL) is not set".to_string(),
+                ));
+                None
+            }
+            Some(from) => match from.parse::<Mailbox>() {
+                Ok(mailbox) => Some(mailbox),
+                Err(_) => {
+                    faults.push(EmailError::BadSender {
+                        var: "MAIL_FROM",
+                        value: from.to_string(),
+                    });
+                    None
+                }
+            },
+        };
+        // Checked with a stand-in host when SMTP_HOST is missing, so that a
+        // username without a password is reported in the same breath.
+        let mailer = Mailer::new(smtp, smtp.host.as_deref().unwrap_or("localhost"))
+            .map_err(|e| faults.push(e))
+            .ok();
+        match (faults.len(), from, mailer) {
+            (0, Some(from), Some(mailer)) => Ok(EmailHandler {
+                templates_dir: smtp.templates_dir.clone(),
+                templates: template::Cache::default(),
+                outbox: Ok(Outbox { from, mailer }),
+            }),
+            (1, _, _) => Err(faults.remove(0)),
+            _ => Err(EmailError::NotConfigured(
+                faults
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
     }
 
     /// A handler that validates payloads but cannot send, for registering
@@ -168,8 +208,35 @@ impl EmailHandler {
     pub fn unconfigured(smtp: &SmtpConfig, reason: impl Into<String>) -> EmailHandler {
         EmailHandler {
             templates_dir: smtp.templates_dir.clone(),
+            templates: template::Cache::default(),
             outbox: Err(reason.into()),
         }
+    }
+
+    /// A template job's template exists and every placeholder in it has a
+    /// value. A template this process cannot read (permissions, I/O) is not
+    /// judged here: the attempt that needs it reports the error.
+    fn check_template(&self, job: &EmailJob) -> Result<(), EmailError> {
+        let Body::Template(name) = &job.body else {
+            return Ok(());
+        };
+        let found = match self.templates.get(&self.templates_dir, name) {
+            Ok(found) => found,
+            Err(EmailError::TemplateIo { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for (ext, source) in [("txt", &found.text), ("html", &found.html)] {
+            let Some(source) = source else { continue };
+            if let Some(missing) =
+                template::placeholders(source).find(|n| job.variables.get(n).is_none())
+            {
+                return Err(EmailError::MissingVariable {
+                    what: format!("template {name}.{ext}"),
+                    name: missing.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Renders `job` into a message from `from`.
@@ -245,6 +312,26 @@ fn one_line(subject: &str) -> String {
         .collect()
 }
 
+/// Why the template an email job's `data` names cannot be checked by this
+/// process, if it cannot: `cronq check` runs as an operator who may not
+/// read the daemon's templates folder, and says so instead of passing in
+/// silence. `None` for inline bodies, and for templates it can read.
+pub fn unreadable_template(templates_dir: &std::path::Path, data: &Value) -> Option<String> {
+    let Ok(EmailJob {
+        body: Body::Template(name),
+        ..
+    }) = EmailJob::parse(data)
+    else {
+        return None;
+    };
+    match template::load_now(templates_dir, &name) {
+        Err(e @ EmailError::TemplateIo { .. }) => Some(format!(
+            "template {name} was not checked: {e} (the daemon may still read it)"
+        )),
+        _ => None,
+    }
+}
+
 /// `value` with the values of secret-looking keys (password, token, secret,
 /// at any depth) replaced, for debug logging.
 fn redacted(value: &Value) -> Value {
@@ -283,7 +370,9 @@ impl Handler for EmailHandler {
 
     fn validate(&self, data: &Value) -> Result<(), String> {
         let job = EmailJob::parse(data).map_err(|e| e.to_string())?;
-        job.check_visible_placeholders().map_err(|e| e.to_string())
+        job.check_visible_placeholders()
+            .and_then(|()| self.check_template(&job))
+            .map_err(|e| e.to_string())
     }
 
     async fn run(&self, job: JobContext) -> Result<(), JobError> {

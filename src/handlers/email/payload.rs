@@ -4,8 +4,9 @@
 //! reach the queue without passing `validate` (another program, an older
 //! version). `validate` additionally checks the placeholders it can see
 //! without reading a template (subject, inline bodies) against `variables`;
-//! a template's own placeholders are only known when it is read at run time,
-//! since templates may legitimately change between enqueue and delivery.
+//! the handler then checks a named template against the files as they are
+//! at enqueue, and the run checks them again as they are at delivery, since
+//! templates may legitimately change in between.
 
 use std::str::FromStr;
 

@@ -16,12 +16,13 @@
 //! refused: with no loops there is no sensible way to show one, and dumping
 //! JSON into someone's inbox is always a mistake.
 
-use std::collections::BTreeMap;
-use std::io::ErrorKind;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
 
 use super::EmailError;
 
@@ -222,12 +223,26 @@ pub struct Template {
 /// template; any other read failure may be passing (a remount, a deploy in
 /// progress) and is reported as such.
 pub async fn load(dir: &Path, name: &str) -> Result<Template, EmailError> {
+    let (dir, name) = (dir.to_path_buf(), name.to_string());
+    let path = dir.clone();
+    tokio::task::spawn_blocking(move || load_now(&dir, &name))
+        .await
+        .unwrap_or_else(|e| {
+            Err(EmailError::TemplateIo {
+                path,
+                source: std::io::Error::other(format!("the read was cancelled: {e}")),
+            })
+        })
+}
+
+/// [`load`], on the calling thread: for `validate`, which is not async.
+pub fn load_now(dir: &Path, name: &str) -> Result<Template, EmailError> {
     check_name(name).map_err(|reason| EmailError::Payload {
         field: "template".to_string(),
         reason,
     })?;
-    let text = read_optional(dir.join(format!("{name}.txt"))).await?;
-    let html = read_optional(dir.join(format!("{name}.html"))).await?;
+    let text = read_optional(dir.join(format!("{name}.txt")))?;
+    let html = read_optional(dir.join(format!("{name}.html")))?;
     if text.is_none() && html.is_none() {
         return Err(EmailError::UnknownTemplate {
             name: name.to_string(),
@@ -237,12 +252,66 @@ pub async fn load(dir: &Path, name: &str) -> Result<Template, EmailError> {
     Ok(Template { text, html })
 }
 
-async fn read_optional(path: PathBuf) -> Result<Option<String>, EmailError> {
+/// Templates read for enqueue-time checks, kept while their files are
+/// unchanged: a batch of ten thousand welcome emails costs two `stat`s per
+/// job, not two reads. Run time reads afresh ([`load`]).
+#[derive(Debug, Default)]
+pub struct Cache {
+    entries: Mutex<HashMap<String, (Stamp, Arc<Template>)>>,
+}
+
+/// Identity of one file of a template: device, inode, mtime (s, ns), size.
+type FileStamp = (u64, u64, i64, i64, u64);
+
+/// Identity of both files of a template (`None`: absent).
+type Stamp = [Option<FileStamp>; 2];
+
+/// Templates a cache keeps at most; past that it starts again empty.
+const CACHED_TEMPLATES: usize = 256;
+
+impl Cache {
+    /// The template `name` in `dir`, as [`load_now`] reads it.
+    pub fn get(&self, dir: &Path, name: &str) -> Result<Arc<Template>, EmailError> {
+        check_name(name).map_err(|reason| EmailError::Payload {
+            field: "template".to_string(),
+            reason,
+        })?;
+        let stamp = [
+            stamp(&dir.join(format!("{name}.txt")))?,
+            stamp(&dir.join(format!("{name}.html")))?,
+        ];
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, template)) = entries.get(name)
+            && *seen == stamp
+        {
+            return Ok(template.clone());
+        }
+        let template = Arc::new(load_now(dir, name)?);
+        if entries.len() >= CACHED_TEMPLATES {
+            entries.clear();
+        }
+        entries.insert(name.to_string(), (stamp, template.clone()));
+        Ok(template)
+    }
+}
+
+fn stamp(path: &Path) -> Result<Option<FileStamp>, EmailError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.len()))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(EmailError::TemplateIo {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn read_optional(path: PathBuf) -> Result<Option<String>, EmailError> {
     let io_error = |source: std::io::Error| EmailError::TemplateIo {
         path: path.clone(),
         source,
     };
-    let file = match tokio::fs::File::open(&path).await {
+    let file = match std::fs::File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(e)),
@@ -251,7 +320,6 @@ async fn read_optional(path: PathBuf) -> Result<Option<String>, EmailError> {
     // One byte past the limit tells "exactly at the limit" from "too big".
     file.take(MAX_TEMPLATE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .await
         .map_err(io_error)?;
     if bytes.len() as u64 > MAX_TEMPLATE_BYTES {
         return Err(EmailError::TemplateTooLarge {

@@ -54,6 +54,7 @@ pub struct Mailer {
     transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
     /// `host:port`, for messages.
     server: String,
+    tls: SmtpTls,
     /// Forms of the secret that must never appear in an error message: the
     /// password, and its base64 forms as sent by AUTH PLAIN and AUTH LOGIN
     /// (a server may echo a refused command back in its reply).
@@ -102,6 +103,7 @@ impl Mailer {
             builder,
             transport: OnceLock::new(),
             server: format!("{host}:{port}"),
+            tls: smtp.tls,
             secrets,
         })
     }
@@ -135,6 +137,12 @@ impl Mailer {
     fn classify(&self, e: &lettre::transport::smtp::Error) -> EmailError {
         let server = self.server.clone();
         let detail = self.scrub(e.to_string());
+        // lettre has no error kind of its own for this; its client error
+        // says "STARTTLS is not supported on this server". Retrying cannot
+        // help: the server answered, and said it will not encrypt.
+        if self.tls == SmtpTls::StartTls && e.is_client() && detail.contains("STARTTLS") {
+            return EmailError::NoStartTls { server };
+        }
         match e.status().map(u16::from) {
             Some(code) if AUTH_CODES.contains(&code) => EmailError::AuthRefused { server, detail },
             Some(_) if e.is_permanent() => EmailError::Rejected { server, detail },

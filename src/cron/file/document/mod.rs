@@ -18,7 +18,7 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 use super::fault::Fault;
-use super::{CatchUp, CronDef, LoadContext, Overlap};
+use super::{CatchUp, CronDef, DisabledBy, LoadContext, Overlap};
 use crate::cron::schedule::{Schedule, parse_timezone, timezone_name};
 use crate::queue::handler::LookupError;
 use values::article;
@@ -298,6 +298,13 @@ impl Document<'_> {
             overlap: overlap.flatten().unwrap_or_default(),
             catch_up: catch_up.flatten().unwrap_or_default(),
             enabled: file_enabled && switch.unwrap_or(true),
+            disabled_by: if !file_enabled {
+                Some(DisabledBy::File)
+            } else if switch == Some(false) {
+                Some(DisabledBy::Environment)
+            } else {
+                None
+            },
             source_file: self.path.to_path_buf(),
             line: id_line,
         })
