@@ -3,6 +3,7 @@
 
 use super::Fixture;
 use crate::clock::Millis;
+use crate::store::job::NewJob;
 use crate::store::run::{KEPT_RUNS, NewRun, RunStatus, RunTrigger};
 
 const NOW: Millis = 1_800_000_000_000;
@@ -108,7 +109,7 @@ pub async fn switches_persist(store: &Fixture) {
 }
 
 pub async fn two_stores_record_a_scheduled_run_once(store: &Fixture) {
-    let other = store.another();
+    let other = store.another().await;
     for minute in 0..20 {
         let at = NOW + minute * 60_000;
         let (a, b) = tokio::join!(
@@ -118,4 +119,33 @@ pub async fn two_stores_record_a_scheduled_run_once(store: &Fixture) {
         let fired = usize::from(a.unwrap().is_some()) + usize::from(b.unwrap().is_some());
         assert_eq!(fired, 1, "minute {minute} fired by exactly one store");
     }
+}
+
+pub async fn a_cron_job_settles_its_run(store: &Fixture) {
+    let r = store
+        .begin_run(run(NOW, RunTrigger::Schedule))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut j = NewJob::new("cron", "noop", serde_json::Map::new());
+    j.cron_id = Some("nightly".into());
+    j.cron_run = Some(r.id);
+    let stored = store.enqueue(vec![j], NOW, 100).await.unwrap().remove(0);
+    assert_eq!(
+        store.active_cron_job("nightly".into()).await.unwrap(),
+        Some(stored.job.id.clone())
+    );
+    let c = store
+        .claim("me", &["noop".to_string()], 1, NOW)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(store.complete(c.lease, true, NOW + 40).await.unwrap());
+    let runs = store.runs("nightly".into(), 10).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Ok);
+    assert_eq!(runs[0].job_id.as_deref(), Some(stored.job.id.as_str()));
+    assert_eq!(runs[0].duration_ms, Some(40));
+    assert_eq!(store.active_cron_job("nightly".into()).await.unwrap(), None);
+    let last = store.last_runs().await.unwrap();
+    assert_eq!(last["nightly"].1, Some(NOW + 40));
 }

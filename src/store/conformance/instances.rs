@@ -103,7 +103,7 @@ pub async fn a_tick_recovers_a_dead_instance_and_claims(store: &Fixture) {
 }
 
 pub async fn a_tick_of_a_run_another_store_fired_only_heartbeats(store: &Fixture) {
-    let other = store.another();
+    let other = store.another().await;
     let run = |me: &str| NewRun {
         cron_id: "system_queue".into(),
         scheduled_for: NOW,
@@ -141,4 +141,62 @@ pub async fn a_tick_of_a_run_another_store_fired_only_heartbeats(store: &Fixture
         ids.contains(&"b".to_string()),
         "the second store still heartbeated"
     );
+}
+
+pub async fn tick_heartbeats_recovers_and_claims_once_per_run(store: &Fixture) {
+    store
+        .register_instance(row("dead", NOW - 600_000))
+        .await
+        .unwrap();
+    store
+        .enqueue(
+            vec![
+                NewJob::new("a", "noop", Map::new()),
+                NewJob::new("b", "noop", Map::new()),
+            ],
+            NOW,
+            100,
+        )
+        .await
+        .unwrap();
+    store
+        .claim("dead", &["noop".to_string()], 1, NOW)
+        .await
+        .unwrap();
+    let tick = |run: Option<NewRun>| Tick {
+        now: NOW + 60_000,
+        instance: row("me", NOW),
+        leases: vec![],
+        run,
+        stale_before: NOW - 300_000,
+        judge: Box::new(|row: &InstanceRow| row.id == "dead"),
+        types: vec!["noop".into()],
+        limit: 10,
+    };
+    let minute = NewRun {
+        cron_id: "system_queue".into(),
+        scheduled_for: NOW + 60_000,
+        trigger: RunTrigger::Schedule,
+        status: RunStatus::Running,
+        now: NOW + 60_000,
+        instance: "me".into(),
+        error: None,
+    };
+    let ticked = store.tick(tick(Some(minute.clone()))).await.unwrap();
+    assert!(ticked.fired);
+    assert_eq!(ticked.recovered.len(), 1);
+    assert_eq!(ticked.removed_instances, 1);
+    assert_eq!(ticked.claimed.len(), 2, "the recovered job and the other");
+    assert_eq!(ticked.run.as_ref().unwrap().status, RunStatus::Running);
+    let again = store.tick(tick(Some(minute))).await.unwrap();
+    assert!(!again.fired);
+    assert!(again.claimed.is_empty());
+    let ids: Vec<String> = store
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["me"]);
 }

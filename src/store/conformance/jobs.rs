@@ -2,12 +2,15 @@
 //! complete / fail / release / extend / recover, listings and counts.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Map;
 
 use super::Fixture;
 use crate::clock::Millis;
-use crate::store::job::{AfterFailure, AttemptError, JobStatus, ListFilter, NewJob, RunAt};
+use crate::store::job::{
+    AfterFailure, AttemptError, JobStatus, ListFilter, NewJob, Outcome, RunAt,
+};
 use crate::store::{Store, StoreError};
 
 const NOW: Millis = 1_800_000_000_000;
@@ -420,7 +423,7 @@ pub async fn list_filters_and_pages_newest_first(store: &Fixture) {
 pub async fn two_stores_claiming_at_once_never_share_a_job(store: &Fixture) {
     let jobs: Vec<NewJob> = (0..2_000).map(|i| job(&format!("j{i}"))).collect();
     store.enqueue(jobs, NOW, 10_000).await.unwrap();
-    let other = store.another();
+    let other = store.another().await;
     let claimer = |store: Store, me: &'static str| async move {
         let mut mine = Vec::new();
         loop {
@@ -439,4 +442,48 @@ pub async fn two_stores_claiming_at_once_never_share_a_job(store: &Fixture) {
     let all: HashSet<&String> = a.iter().chain(b.iter()).collect();
     assert_eq!(a.len() + b.len(), 2_000, "every job claimed");
     assert_eq!(all.len(), 2_000, "no job claimed by both stores");
+}
+
+pub async fn finish_answers_after_the_commit_and_runs_then(store: &Fixture) {
+    store
+        .enqueue((0..20).map(|i| job(&i.to_string())).collect(), NOW, 100)
+        .await
+        .unwrap();
+    let claimed = store.claim("me", &types(), 20, NOW).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut pending = Vec::new();
+    for (i, c) in claimed.into_iter().enumerate() {
+        let outcome = if i % 2 == 0 {
+            Outcome::Succeeded { from_cron: false }
+        } else {
+            Outcome::Failed {
+                error: "nope\0with a NUL".into(),
+                after: AfterFailure::Dead,
+            }
+        };
+        let seen = seen.clone();
+        let then = Box::new(move |answer: &Result<bool, StoreError>| {
+            seen.lock().unwrap().push(matches!(answer, Ok(true)));
+        });
+        pending.push(
+            store
+                .finish(c.lease, outcome, NOW, Some(then))
+                .await
+                .unwrap(),
+        );
+    }
+    for p in pending {
+        assert!(p.committed().await.unwrap());
+    }
+    assert_eq!(seen.lock().unwrap().len(), 20);
+    assert!(seen.lock().unwrap().iter().all(|ok| *ok));
+    let counts = store.counts(NOW).await.unwrap();
+    assert_eq!(counts["noop"][&JobStatus::Dead], 10);
+    assert_eq!(
+        counts["noop"]
+            .get(&JobStatus::Running)
+            .copied()
+            .unwrap_or(0),
+        0
+    );
 }

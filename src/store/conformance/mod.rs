@@ -4,7 +4,8 @@
 //! A case is an `async fn(&Fixture)` in one of the files below, grouped by
 //! verb. [`suite!`] lists every case once and instantiates it per backend,
 //! so a backend cannot quietly skip one: `store::conformance::sqlite::*`
-//! and, beside it, every other backend's module run the same list.
+//! and `store::conformance::postgres::*` run the same list. The PostgreSQL
+//! cases run on a server the test binary starts (`postgres::testing`).
 
 mod crons;
 mod instances;
@@ -13,15 +14,18 @@ mod manage;
 
 use std::any::Any;
 
-use super::Store;
+use super::{JobDefaults, Store};
 
 /// A store on a fresh, empty database, and a way to open a second handle on
 /// the same database (another daemon).
 pub struct Fixture {
     pub store: Store,
-    reopen: Box<dyn Fn() -> Store + Send + Sync>,
+    reopen: Reopen,
     _guard: Box<dyn Any + Send + Sync>,
 }
+
+type Reopen = Box<dyn Fn() -> BoxFuture<Store> + Send + Sync>;
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 impl std::ops::Deref for Fixture {
     type Target = Store;
@@ -33,31 +37,66 @@ impl std::ops::Deref for Fixture {
 
 impl Fixture {
     /// Another handle on the same database, as a second daemon would hold.
-    pub fn another(&self) -> Store {
-        (self.reopen)()
+    pub async fn another(&self) -> Store {
+        (self.reopen)().await
     }
 }
 
-fn sqlite() -> Fixture {
+async fn sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("cronq.db");
-    let open = move || Store::sqlite(&path, super::JobDefaults::default()).expect("open");
-    Fixture {
-        store: open(),
+    let open = move || -> BoxFuture<Store> {
+        let path = path.clone();
+        Box::pin(async move { Store::sqlite(&path, JobDefaults::default()).expect("open") })
+    };
+    Some(Fixture {
+        store: open().await,
         reopen: Box::new(open),
         _guard: Box::new(dir),
-    }
+    })
+}
+
+/// A fresh database on the test binary's PostgreSQL server; `None` (skipped
+/// loudly, or failed under CRONQ_TEST_REQUIRE_TOOLS) without PostgreSQL. The
+/// clock offset is pinned at 0, so the cases' fixed instants mean what they
+/// say.
+async fn postgres() -> Option<Fixture> {
+    use super::postgres::{ClockSync, PgOptions, PgSettings, PgStore, testing};
+    let server = testing::shared()?;
+    let url = server.url(&server.create_database().expect("create database"));
+    let open = move || -> BoxFuture<Store> {
+        let url = url.clone();
+        Box::pin(async move {
+            let settings = PgSettings::parse(&url, &|_| None).expect("settings");
+            let options = PgOptions {
+                defaults: JobDefaults::default(),
+                clock: std::sync::Arc::new(crate::clock::SystemClock),
+                clock_sync: ClockSync::Fixed(0),
+            };
+            Store::new(PgStore::open(settings, options).await.expect("open"))
+        })
+    };
+    Some(Fixture {
+        store: open().await,
+        reopen: Box::new(open),
+        _guard: Box::new(()),
+    })
 }
 
 /// Every case, once; each backend's module runs them all.
 macro_rules! suite {
     ($($group:ident :: $case:ident),* $(,)?) => {
-        mod sqlite {
+        suite!(@backend sqlite: $($group::$case),*);
+        suite!(@backend postgres: $($group::$case),*);
+    };
+    (@backend $backend:ident: $($group:ident :: $case:ident),*) => {
+        mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let fixture = super::sqlite();
+                    let Some(fixture) = super::$backend().await else { return };
                     super::$group::$case(&fixture).await;
+                    fixture.store.close().await;
                 }
             )*
         }
@@ -79,6 +118,7 @@ suite! {
     jobs::recovery_of_a_last_attempt_buries_the_job,
     jobs::list_filters_and_pages_newest_first,
     jobs::counts_split_scheduled_from_either_side_of_now,
+    jobs::finish_answers_after_the_commit_and_runs_then,
     manage::retry_revives_a_dead_job_with_fresh_attempts,
     manage::retry_respects_a_held_unique_key,
     manage::cancel_refuses_running_jobs_and_purge_counts,
@@ -87,7 +127,9 @@ suite! {
     crons::finish_records_status_and_duration,
     crons::history_keeps_the_last_hundred,
     crons::switches_persist,
+    crons::a_cron_job_settles_its_run,
     instances::instances_register_heartbeat_and_go,
     instances::a_tick_recovers_a_dead_instance_and_claims,
     instances::a_tick_of_a_run_another_store_fired_only_heartbeats,
+    instances::tick_heartbeats_recovers_and_claims_once_per_run,
 }

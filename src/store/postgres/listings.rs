@@ -16,9 +16,9 @@ use tokio_postgres::types::ToSql;
 use super::PgStore;
 use super::row::{JOB_COLUMNS, job_from_row};
 use crate::clock::Millis;
-use crate::store::job::{Job, JobStatus};
 use crate::store::StoreError;
 use crate::store::job::{AttemptError, Counts, ListFilter};
+use crate::store::job::{Job, JobStatus};
 
 /// Delta rows past which a read folds them.
 pub const COMPACT_AT: i64 = 1_000;

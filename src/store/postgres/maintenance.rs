@@ -17,9 +17,9 @@ use super::finish::record_errors;
 use super::row::{JOB_COLUMNS, job_from_row};
 use super::time::Frame;
 use crate::clock::Millis;
-use crate::store::job::{Job, JobStatus, Lease};
 use crate::store::job::Recovered;
 use crate::store::job::Refusal;
+use crate::store::job::{Job, JobStatus, Lease};
 use crate::store::{JobDefaults, StoreError};
 
 const NOTIFY: &str = "SELECT pg_notify('cronq_jobs', 'ready')";

@@ -24,6 +24,7 @@
 //!
 //! [`Store`]: crate::store::Store
 
+mod backend;
 mod claim;
 mod connect;
 mod crons;

@@ -9,8 +9,8 @@ use tokio_postgres::Row;
 
 use super::time::Frame;
 use crate::clock::Millis;
-use crate::store::job::{Job, JobStatus};
 use crate::store::JobDefaults;
+use crate::store::job::{Job, JobStatus};
 
 /// The columns [`job_from_row`] reads, in order.
 pub(super) const JOB_COLUMNS: &str = "id, name, description, payload, type, status, attempts, max_attempts, \

@@ -16,8 +16,8 @@ use super::writer::Mode;
 use super::{AfterCommit, Pending, SqliteStore, StoreError};
 use crate::clock::Millis;
 use crate::store::job::{
-    AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, JobStatus, Lease,
-    KEPT_ERRORS, ListFilter, NewJob, Outcome, Recovered, new_id, truncate_error,
+    AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, JobStatus,
+    KEPT_ERRORS, Lease, ListFilter, NewJob, Outcome, Recovered, new_id, truncate_error,
 };
 use crate::store::run::RunStatus;
 

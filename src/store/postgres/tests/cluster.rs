@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::conformance::{job, types};
 use super::{fresh_url, open_at, settings};
+use super::{job, types};
 use crate::clock::{Clock, Millis, SystemClock};
-use crate::store::job::RunAt;
 use crate::store::JobDefaults;
-use crate::store::run::{NewRun, RunStatus, RunTrigger};
+use crate::store::job::RunAt;
 use crate::store::postgres::{
     ClockSync, OpenError, PgOptions, PgStore, SCHEMA_VERSION, Wakeups, testing,
 };
+use crate::store::run::{NewRun, RunStatus, RunTrigger};
 
 /// Waits (generously: the machine is shared) until `ok` holds for the
 /// store's wake-up counters.
@@ -416,7 +416,7 @@ async fn each_heartbeat_measures_the_offset_again_and_records_it() {
     let store = open_at(&url, clock.clone(), ClockSync::Measure).await;
     assert!(store.clock_offset_ms().abs() < 1_000);
     clock.advance(Duration::from_secs(300));
-    let row = super::conformance::instance("me", clock.now_ms());
+    let row = super::instance("me", clock.now_ms());
     store.register_instance(row.clone()).await.unwrap();
     let offset = store.clock_offset_ms();
     assert!(

@@ -1,0 +1,198 @@
+//! [`PgStore`] as a [`Backend`]: each verb is the inherent method of the
+//! same name in this folder's files (enqueue, claim, finish, listings,
+//! maintenance, crons, tick, instances), grouped by what they touch.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::PgStore;
+use crate::clock::Millis;
+use crate::store::backend::{Backend, BackendInfo};
+use crate::store::instance::InstanceRow;
+use crate::store::job::{
+    AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter, NewJob, Outcome,
+    Recovered, Refusal,
+};
+use crate::store::run::{NewRun, RunRow, RunStatus};
+use crate::store::tick::{Tick, Ticked};
+use crate::store::{AfterCommit, Pending, StoreError};
+
+#[async_trait]
+impl Backend for PgStore {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            name: "postgres",
+            location: self.display_url(),
+        }
+    }
+
+    fn defaults(&self) -> &JobDefaults {
+        PgStore::defaults(self)
+    }
+
+    fn responsive(&self, limit: Duration) -> bool {
+        PgStore::responsive(self, limit)
+    }
+
+    async fn close(&self) {
+        PgStore::close(self).await;
+    }
+
+    async fn enqueue(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        PgStore::enqueue(self, jobs, now, max_pending).await
+    }
+
+    async fn claim(
+        &self,
+        instance: &str,
+        types: &[String],
+        limit: usize,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        PgStore::claim(self, instance, types, limit, now).await
+    }
+
+    async fn claim_batches(
+        &self,
+        instance: &str,
+        types: &[String],
+        limit: usize,
+        batch: usize,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        PgStore::claim_batches(self, instance, types, limit, batch, now).await
+    }
+
+    async fn finish(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        now: Millis,
+        then: Option<AfterCommit<bool>>,
+    ) -> Result<Pending<bool>, StoreError> {
+        PgStore::finish(self, lease, outcome, now, then).await
+    }
+
+    async fn release(&self, leases: Vec<Lease>, now: Millis) -> Result<usize, StoreError> {
+        PgStore::release(self, leases, now).await
+    }
+
+    async fn extend(&self, leases: Vec<Lease>, now: Millis) -> Result<Vec<Lease>, StoreError> {
+        PgStore::extend(self, leases, now).await
+    }
+
+    async fn recover(
+        &self,
+        stale_before: Millis,
+        dead_instances: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<Recovered>, StoreError> {
+        PgStore::recover(self, stale_before, dead_instances, now).await
+    }
+
+    async fn tick(&self, tick: Tick) -> Result<Ticked, StoreError> {
+        PgStore::tick(self, tick).await
+    }
+
+    async fn next_due(&self, types: &[String], now: Millis) -> Result<Option<Millis>, StoreError> {
+        PgStore::next_due(self, types, now).await
+    }
+
+    async fn get(
+        &self,
+        id: String,
+        now: Millis,
+    ) -> Result<Option<(Job, Vec<AttemptError>)>, StoreError> {
+        PgStore::get(self, id, now).await
+    }
+
+    async fn list(&self, filter: ListFilter, now: Millis) -> Result<(Vec<Job>, bool), StoreError> {
+        PgStore::list(self, filter, now).await
+    }
+
+    async fn counts(&self, now: Millis) -> Result<Counts, StoreError> {
+        PgStore::counts(self, now).await
+    }
+
+    async fn oldest_ready(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
+        PgStore::oldest_ready(self, now).await
+    }
+
+    async fn retry(&self, id: String, now: Millis) -> Result<Result<Job, Refusal>, StoreError> {
+        PgStore::retry(self, id, now).await
+    }
+
+    async fn cancel(&self, id: String, now: Millis) -> Result<Result<(), Refusal>, StoreError> {
+        PgStore::cancel(self, id, now).await
+    }
+
+    async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
+        PgStore::purge_dead(self, before).await
+    }
+
+    async fn begin_run(&self, run: NewRun) -> Result<Option<RunRow>, StoreError> {
+        PgStore::begin_run(self, run).await
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        error: Option<String>,
+        now: Millis,
+    ) -> Result<Option<RunRow>, StoreError> {
+        PgStore::finish_run(self, run_id, status, error, now).await
+    }
+
+    async fn runs(&self, cron_id: String, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        PgStore::runs(self, cron_id, limit).await
+    }
+
+    async fn last_runs(&self) -> Result<HashMap<String, (RunRow, Option<Millis>)>, StoreError> {
+        PgStore::last_runs(self).await
+    }
+
+    async fn last_scheduled(&self, cron_id: String) -> Result<Option<Millis>, StoreError> {
+        PgStore::last_scheduled(self, cron_id).await
+    }
+
+    async fn active_cron_job(&self, cron_id: String) -> Result<Option<String>, StoreError> {
+        PgStore::active_cron_job(self, cron_id).await
+    }
+
+    async fn set_cron_enabled(
+        &self,
+        cron_id: String,
+        enabled: bool,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        PgStore::set_cron_enabled(self, cron_id, enabled, now).await
+    }
+
+    async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError> {
+        PgStore::cron_switches(self).await
+    }
+
+    async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
+        PgStore::register_instance(self, row).await
+    }
+
+    async fn heartbeat_instance(&self, row: InstanceRow, now: Millis) -> Result<bool, StoreError> {
+        PgStore::heartbeat_instance(self, row, now).await
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        PgStore::instances(self).await
+    }
+
+    async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        PgStore::remove_instances(self, ids).await
+    }
+}
