@@ -10,6 +10,7 @@ pub mod enqueue;
 pub mod handler;
 pub mod instance;
 pub mod job;
+pub mod limits;
 pub mod retry;
 pub mod stats;
 mod worker;
