@@ -12,6 +12,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::handlers::command::never_allowed;
+use crate::queue::limits::{ByteSize, MAX_TASKS};
+
 /// A bad setting: which variable, what it held, and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -111,6 +114,11 @@ pub struct Config {
     // Handlers.
     pub smtp: SmtpConfig,
     pub command_allow: Vec<PathBuf>,
+    /// The variables a command job may set (JOB_COMMAND_ENV_ALLOW).
+    pub command_env_allow: Vec<String>,
+    /// Each command job's caps (JOB_COMMAND_MEMORY_MAX, JOB_COMMAND_TASKS_MAX).
+    pub command_memory_max: Option<ByteSize>,
+    pub command_tasks_max: Option<u64>,
 
     // Admin socket.
     pub max_request_bytes: usize,
@@ -242,6 +250,9 @@ impl Config {
 
             smtp,
             command_allow: env.path_list("JOB_COMMAND_ALLOW")?,
+            command_env_allow: env.env_names("JOB_COMMAND_ENV_ALLOW")?,
+            command_memory_max: env.size("JOB_COMMAND_MEMORY_MAX")?,
+            command_tasks_max: env.parse_range("JOB_COMMAND_TASKS_MAX", 1, MAX_TASKS)?,
 
             max_request_bytes: env
                 .parse_range("CRONQ_MAX_REQUEST_BYTES", 1024, 1 << 30)?
@@ -376,6 +387,35 @@ impl Env<'_> {
             paths.push(path);
         }
         Ok(paths)
+    }
+
+    /// Colon-separated variable names, each one a job may be allowed to set.
+    fn env_names(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(Vec::new());
+        };
+        let mut names = Vec::new();
+        for name in value.split(':').filter(|e| !e.is_empty()) {
+            if let Some(why) = never_allowed(name) {
+                return Err(Self::invalid(
+                    var,
+                    &value,
+                    format!("{name:?} can never be allowed: {why}"),
+                ));
+            }
+            names.push(name.to_string());
+        }
+        Ok(names)
+    }
+
+    /// A size such as `512M` (bytes, or K, M, G, T: powers of 1024).
+    fn size(&self, var: &'static str) -> Result<Option<ByteSize>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        ByteSize::parse(&value)
+            .map(Some)
+            .map_err(|reason| Self::invalid(var, &value, reason))
     }
 
     fn bool(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
@@ -591,9 +631,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("JOB_COMMAND_ALLOW"), "{err}");
+        let err = config(&[("JOB_COMMAND_ENV_ALLOW", "TZ:LD_PRELOAD")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("JOB_COMMAND_ENV_ALLOW=\"TZ:LD_PRELOAD\" is invalid: \"LD_PRELOAD\" can never be allowed"),
+            "{err}"
+        );
+        let err = config(&[("JOB_COMMAND_ENV_ALLOW", "BASH_FUNC_x%%")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a plain variable name"), "{err}");
+        let err = config(&[("JOB_COMMAND_MEMORY_MAX", "512")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("JOB_COMMAND_MEMORY_MAX=\"512\" is invalid"),
+            "{err}"
+        );
+        let err = config(&[("JOB_COMMAND_MEMORY_MAX", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("e.g. 512M"), "{err}");
+        let err = config(&[("JOB_COMMAND_TASKS_MAX", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("JOB_COMMAND_TASKS_MAX"), "{err}");
         let long = format!("/tmp/{}/admin.sock", "x".repeat(120));
         let err = config(&[("CRONQ_SOCKET", &long)]).unwrap_err().to_string();
         assert!(err.contains("CRONQ_SOCKET"), "{err}");
+    }
+
+    #[test]
+    fn command_settings() {
+        let c = config(&[]).unwrap();
+        assert!(c.command_env_allow.is_empty());
+        assert_eq!(c.command_memory_max, None);
+        assert_eq!(c.command_tasks_max, None);
+        let c = config(&[
+            ("JOB_COMMAND_ENV_ALLOW", "TZ::BACKUP_TARGET"),
+            ("JOB_COMMAND_MEMORY_MAX", "512M"),
+            ("JOB_COMMAND_TASKS_MAX", "64"),
+        ])
+        .unwrap();
+        assert_eq!(c.command_env_allow.join(":"), "TZ:BACKUP_TARGET");
+        assert_eq!(c.command_memory_max, Some(ByteSize(512 << 20)));
+        assert_eq!(c.command_tasks_max, Some(64));
     }
 
     #[test]

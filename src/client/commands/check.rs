@@ -1,5 +1,6 @@
 //! `cronq check [FILE]`: validates a crons file offline, with the
-//! environment the daemon would have, and lists each fault.
+//! environment the daemon would have, and lists each fault; warns about
+//! JOB_COMMAND_ALLOW entries that no job could run.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,6 +17,10 @@ pub fn run(path: Option<&Path>) -> ExitCode {
             return ExitCode::from(exit::REFUSED);
         }
     };
+    // The daemon logs the same at start-up; a job that runs one would fail.
+    for warning in crate::handlers::command::allow_warnings(&config.command_allow) {
+        eprintln!("cronq: warning: {warning}");
+    }
     let shown = path.unwrap_or(&config.crons_path).display().to_string();
     match file::check(path, &config) {
         Ok(crons) => {
