@@ -451,10 +451,12 @@ if has_controller pids; then
     step "command: a fork bomb stays within JOB_COMMAND_TASKS_MAX and is ended"
     # Each shell forks two more, for ever; pids.max refuses the 17th task.
     # The leader execs (no fork to be refused), so the job lasts to its timeout.
-    job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","b() { b | b & }; b; exec sleep 1003"]}' '{"timeout":4,"retry_count":0}')
+    job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","b() { b | b & }; b; exec sleep 1003"]}' '{"timeout":6,"retry_count":0}')
     job_cg="$svc/job-$job_id-1"
-    wait_for 10 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n cat '$job_cg/pids.events' 2>/dev/null | awk '\$1 == \"max\" { print \$2 }')\" -gt 0 ]" \
-        || fail "no fork was ever refused: $(in_ct cat "$job_cg/pids.events" 2>&1)"
+    wait_for 20 in_ct test -e "$job_cg/pids.events" \
+        || fail "the job never ran in $job_cg: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+    wait_for 10 sh -c "nsenter -t $leader -m -p -u -i -n cat '$job_cg/pids.events' | grep -q '^max [1-9]'" \
+        || fail "no fork was ever refused: $(in_ct cat "$job_cg/pids.events" "$job_cg/pids.max" 2>&1; admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
     peak=$(in_ct cat "$job_cg/pids.peak" 2>/dev/null || in_ct cat "$job_cg/pids.current")
     [ "$peak" -le 16 ] || fail "the job had $peak tasks"
     [ "$(admin '{"cmd":"ping"}' | json_get pong)" = true ] || fail "the daemon does not answer during the bomb"

@@ -87,7 +87,7 @@ pub enum CommandError {
     },
     #[error(
         "{program} ran out of memory: the job reached its memory cap of {limit} and the \
-         kernel killed it ({kills} process(es) killed)\n{output}"
+         kernel killed it (memory.events: oom_kill {kills})\n{output}"
     )]
     OutOfMemory {
         program: String,
