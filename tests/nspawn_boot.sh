@@ -354,7 +354,9 @@ restarts=$(prop cronq.service NRestarts)
 in_ct kill -STOP "$pid"
 wait_for 30 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value cronq.service)\" -gt $restarts ] && [ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p ActiveState --value cronq.service)\" = active ]" \
     || fail "no restart within 30 s"
-in_ct journalctl -q -u cronq --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+# journald may write the manager's line a moment after the restart.
+wait_for 10 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u cronq --no-pager | grep -qi 'watchdog timeout'" \
+    || fail "journal has no watchdog timeout"
 pass "MainPID $pid -> $(prop cronq.service MainPID)"
 
 step "systemctl stop lets a running job finish"
