@@ -12,6 +12,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::handlers::command::never_allowed;
+use crate::store::limits::{ByteSize, MAX_TASKS};
+
 /// A bad setting: which variable, what it held, and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -129,6 +132,11 @@ pub struct Config {
     pub data_max_bytes: u64,
     /// DATA_MAX_GROUPS: the groups one `aggregate` may hold in memory.
     pub data_max_groups: usize,
+    /// The variables a command job may set (JOB_COMMAND_ENV_ALLOW).
+    pub command_env_allow: Vec<String>,
+    /// Each command job's caps (JOB_COMMAND_MEMORY_MAX, JOB_COMMAND_TASKS_MAX).
+    pub command_memory_max: Option<ByteSize>,
+    pub command_tasks_max: Option<u64>,
 
     // Admin socket.
     pub max_request_bytes: usize,
@@ -294,6 +302,9 @@ impl Config {
             data_max_groups: env
                 .parse_range("DATA_MAX_GROUPS", 1, 100_000_000)?
                 .map_or(DEFAULT_DATA_MAX_GROUPS, |n| n as usize),
+            command_env_allow: env.env_names("JOB_COMMAND_ENV_ALLOW")?,
+            command_memory_max: env.size("JOB_COMMAND_MEMORY_MAX")?,
+            command_tasks_max: env.parse_range("JOB_COMMAND_TASKS_MAX", 1, MAX_TASKS)?,
 
             max_request_bytes: env
                 .parse_range("CRONQ_MAX_REQUEST_BYTES", 1024, 1 << 30)?
@@ -491,6 +502,35 @@ impl Env<'_> {
         Ok(paths)
     }
 
+    /// Colon-separated variable names, each one a job may be allowed to set.
+    fn env_names(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(Vec::new());
+        };
+        let mut names = Vec::new();
+        for name in value.split(':').filter(|e| !e.is_empty()) {
+            if let Some(why) = never_allowed(name) {
+                return Err(Self::invalid(
+                    var,
+                    &value,
+                    format!("{name:?} can never be allowed: {why}"),
+                ));
+            }
+            names.push(name.to_string());
+        }
+        Ok(names)
+    }
+
+    /// A size such as `512M` (bytes, or K, M, G, T: powers of 1024).
+    fn size(&self, var: &'static str) -> Result<Option<ByteSize>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        ByteSize::parse(&value)
+            .map(Some)
+            .map_err(|reason| Self::invalid(var, &value, reason))
+    }
+
     fn bool(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
         let Some(value) = self.string(var) else {
             return Ok(None);
@@ -532,29 +572,11 @@ impl Env<'_> {
         let Some(value) = self.string(var) else {
             return Ok(None);
         };
-        let bad = || {
-            Self::invalid(
-                var,
-                &value,
-                "expected a size in bytes, at least 1, such as 1073741824, 512M or 10G",
-            )
-        };
-        let digits = value.bytes().take_while(u8::is_ascii_digit).count();
-        let (number, unit) = value.split_at(digits);
-        let shift = match unit.trim().to_ascii_uppercase().as_str() {
-            "" | "B" => 0,
-            "K" | "KB" | "KIB" => 10,
-            "M" | "MB" | "MIB" => 20,
-            "G" | "GB" | "GIB" => 30,
-            "T" | "TB" | "TIB" => 40,
-            _ => return Err(bad()),
-        };
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
-        if bytes == 0 {
-            return Err(bad());
+        match crate::store::limits::parse_size(&value) {
+            Ok(0) => Err(Self::invalid(var, &value, "a size of 0 bytes leaves no room")),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(reason) => Err(Self::invalid(var, &value, reason)),
         }
-        Ok(Some(bytes))
     }
 
     fn log_level(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
@@ -765,9 +787,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("JOB_COMMAND_ALLOW"), "{err}");
+        let err = config(&[("JOB_COMMAND_ENV_ALLOW", "TZ:LD_PRELOAD")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("JOB_COMMAND_ENV_ALLOW=\"TZ:LD_PRELOAD\" is invalid: \"LD_PRELOAD\" can never be allowed"),
+            "{err}"
+        );
+        let err = config(&[("JOB_COMMAND_ENV_ALLOW", "BASH_FUNC_x%%")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a plain variable name"), "{err}");
+        let err = config(&[("JOB_COMMAND_MEMORY_MAX", "512")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("JOB_COMMAND_MEMORY_MAX=\"512\" is invalid"),
+            "{err}"
+        );
+        let err = config(&[("JOB_COMMAND_MEMORY_MAX", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("e.g. 512M"), "{err}");
+        let err = config(&[("JOB_COMMAND_TASKS_MAX", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("JOB_COMMAND_TASKS_MAX"), "{err}");
         let long = format!("/tmp/{}/admin.sock", "x".repeat(120));
         let err = config(&[("CRONQ_SOCKET", &long)]).unwrap_err().to_string();
         assert!(err.contains("CRONQ_SOCKET"), "{err}");
+    }
+
+    #[test]
+    fn command_settings() {
+        let c = config(&[]).unwrap();
+        assert!(c.command_env_allow.is_empty());
+        assert_eq!(c.command_memory_max, None);
+        assert_eq!(c.command_tasks_max, None);
+        let c = config(&[
+            ("JOB_COMMAND_ENV_ALLOW", "TZ::BACKUP_TARGET"),
+            ("JOB_COMMAND_MEMORY_MAX", "512M"),
+            ("JOB_COMMAND_TASKS_MAX", "64"),
+        ])
+        .unwrap();
+        assert_eq!(c.command_env_allow.join(":"), "TZ:BACKUP_TARGET");
+        assert_eq!(c.command_memory_max, Some(ByteSize(512 << 20)));
+        assert_eq!(c.command_tasks_max, Some(64));
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::cron::file::{self, LoadContext};
 use crate::cron::schedule::{ScheduleError, default_timezone};
 use crate::cron::scheduler::{Loader, Pulse, Scheduler, SchedulerError};
 use crate::cron::spec::CronSpec;
+use crate::handlers::command::{self, Containment};
 use crate::queue::handler::{Handler, Registration, Registry};
 use crate::queue::instance::Instance;
 use crate::queue::job::JobStatus;
@@ -140,8 +141,19 @@ impl Builder {
         let instance = Instance::current(now);
         store.register_instance(instance.row(now)).await?;
 
+        for warning in command::allow_warnings(&config.command_allow) {
+            tracing::warn!("{warning}; jobs that run it will fail");
+        }
+        // Only a daemon that may run commands divides its cgroup.
+        let containment = if config.command_allow.is_empty() {
+            Containment::process_group("the command handler is off")
+        } else {
+            tokio::task::spawn_blocking(Containment::detect)
+                .await
+                .unwrap_or_else(|e| Containment::process_group(format!("detection panicked: {e}")))
+        };
         let mut registry = Registry::new();
-        for registration in crate::handlers::builtin(&config)
+        for registration in crate::handlers::builtin(&config, containment)
             .into_iter()
             .chain(self.registrations)
         {
@@ -384,6 +396,14 @@ impl Daemon {
         self.queue.wait_stopped().await;
         self.socket_open.cancel();
         self.tasks.wait().await;
+        // Commands of jobs that were abandoned are being ended on threads of
+        // their own; an exit now would cut their grace period short.
+        let ended = tokio::task::spawn_blocking(|| {
+            command::wait_until_ended(command::KILL_GRACE + Duration::from_secs(2))
+        });
+        if !matches!(ended.await, Ok(true)) {
+            tracing::warn!("some command jobs' processes were still being ended at exit");
+        }
         if let Some(socket) = &self.socket {
             let _ = std::fs::remove_file(socket);
         }

@@ -21,6 +21,7 @@ fn context(id: &str, data: Value) -> JobContext {
         max_attempts: 4,
         timeout: Duration::from_secs(30),
         cron_id: None,
+        limits: Default::default(),
         shutdown: CancellationToken::new(),
     }
 }

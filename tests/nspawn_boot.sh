@@ -20,6 +20,15 @@
 #            watchdog restart after SIGSTOP; a command job writes outside the
 #            sandbox only through a ReadWritePaths= drop-in; stop lets a
 #            running job finish.
+#   command: under Delegate= the daemon moves into its leaf cgroup and runs
+#            each command job in job-<id>-<attempt>; a job's `setsid sleep &`
+#            escapee is ended with its cgroup at the timeout and the cgroup
+#            removed; a job over JOB_COMMAND_MEMORY_MAX dies "out of memory";
+#            a fork bomb stays within JOB_COMMAND_TASKS_MAX and is ended.
+#            Where the host delegates no memory/pids controller (a "hybrid"
+#            cgroup host), the caps' steps prove the handler refuses to run
+#            without them instead. Last, the control: with Delegate=no the
+#            escapee survives, as cronq(8) says of process-group mode.
 #
 # Usage: tests/nspawn_boot.sh [--harness-only] [path/to/cronq]
 #        CRONQ_DEB=target/debian/cronq_*.deb tests/nspawn_boot.sh   (the package's /usr)
@@ -377,7 +386,9 @@ restarts=$(prop cronq.service NRestarts)
 in_ct kill -STOP "$pid"
 wait_for 30 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value cronq.service)\" -gt $restarts ] && [ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p ActiveState --value cronq.service)\" = active ]" \
     || fail "no restart within 30 s"
-in_ct journalctl -q -u cronq --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+# journald may write the manager's line a moment after the restart.
+wait_for 10 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u cronq --no-pager | grep -qi 'watchdog timeout'" \
+    || fail "journal has no watchdog timeout"
 pass "MainPID $pid -> $(prop cronq.service MainPID)"
 
 step "a command job writes outside /var/lib/cronq only through a ReadWritePaths= drop-in"
@@ -415,5 +426,125 @@ in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat | grep -q 'job finish
     || fail "job $job_id did not finish before the stop: $(in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat)"
 [ "$(prop cronq.service Result)" = success ] || fail "stop Result=$(prop cronq.service Result)"
 pass "stop took ${ms} ms"
+
+# ---- command jobs in cgroups of their own ----------------------------------
+# The service's cgroup as the container sees it, on a pure cgroup v2 host
+# (/sys/fs/cgroup) or a hybrid one (/sys/fs/cgroup/unified).
+cgfs=$(in_ct sh -c '[ -e /sys/fs/cgroup/cgroup.controllers ] && echo /sys/fs/cgroup || echo /sys/fs/cgroup/unified')
+command_env() {
+    { echo "JOB_COMMAND_ALLOW=/usr/bin/sh:/usr/bin/python3"; for line in "$@"; do echo "$line"; done; } \
+        | in_ct sh -c 'cat > /etc/cronq/cronq.env'
+    in_ct systemctl restart cronq.service
+}
+# enqueue_command DATA [OPTIONS]: the job id, or fail with the answer.
+enqueue_command() {
+    local answer id options=${2:-'{}'}
+    answer=$(admin "{\"cmd\":\"enqueue\",\"name\":\"nspawn_command\",\"payload\":{\"type\":\"command\",\"data\":$1,\"options\":$options}}")
+    id=$(echo "$answer" | json_get job.id)
+    [ -n "$id" ] || fail "enqueue answered $answer"
+    echo "$id"
+}
+job_field() { admin "{\"cmd\":\"job\",\"id\":\"$1\"}" | json_get "job.$2"; }
+wait_dead() {
+    wait_for "$2" sh -c "echo '{\"cmd\":\"job\",\"id\":\"$1\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -q '\"status\":\"dead\"'" \
+        || fail "job $1 is not dead: $(admin "{\"cmd\":\"job\",\"id\":\"$1\"}")"
+}
+
+step "command: the daemon runs in its leaf cgroup; jobs get cgroups of their own"
+command_env "JOB_TIMEOUT_SECONDS=30"
+cg=$(prop cronq.service ControlGroup)
+svc=$cgfs$cg
+pid=$(prop cronq.service MainPID)
+# Read from outside the container's cgroup namespace: the path has a prefix.
+in_ct grep -q "^0::.*$cg/daemon\$" "/proc/$pid/cgroup" || fail "daemon cgroup: $(in_ct cat "/proc/$pid/cgroup")"
+in_ct journalctl -q -u cronq -o cat | grep -q 'command jobs run each in a cgroup of its own' \
+    || fail "no start-up line about the mode: $(in_ct journalctl -q -u cronq -o cat | tail -5)"
+controllers=$(in_ct cat "$svc/cgroup.controllers")
+pass "daemon in $cg/daemon; delegated controllers: '${controllers}'"
+
+step "command: a setsid escapee is ended with the job's cgroup at the timeout"
+job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","setsid sleep 1001 & sleep 1002"]}' '{"timeout":3,"retry_count":0}')
+job_cg="$svc/job-$job_id-1"
+wait_for 10 in_ct pgrep -x -f 'sleep 1001' || fail "the escapee never started"
+esc=$(in_ct pgrep -x -f 'sleep 1001')
+in_ct grep -q "/job-$job_id-1\$" "/proc/$esc/cgroup" || fail "the escapee is not in $job_cg: $(in_ct cat "/proc/$esc/cgroup")"
+# setsid: it leads a session and a process group of its own, outside the job's.
+[ "$(in_ct ps -o pgid= -p "$esc" | tr -d ' ')" = "$esc" ] || fail "the escapee did not leave the job's process group"
+wait_dead "$job_id" 20
+error=$(job_field "$job_id" last_error)
+case "$error" in *"timed out"*) ;; *) fail "last_error: $error" ;; esac
+wait_for 10 sh -c "! nsenter -t $leader -m -p -u -i -n pgrep -x -f 'sleep 100[12]'" \
+    || fail "still running after the timeout: $(in_ct pgrep -a -f 'sleep 100[12]')"
+wait_for 5 sh -c "! nsenter -t $leader -m -p -u -i -n test -e '$job_cg'" || fail "$job_cg is still there"
+pass "escapee pid $esc ended; $job_cg removed"
+
+has_controller() { case " $controllers " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# refused_for VAR=VALUE: the handler is off, naming the cap it cannot enforce.
+refused_for() {
+    local answer
+    answer=$(admin '{"cmd":"enqueue","name":"nspawn_command","payload":{"type":"command","data":{"argv":["/usr/bin/sh","-c","true"]}}}')
+    echo "$answer" | grep -qF "$1 cannot be enforced" || fail "enqueue answered $answer"
+}
+
+command_env "JOB_COMMAND_MEMORY_MAX=64M"
+if has_controller memory; then
+    step "command: a job over JOB_COMMAND_MEMORY_MAX ends out of memory"
+    job_id=$(enqueue_command '{"argv":["/usr/bin/python3","-c","b = bytearray(512 << 20)"]}' '{"retry_count":0}')
+    wait_dead "$job_id" 30
+    error=$(job_field "$job_id" last_error)
+    case "$error" in *"ran out of memory"*"memory cap of 64M"*) ;; *) fail "last_error: $error" ;; esac
+    wait_for 5 sh -c "! nsenter -t $leader -m -p -u -i -n test -e '$svc/job-$job_id-1'" || fail "its cgroup is still there"
+    pass "$(echo "$error" | head -n 1)"
+else
+    step "command: without a memory controller, JOB_COMMAND_MEMORY_MAX switches the handler off"
+    refused_for "JOB_COMMAND_MEMORY_MAX=64M"
+    echo "SKIP: no real out-of-memory kill: this host delegates no memory controller to cgroup v2 (hybrid hierarchy)"
+    pass "enqueue refused, naming the cap"
+fi
+
+command_env "JOB_COMMAND_TASKS_MAX=16"
+if has_controller pids; then
+    step "command: a fork bomb stays within JOB_COMMAND_TASKS_MAX and is ended"
+    # Each shell forks two more, for ever; pids.max refuses the 17th task.
+    # The leader execs (no fork to be refused), so the job lasts to its timeout.
+    job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","b() { b | b & }; b; exec sleep 1003"]}' '{"timeout":6,"retry_count":0}')
+    job_cg="$svc/job-$job_id-1"
+    wait_for 20 in_ct test -e "$job_cg/pids.events" \
+        || fail "the job never ran in $job_cg: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+    wait_for 10 sh -c "nsenter -t $leader -m -p -u -i -n cat '$job_cg/pids.events' | grep -q '^max [1-9]'" \
+        || fail "no fork was ever refused: $(in_ct cat "$job_cg/pids.events" "$job_cg/pids.max" 2>&1; admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+    peak=$(in_ct cat "$job_cg/pids.peak" 2>/dev/null || in_ct cat "$job_cg/pids.current")
+    [ "$peak" -le 16 ] || fail "the job had $peak tasks"
+    [ "$(admin '{"cmd":"ping"}' | json_get pong)" = true ] || fail "the daemon does not answer during the bomb"
+    wait_dead "$job_id" 20
+    wait_for 10 sh -c "! nsenter -t $leader -m -p -u -i -n test -e '$job_cg'" || fail "$job_cg is still there"
+    in_ct pgrep -x -f 'sleep 1003' && fail "the bomb's sleep survived"
+    # A job that fails on its cap says so.
+    job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","for i in 1 2 3 4 5 6 7 8; do sleep 30 & done; wait"]}' '{"tasks_max":4,"retry_count":0}')
+    wait_dead "$job_id" 20
+    error=$(job_field "$job_id" last_error)
+    case "$error" in *"task cap (tasks_max 4)"*"fork(s) refused"*) ;; *) fail "last_error: $error" ;; esac
+    pass "at most $peak tasks; $(echo "$error" | head -n 1)"
+else
+    step "command: without a pids controller, JOB_COMMAND_TASKS_MAX switches the handler off"
+    refused_for "JOB_COMMAND_TASKS_MAX=16"
+    echo "SKIP: no real fork bomb: this host delegates no pids controller to cgroup v2 (hybrid hierarchy)"
+    pass "enqueue refused, naming the cap"
+fi
+
+step "control: without Delegate= the escapee outlives its job (process-group mode)"
+in_ct sh -c 'printf "[Service]\nDelegate=no\n" > /run/systemd/system/cronq.service.d/test-no-delegate.conf'
+in_ct systemctl daemon-reload
+command_env "JOB_TIMEOUT_SECONDS=30"
+in_ct journalctl -q -u cronq -o cat | grep -q 'command jobs run each in a process group of its own, not a cgroup' \
+    || fail "no start-up line about process-group mode"
+job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","setsid sleep 1004 & sleep 1005"]}' '{"timeout":3,"retry_count":0}')
+wait_dead "$job_id" 20
+wait_for 5 sh -c "! nsenter -t $leader -m -p -u -i -n pgrep -x -f 'sleep 1005'" || fail "the job's own process group outlived it"
+in_ct pgrep -x -f 'sleep 1004' >/dev/null || fail "the escapee is gone: the cgroup steps above prove nothing"
+in_ct pkill -x -f 'sleep 1004' || true
+in_ct rm /run/systemd/system/cronq.service.d/test-no-delegate.conf
+in_ct systemctl daemon-reload
+pass "the escapee survived, as documented"
 
 echo "all steps passed"

@@ -8,8 +8,10 @@ pub mod noop;
 use crate::config::Config;
 use crate::queue::handler::Registration;
 
-/// The built-in handlers, each enabled or not according to `config`.
-pub fn builtin(config: &Config) -> Vec<Registration> {
+/// The built-in handlers, each enabled or not according to `config`, with
+/// command jobs held as `containment` says (the daemon detects it once at
+/// start-up; `cronq check`, which runs no job, passes `Offline`).
+pub fn builtin(config: &Config, containment: command::Containment) -> Vec<Registration> {
     vec![
         Registration::new(noop::Noop),
         Registration::new(data::DataProcessing::with_limits(
@@ -20,6 +22,6 @@ pub fn builtin(config: &Config) -> Vec<Registration> {
             },
         )),
         email::registration(&config.smtp),
-        command::registration(&config.command_allow),
+        command::registration(config, containment),
     ]
 }

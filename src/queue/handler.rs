@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::limits::Limits;
+
 /// What a handler gets to do its work.
 #[derive(Debug, Clone)]
 pub struct JobContext {
@@ -28,6 +30,9 @@ pub struct JobContext {
     pub timeout: Duration,
     /// The cron that enqueued this job, if any.
     pub cron_id: Option<String>,
+    /// `payload.options.memory_max` and `tasks_max`, already accepted by
+    /// the handler's [`Handler::check_limits`].
+    pub limits: Limits,
     /// Cancelled when the daemon shuts down. Handlers that can stop early
     /// and leave no half-done work may watch it; the daemon otherwise waits
     /// for them up to their timeout.
@@ -91,6 +96,20 @@ pub trait Handler: Send + Sync + 'static {
     fn validate(&self, data: &Value) -> Result<(), String> {
         let _ = data;
         Ok(())
+    }
+
+    /// Checks the resource limits a job asked for in `payload.options`, at
+    /// enqueue time and again before it runs. The error starts with the
+    /// option's name, e.g. `"memory_max: more than ..."`. A handler that
+    /// does not enforce limits refuses them, so none is silently ignored.
+    fn check_limits(&self, limits: &Limits) -> Result<(), String> {
+        match limits.set_fields().first() {
+            None => Ok(()),
+            Some(field) => Err(format!(
+                "{field}: the {} handler does not enforce resource limits",
+                self.job_type()
+            )),
+        }
     }
 
     /// Does the work of one attempt. Blocking work belongs in

@@ -18,8 +18,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Queue;
-use super::handler::{JobContext, JobError};
-use super::job::{Claimed, Lease};
+use super::handler::{Handler, JobContext, JobError};
+use super::job::{Claimed, Job, Lease};
+use crate::store::limits::Limits;
 use super::retry;
 use crate::clock::Millis;
 use crate::store::job::{AfterFailure, Outcome};
@@ -189,9 +190,9 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
 
         let result = match inner.registry.enabled(&job.job_type) {
             Err(e) => Err(JobError::retry(e)),
-            Ok(handler) => match handler.validate(&job.data()) {
-                Err(message) => Err(JobError::permanent(format!("payload.data: {message}"))),
-                Ok(()) => {
+            Ok(handler) => match checked(handler.as_ref(), &job) {
+                Err(error) => Err(error),
+                Ok(limits) => {
                     let ctx = JobContext {
                         id: job.id.clone(),
                         name: job.name.clone(),
@@ -201,6 +202,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                         max_attempts: job.max_attempts,
                         timeout,
                         cron_id: job.cron_id.clone(),
+                        limits,
                         shutdown: inner.shutdown.child_token(),
                     };
                     let run = attempt(handler.clone(), ctx, timeout).in_current_span();
@@ -313,6 +315,18 @@ async fn hand_back(queue: &Queue, id: &str, job_type: &str, lease: Lease) {
         ),
     }
     queue.touch();
+}
+
+/// The checks a stored row gets before it runs, since it may have reached
+/// the table without `enqueue`: its data, and the limits in its options.
+/// Either failing is permanent, the same row would fail the same way.
+fn checked(handler: &dyn Handler, job: &Job) -> Result<Limits, JobError> {
+    handler
+        .validate(&job.data())
+        .map_err(|message| JobError::permanent(format!("payload.data: {message}")))?;
+    Limits::from_options(job.payload.get("options"))
+        .and_then(|limits| handler.check_limits(&limits).map(|()| limits))
+        .map_err(|message| JobError::permanent(format!("payload.options.{message}")))
 }
 
 /// Runs the handler in its own task, so a panic is caught as a failure and

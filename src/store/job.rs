@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::clock::Millis;
+use super::limits::Limits;
 
 /// Where a job is in its life. `Scheduled` is not stored: it is a pending
 /// job whose `run_at` is still ahead.
@@ -97,6 +98,9 @@ pub struct NewJob {
     pub retry_count: Option<u32>,
     /// `payload.options.timeout` in seconds; `None`: JOB_TIMEOUT_SECONDS.
     pub timeout_s: Option<u32>,
+    /// `payload.options.memory_max` and `tasks_max`, for a handler that
+    /// enforces them.
+    pub limits: Limits,
     pub when: RunAt,
     pub priority: i64,
     pub unique_key: Option<String>,
@@ -127,6 +131,7 @@ impl NewJob {
             data,
             retry_count: None,
             timeout_s: None,
+            limits: Limits::default(),
             when: RunAt::Now,
             priority: 0,
             unique_key: None,
@@ -151,6 +156,7 @@ impl NewJob {
         let mut options = Map::new();
         options.insert("retry_count".into(), retry_count.into());
         options.insert("timeout".into(), timeout_s.into());
+        self.limits.write_into(&mut options);
         let mut payload = Map::new();
         payload.insert("type".into(), Value::String(self.job_type.clone()));
         payload.insert("data".into(), Value::Object(self.data.clone()));

@@ -15,6 +15,7 @@ pub mod data;
 mod error;
 pub mod instance;
 pub mod job;
+pub mod limits;
 mod pending;
 pub mod postgres;
 pub mod run;

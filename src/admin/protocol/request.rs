@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::store::limits::ByteSize;
+
 /// `enqueue`, one job: the replaced system's `{"name", "description",
 /// "payload"}` plus cronq's scheduling fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,13 @@ pub struct JobOptions {
     pub retry_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
+    /// A cap on the job's memory below the operator's (`command` jobs in a
+    /// cgroup): bytes, or text such as `"256M"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<ByteSize>,
+    /// A cap on the job's processes and threads below the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_max: Option<u64>,
 }
 
 /// `enqueue`, the batch form. Each job is parsed on its own so an error
