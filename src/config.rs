@@ -573,7 +573,11 @@ impl Env<'_> {
             return Ok(None);
         };
         match crate::store::limits::parse_size(&value) {
-            Ok(0) => Err(Self::invalid(var, &value, "a size of 0 bytes leaves no room")),
+            Ok(0) => Err(Self::invalid(
+                var,
+                &value,
+                "a size of 0 bytes leaves no room",
+            )),
             Ok(bytes) => Ok(Some(bytes)),
             Err(reason) => Err(Self::invalid(var, &value, reason)),
         }

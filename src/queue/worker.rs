@@ -20,10 +20,10 @@ use tracing::Instrument;
 use super::Queue;
 use super::handler::{Handler, JobContext, JobError};
 use super::job::{Claimed, Job, Lease};
-use crate::store::limits::Limits;
 use super::retry;
 use crate::clock::Millis;
 use crate::store::job::{AfterFailure, Outcome};
+use crate::store::limits::Limits;
 use crate::store::{Pending, StoreError};
 
 /// How often a completion or failure is retried while the database is busy

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::clock::Millis;
 use super::limits::Limits;
+use crate::clock::Millis;
 
 /// Where a job is in its life. `Scheduled` is not stored: it is a pending
 /// job whose `run_at` is still ahead.
