@@ -33,6 +33,9 @@
 # Usage: tests/nspawn_boot.sh [--harness-only] [path/to/cronq]
 #        CRONQ_DEB=target/debian/cronq_*.deb tests/nspawn_boot.sh   (the package's /usr)
 # Needs root, systemd-container, socat, overlayfs. Cleans up on every exit.
+# Under pipefail, `journalctl | grep -q` fails when grep exits at its first
+# match while journalctl still writes (SIGPIPE): searches read all of their
+# input instead (`grep PATTERN >/dev/null`).
 set -euo pipefail
 
 harness_only=0
@@ -213,7 +216,7 @@ in_ct systemctl start cronq-probe.service
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$ms" -ge 900 ] || fail "start returned after ${ms} ms, before the probe's READY at 1000 ms"
 [ "$(prop cronq-probe.service StatusText)" = "probe ready" ] || fail "StatusText $(prop cronq-probe.service StatusText)"
-in_ct systemctl status cronq-probe.service --no-pager | grep -q 'Status: "probe ready"' || fail "systemctl status lacks the STATUS line"
+in_ct systemctl status cronq-probe.service --no-pager | grep 'Status: "probe ready"' >/dev/null || fail "systemctl status lacks the STATUS line"
 pass "start took ${ms} ms"
 
 step "probe: a SIGSTOPped service is killed by its watchdog and restarted"
@@ -221,7 +224,7 @@ pid=$(prop cronq-probe.service MainPID)
 in_ct kill -STOP "$pid"
 wait_for 15 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value cronq-probe.service)\" -ge 1 ]" \
     || fail "no restart after SIGSTOP"
-in_ct journalctl -q -u cronq-probe.service --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+in_ct journalctl -q -u cronq-probe.service --no-pager | grep -i 'watchdog timeout' >/dev/null || fail "journal has no watchdog timeout"
 pass "restarted, new MainPID $(prop cronq-probe.service MainPID) (was $pid)"
 in_ct systemctl stop cronq-probe.service
 
@@ -272,7 +275,7 @@ if [ -x "$probe_bin" ]; then
     in_ct kill -STOP "$pid"
     wait_for 15 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value $rs)\" -ge 1 ]" \
         || fail "no restart after SIGSTOP"
-    in_ct journalctl -q -u $rs --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+    in_ct journalctl -q -u $rs --no-pager | grep -i 'watchdog timeout' >/dev/null || fail "journal has no watchdog timeout"
     wait_for 5 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p ActiveState --value $rs)\" = active ]" || fail "not active again"
     pass "MainPID $pid -> $(prop $rs MainPID)"
     in_ct systemctl stop $rs cronq-rsprobe.socket
@@ -320,7 +323,7 @@ pass
 step "systemctl status shows the daemon's STATUS text"
 status_text=$(prop cronq.service StatusText)
 [ -n "$status_text" ] || fail "no StatusText"
-in_ct systemctl status cronq.service --no-pager | grep -qF "Status: \"$status_text\"" || fail "status lacks it"
+in_ct systemctl status cronq.service --no-pager | grep -F "Status: \"$status_text\"" >/dev/null || fail "status lacks it"
 pass "Status: \"$status_text\""
 
 step "a noop job enqueued with socat through the socket runs"
@@ -347,7 +350,7 @@ type = "noop"
 data = {}
 EOF
 in_ct systemctl reload cronq.service
-admin '{"cmd":"crons"}' | grep -q '"nspawn_reload"' || fail "crons after reload: $(admin '{"cmd":"crons"}')"
+admin '{"cmd":"crons"}' | grep '"nspawn_reload"' >/dev/null || fail "crons after reload: $(admin '{"cmd":"crons"}')"
 [ "$(prop cronq.service ActiveState)" = active ] || fail "not active after reload"
 pass
 
@@ -363,8 +366,8 @@ if in_ct systemctl reload cronq.service 2>"$work/reload.err"; then
     fail "systemctl reload exited 0 on a file the daemon refuses"
 fi
 crons=$(admin '{"cmd":"crons"}')
-echo "$crons" | grep -q '"nspawn_reload"' || fail "the old table is gone: $crons"
-if echo "$crons" | grep -q '"nspawn_broken"'; then fail "the refused cron was loaded: $crons"; fi
+echo "$crons" | grep '"nspawn_reload"' >/dev/null || fail "the old table is gone: $crons"
+if echo "$crons" | grep '"nspawn_broken"' >/dev/null; then fail "the refused cron was loaded: $crons"; fi
 [ "$(prop cronq.service ActiveState)" = active ] || fail "not active after a refused reload"
 # ExecReload's own stderr (cronq reload) names the file and the fault.
 wait_for 5 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u cronq -o cat | grep -q 'crons.toml:2'" \
@@ -377,7 +380,7 @@ step "cronq check with no file checks /etc/cronq/crons.toml, the daemon's file"
 out=$(in_ct env -i PATH=/usr/bin:/bin sh -c 'cd / && cronq check' 2>&1) || fail "cronq check: $out"
 [ "$(echo "$out" | head -n 1)" = "/etc/cronq/crons.toml (the installed daemon's file): 1 cron(s), all valid" ] \
     || fail "checked: $out"
-echo "$out" | grep -q nspawn_reload || fail "nspawn_reload not listed: $out"
+echo "$out" | grep nspawn_reload >/dev/null || fail "nspawn_reload not listed: $out"
 pass
 
 step "a SIGSTOPped cronq is killed by the watchdog and restarted"
@@ -403,7 +406,7 @@ job_id=$(admin "$touch_job" | json_get job.id)
 [ -n "$job_id" ] || fail "enqueue refused the touch job"
 wait_for 10 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -q '\"dead\"'" \
     || fail "job $job_id did not die in the sandbox: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
-admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}" | grep -q 'Read-only file system' \
+admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}" | grep 'Read-only file system' >/dev/null \
     || fail "job $job_id died for another reason: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
 in_ct test ! -e /srv/b/x || fail "/srv/b/x was written without the drop-in"
 in_ct sh -c 'printf "[Service]\nReadWritePaths=/srv/b\n" > /run/systemd/system/cronq.service.d/test-srv.conf'
@@ -422,7 +425,7 @@ wait_for 5 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $lead
 t0=$(date +%s%N)
 in_ct systemctl stop cronq.service 2>/dev/null
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat | grep -q 'job finished' \
+in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat | grep 'job finished' >/dev/null \
     || fail "job $job_id did not finish before the stop: $(in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat)"
 [ "$(prop cronq.service Result)" = success ] || fail "stop Result=$(prop cronq.service Result)"
 pass "stop took ${ms} ms"
@@ -457,7 +460,7 @@ svc=$cgfs$cg
 pid=$(prop cronq.service MainPID)
 # Read from outside the container's cgroup namespace: the path has a prefix.
 in_ct grep -q "^0::.*$cg/daemon\$" "/proc/$pid/cgroup" || fail "daemon cgroup: $(in_ct cat "/proc/$pid/cgroup")"
-in_ct journalctl -q -u cronq -o cat | grep -q 'command jobs run each in a cgroup of its own' \
+in_ct journalctl -q -u cronq -o cat | grep 'command jobs run each in a cgroup of its own' >/dev/null \
     || fail "no start-up line about the mode: $(in_ct journalctl -q -u cronq -o cat | tail -5)"
 controllers=$(in_ct cat "$svc/cgroup.controllers")
 pass "daemon in $cg/daemon; delegated controllers: '${controllers}'"
@@ -483,7 +486,7 @@ has_controller() { case " $controllers " in *" $1 "*) return 0 ;; *) return 1 ;;
 refused_for() {
     local answer
     answer=$(admin '{"cmd":"enqueue","name":"nspawn_command","payload":{"type":"command","data":{"argv":["/usr/bin/sh","-c","true"]}}}')
-    echo "$answer" | grep -qF "$1 cannot be enforced" || fail "enqueue answered $answer"
+    echo "$answer" | grep -F "$1 cannot be enforced" >/dev/null || fail "enqueue answered $answer"
 }
 
 command_env "JOB_COMMAND_MEMORY_MAX=64M"
@@ -536,7 +539,7 @@ step "control: without Delegate= the escapee outlives its job (process-group mod
 in_ct sh -c 'printf "[Service]\nDelegate=no\n" > /run/systemd/system/cronq.service.d/test-no-delegate.conf'
 in_ct systemctl daemon-reload
 command_env "JOB_TIMEOUT_SECONDS=30"
-in_ct journalctl -q -u cronq -o cat | grep -q 'command jobs run each in a process group of its own, not a cgroup' \
+in_ct journalctl -q -u cronq -o cat | grep 'command jobs run each in a process group of its own, not a cgroup' >/dev/null \
     || fail "no start-up line about process-group mode"
 job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","setsid sleep 1004 & sleep 1005"]}' '{"timeout":3,"retry_count":0}')
 wait_dead "$job_id" 20
