@@ -226,13 +226,14 @@ impl Queue {
         let now = inner.clock.now_ms();
         let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
         let judge_as = inner.instance.clone();
+        let shared = inner.store.shared();
         Tick {
             now,
             instance: inner.instance.row(now),
             leases: self.held_leases(),
             run,
             stale_before: now - timeout_ms,
-            judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms)),
+            judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms, shared)),
             types: inner.types.clone(),
             limit,
         }

@@ -27,7 +27,7 @@ mod conformance;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use backend::{Backend, BackendInfo};
+pub use backend::{Backend, BackendInfo, Wakeups};
 pub use error::StoreError;
 pub use job::{JobDefaults, ListFilter};
 pub use pending::{AfterCommit, Pending};

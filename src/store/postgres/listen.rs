@@ -21,24 +21,13 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{APP_LISTEN, connector, pg_config};
 use super::error::{OpenError, describe};
 use super::url::PgSettings;
+use crate::store::backend::Wakeups;
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "cronq_jobs";
 /// The longest pause between reconnection attempts.
 pub const MAX_PAUSE: Duration = Duration::from_secs(5);
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
-
-/// What the LISTEN connection has seen; compare with the last value seen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Wakeups {
-    /// Notifications received: a job may be ready.
-    pub notifications: u64,
-    /// Connections made (the first included): notifications may have been
-    /// missed, so a claim pass is due.
-    pub reconnects: u64,
-    /// Whether the connection is up now.
-    pub connected: bool,
-}
 
 pub(super) struct Listener {
     state: watch::Receiver<Wakeups>,

@@ -53,9 +53,9 @@ use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
 
+pub use crate::store::backend::Wakeups;
 pub use connect::POOL_SIZE;
 pub use error::OpenError;
-pub use listen::Wakeups;
 pub use migrate::SCHEMA_VERSION;
 pub use password::Secret;
 pub use time::ClockSync;
