@@ -37,7 +37,7 @@ use crate::queue::handler::{Handler, Registration, Registry};
 use crate::queue::instance::Instance;
 use crate::queue::job::JobStatus;
 use crate::queue::{Queue, QueueError};
-use crate::store::{JobDefaults, Store, StoreError};
+use crate::store::{JobDefaults, OpenError, StoreError};
 use crate::systemd::Notifier;
 
 /// Why the daemon could not start.
@@ -47,6 +47,8 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -121,24 +123,13 @@ impl Builder {
     pub async fn start(self) -> Result<Daemon, DaemonError> {
         let config = Arc::new(self.config);
         config.check_db_outside_data_dir()?;
-        let store = {
-            let (path, defaults) = (
-                config.db_path.clone(),
-                JobDefaults {
-                    max_retries: config.max_retries,
-                    timeout_s: config.job_timeout.as_secs() as u32,
-                },
-            );
-            tokio::task::spawn_blocking(move || Store::sqlite(&path, defaults))
-                .await
-                .map_err(|e| {
-                    StoreError::Database(format!("opening the database panicked: {e}"))
-                })??
+        let defaults = JobDefaults {
+            max_retries: config.max_retries,
+            timeout_s: config.job_timeout.as_secs() as u32,
         };
+        let store = crate::store::open(&config.database, defaults, self.clock.clone()).await?;
         sweep_data_dir(config.data_dir.clone()).await;
-        let now = self.clock.now_ms();
-        let instance = Instance::current(now);
-        store.register_instance(instance.row(now)).await?;
+        let instance = Instance::current(self.clock.now_ms());
 
         let mut registry = Registry::new();
         for registration in crate::handlers::builtin(&config)
@@ -169,6 +160,7 @@ impl Builder {
             instance,
             shutdown.clone(),
         );
+        queue.register().await?;
         let recovered = queue.recover().await?;
         if !recovered.is_empty() {
             tracing::info!(
@@ -270,7 +262,7 @@ impl Builder {
         notifier.ready();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            db = %config.db_path.display(),
+            database = %config.database,
             socket = %config.socket_path.display(),
             workers = config.max_workers,
             instance = %queue.instance().id,

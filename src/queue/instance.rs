@@ -48,6 +48,8 @@ impl Instance {
         }
     }
 
+    /// This process's row as of `now`, without its workers (the queue's to
+    /// fill in: see `Queue::register`).
     pub fn row(&self, now: Millis) -> InstanceRow {
         InstanceRow {
             id: self.id.clone(),
@@ -58,6 +60,9 @@ impl Instance {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started: self.started,
             heartbeat_at: now,
+            workers_max: 0,
+            workers_busy: 0,
+            clock_offset_ms: 0,
         }
     }
 

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::store::instance::InstanceRow;
 use crate::store::job::Recovered;
 use crate::store::run::{NewRun, RunRow, RunStatus};
 use crate::store::tick::{Tick, Ticked};
@@ -209,6 +210,53 @@ impl Queue {
             .ok_or(QueueError::Invalid("no job was stored".into()))
     }
 
+    /// Registers this daemon on the database, so the others can see it and
+    /// tell when it dies. The daemon calls it once at start-up.
+    pub async fn register(&self) -> Result<(), StoreError> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .register_instance(self.instance_row(now))
+            .await
+    }
+
+    /// This daemon's row as of `now`, with its workers.
+    fn instance_row(&self, now: crate::clock::Millis) -> InstanceRow {
+        InstanceRow {
+            workers_max: self.inner.config.max_workers as i64,
+            workers_busy: self.busy() as i64,
+            ..self.inner.instance.row(now)
+        }
+    }
+
+    /// Every registered instance, oldest first, as the store has them; this
+    /// daemon's own row with its workers of now.
+    pub async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        let mut rows = self.inner.store.instances().await?;
+        for row in rows.iter_mut().filter(|r| r.id == self.inner.instance.id) {
+            row.workers_busy = self.busy() as i64;
+            if let Some(offset) = self.inner.store.clock_offset_ms() {
+                row.clock_offset_ms = offset;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// How many registered instances this daemon judges alive (itself
+    /// included): those whose heartbeat is younger than the reservation
+    /// timeout and whose process, if on this host, still runs.
+    pub async fn live_instances(&self) -> Result<usize, StoreError> {
+        let inner = &self.inner;
+        let rows = inner.store.instances().await?;
+        let now = inner.clock.now_ms();
+        let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
+        let shared = inner.store.shared();
+        Ok(rows
+            .iter()
+            .filter(|row| !inner.instance.judges_dead(row, now, timeout_ms, shared))
+            .count())
+    }
+
     /// Releases reservations whose holder is gone: held by an instance that
     /// is provably dead, or not extended for JOB_RESERVATION_TIMEOUT. The
     /// daemon calls it at start-up, so a predecessor killed with -9 does
@@ -229,7 +277,7 @@ impl Queue {
         let shared = inner.store.shared();
         Tick {
             now,
-            instance: inner.instance.row(now),
+            instance: self.instance_row(now),
             leases: self.held_leases(),
             run,
             stale_before: now - timeout_ms,
@@ -359,7 +407,7 @@ impl Queue {
         let now = inner.clock.now_ms();
         if let Err(e) = inner
             .store
-            .heartbeat_instance(inner.instance.row(now), now)
+            .heartbeat_instance(self.instance_row(now), now)
             .await
         {
             tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}");

@@ -21,6 +21,22 @@ use crate::store::sqlite_version;
 
 pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
     let queue = &ctx.queue;
+    let mut answer = base(ctx).await?;
+    // A database other hosts share: how many daemons are alive on it, and
+    // how far this one's clock is from the server's.
+    if queue.store().shared() {
+        answer.insert("instances".into(), json!(queue.live_instances().await?));
+        answer.insert(
+            "clock_offset_ms".into(),
+            json!(queue.store().clock_offset_ms()),
+        );
+    }
+    Ok(answer)
+}
+
+/// The fields every backend answers.
+async fn base(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
+    let queue = &ctx.queue;
     let counts = queue.store().counts(queue.clock().now_ms()).await?;
     let backend = queue.store().info();
     let total = |status: JobStatus| -> u64 {
