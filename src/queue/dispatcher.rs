@@ -8,22 +8,48 @@
 //! transaction): with fast jobs no worker waits for a claim's
 //! commit, and with slow ones nothing sits reserved in the buffer for long,
 //! so other daemons sharing the file get their share. When nothing is ready
-//! it sleeps until the earliest scheduled job, an enqueue, or shutdown; it
+//! it sleeps until the earliest scheduled job, an enqueue, or shutdown.
+//!
+//! On a database other hosts share, jobs also become ready elsewhere: the
+//! backend's wake-up channel (PostgreSQL's LISTEN connection) signals
+//! another node's enqueue within milliseconds, and every reconnect of that
+//! channel, after which a claim pass picks up whatever was sent during the
+//! gap. Behind that, an idle dispatcher makes one claim pass a minute
+//! ([`FALLBACK_POLL`]) for what no notification announces. On a file it
 //! never polls.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use super::worker;
 use super::{Queue, lock};
-use crate::clock::MAX_WALL_SLEEP;
+use crate::clock::{MAX_WALL_SLEEP, Millis};
+use crate::store::Wakeups;
 
-/// How long to wait before claiming again after the database refused.
+/// How long to wait before claiming again after the database refused; it
+/// doubles while the refusals go on (an outage), up to [`MAX_ERROR_PAUSE`],
+/// and a reconnect of the wake-up channel cuts it short.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+const MAX_ERROR_PAUSE: Duration = Duration::from_secs(30);
+
+/// On a shared database, the longest an idle dispatcher sleeps between
+/// claim passes. Notifications are sent at commit for every way a job
+/// becomes ready that cronq writes (an enqueue, an application's INSERT or
+/// `cronq_enqueue`, a release, a recovery, a retry), and a reconnect makes
+/// a pass of its own, so this only catches what none of them announce: a
+/// failed job's retry coming due while the node that scheduled it is busy
+/// or gone. A minute bounds that as the `system_queue` cron does on one
+/// machine, and the passes fall on whole minutes of the wall clock, as the
+/// scheduler's turns do, so an idle node wakes once for both.
+pub const FALLBACK_POLL: Duration = Duration::from_secs(60);
 
 pub(super) async fn run(queue: Queue) {
     let inner = &queue.inner;
     tracing::debug!(types = %inner.types.join(","), workers = inner.config.max_workers, "dispatcher started");
+    let mut wakeups = inner.store.wakeups();
+    let mut errors: u32 = 0;
     while !inner.shutdown.is_cancelled() {
         start_workers(&queue);
         let buffered = lock(&inner.ready).len();
@@ -51,10 +77,14 @@ pub(super) async fn run(queue: Queue) {
                 lock(&inner.ready).extend(claimed.iter().cloned());
             }
             queue.refilled();
+            if claimed.is_ok() && errors > 0 {
+                tracing::info!("claiming jobs again");
+                errors = 0;
+            }
             match claimed {
                 Ok(claimed) if !claimed.is_empty() => continue,
                 Ok(_) if buffered == 0 => {
-                    if !sleep_until_due(&queue, now).await {
+                    if !sleep_until_due(&queue, now, &mut wakeups).await {
                         break;
                     }
                     continue;
@@ -62,9 +92,16 @@ pub(super) async fn run(queue: Queue) {
                 // Nothing more is ready; the workers' exits wake us.
                 Ok(_) => refill_below = 0,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not claim jobs: {e}; trying again shortly");
+                    let pause = error_pause(errors);
+                    if errors == 0 {
+                        tracing::warn!(error = %e, "could not claim jobs: {e}; trying again in {} s, then less often while it lasts", pause.as_secs());
+                    } else {
+                        tracing::debug!(error = %e, "could not claim jobs: {e}");
+                    }
+                    errors = errors.saturating_add(1);
                     tokio::select! {
-                        () = tokio::time::sleep(ERROR_PAUSE) => continue,
+                        () = tokio::time::sleep(pause) => continue,
+                        () = woken(&mut wakeups) => continue,
                         () = inner.shutdown.cancelled() => break,
                     }
                 }
@@ -76,6 +113,7 @@ pub(super) async fn run(queue: Queue) {
         queue.refilled();
         tokio::select! {
             () = inner.wake.notified() => {}
+            () = woken(&mut wakeups) => {}
             () = inner.shutdown.cancelled() => break,
         }
     }
@@ -102,14 +140,28 @@ fn start_workers(queue: &Queue) {
 }
 
 /// Nothing is ready or buffered: sleeps until the earliest scheduled job,
-/// an enqueue, a retry or a freed worker slot (rows written by other
-/// programs are the system_queue cron's). False at shutdown.
-async fn sleep_until_due(queue: &Queue, now: crate::clock::Millis) -> bool {
+/// an enqueue, a retry, a freed worker slot, or a signal of the backend's
+/// wake-up channel; on a shared database at most until the next
+/// [`FALLBACK_POLL`]. On a file, rows written by other programs are the
+/// system_queue cron's. False at shutdown.
+async fn sleep_until_due(
+    queue: &Queue,
+    now: Millis,
+    wakeups: &mut Option<watch::Receiver<Wakeups>>,
+) -> bool {
     let inner = &queue.inner;
-    let pause = match inner.store.next_due(&inner.types, now).await {
+    let due = match inner.store.next_due(&inner.types, now).await {
         Ok(Some(due)) => Some(Duration::from_millis((due - now).max(1) as u64).min(MAX_WALL_SLEEP)),
         Ok(None) => None,
         Err(_) => Some(ERROR_PAUSE),
+    };
+    let poll = inner
+        .store
+        .shared()
+        .then(|| until_next_poll(inner.clock.now_ms()));
+    let pause = match (due, poll) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
     let sleep = async {
         match pause {
@@ -119,9 +171,37 @@ async fn sleep_until_due(queue: &Queue, now: crate::clock::Millis) -> bool {
     };
     tokio::select! {
         () = inner.wake.notified() => true,
+        () = woken(wakeups) => true,
         () = sleep => true,
         () = inner.shutdown.cancelled() => false,
     }
+}
+
+/// Returns when the backend's wake-up channel signals; never when there is
+/// none (or it closed).
+async fn woken(wakeups: &mut Option<watch::Receiver<Wakeups>>) {
+    if let Some(rx) = wakeups.as_mut()
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    *wakeups = None;
+    std::future::pending().await
+}
+
+/// From `now` to the next whole multiple of [`FALLBACK_POLL`] of the wall
+/// clock (at least a millisecond).
+fn until_next_poll(now: Millis) -> Duration {
+    let period = FALLBACK_POLL.as_millis() as Millis;
+    let next = (now.div_euclid(period) + 1) * period;
+    Duration::from_millis((next - now).max(1) as u64)
+}
+
+/// The pause after `errors` refusals in a row.
+fn error_pause(errors: u32) -> Duration {
+    ERROR_PAUSE
+        .saturating_mul(1 << errors.min(16))
+        .min(MAX_ERROR_PAUSE)
 }
 
 /// Keeps running jobs' reservations alive while they finish after
@@ -143,5 +223,25 @@ pub(super) async fn heartbeat(queue: Queue) {
 async fn wait_idle(queue: &Queue) {
     while !lock(&queue.inner.leases).is_empty() {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_polls_fall_on_whole_minutes() {
+        let minute: Millis = 1_800_000_000_000; // a whole minute
+        assert_eq!(until_next_poll(minute), FALLBACK_POLL);
+        assert_eq!(until_next_poll(minute + 59_999), Duration::from_millis(1));
+        assert_eq!(until_next_poll(minute + 15_000), Duration::from_secs(45));
+    }
+
+    #[test]
+    fn the_pause_after_refusals_grows_to_its_cap() {
+        let pauses: Vec<u64> = (0..8).map(|n| error_pause(n).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(error_pause(u32::MAX), MAX_ERROR_PAUSE);
     }
 }

@@ -48,9 +48,18 @@ pub trait Backend: Send + Sync + 'static {
     /// The settings a stored row that does not say otherwise runs with.
     fn defaults(&self) -> &JobDefaults;
 
-    /// Whether writes are getting through: no write has been stuck for
-    /// `limit`. Costs no I/O, so the watchdog can ask every few seconds
-    /// without waking the database.
+    /// Whether the store works as far as this process can make it work:
+    /// what the systemd watchdog is fed on, with the scheduler's turns.
+    /// Costs no I/O, so the watchdog can ask every few seconds without
+    /// waking the database.
+    ///
+    /// On a file (SQLite), no write has been stuck for `limit`: a write that
+    /// hangs there is this host's trouble (a wedged disk, a stuck lock) and a
+    /// restart is the cure. On a database other hosts share (PostgreSQL), the
+    /// store's own tasks are alive; an unreachable or slow server does not
+    /// count, since restarting every node would not bring it back and would
+    /// cut their running jobs off. The daemon reports such an outage in its
+    /// log and its STATUS= line instead, and reconnects by itself.
     fn responsive(&self, limit: Duration) -> bool;
 
     /// Waits for queued writes and closes the database; later calls fail

@@ -33,8 +33,8 @@ impl Backend for PgStore {
         PgStore::defaults(self)
     }
 
-    fn responsive(&self, limit: Duration) -> bool {
-        PgStore::responsive(self, limit)
+    fn responsive(&self, _limit: Duration) -> bool {
+        PgStore::responsive(self)
     }
 
     async fn close(&self) {

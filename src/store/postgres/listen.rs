@@ -55,6 +55,13 @@ impl Listener {
         self.state.clone()
     }
 
+    /// Whether the listening task runs (it ends only at `stop`, or by a
+    /// panic).
+    pub fn is_running(&self) -> bool {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     pub async fn stop(&self) {
         self.stop.cancel();
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -85,7 +92,9 @@ async fn run(
             r = listen_once(&config, &tls, &state, &stop, &mut pause, &mut down_logged) => r,
             () = stop.cancelled() => return,
         };
-        state.send_modify(|w| w.connected = false);
+        // Only a real change is told: each failed reconnection attempt
+        // would otherwise wake every subscriber for nothing.
+        state.send_if_modified(|w| std::mem::replace(&mut w.connected, false));
         if let Err(reason) = connected
             && !down_logged
         {

@@ -112,7 +112,7 @@ impl PgStore {
         let server = settings.server();
         let mut first = connect::connect_once(&settings, connect::APP_POOL).await?;
         migrate::run(&mut first, &url).await?;
-        let offset = ClockOffset::new(options.clock_sync);
+        let offset = ClockOffset::new(options.clock_sync, server.clone());
         offset
             .measure(&first, options.clock.as_ref(), true)
             .await
@@ -166,10 +166,17 @@ impl PgStore {
         self.inner.listener.subscribe()
     }
 
-    /// Whether outcome writes are getting through: the batcher is idle, or
-    /// its current batch is younger than `limit`. Costs no round trip.
-    pub fn responsive(&self, limit: Duration) -> bool {
-        self.inner.finisher.stalled_for() < limit
+    /// Whether the store's own tasks (the outcome batcher, the LISTEN
+    /// connection) are alive. The server's state does not count: see
+    /// `Backend::responsive`. Costs no round trip.
+    pub fn responsive(&self) -> bool {
+        self.inner.finisher.is_running() && self.inner.listener.is_running()
+    }
+
+    /// How long the outcome batcher has been at its current batch (zero
+    /// when idle): longer than a round trip while the server is down.
+    pub fn outcomes_stalled_for(&self) -> Duration {
+        self.inner.finisher.stalled_for()
     }
 
     /// Writes the outcomes already queued, stops the LISTEN connection and
