@@ -307,3 +307,25 @@ fn a_bad_url_or_an_unreachable_server_stops_start_up_naming_the_variable() {
         );
     }
 }
+
+#[test]
+fn a_job_no_notification_announced_is_found_by_the_fallback_poll() {
+    let Some(b) = Backend::postgres() else { return };
+    // Heartbeats every 15 s (a quarter of the one-minute reservation
+    // timeout), and no system_queue drain that could find the job instead.
+    let d = b.start(&[("JOB_RESERVATION_TIMEOUT", "1")]);
+    d.ok(json!({"cmd": "disable", "id": "system_queue"}));
+    listening(&b, &d);
+    // A row whose notification never comes (as if lost).
+    b.psql(
+        "ALTER TABLE queues DISABLE TRIGGER queues_notify_insert;
+         INSERT INTO queues (id, name, payload) VALUES ('unannounced0001', 'u', '{\"type\": \"noop\"}');",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.job("unannounced0001").is_some(), "nothing announced it");
+    d.until(
+        Duration::from_secs(60),
+        "the fallback poll to run it",
+        |d| d.job("unannounced0001").is_none().then_some(()),
+    );
+}

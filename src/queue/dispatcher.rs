@@ -14,9 +14,10 @@
 //! backend's wake-up channel (PostgreSQL's LISTEN connection) signals
 //! another node's enqueue within milliseconds, and every reconnect of that
 //! channel, after which a claim pass picks up whatever was sent during the
-//! gap. Behind that, an idle dispatcher makes one claim pass a minute
-//! ([`FALLBACK_POLL`]) for what no notification announces. On a file it
-//! never polls.
+//! gap. Behind that, each heartbeat that did not drain the queue wakes the
+//! dispatcher for a claim pass (the fallback poll, each minute while
+//! `system_queue` runs: see `Queue::fallback_poll`). It never polls on a
+//! timer of its own.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -33,17 +34,6 @@ use crate::store::Wakeups;
 /// and a reconnect of the wake-up channel cuts it short.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(30);
-
-/// On a shared database, the longest an idle dispatcher sleeps between
-/// claim passes. Notifications are sent at commit for every way a job
-/// becomes ready that cronq writes (an enqueue, an application's INSERT or
-/// `cronq_enqueue`, a release, a recovery, a retry), and a reconnect makes
-/// a pass of its own, so this only catches what none of them announce: a
-/// failed job's retry coming due while the node that scheduled it is busy
-/// or gone. A minute bounds that as the `system_queue` cron does on one
-/// machine, and the passes fall on whole minutes of the wall clock, as the
-/// scheduler's turns do, so an idle node wakes once for both.
-pub const FALLBACK_POLL: Duration = Duration::from_secs(60);
 
 pub(super) async fn run(queue: Queue) {
     let inner = &queue.inner;
@@ -140,28 +130,19 @@ fn start_workers(queue: &Queue) {
 }
 
 /// Nothing is ready or buffered: sleeps until the earliest scheduled job,
-/// an enqueue, a retry, a freed worker slot, or a signal of the backend's
-/// wake-up channel; on a shared database at most until the next
-/// [`FALLBACK_POLL`]. On a file, rows written by other programs are the
-/// system_queue cron's. False at shutdown.
+/// an enqueue, a retry, a freed worker slot, a signal of the backend's
+/// wake-up channel, or the fallback poll. On a file, rows written by other
+/// programs are the system_queue cron's. False at shutdown.
 async fn sleep_until_due(
     queue: &Queue,
     now: Millis,
     wakeups: &mut Option<watch::Receiver<Wakeups>>,
 ) -> bool {
     let inner = &queue.inner;
-    let due = match inner.store.next_due(&inner.types, now).await {
+    let pause = match inner.store.next_due(&inner.types, now).await {
         Ok(Some(due)) => Some(Duration::from_millis((due - now).max(1) as u64).min(MAX_WALL_SLEEP)),
         Ok(None) => None,
         Err(_) => Some(ERROR_PAUSE),
-    };
-    let poll = inner
-        .store
-        .shared()
-        .then(|| until_next_poll(inner.clock.now_ms()));
-    let pause = match (due, poll) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     };
     let sleep = async {
         match pause {
@@ -187,14 +168,6 @@ async fn woken(wakeups: &mut Option<watch::Receiver<Wakeups>>) {
     }
     *wakeups = None;
     std::future::pending().await
-}
-
-/// From `now` to the next whole multiple of [`FALLBACK_POLL`] of the wall
-/// clock (at least a millisecond).
-fn until_next_poll(now: Millis) -> Duration {
-    let period = FALLBACK_POLL.as_millis() as Millis;
-    let next = (now.div_euclid(period) + 1) * period;
-    Duration::from_millis((next - now).max(1) as u64)
 }
 
 /// The pause after `errors` refusals in a row.
@@ -229,14 +202,6 @@ async fn wait_idle(queue: &Queue) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fallback_polls_fall_on_whole_minutes() {
-        let minute: Millis = 1_800_000_000_000; // a whole minute
-        assert_eq!(until_next_poll(minute), FALLBACK_POLL);
-        assert_eq!(until_next_poll(minute + 59_999), Duration::from_millis(1));
-        assert_eq!(until_next_poll(minute + 15_000), Duration::from_secs(45));
-    }
 
     #[test]
     fn the_pause_after_refusals_grows_to_its_cap() {

@@ -309,6 +309,9 @@ impl Queue {
             .tick(self.tick(run, inner.config.batch_size))
             .await?;
         self.after_tick(&ticked);
+        if !ticked.fired {
+            self.fallback_poll();
+        }
         let mut out = SystemQueueRun {
             run: ticked.run,
             fired: ticked.fired,
@@ -420,6 +423,24 @@ impl Queue {
             }
         }
         self.heartbeat_done();
+        self.fallback_poll();
+    }
+
+    /// On a database other hosts share, a heartbeat that did not drain the
+    /// queue (another node fired this minute's `system_queue`, or it is
+    /// off) is also a claim pass: the fallback poll, riding on a wake-up
+    /// the daemon makes anyway (each minute while `system_queue` runs,
+    /// else at each heartbeat). Notifications are sent at commit for every
+    /// way cronq makes a job ready (an enqueue, an application's INSERT or
+    /// `cronq_enqueue`, a release, a recovery, a retry) and a reconnect
+    /// makes a pass of its own, so this only catches what none of them
+    /// announce: a failed job's retry coming due while the node that
+    /// scheduled it is busy or gone, a notification lost. On a file,
+    /// nothing to do.
+    fn fallback_poll(&self) {
+        if self.inner.store.shared() {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// The reservations this process holds: running jobs' and those

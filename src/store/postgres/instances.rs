@@ -103,10 +103,15 @@ pub(super) async fn heartbeat_on(
     offset_ms: i64,
     f: Frame,
 ) -> Result<bool, tokio_postgres::Error> {
-    let n = tx
-        .execute(
+    let update = tx
+        .prepare_cached(
             "UPDATE instances SET heartbeat_at = $2, clock_offset_ms = $3, workers_busy = $4
               WHERE id = $1",
+        )
+        .await?;
+    let n = tx
+        .execute(
+            &update,
             &[&row.id, &f.db(now), &offset_ms, &row.workers_busy],
         )
         .await?;
@@ -120,14 +125,14 @@ pub(super) async fn instances_on(
     client: &impl GenericClient,
     f: Frame,
 ) -> Result<Vec<InstanceRow>, tokio_postgres::Error> {
-    let rows = client
-        .query(
+    let select = client
+        .prepare_cached(
             "SELECT id, host, boot_id, pid, start_ticks, version, started, heartbeat_at,
                     workers_max, workers_busy, clock_offset_ms
                FROM instances ORDER BY started",
-            &[],
         )
         .await?;
+    let rows = client.query(&select, &[]).await?;
     rows.iter()
         .map(|row| {
             Ok(InstanceRow {
