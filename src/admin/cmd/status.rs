@@ -7,7 +7,9 @@
 //! jobs this daemon holds without running them at this instant (claimed
 //! ahead of a free worker, or finished with the outcome being written).
 //! What `running` holds beyond both is another daemon's, or a dead one's
-//! awaiting recovery.
+//! awaiting recovery. On a database other hosts share, `instances` counts
+//! the daemons alive on it and `clock_offset_ms` is this host's clock
+//! against the server's.
 
 use std::sync::atomic::Ordering;
 

@@ -19,8 +19,9 @@
 //! `time.rs`). Wake-ups come over LISTEN/NOTIFY on a connection of its own
 //! (`listen.rs`).
 //!
-//! Not wired into the daemon yet: it is plugged in behind the store
-//! interface once `src/store/` is split into the interface and backends.
+//! The daemon opens it through `store::open` when `CRONQ_DATABASE_URL` is
+//! set; above the store it is a `Backend` like SQLite's, which says it is
+//! `shared` by other hosts and offers its `wakeups` and `clock_offset_ms`.
 //!
 //! [`Store`]: crate::store::Store
 
