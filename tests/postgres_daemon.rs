@@ -329,3 +329,49 @@ fn a_job_no_notification_announced_is_found_by_the_fallback_poll() {
         |d| d.job("unannounced0001").is_none().then_some(()),
     );
 }
+
+#[test]
+fn a_job_enqueued_while_the_listen_connection_was_down_is_claimed_when_it_comes_back() {
+    let Some(b) = Backend::postgres() else { return };
+    let Backend::Postgres { db, .. } = &b else {
+        unreachable!()
+    };
+    // No system_queue drain and the default heartbeat (a minute or more):
+    // only the claim pass after the reconnect can find the job in time.
+    let d = b.start(&[]);
+    d.ok(json!({"cmd": "disable", "id": "system_queue"}));
+    listening(&b, &d);
+    // The LISTEN connection is cut, as a server restart or a network fault
+    // would, and cannot come back yet: the database takes no new
+    // connections (those open, the pool's, go on).
+    b.psql(&format!("ALTER DATABASE {db} CONNECTION LIMIT 0"));
+    b.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'cronq listen'",
+    );
+    d.until(WAIT, "the daemon to notice", |d| {
+        d.log()
+            .contains("lost the LISTEN connection to PostgreSQL")
+            .then_some(())
+    });
+    // Enqueued meanwhile: its notification reaches no one.
+    std::thread::sleep(Duration::from_millis(500));
+    b.psql(
+        "INSERT INTO queues (id, name, payload) VALUES ('missed000000001', 'm', '{\"type\": \"noop\"}')",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        d.job("missed000000001").is_some(),
+        "nothing told the daemon"
+    );
+    // Once it reconnects, a claim pass finds it.
+    b.psql(&format!("ALTER DATABASE {db} CONNECTION LIMIT -1"));
+    d.until(Duration::from_secs(15), "the reconnect's claim pass", |d| {
+        d.job("missed000000001").is_none().then_some(())
+    });
+    d.until(WAIT, "the log to say so", |d| {
+        d.log()
+            .contains("the LISTEN connection to PostgreSQL is back")
+            .then_some(())
+    });
+}
