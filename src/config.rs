@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::handlers::command::never_allowed;
 use crate::store::limits::{ByteSize, MAX_TASKS};
+use crate::store::postgres::{DATABASE_URL_VAR, PgSettings, SettingsError};
 
 /// A bad setting: which variable, what it held, and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,10 @@ pub enum ConfigError {
         /// Which of the database's files, when not the database itself.
         part: String,
     },
+    /// `CRONQ_DATABASE_URL`, or the password behind it, cannot be used; the
+    /// message names the variable and never holds the password.
+    #[error(transparent)]
+    DatabaseUrl(#[from] SettingsError),
     /// Several bad settings of one part (the SMTP ones), all named at once.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Several(Vec<ConfigError>),
@@ -85,6 +90,24 @@ impl fmt::Debug for SmtpConfig {
     }
 }
 
+/// Which database holds the queue: `CRONQ_DATABASE_URL` names a
+/// PostgreSQL server, else the SQLite file `CRONQ_DB` (the default).
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(PgSettings),
+}
+
+/// The file, or the URL without its password: what logs may show.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(settings) => write!(f, "{settings}"),
+        }
+    }
+}
+
 /// A token bucket setting: `rate` jobs per second with room for `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
@@ -112,7 +135,7 @@ pub struct Config {
     pub log_format: LogFormat,
 
     // Paths.
-    pub db_path: PathBuf,
+    pub database: Database,
     pub socket_path: PathBuf,
     pub crons_path: PathBuf,
     pub data_dir: PathBuf,
@@ -266,9 +289,13 @@ impl Config {
                 .unwrap_or_else(|| "info".to_string()),
             log_format: env.log_format("LOG_FORMAT")?,
 
-            db_path: env
-                .path("CRONQ_DB")?
-                .unwrap_or_else(|| state_dir.join("cronq.db")),
+            database: match env.string(DATABASE_URL_VAR) {
+                Some(url) => Database::Postgres(PgSettings::parse(&url, &|var| env.string(var))?),
+                None => Database::Sqlite(
+                    env.path("CRONQ_DB")?
+                        .unwrap_or_else(|| state_dir.join("cronq.db")),
+                ),
+            },
             socket_path,
             crons_path: env
                 .path("CRONQ_CRONS")?
@@ -327,7 +354,7 @@ impl Config {
     /// The defaults, with every file inside `dir`: for tests and embedders.
     pub fn for_dir(dir: &Path) -> Config {
         let mut config = Self::from_vars(&HashMap::new()).expect("the defaults are valid");
-        config.db_path = dir.join("cronq.db");
+        config.database = Database::Sqlite(dir.join("cronq.db"));
         config.socket_path = dir.join("admin.sock");
         config.crons_path = dir.join("crons.toml");
         config.data_dir = dir.join("data");
@@ -354,14 +381,18 @@ impl Config {
     /// job could reach it. Compared by real location: symlinks are resolved
     /// as far as the paths exist, the rest taken as written. Touches the
     /// file system, so the daemon calls it at start-up, not `from_vars`.
+    /// A PostgreSQL database is on its server, out of any job's reach.
     pub fn check_db_outside_data_dir(&self) -> Result<(), ConfigError> {
+        let Database::Sqlite(db_path) = &self.database else {
+            return Ok(());
+        };
         let data_dir = real_path(&self.data_dir);
         for part in ["", "-wal", "-shm", "-journal"] {
-            let mut file = self.db_path.as_os_str().to_owned();
+            let mut file = db_path.as_os_str().to_owned();
             file.push(part);
             if real_path(Path::new(&file)).starts_with(&data_dir) {
                 return Err(ConfigError::DbInsideDataDir {
-                    db: self.db_path.display().to_string(),
+                    db: db_path.display().to_string(),
                     data_dir: self.data_dir.display().to_string(),
                     part: if part.is_empty() {
                         String::new()
@@ -696,7 +727,7 @@ mod tests {
         assert_eq!(c.job_timeout, Duration::from_secs(30));
         assert_eq!(c.reservation_timeout, Duration::from_secs(300));
         assert_eq!(c.log_level, "info");
-        assert_eq!(c.db_path, PathBuf::from("cronq-data/cronq.db"));
+        assert_eq!(c.database.to_string(), "cronq-data/cronq.db");
         assert_eq!(c.socket_path, PathBuf::from("cronq-data/admin.sock"));
         assert_eq!(c.crons_path, PathBuf::from("./crons.toml"));
         assert_eq!(c.data_dir, PathBuf::from("cronq-data/data"));
@@ -720,7 +751,7 @@ mod tests {
             ("CONFIGURATION_DIRECTORY", "/etc/cronq"),
         ])
         .unwrap();
-        assert_eq!(c.db_path, PathBuf::from("/var/lib/cronq/cronq.db"));
+        assert_eq!(c.database.to_string(), "/var/lib/cronq/cronq.db");
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/cronq/data"));
         assert_eq!(c.socket_path, PathBuf::from("/run/cronq/admin.sock"));
         assert_eq!(c.crons_path, PathBuf::from("/etc/cronq/crons.toml"));
@@ -755,8 +786,67 @@ mod tests {
             ("DATA_DIR", "/srv/data"),
         ])
         .unwrap();
-        assert_eq!(c.db_path, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.database.to_string(), "/tmp/x.db");
         assert_eq!(c.data_dir, PathBuf::from("/srv/data"));
+    }
+
+    #[test]
+    fn a_database_url_selects_postgresql_and_never_shows_its_password() {
+        let c = config(&[
+            (
+                "CRONQ_DATABASE_URL",
+                "postgresql://cronq:hunter2@db.example/jobs",
+            ),
+            ("CRONQ_DB", "/tmp/ignored.db"),
+        ])
+        .unwrap();
+        let Database::Postgres(settings) = &c.database else {
+            panic!("not PostgreSQL: {}", c.database);
+        };
+        assert_eq!(settings.server(), "db.example:5432");
+        assert_eq!(
+            c.database.to_string(),
+            "postgres://cronq@db.example:5432/jobs?sslmode=prefer"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        // Empty means unset: SQLite at CRONQ_DB.
+        let c = config(&[("CRONQ_DATABASE_URL", " "), ("CRONQ_DB", "/tmp/x.db")]).unwrap();
+        assert!(matches!(c.database, Database::Sqlite(_)));
+        let err = config(&[("CRONQ_DATABASE_URL", "mysql://u:hunter2@h/d")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("CRONQ_DATABASE_URL is not a PostgreSQL URL"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        // The password file is looked up in the same variables.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("database_password"), "from-credential\n").unwrap();
+        let creds = dir.path().display().to_string();
+        let c = config(&[
+            ("CRONQ_DATABASE_URL", "postgres://cronq@db/jobs"),
+            ("CREDENTIALS_DIRECTORY", &creds),
+        ])
+        .unwrap();
+        let Database::Postgres(settings) = &c.database else {
+            panic!("not PostgreSQL");
+        };
+        assert_eq!(
+            settings.password_source,
+            Some("the credential database_password")
+        );
+    }
+
+    #[test]
+    fn a_postgresql_database_is_not_checked_against_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::for_dir(dir.path());
+        c.data_dir = dir.path().to_path_buf();
+        assert!(c.check_db_outside_data_dir().is_err());
+        c.database =
+            Database::Postgres(PgSettings::parse("postgres://cronq@db/jobs", &|_| None).unwrap());
+        c.check_db_outside_data_dir().unwrap();
     }
 
     #[test]
@@ -951,7 +1041,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let with = |db: PathBuf, data: PathBuf| {
             let mut c = Config::for_dir(dir.path());
-            c.db_path = db;
+            c.database = Database::Sqlite(db);
             c.data_dir = data;
             c.check_db_outside_data_dir()
         };

@@ -38,7 +38,7 @@ use crate::queue::handler::{Handler, Registration, Registry};
 use crate::queue::instance::Instance;
 use crate::queue::job::JobStatus;
 use crate::queue::{Queue, QueueError};
-use crate::store::{JobDefaults, Store, StoreError};
+use crate::store::{JobDefaults, OpenError, StoreError};
 use crate::systemd::Notifier;
 
 /// Why the daemon could not start.
@@ -48,6 +48,8 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -122,24 +124,13 @@ impl Builder {
     pub async fn start(self) -> Result<Daemon, DaemonError> {
         let config = Arc::new(self.config);
         config.check_db_outside_data_dir()?;
-        let store = {
-            let (path, defaults) = (
-                config.db_path.clone(),
-                JobDefaults {
-                    max_retries: config.max_retries,
-                    timeout_s: config.job_timeout.as_secs() as u32,
-                },
-            );
-            tokio::task::spawn_blocking(move || Store::sqlite(&path, defaults))
-                .await
-                .map_err(|e| {
-                    StoreError::Database(format!("opening the database panicked: {e}"))
-                })??
+        let defaults = JobDefaults {
+            max_retries: config.max_retries,
+            timeout_s: config.job_timeout.as_secs() as u32,
         };
+        let store = crate::store::open(&config.database, defaults, self.clock.clone()).await?;
         sweep_data_dir(config.data_dir.clone()).await;
-        let now = self.clock.now_ms();
-        let instance = Instance::current(now);
-        store.register_instance(instance.row(now)).await?;
+        let instance = Instance::current(self.clock.now_ms());
 
         for warning in command::allow_warnings(&config.command_allow) {
             tracing::warn!("{warning}; jobs that run it will fail");
@@ -181,6 +172,7 @@ impl Builder {
             instance,
             shutdown.clone(),
         );
+        queue.register().await?;
         let recovered = queue.recover().await?;
         if !recovered.is_empty() {
             tracing::info!(
@@ -282,7 +274,7 @@ impl Builder {
         notifier.ready();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            db = %config.db_path.display(),
+            database = %config.database,
             socket = %config.socket_path.display(),
             workers = config.max_workers,
             instance = %queue.instance().id,
@@ -473,39 +465,106 @@ pub fn main_from_env() -> ExitCode {
 }
 
 /// Keeps systemd's STATUS= line current ("2/5 busy, 120 pending, 0 dead"),
-/// recomputed at most once a second and only after something changed.
+/// recomputed at most once a second and only after something changed: the
+/// queue's figures, or the state of the backend's wake-up channel (which
+/// notices a database server going away). While the database cannot be
+/// read the line says so, and why, and is looked at again every
+/// [`OUTAGE_RECHECK`] until it answers: that, and the log, is how an outage
+/// shows, since it does not stop the watchdog (see `Backend::responsive`).
 async fn status_line(queue: Queue, notifier: Notifier, shutdown: CancellationToken) {
     let mut activity = queue.activity();
+    let mut wakeups = queue.store().wakeups();
     let mut last = String::new();
+    let mut down = false;
     loop {
         let now = queue.clock().now_ms();
-        match queue.store().counts(now).await {
+        let line = match queue.store().counts(now).await {
             Ok(counts) => {
+                if down {
+                    tracing::info!("the database answers again");
+                    down = false;
+                }
                 let total = |status: JobStatus| -> u64 {
                     counts.values().filter_map(|by| by.get(&status)).sum()
                 };
-                let line = format!(
+                Some(format!(
                     "{}/{} busy, {} pending, {} scheduled, {} dead",
                     queue.busy(),
                     queue.max_workers(),
                     total(JobStatus::Pending),
                     total(JobStatus::Scheduled),
                     total(JobStatus::Dead)
-                );
-                if line != last {
-                    notifier.status(&line);
-                    last = line;
-                }
+                ))
             }
-            Err(e) => tracing::debug!(error = %e, "could not count jobs for the status line"),
+            Err(e) if e.is_unavailable() => {
+                if !down {
+                    tracing::warn!(error = %e, "the database is unavailable: {e}; running jobs go on and their outcomes are kept until it is back");
+                    down = true;
+                }
+                Some(outage_line(queue.busy(), queue.max_workers(), &e))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not count jobs for the status line");
+                None
+            }
+        };
+        if let Some(line) = line
+            && line != last
+        {
+            notifier.status(&line);
+            last = line;
         }
+        let recheck = async {
+            match down {
+                true => tokio::time::sleep(OUTAGE_RECHECK).await,
+                false => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = activity.changed() => if changed.is_err() { break },
+            changed = changed_or_never(&mut wakeups) => if !changed { wakeups = None },
+            () = recheck => {}
             () = shutdown.cancelled() => break,
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = shutdown.cancelled() => break,
         }
+    }
+}
+
+/// How often the status line looks at a database that did not answer.
+const OUTAGE_RECHECK: Duration = Duration::from_secs(5);
+
+/// The STATUS= line while the database is unavailable.
+fn outage_line(busy: usize, max: usize, error: &StoreError) -> String {
+    format!("{busy}/{max} busy; database unavailable ({error}), reconnecting")
+}
+
+/// Whether the channel changed (false once it closed); never returns
+/// without one.
+async fn changed_or_never(
+    rx: &mut Option<tokio::sync::watch::Receiver<crate::store::Wakeups>>,
+) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_shows_in_the_status_line_with_its_cause() {
+        let e = StoreError::Unwritable(
+            "PostgreSQL at db:5432 is unavailable: connection refused".into(),
+        );
+        assert_eq!(
+            outage_line(2, 5, &e),
+            "2/5 busy; database unavailable (the database cannot be written: PostgreSQL at \
+             db:5432 is unavailable: connection refused), reconnecting"
+        );
     }
 }

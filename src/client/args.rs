@@ -117,6 +117,8 @@ pub enum Command {
     Stats,
     /// Print the metrics in Prometheus text format
     Metrics,
+    /// List the daemons sharing the database, with their workers and clocks
+    Instances,
     /// Re-read the crons file
     Reload,
     /// Change the daemon's log level without a restart

@@ -78,6 +78,7 @@ pub enum Cmd {
     },
     Stats,
     Metrics,
+    Instances,
     Reload,
     LogLevel(LogLevelArgs),
     /// Second wave: a subscription to events (`cronq top`).
@@ -127,6 +128,7 @@ impl Cmd {
             Cmd::Disable { .. } => "disable",
             Cmd::Stats => "stats",
             Cmd::Metrics => "metrics",
+            Cmd::Instances => "instances",
             Cmd::Reload => "reload",
             Cmd::LogLevel(_) => "log_level",
             Cmd::Watch(_) => "watch",

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::store::instance::InstanceRow;
 use crate::store::job::Recovered;
 use crate::store::run::{NewRun, RunRow, RunStatus};
 use crate::store::tick::{Tick, Ticked};
@@ -209,6 +210,53 @@ impl Queue {
             .ok_or(QueueError::Invalid("no job was stored".into()))
     }
 
+    /// Registers this daemon on the database, so the others can see it and
+    /// tell when it dies. The daemon calls it once at start-up.
+    pub async fn register(&self) -> Result<(), StoreError> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .register_instance(self.instance_row(now))
+            .await
+    }
+
+    /// This daemon's row as of `now`, with its workers.
+    fn instance_row(&self, now: crate::clock::Millis) -> InstanceRow {
+        InstanceRow {
+            workers_max: self.inner.config.max_workers as i64,
+            workers_busy: self.busy() as i64,
+            ..self.inner.instance.row(now)
+        }
+    }
+
+    /// Every registered instance, oldest first, as the store has them; this
+    /// daemon's own row with its workers of now.
+    pub async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        let mut rows = self.inner.store.instances().await?;
+        for row in rows.iter_mut().filter(|r| r.id == self.inner.instance.id) {
+            row.workers_busy = self.busy() as i64;
+            if let Some(offset) = self.inner.store.clock_offset_ms() {
+                row.clock_offset_ms = offset;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// How many registered instances this daemon judges alive (itself
+    /// included): those whose heartbeat is younger than the reservation
+    /// timeout and whose process, if on this host, still runs.
+    pub async fn live_instances(&self) -> Result<usize, StoreError> {
+        let inner = &self.inner;
+        let rows = inner.store.instances().await?;
+        let now = inner.clock.now_ms();
+        let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
+        let shared = inner.store.shared();
+        Ok(rows
+            .iter()
+            .filter(|row| !inner.instance.judges_dead(row, now, timeout_ms, shared))
+            .count())
+    }
+
     /// Releases reservations whose holder is gone: held by an instance that
     /// is provably dead, or not extended for JOB_RESERVATION_TIMEOUT. The
     /// daemon calls it at start-up, so a predecessor killed with -9 does
@@ -226,13 +274,14 @@ impl Queue {
         let now = inner.clock.now_ms();
         let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
         let judge_as = inner.instance.clone();
+        let shared = inner.store.shared();
         Tick {
             now,
-            instance: inner.instance.row(now),
+            instance: self.instance_row(now),
             leases: self.held_leases(),
             run,
             stale_before: now - timeout_ms,
-            judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms)),
+            judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms, shared)),
             types: inner.types.clone(),
             limit,
         }
@@ -260,6 +309,9 @@ impl Queue {
             .tick(self.tick(run, inner.config.batch_size))
             .await?;
         self.after_tick(&ticked);
+        if !ticked.fired {
+            self.fallback_poll();
+        }
         let mut out = SystemQueueRun {
             run: ticked.run,
             fired: ticked.fired,
@@ -358,7 +410,7 @@ impl Queue {
         let now = inner.clock.now_ms();
         if let Err(e) = inner
             .store
-            .heartbeat_instance(inner.instance.row(now), now)
+            .heartbeat_instance(self.instance_row(now), now)
             .await
         {
             tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}");
@@ -371,6 +423,24 @@ impl Queue {
             }
         }
         self.heartbeat_done();
+        self.fallback_poll();
+    }
+
+    /// On a database other hosts share, a heartbeat that did not drain the
+    /// queue (another node fired this minute's `system_queue`, or it is
+    /// off) is also a claim pass: the fallback poll, riding on a wake-up
+    /// the daemon makes anyway (each minute while `system_queue` runs,
+    /// else at each heartbeat). Notifications are sent at commit for every
+    /// way cronq makes a job ready (an enqueue, an application's INSERT or
+    /// `cronq_enqueue`, a release, a recovery, a retry) and a reconnect
+    /// makes a pass of its own, so this only catches what none of them
+    /// announce: a failed job's retry coming due while the node that
+    /// scheduled it is busy or gone, a notification lost. On a file,
+    /// nothing to do.
+    fn fallback_poll(&self) {
+        if self.inner.store.shared() {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// The reservations this process holds: running jobs' and those

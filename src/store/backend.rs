@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use super::instance::InstanceRow;
 use super::job::{
@@ -47,9 +48,18 @@ pub trait Backend: Send + Sync + 'static {
     /// The settings a stored row that does not say otherwise runs with.
     fn defaults(&self) -> &JobDefaults;
 
-    /// Whether writes are getting through: no write has been stuck for
-    /// `limit`. Costs no I/O, so the watchdog can ask every few seconds
-    /// without waking the database.
+    /// Whether the store works as far as this process can make it work:
+    /// what the systemd watchdog is fed on, with the scheduler's turns.
+    /// Costs no I/O, so the watchdog can ask every few seconds without
+    /// waking the database.
+    ///
+    /// On a file (SQLite), no write has been stuck for `limit`: a write that
+    /// hangs there is this host's trouble (a wedged disk, a stuck lock) and a
+    /// restart is the cure. On a database other hosts share (PostgreSQL), the
+    /// store's own tasks are alive; an unreachable or slow server does not
+    /// count, since restarting every node would not bring it back and would
+    /// cut their running jobs off. The daemon reports such an outage in its
+    /// log and its STATUS= line instead, and reconnects by itself.
     fn responsive(&self, limit: Duration) -> bool;
 
     /// Waits for queued writes and closes the database; later calls fail
@@ -235,4 +245,42 @@ pub trait Backend: Send + Sync + 'static {
     async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError>;
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError>;
+
+    // Many hosts on one database. The defaults are a file's, which only
+    // processes on this host can share.
+
+    /// Whether daemons on other hosts may share this database: their
+    /// instances are then judged by heartbeat alone, a slow poll backs up
+    /// the wake-ups, and `status` counts the instances and shows the clock
+    /// offset.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Signals that jobs may have become ready through another process
+    /// (another node's enqueue, an application's INSERT), and that such
+    /// signals may have been missed (a reconnect): either way a claim pass
+    /// is due. `None` when the backend has no such channel.
+    fn wakeups(&self) -> Option<watch::Receiver<Wakeups>> {
+        None
+    }
+
+    /// This daemon's clock minus the database server's, in milliseconds, as
+    /// last measured; `None` when the database keeps no clock of its own.
+    fn clock_offset_ms(&self) -> Option<i64> {
+        None
+    }
+}
+
+/// What a backend's wake-up channel has seen; a change of any field is a
+/// reason for a claim pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wakeups {
+    /// Notifications received: a job may be ready.
+    pub notifications: u64,
+    /// Connections made (the first included): notifications may have been
+    /// missed, so a claim pass is due.
+    pub reconnects: u64,
+    /// Whether the channel is connected now.
+    pub connected: bool,
 }

@@ -5,6 +5,7 @@ mod cron;
 mod crons;
 mod enqueue;
 mod explain;
+mod instances;
 mod job;
 mod jobs;
 mod log_level;
@@ -132,6 +133,10 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
             no_args()?;
             metrics::run(ctx).await
         }
+        "instances" => {
+            no_args()?;
+            instances::run(ctx).await
+        }
         "reload" => {
             no_args()?;
             reload::run(ctx)
@@ -147,7 +152,7 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
 pub fn validate_only(req: &Request) -> Result<(), AdminError> {
     let no_args = || req.args::<NoArgs>().map(|_| ());
     match req.cmd.as_str() {
-        "ping" | "status" | "crons" | "stats" | "metrics" | "reload" => no_args(),
+        "ping" | "status" | "crons" | "stats" | "metrics" | "reload" | "instances" => no_args(),
         "enqueue" => enqueue::parse(req).map(|_| ()),
         "jobs" => jobs::parse(req).map(|_| ()),
         "job" | "explain" | "retry" | "cancel" | "trigger" | "enable" | "disable" => {

@@ -1,6 +1,7 @@
 //! Per command: the request it sends (`plan`) and how its answer reads.
 //!
 //! - `status`: ping, status, stats, metrics;
+//! - `instances`: the daemons on the database;
 //! - `enqueue`: one job from flags, or a JSON-lines batch;
 //! - `jobs`: jobs, job, explain, retry, cancel, purge;
 //! - `crons`: crons, cron, trigger, enable, disable, reload;
@@ -14,6 +15,7 @@
 pub mod check;
 pub mod crons;
 pub mod enqueue;
+pub mod instances;
 pub mod jobs;
 pub mod log_level;
 pub mod next;
@@ -32,6 +34,7 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Status => (Cmd::Status, status::render_status),
         Command::Stats => (Cmd::Stats, status::render_stats),
         Command::Metrics => (Cmd::Metrics, status::render_metrics),
+        Command::Instances => (Cmd::Instances, instances::render),
         Command::Enqueue(args) => (
             enqueue::request(&args, &mut std::io::stdin().lock())?,
             if args.verbose {

@@ -27,7 +27,8 @@ use crate::store::{Store, StoreError};
 /// wrong clock, not time that passed: nothing missed is fired for it.
 const CLOCK_CORRECTION: SignedDuration = SignedDuration::from_hours(3);
 /// A write transaction running longer than this means the database is
-/// wedged: the watchdog is no longer pinged and systemd restarts us.
+/// wedged: the watchdog is no longer pinged and systemd restarts us (on a
+/// file; see `Backend::responsive` for a shared database).
 const WRITER_STALL_LIMIT: Duration = Duration::from_secs(20);
 /// Most missed fire times looked at when finding the latest one.
 const MAX_MISSED_SCAN: usize = 100_000;
@@ -40,8 +41,9 @@ const FIRE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// the file and line at fault.
 pub type Loader = Arc<dyn Fn() -> Result<Vec<CronSpec>, String> + Send + Sync>;
 
-/// Called on every turn of the scheduler loop after the store answered:
-/// the systemd watchdog's proof of life.
+/// Called on every turn of the scheduler loop while the store's own
+/// machinery works (`Backend::responsive`): the systemd watchdog's proof
+/// of life.
 pub type Pulse = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
@@ -321,14 +323,26 @@ impl Scheduler {
             self.fire_due(now);
             last_seen = last_seen.max(now);
 
-            // The scheduler's turn is the daemon's pulse: it heartbeats
-            // (when no system_queue run did) and proves to the watchdog that
-            // this loop turns and writes get through.
-            self.inner.queue.heartbeat_if_due().await;
+            // The scheduler's turn is the daemon's pulse: it proves to the
+            // watchdog that this loop turns and the store works (see
+            // `Backend::responsive`), and heartbeats when no system_queue
+            // run did. The heartbeat waits at most half a turn, so a
+            // database server that stopped answering cannot hold the turns,
+            // and with them the watchdog's pings, back.
             if let Some(pulse) = &pulse
                 && self.store().responsive(WRITER_STALL_LIMIT)
             {
                 pulse();
+            }
+            let heartbeat = self.inner.queue.heartbeat_if_due();
+            if tokio::time::timeout(turn_every / 2, heartbeat)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "this instance's heartbeat got no answer from the database in {} ms; trying again at the next turn",
+                    (turn_every / 2).as_millis()
+                );
             }
             let earliest = {
                 let table = self.table();

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use super::PgStore;
 use crate::clock::Millis;
-use crate::store::backend::{Backend, BackendInfo};
+use crate::store::backend::{Backend, BackendInfo, Wakeups};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
     AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter, NewJob, Outcome,
@@ -32,8 +33,8 @@ impl Backend for PgStore {
         PgStore::defaults(self)
     }
 
-    fn responsive(&self, limit: Duration) -> bool {
-        PgStore::responsive(self, limit)
+    fn responsive(&self, _limit: Duration) -> bool {
+        PgStore::responsive(self)
     }
 
     async fn close(&self) {
@@ -194,5 +195,17 @@ impl Backend for PgStore {
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError> {
         PgStore::remove_instances(self, ids).await
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn wakeups(&self) -> Option<watch::Receiver<Wakeups>> {
+        Some(PgStore::wakeups(self))
+    }
+
+    fn clock_offset_ms(&self) -> Option<i64> {
+        Some(PgStore::clock_offset_ms(self))
     }
 }

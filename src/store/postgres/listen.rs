@@ -21,24 +21,13 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{APP_LISTEN, connector, pg_config};
 use super::error::{OpenError, describe};
 use super::url::PgSettings;
+use crate::store::backend::Wakeups;
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "cronq_jobs";
 /// The longest pause between reconnection attempts.
 pub const MAX_PAUSE: Duration = Duration::from_secs(5);
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
-
-/// What the LISTEN connection has seen; compare with the last value seen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Wakeups {
-    /// Notifications received: a job may be ready.
-    pub notifications: u64,
-    /// Connections made (the first included): notifications may have been
-    /// missed, so a claim pass is due.
-    pub reconnects: u64,
-    /// Whether the connection is up now.
-    pub connected: bool,
-}
 
 pub(super) struct Listener {
     state: watch::Receiver<Wakeups>,
@@ -64,6 +53,13 @@ impl Listener {
 
     pub fn subscribe(&self) -> watch::Receiver<Wakeups> {
         self.state.clone()
+    }
+
+    /// Whether the listening task runs (it ends only at `stop`, or by a
+    /// panic).
+    pub fn is_running(&self) -> bool {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        task.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     pub async fn stop(&self) {
@@ -96,7 +92,9 @@ async fn run(
             r = listen_once(&config, &tls, &state, &stop, &mut pause, &mut down_logged) => r,
             () = stop.cancelled() => return,
         };
-        state.send_modify(|w| w.connected = false);
+        // Only a real change is told: each failed reconnection attempt
+        // would otherwise wake every subscriber for nothing.
+        state.send_if_modified(|w| std::mem::replace(&mut w.connected, false));
         if let Err(reason) = connected
             && !down_logged
         {

@@ -249,16 +249,14 @@ pub(super) async fn recover_on(
     now: Millis,
     f: Frame,
 ) -> Result<Vec<Recovered>, tokio_postgres::Error> {
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM queues
-                  WHERE status = 'running' AND (reserved_at < $1 OR reserved_by = ANY($2))
-                    FOR UPDATE SKIP LOCKED"
-            ),
-            &[&f.db(stale_before), &dead],
-        )
+    let select = tx
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM queues
+              WHERE status = 'running' AND (reserved_at < $1 OR reserved_by = ANY($2))
+                FOR UPDATE SKIP LOCKED"
+        ))
         .await?;
+    let rows = tx.query(&select, &[&f.db(stale_before), &dead]).await?;
     let mut candidates = Vec::with_capacity(rows.len());
     for row in &rows {
         candidates.push(job_from_row(row, defaults, now, f)?);
