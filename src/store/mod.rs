@@ -2,7 +2,7 @@
 //!
 //! This module is the interface: the [`Backend`] verbs (the queue's, the
 //! crons', the instances'), the row types they take and return (`job`,
-//! `run`, `instance`, `tick`), and [`Store`], the cheap `Clone` handle the
+//! `run`, `instance`, `tick`, `import`), and [`Store`], the cheap `Clone` handle the
 //! rest of the daemon holds. Each database is a folder below: `sqlite/`
 //! (the embedded default). Nothing above the store knows which one
 //! answers; the conformance suite says what each must do.
@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod data;
 mod error;
+pub mod import;
 pub mod instance;
 pub mod job;
 mod pending;

@@ -31,6 +31,7 @@ mod crons;
 mod enqueue;
 mod error;
 mod finish;
+mod import;
 mod instances;
 mod listen;
 mod listings;
