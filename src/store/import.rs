@@ -37,7 +37,7 @@ pub struct ImportJob {
 pub enum Imported {
     /// Stored now as this job: waiting, or dead when its attempts were
     /// used up before.
-    Stored(Job),
+    Stored(Box<Job>),
     /// Taken over before, as this job (which may have finished since).
     Already { job_id: String },
 }

@@ -1,14 +1,15 @@
 //! The store: every SQL statement cronq runs lives below this module.
 //!
 //! This module is the interface: the [`Backend`] verbs (the queue's, the
-//! crons', the instances'), the row types they take and return (`job`,
-//! `run`, `instance`, `tick`, `import`), and [`Store`], the cheap `Clone` handle the
-//! rest of the daemon holds. Each database is a folder below: `sqlite/`
-//! (the embedded default). Nothing above the store knows which one
-//! answers; the conformance suite says what each must do.
+//! crons', the instances', the imports'), the row types they take and
+//! return (`job`, `run`, `instance`, `tick`, `import`), and [`Store`], the
+//! cheap `Clone` handle the rest of the daemon holds. Each database is a
+//! folder below: `sqlite/` (the embedded default). Nothing above the store
+//! knows which one answers; the conformance suite says what each must do.
 //!
 //! `data` is apart: the data handler's own SQLite file (`DATA_DIR/data.db`),
-//! whatever database holds the queue.
+//! whatever database holds the queue. So is `pocketbase`: the replaced
+//! system's `pb_data/data.db`, read by `cronq import-pocketbase`.
 
 pub mod backend;
 pub mod data;
@@ -17,6 +18,7 @@ pub mod import;
 pub mod instance;
 pub mod job;
 mod pending;
+pub mod pocketbase;
 pub mod postgres;
 pub mod run;
 pub mod sqlite;

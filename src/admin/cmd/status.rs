@@ -8,6 +8,9 @@
 //! ahead of a free worker, or finished with the outcome being written).
 //! What `running` holds beyond both is another daemon's, or a dead one's
 //! awaiting recovery.
+//!
+//! `pocketbase` is the PocketBase follower's own view (see
+//! `bridge::pocketbase::status`), null when no PocketBase is configured.
 
 use std::sync::atomic::Ordering;
 
@@ -54,6 +57,7 @@ pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
         "last_tick": protocol::opt_time(ctx.scheduler.last_tick()),
         "handlers": handlers(queue),
         "draining": draining(queue),
+        "pocketbase": ctx.pocketbase.as_ref().map(|p| p.view()),
     })
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - `status`: ping, status, stats, metrics;
 //! - `enqueue`: one job from flags, or a JSON-lines batch;
+//! - `import_pocketbase`: a PocketBase data.db, in many `import` requests;
 //! - `jobs`: jobs, job, explain, retry, cancel, purge;
 //! - `crons`: crons, cron, trigger, enable, disable, reload;
 //! - `log_level`: log-level;
@@ -14,6 +15,7 @@
 pub mod check;
 pub mod crons;
 pub mod enqueue;
+pub mod import_pocketbase;
 pub mod jobs;
 pub mod log_level;
 pub mod next;
@@ -72,6 +74,7 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         ),
         Command::Daemon
         | Command::Check { .. }
+        | Command::ImportPocketbase(_)
         | Command::Next(_)
         | Command::Top
         | Command::Completions { .. } => {

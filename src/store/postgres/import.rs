@@ -117,7 +117,7 @@ impl PgStore {
             if job.status != JobStatus::Dead {
                 waiting += 1;
             }
-            out[i] = Some(Imported::Stored(job));
+            out[i] = Some(Imported::Stored(Box::new(job)));
         }
         self.point_ledger(&tx, &records, &mine, &out).await?;
         self.carry_attempts(&tx, carried, now).await?;

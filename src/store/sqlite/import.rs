@@ -115,7 +115,7 @@ fn import_one(
     }
     let mut job = enqueued.job;
     carry_attempts(conn, &mut job, record, now)?;
-    Ok(Imported::Stored(job))
+    Ok(Imported::Stored(Box::new(job)))
 }
 
 /// Sets the attempts a record used elsewhere on its new job, burying it
