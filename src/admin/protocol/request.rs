@@ -6,9 +6,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::queue::import::Offer;
-use crate::queue::job::{NewJob, RunAt};
-
 /// `enqueue`, one job: the replaced system's `{"name", "description",
 /// "payload"}` plus cronq's scheduling fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +94,8 @@ pub struct ImportRecord {
 impl ImportRecord {
     /// The record as the queue takes it: its job, to run from `created`
     /// on. The error names the field.
-    pub fn offer(self) -> Result<Offer, String> {
+    pub fn offer(self) -> Result<crate::queue::import::Offer, String> {
+        use crate::queue::job::{NewJob, RunAt};
         let mut job = NewJob::new(self.name, self.payload.job_type, self.payload.data);
         job.description = self.description.unwrap_or_default();
         job.retry_count = self.payload.options.retry_count;
@@ -106,7 +104,7 @@ impl ImportRecord {
             let at = crate::clock::parse_rfc3339(created).map_err(|e| format!("created: {e}"))?;
             job.when = RunAt::At(at);
         }
-        Ok(Offer {
+        Ok(crate::queue::import::Offer {
             record_id: self.id,
             job,
             attempts: self.attempts.unwrap_or(0),

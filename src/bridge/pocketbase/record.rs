@@ -188,11 +188,18 @@ fn payload(value: &Value) -> Result<Payload, String> {
     Ok(Payload {
         job_type,
         data,
-        options: JobOptions {
-            retry_count: whole(&options, "retry_count")?,
-            timeout: whole(&options, "timeout")?,
-        },
+        options: kept_options(whole(&options, "retry_count")?, whole(&options, "timeout")?),
     })
+}
+
+/// The options a record carries over: only these two, whatever else
+/// cronq's job options hold (the replaced system had no others).
+#[allow(clippy::field_reassign_with_default)]
+fn kept_options(retry_count: Option<u32>, timeout: Option<u32>) -> JobOptions {
+    let mut options = JobOptions::default();
+    options.retry_count = retry_count;
+    options.timeout = timeout;
+    options
 }
 
 /// An option that must be a whole number, if given.
