@@ -108,6 +108,36 @@ impl fmt::Display for Database {
     }
 }
 
+/// The PocketBase the bridge follows and the data handler reads
+/// (`CRONQ_POCKETBASE_*`). The password is kept out of `Debug`.
+#[derive(Clone)]
+pub struct PocketBaseConfig {
+    /// `CRONQ_POCKETBASE_URL`, e.g. `http://127.0.0.1:8090`.
+    pub url: url::Url,
+    /// A superuser's email (`CRONQ_POCKETBASE_EMAIL`).
+    pub email: String,
+    /// From `CRONQ_POCKETBASE_PASSWORD`, `CRONQ_POCKETBASE_PASSWORD_FILE`
+    /// or the systemd credential `pocketbase_password`.
+    pub password: String,
+    /// `CRONQ_POCKETBASE_COLLECTION`, the collection followed (`queues`).
+    pub collection: String,
+    /// `CRONQ_POCKETBASE_FOLLOW`: whether the daemon takes the collection
+    /// over (default true); false leaves only the data handler's source.
+    pub follow: bool,
+}
+
+impl fmt::Debug for PocketBaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PocketBaseConfig")
+            .field("url", &self.url.as_str())
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .field("collection", &self.collection)
+            .field("follow", &self.follow)
+            .finish()
+    }
+}
+
 /// A token bucket setting: `rate` jobs per second with room for `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
@@ -171,6 +201,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub socket_group: Option<String>,
     pub metrics_textfile: Option<PathBuf>,
+
+    // Bridge.
+    /// Set when `CRONQ_POCKETBASE_URL` is.
+    pub pocketbase: Option<PocketBaseConfig>,
 }
 
 /// Largest batch of jobs one `enqueue` request may carry.
@@ -347,6 +381,8 @@ impl Config {
             ),
             socket_group: env.string("CRONQ_SOCKET_GROUP"),
             metrics_textfile: env.path("CRONQ_METRICS_TEXTFILE")?,
+
+            pocketbase: pocketbase(&env)?,
         })
     }
 
@@ -694,6 +730,111 @@ impl Env<'_> {
     }
 }
 
+/// The `CRONQ_POCKETBASE_*` settings: none without a URL; with one, the
+/// email and exactly one source of the password are required.
+fn pocketbase(env: &Env) -> Result<Option<PocketBaseConfig>, ConfigError> {
+    let Some(text) = env.string("CRONQ_POCKETBASE_URL") else {
+        for var in [
+            "CRONQ_POCKETBASE_EMAIL",
+            "CRONQ_POCKETBASE_PASSWORD",
+            "CRONQ_POCKETBASE_PASSWORD_FILE",
+        ] {
+            if env.string(var).is_some() {
+                return Err(Env::invalid(
+                    var,
+                    &env.raw(var).unwrap_or_default(),
+                    "CRONQ_POCKETBASE_URL is not set, so nothing would use it",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let url = url::Url::parse(&text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .filter(|u| u.query().is_none() && u.fragment().is_none())
+        .ok_or_else(|| {
+            Env::invalid(
+                "CRONQ_POCKETBASE_URL",
+                &text,
+                "expected an http:// or https:// URL such as http://127.0.0.1:8090",
+            )
+        })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Env::invalid(
+            "CRONQ_POCKETBASE_URL",
+            url.host_str().unwrap_or_default(),
+            "must not hold credentials; set CRONQ_POCKETBASE_EMAIL and CRONQ_POCKETBASE_PASSWORD",
+        ));
+    }
+    let email = env.string("CRONQ_POCKETBASE_EMAIL").ok_or_else(|| {
+        Env::invalid(
+            "CRONQ_POCKETBASE_EMAIL",
+            "",
+            "required with CRONQ_POCKETBASE_URL: a superuser's email",
+        )
+    })?;
+    let password = match (
+        env.raw("CRONQ_POCKETBASE_PASSWORD")
+            .filter(|p| !p.is_empty()),
+        env.path("CRONQ_POCKETBASE_PASSWORD_FILE")?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(Env::invalid(
+                "CRONQ_POCKETBASE_PASSWORD_FILE",
+                "",
+                "CRONQ_POCKETBASE_PASSWORD is set too; set one of them",
+            ));
+        }
+        (Some(password), None) => password,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| {
+                Env::invalid(
+                    "CRONQ_POCKETBASE_PASSWORD_FILE",
+                    &path.display().to_string(),
+                    format!("cannot read it: {e}"),
+                )
+            })?,
+        (None, None) => env.credential("pocketbase_password")?.ok_or_else(|| {
+            Env::invalid(
+                "CRONQ_POCKETBASE_PASSWORD",
+                "",
+                "required with CRONQ_POCKETBASE_URL: set it, CRONQ_POCKETBASE_PASSWORD_FILE, \
+                 or the systemd credential pocketbase_password",
+            )
+        })?,
+    };
+    if password.is_empty() {
+        return Err(Env::invalid(
+            "CRONQ_POCKETBASE_PASSWORD_FILE",
+            "",
+            "the password file is empty",
+        ));
+    }
+    let collection = env
+        .string("CRONQ_POCKETBASE_COLLECTION")
+        .unwrap_or_else(|| "queues".to_string());
+    let plain = collection.len() <= 100
+        && collection
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !plain || collection.starts_with('_') {
+        return Err(Env::invalid(
+            "CRONQ_POCKETBASE_COLLECTION",
+            &collection,
+            "expected a collection name of letters, digits and _, not starting with _",
+        ));
+    }
+    Ok(Some(PocketBaseConfig {
+        url,
+        email,
+        password,
+        collection,
+        follow: env.bool("CRONQ_POCKETBASE_FOLLOW")?.unwrap_or(true),
+    }))
+}
+
 /// The replaced system compared against the string "false"; cronq also
 /// accepts the usual spellings and refuses anything else, so a typo such as
 /// `flase` is an error rather than silently "on".
@@ -1009,6 +1150,73 @@ mod tests {
     fn password_is_not_in_debug_output() {
         let c = config(&[("SMTP_PASSWORD", "hunter2")]).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn pocketbase_settings_need_a_url_an_email_and_one_password() {
+        assert!(config(&[]).unwrap().pocketbase.is_none());
+        let url = ("CRONQ_POCKETBASE_URL", "http://127.0.0.1:8090");
+        let email = ("CRONQ_POCKETBASE_EMAIL", "admin@example.com");
+        let c = config(&[url, email, ("CRONQ_POCKETBASE_PASSWORD", "s3cret")]).unwrap();
+        let pb = c.pocketbase.clone().unwrap();
+        assert_eq!(pb.url.as_str(), "http://127.0.0.1:8090/");
+        assert_eq!(
+            (pb.password.as_str(), pb.collection.as_str()),
+            ("s3cret", "queues")
+        );
+        assert!(pb.follow);
+        assert!(!format!("{c:?}").contains("s3cret"), "{c:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pb_password");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let shown = file.display().to_string();
+        let c = config(&[url, email, ("CRONQ_POCKETBASE_PASSWORD_FILE", &shown)]).unwrap();
+        assert_eq!(c.pocketbase.unwrap().password, "from-file");
+        std::fs::write(dir.path().join("pocketbase_password"), "from-credential\n").unwrap();
+        let creds = dir.path().display().to_string();
+        let c = config(&[url, email, ("CREDENTIALS_DIRECTORY", &creds)]).unwrap();
+        assert_eq!(c.pocketbase.unwrap().password, "from-credential");
+
+        let err = |vars: &[(&str, &str)]| config(vars).unwrap_err().to_string();
+        assert!(
+            err(&[url, email]).starts_with("CRONQ_POCKETBASE_PASSWORD=\"\" is invalid: required")
+        );
+        assert!(
+            err(&[url, ("CRONQ_POCKETBASE_PASSWORD", "x")]).starts_with("CRONQ_POCKETBASE_EMAIL=")
+        );
+        assert!(err(&[email]).contains("CRONQ_POCKETBASE_URL is not set"));
+        let both = [
+            url,
+            email,
+            ("CRONQ_POCKETBASE_PASSWORD", "x"),
+            ("CRONQ_POCKETBASE_PASSWORD_FILE", &shown),
+        ];
+        assert!(err(&both).contains("set one of them"));
+        for bad in ["127.0.0.1:8090", "ftp://x", "http://u:p@x", "http://x/?a=1"] {
+            let e = err(&[
+                ("CRONQ_POCKETBASE_URL", bad),
+                email,
+                ("CRONQ_POCKETBASE_PASSWORD", "x"),
+            ]);
+            assert!(e.starts_with("CRONQ_POCKETBASE_URL="), "{bad}: {e}");
+            assert!(!e.contains(":p@"), "{e}");
+        }
+        let e = err(&[
+            url,
+            email,
+            ("CRONQ_POCKETBASE_PASSWORD", "x"),
+            ("CRONQ_POCKETBASE_COLLECTION", "_superusers"),
+        ]);
+        assert!(e.starts_with("CRONQ_POCKETBASE_COLLECTION="), "{e}");
+        let c = config(&[
+            url,
+            email,
+            ("CRONQ_POCKETBASE_PASSWORD", "x"),
+            ("CRONQ_POCKETBASE_FOLLOW", "false"),
+        ])
+        .unwrap();
+        assert!(!c.pocketbase.unwrap().follow);
     }
 
     #[test]

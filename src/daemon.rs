@@ -62,6 +62,8 @@ pub enum DaemonError {
     Scheduler(#[from] SchedulerError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("CRONQ_POCKETBASE_URL: {0}")]
+    PocketBase(String),
 }
 
 /// Builds a daemon: the configuration, the handlers, the clock.
@@ -212,14 +214,29 @@ impl Builder {
         let listener = UnixListener::from_std(listener)?;
 
         let ready = Arc::new(AtomicBool::new(false));
+        let tasks = TaskTracker::new();
+        // A producer like the socket; it waits for nothing of the daemon.
+        let pocketbase = match &config.pocketbase {
+            Some(settings) => Some(
+                crate::bridge::pocketbase::start(
+                    settings,
+                    &queue,
+                    scheduler.ticks(),
+                    &tasks,
+                    shutdown.clone(),
+                )
+                .map_err(|e| DaemonError::PocketBase(e.to_string()))?,
+            ),
+            None => None,
+        };
         let ctx = Arc::new(Ctx {
             queue: queue.clone(),
             scheduler: scheduler.clone(),
             log_level: self.log_level,
             rate: config.enqueue_rate.map(RateLimiter::new),
             ready: ready.clone(),
+            pocketbase,
         });
-        let tasks = TaskTracker::new();
         // Closed after the drain, not at its start: see `Daemon::stop`.
         let socket_open = CancellationToken::new();
         let limits = Limits {

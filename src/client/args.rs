@@ -58,6 +58,9 @@ pub enum Command {
     Status,
     /// Add a job to the queue (or a batch of jobs with --file)
     Enqueue(EnqueueArgs),
+    /// Take a PocketBase collection's records over as jobs, from its data.db
+    /// (each record once, however often this runs)
+    ImportPocketbase(ImportPocketbaseArgs),
     /// List jobs, newest first
     Jobs(JobsArgs),
     /// Show one job and its last failures
@@ -192,6 +195,30 @@ pub struct EnqueueArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ImportPocketbaseArgs {
+    /// PocketBase's database, PATH/pb_data/data.db (PocketBase may be running)
+    pub file: PathBuf,
+    /// The collection holding the jobs
+    #[arg(long, default_value = "queues", value_name = "NAME")]
+    pub collection: String,
+    /// Check every record and report, storing and deleting nothing
+    #[arg(long, conflicts_with = "delete")]
+    pub dry_run: bool,
+    /// Also take records PocketBase reserved less than JOB_RESERVATION_TIMEOUT
+    /// ago, which may still be running there
+    #[arg(long)]
+    pub include_reserved: bool,
+    /// Delete each record from the file once cronq has stored it (opens the
+    /// file for writing)
+    #[arg(long)]
+    pub delete: bool,
+    /// Minutes after which a PocketBase reservation has lapsed
+    #[arg(long, env = "JOB_RESERVATION_TIMEOUT", default_value_t = 5, value_name = "MIN",
+          value_parser = clap::value_parser!(u64).range(1..=10080))]
+    pub reservation_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct JobsArgs {
     /// Only jobs of this type
     #[arg(long = "type", value_name = "TYPE")]
@@ -317,6 +344,23 @@ mod tests {
         let cli = Cli::try_parse_from(["cronq", "top", "--socket", "/tmp/s"]).unwrap();
         assert!(matches!(cli.command, Command::Top));
         assert_eq!(cli.global.socket, Some(PathBuf::from("/tmp/s")));
+    }
+
+    #[test]
+    fn import_pocketbase_takes_a_file_and_never_deletes_on_a_dry_run() {
+        let cli = Cli::try_parse_from(["cronq", "import-pocketbase", "pb_data/data.db", "--json"])
+            .unwrap();
+        let Command::ImportPocketbase(args) = cli.command else {
+            panic!("not import-pocketbase")
+        };
+        assert_eq!(args.file, PathBuf::from("pb_data/data.db"));
+        assert_eq!(args.collection, "queues");
+        assert!(cli.global.json && !args.delete && !args.dry_run);
+        assert!(
+            Cli::try_parse_from(["cronq", "import-pocketbase", "x", "--dry-run", "--delete"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["cronq", "import-pocketbase"]).is_err());
     }
 
     #[test]

@@ -113,6 +113,11 @@ fn unreachable_hint(path: &std::path::Path) -> String {
 
 /// Runs a client command; `main` handles `daemon` and `check` itself.
 pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
+    let command = match command {
+        // Many requests and its own report, so its own exit code too.
+        Command::ImportPocketbase(args) => return commands::import_pocketbase::run(&global, &args),
+        command => command,
+    };
     let result = match command {
         Command::Daemon | Command::Check { .. } => Err(ClientError::Usage(
             "`daemon` and `check` are not client commands".to_string(),
@@ -168,7 +173,7 @@ pub type Render = fn(&Value, Timestamp) -> String;
 
 /// Writes `text` to stdout with a final newline. A closed pipe (`| head`)
 /// is not an error worth a panic.
-fn print(text: &str) {
+pub(crate) fn print(text: &str) {
     let mut out = io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     if !text.is_empty() && !text.ends_with('\n') {

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::admin::protocol::request::{
-    CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, JobOptions, JobsQuery, LogLevelArgs,
-    PauseArgs, Payload, PurgeArgs, WatchArgs,
+    CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, ImportArgs, ImportRecord, JobOptions,
+    JobsQuery, LogLevelArgs, PauseArgs, Payload, PurgeArgs, WatchArgs,
 };
 
 /// One request line: the envelope's `id` and the command with its arguments.
@@ -51,6 +51,8 @@ pub enum Cmd {
     /// The batch form: the same `enqueue` command with a `jobs` array.
     #[serde(rename = "enqueue")]
     EnqueueBatch(EnqueueBatch),
+    /// Records of a PocketBase collection (`cronq import-pocketbase`).
+    Import(ImportArgs),
     Jobs(JobsQuery),
     Job {
         id: String,
@@ -115,6 +117,7 @@ impl Cmd {
             Cmd::Ping => "ping",
             Cmd::Status => "status",
             Cmd::Enqueue(_) | Cmd::EnqueueBatch(_) => "enqueue",
+            Cmd::Import(_) => "import",
             Cmd::Jobs(_) => "jobs",
             Cmd::Job { .. } => "job",
             Cmd::Explain { .. } => "explain",

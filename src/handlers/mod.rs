@@ -14,13 +14,16 @@ use crate::queue::handler::Registration;
 pub fn builtin(config: &Config, containment: command::Containment) -> Vec<Registration> {
     vec![
         Registration::new(noop::Noop),
-        Registration::new(data::DataProcessing::with_limits(
-            config.data_dir.clone(),
-            data::DataLimits {
-                max_bytes: config.data_max_bytes,
-                max_groups: config.data_max_groups,
-            },
-        )),
+        Registration::new(
+            data::DataProcessing::with_limits(
+                config.data_dir.clone(),
+                data::DataLimits {
+                    max_bytes: config.data_max_bytes,
+                    max_groups: config.data_max_groups,
+                },
+            )
+            .with_pocketbase(config.pocketbase.clone()),
+        ),
         email::registration(&config.smtp),
         command::registration(config, containment),
     ]

@@ -8,6 +8,7 @@
 mod dispatcher;
 pub mod enqueue;
 pub mod handler;
+pub mod import;
 pub mod instance;
 pub use crate::store::job;
 pub mod retry;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use super::import::{ImportJob, Imported};
 use super::instance::InstanceRow;
 use super::job::{
     AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter,
@@ -245,6 +246,29 @@ pub trait Backend: Send + Sync + 'static {
     async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError>;
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError>;
+
+    // Records taken over from another system (see `store::import`).
+
+    /// Stores each record's job and its ledger entry in one transaction,
+    /// all or nothing, durably. A record already in the ledger, or whose
+    /// unique key a waiting or running job holds, is answered `Already`
+    /// and nothing is stored for it. A record whose attempts reach its
+    /// job's limit is stored `dead`. `max_pending` caps pending plus
+    /// scheduled jobs.
+    async fn import(
+        &self,
+        records: Vec<ImportJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Imported>, StoreError>;
+
+    /// The ledger's entries for `record_ids` of `source`: record id to the
+    /// id of the job it became.
+    async fn imported(
+        &self,
+        source: String,
+        record_ids: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError>;
 
     // Many hosts on one database. The defaults are a file's, which only
     // processes on this host can share.

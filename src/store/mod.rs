@@ -1,26 +1,29 @@
 //! The store: every SQL statement cronq runs lives below this module.
 //!
 //! This module is the interface: the [`Backend`] verbs (the queue's, the
-//! crons', the instances'), the row types they take and return (`job`,
-//! `run`, `instance`, `tick`), and [`Store`], the cheap `Clone` handle the
-//! rest of the daemon holds. Each database is a folder below: `sqlite/`
-//! (the embedded default) and `postgres/` (many daemons on many hosts).
-//! [`open`] is the one place that picks a backend, from the configuration's
-//! [`Database`]; nothing above the store knows which one answers, and where
-//! the rest needs a backend's facts (is the database shared by other hosts,
-//! its wake-ups, its clock) it asks [`Backend`]. The conformance suite says
-//! what each must do.
+//! crons', the instances', the imports'), the row types they take and
+//! return (`job`, `run`, `instance`, `tick`, `import`), and [`Store`], the
+//! cheap `Clone` handle the rest of the daemon holds. Each database is a
+//! folder below: `sqlite/` (the embedded default) and `postgres/` (many
+//! daemons on many hosts). [`open`] is the one place that picks a backend,
+//! from the configuration's [`Database`]; nothing above the store knows
+//! which one answers, and where the rest needs a backend's facts (is the
+//! database shared by other hosts, its wake-ups, its clock) it asks
+//! [`Backend`]. The conformance suite says what each must do.
 //!
 //! `data` is apart: the data handler's own SQLite file (`DATA_DIR/data.db`),
-//! whatever database holds the queue.
+//! whatever database holds the queue. So is `pocketbase`: the replaced
+//! system's `pb_data/data.db`, read by `cronq import-pocketbase`.
 
 pub mod backend;
 pub mod data;
 mod error;
+pub mod import;
 pub mod instance;
 pub mod job;
 pub mod limits;
 mod pending;
+pub mod pocketbase;
 pub mod postgres;
 pub mod run;
 pub mod sqlite;

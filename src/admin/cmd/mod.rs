@@ -5,6 +5,7 @@ mod cron;
 mod crons;
 mod enqueue;
 mod explain;
+mod import;
 mod instances;
 mod job;
 mod jobs;
@@ -49,11 +50,14 @@ pub struct Ctx {
     pub rate: Option<RateLimiter>,
     /// Set once the daemon has finished starting.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The PocketBase follower's state, when CRONQ_POCKETBASE_URL is set.
+    pub pocketbase: Option<Arc<crate::bridge::pocketbase::FollowStatus>>,
 }
 
 /// Commands that change state: logged with the peer's uid and pid.
-const CHANGES_STATE: [&str; 9] = [
+const CHANGES_STATE: [&str; 10] = [
     "enqueue",
+    "import",
     "retry",
     "cancel",
     "purge",
@@ -110,6 +114,7 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
             status::run(ctx).await
         }
         "enqueue" => return enqueue::run(ctx, peer, req).await,
+        "import" => return import::run(ctx, peer, req).await,
         "jobs" => jobs::run(ctx, req).await,
         "job" => job::run(ctx, req).await,
         "explain" => explain::run(ctx, req).await,
@@ -154,6 +159,7 @@ pub fn validate_only(req: &Request) -> Result<(), AdminError> {
     match req.cmd.as_str() {
         "ping" | "status" | "crons" | "stats" | "metrics" | "reload" | "instances" => no_args(),
         "enqueue" => enqueue::parse(req).map(|_| ()),
+        "import" => import::parse(req).map(|_| ()),
         "jobs" => jobs::parse(req).map(|_| ()),
         "job" | "explain" | "retry" | "cancel" | "trigger" | "enable" | "disable" => {
             req.args_with_id::<IdArg>().map(|_| ())

@@ -10,6 +10,9 @@
 //! awaiting recovery. On a database other hosts share, `instances` counts
 //! the daemons alive on it and `clock_offset_ms` is this host's clock
 //! against the server's.
+//!
+//! `pocketbase` is the PocketBase follower's own view (see
+//! `bridge::pocketbase::status`), null when no PocketBase is configured.
 
 use std::sync::atomic::Ordering;
 
@@ -72,6 +75,7 @@ async fn base(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
         "last_tick": protocol::opt_time(ctx.scheduler.last_tick()),
         "handlers": handlers(queue),
         "draining": draining(queue),
+        "pocketbase": ctx.pocketbase.as_ref().map(|p| p.view()),
     })
 }
 

@@ -20,10 +20,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Every command of PROTOCOL.md, for the checks that must cover them all
 /// (the man page test, the fuzz target).
-pub const COMMANDS: [&str; 20] = [
+pub const COMMANDS: &[&str] = &[
     "ping",
     "status",
     "enqueue",
+    "import",
     "jobs",
     "job",
     "explain",

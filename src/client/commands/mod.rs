@@ -3,6 +3,7 @@
 //! - `status`: ping, status, stats, metrics;
 //! - `instances`: the daemons on the database;
 //! - `enqueue`: one job from flags, or a JSON-lines batch;
+//! - `import_pocketbase`: a PocketBase data.db, in many `import` requests;
 //! - `jobs`: jobs, job, explain, retry, cancel, purge;
 //! - `crons`: crons, cron, trigger, enable, disable, reload;
 //! - `log_level`: log-level;
@@ -15,6 +16,7 @@
 pub mod check;
 pub mod crons;
 pub mod enqueue;
+pub mod import_pocketbase;
 pub mod instances;
 pub mod jobs;
 pub mod log_level;
@@ -75,6 +77,7 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         ),
         Command::Daemon
         | Command::Check { .. }
+        | Command::ImportPocketbase(_)
         | Command::Next(_)
         | Command::Top
         | Command::Completions { .. } => {

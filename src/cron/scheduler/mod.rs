@@ -96,6 +96,9 @@ struct Inner {
     wake: Notify,
     /// When `system_queue` last fired, for `status`.
     last_tick: Mutex<Option<Millis>>,
+    /// Bumped by every `system_queue` run: the PocketBase follower lists
+    /// its collection then.
+    ticks: tokio::sync::watch::Sender<u64>,
     /// Crons with a run in progress in this process, so a slow
     /// `system_queue` drain is not started again on top of itself.
     in_flight: Mutex<HashSet<String>>,
@@ -149,6 +152,7 @@ impl Scheduler {
                 }),
                 wake: Notify::new(),
                 last_tick: Mutex::new(None),
+                ticks: tokio::sync::watch::Sender::new(0),
                 in_flight: Mutex::new(HashSet::new()),
                 tasks: TaskTracker::new(),
             }),
@@ -205,6 +209,11 @@ impl Scheduler {
             .into_iter()
             .find(|v| v.spec.id == id)
             .ok_or_else(|| SchedulerError::NotFound(id.to_string()))
+    }
+
+    /// Changes at every `system_queue` run.
+    pub fn ticks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.ticks.subscribe()
     }
 
     pub fn last_tick(&self) -> Option<Millis> {
@@ -618,6 +627,7 @@ impl Scheduler {
             .last_tick
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(run.now);
+        self.inner.ticks.send_modify(|n| *n = n.wrapping_add(1));
         let started = std::time::Instant::now();
         let done = self.inner.queue.run_system_queue(Some(run)).await?;
         if !done.fired {

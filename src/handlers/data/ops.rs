@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
+use tokio::runtime::Handle;
 
 use super::aggregate::Aggregate;
 use super::endpoint::{Endpoint, FilePath, TableName};
@@ -26,6 +27,7 @@ use super::error::DataError;
 use super::format::{self, FileWriter, Format};
 use super::path::DataRoot;
 use super::payload::{Request, Step};
+use super::pocketbase::PocketBaseSource;
 use super::quota::{self, Charged, Ledger, Quota};
 use super::rows::{Flow, Row, RowSink};
 use super::transform::Transform;
@@ -36,12 +38,14 @@ use crate::store::data::{self as store, OpenError, TableWriter, TargetError, Wri
 /// and group may read it, no one else.
 const OUTPUT_MODE: u32 = 0o640;
 
-/// What bounds a job, besides its time.
+/// What bounds a job, besides its time, and what it may reach.
 pub struct Bounds<'a> {
     /// DATA_MAX_BYTES, shared by the handler's running jobs.
     pub ledger: &'a Arc<Ledger>,
     /// DATA_MAX_GROUPS.
     pub max_groups: usize,
+    /// The configured PocketBase, and the runtime its requests wait on.
+    pub pocketbase: Option<(&'a PocketBaseSource, Handle)>,
 }
 
 /// What a run did.
@@ -58,6 +62,7 @@ pub struct Outcome {
 enum Source<'c> {
     File(File, Format),
     Table(&'c Connection, &'c TableName),
+    PocketBase(&'c PocketBaseSource, &'c Handle, &'c str),
 }
 
 /// Runs `request` to the end. Blocking; `cancel` is checked between rows,
@@ -72,6 +77,10 @@ pub fn execute(
     match &request.target {
         Endpoint::File(path) => write_file(request, root, path, cancel, bounds),
         Endpoint::Table(table) => write_table(request, root, table, job_id, cancel, bounds),
+        Endpoint::PocketBase(_) => Err(DataError::invalid(
+            "target",
+            "a PocketBase collection is read, never written",
+        )),
     }
 }
 
@@ -84,10 +93,10 @@ fn write_file(
 ) -> Result<Outcome, DataError> {
     let read_conn = match &request.source {
         Endpoint::Table(_) => Some(open_database(root)?),
-        Endpoint::File(_) => None,
+        Endpoint::File(_) | Endpoint::PocketBase(_) => None,
     };
     // The source first: a missing one is found before a temporary file is made.
-    let source = open_source(&request.source, root, read_conn.as_ref())?;
+    let source = open_source(&request.source, root, read_conn.as_ref(), bounds)?;
     let quota = Quota::start(bounds.ledger, root.path())?;
     let (dir, name) = root.target_dir("target", path)?;
     let (temp, file) = TempFile::create(dir, name, OUTPUT_MODE).map_err(target_error)?;
@@ -142,7 +151,7 @@ fn write_table(
             ..Outcome::default()
         });
     }
-    let source = open_source(&request.source, root, Some(&tx))?;
+    let source = open_source(&request.source, root, Some(&tx), bounds)?;
     let mut target = TableTarget {
         conn: &tx,
         table,
@@ -167,11 +176,13 @@ fn write_table(
 }
 
 /// Opens a file source, or pairs a table source with the connection it is
-/// read through (the write transaction when the target is a table too).
+/// read through (the write transaction when the target is a table too),
+/// or a collection with the PocketBase it is read from.
 fn open_source<'c>(
     endpoint: &'c Endpoint,
     root: &DataRoot,
     conn: Option<&'c Connection>,
+    bounds: &'c Bounds<'_>,
 ) -> Result<Source<'c>, DataError> {
     match endpoint {
         Endpoint::File(path) => Ok(Source::File(
@@ -183,6 +194,10 @@ fn open_source<'c>(
             None => Err(DataError::Task(
                 "a table source needs the data database".to_string(),
             )),
+        },
+        Endpoint::PocketBase(collection) => match &bounds.pocketbase {
+            Some((source, runtime)) => Ok(Source::PocketBase(source, runtime, collection)),
+            None => Err(super::pocketbase::not_configured(collection)),
         },
     }
 }
@@ -237,6 +252,9 @@ fn feed(source: Source<'_>, sink: &mut dyn RowSink, cancel: &AtomicBool) -> Resu
     match source {
         Source::File(file, format) => format::read(file, format, &mut counted)?,
         Source::Table(conn, table) => read_table(conn, table, &mut counted)?,
+        Source::PocketBase(source, runtime, collection) => {
+            source.read(runtime, collection, &mut counted)?
+        }
     }
     counted.finish()?;
     Ok(counted.rows)

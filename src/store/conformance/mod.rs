@@ -8,6 +8,7 @@
 //! cases run on a server the test binary starts (`postgres::testing`).
 
 mod crons;
+mod import;
 mod instances;
 mod jobs;
 mod manage;
@@ -132,4 +133,9 @@ suite! {
     instances::a_tick_recovers_a_dead_instance_and_claims,
     instances::a_tick_of_a_run_another_store_fired_only_heartbeats,
     instances::tick_heartbeats_recovers_and_claims_once_per_run,
+    import::a_record_becomes_one_job_even_after_it_finished,
+    import::a_record_named_twice_in_one_batch_is_one_job,
+    import::attempts_carry_over_and_a_used_up_record_is_stored_dead,
+    import::an_import_over_the_cap_stores_nothing,
+    import::two_stores_importing_at_once_take_each_record_once,
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::PgStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo, Wakeups};
+use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
     AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter, NewJob, Outcome,
@@ -195,6 +196,23 @@ impl Backend for PgStore {
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError> {
         PgStore::remove_instances(self, ids).await
+    }
+
+    async fn import(
+        &self,
+        records: Vec<ImportJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Imported>, StoreError> {
+        PgStore::import(self, records, now, max_pending).await
+    }
+
+    async fn imported(
+        &self,
+        source: String,
+        record_ids: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        PgStore::imported(self, source, record_ids).await
     }
 
     fn shared(&self) -> bool {

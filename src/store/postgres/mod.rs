@@ -32,6 +32,7 @@ mod crons;
 mod enqueue;
 mod error;
 mod finish;
+mod import;
 mod instances;
 mod listen;
 mod listings;

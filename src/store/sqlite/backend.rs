@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use super::SqliteStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo};
+use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
     AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter, NewJob, Outcome,
@@ -194,5 +195,22 @@ impl Backend for SqliteStore {
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError> {
         SqliteStore::remove_instances(self, ids).await
+    }
+
+    async fn import(
+        &self,
+        records: Vec<ImportJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Imported>, StoreError> {
+        SqliteStore::import(self, records, now, max_pending).await
+    }
+
+    async fn imported(
+        &self,
+        source: String,
+        record_ids: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        SqliteStore::imported(self, source, record_ids).await
     }
 }

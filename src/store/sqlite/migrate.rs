@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_instance_workers",
         include_str!("../../../migrations/sqlite/0004_instance_workers.sql"),
     ),
+    (
+        5,
+        "0005_import_ledger",
+        include_str!("../../../migrations/sqlite/0005_import_ledger.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.
