@@ -32,6 +32,8 @@ fn job(data: Value, timeout: Duration) -> JobContext {
         timeout,
         cron_id: None,
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
     }
 }
 

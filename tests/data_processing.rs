@@ -22,6 +22,8 @@ fn context(id: &str, data: Value) -> JobContext {
         timeout: Duration::from_secs(30),
         cron_id: None,
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
     }
 }
 

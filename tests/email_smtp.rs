@@ -71,6 +71,8 @@ fn job(data: Value) -> JobContext {
         timeout: Duration::from_secs(30),
         cron_id: None,
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
     }
 }
 

@@ -20,7 +20,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Every command of PROTOCOL.md, for the checks that must cover them all
 /// (the man page test, the fuzz target).
-pub const COMMANDS: [&str; 19] = [
+pub const COMMANDS: [&str; 21] = [
     "ping",
     "status",
     "enqueue",
@@ -40,6 +40,8 @@ pub const COMMANDS: [&str; 19] = [
     "metrics",
     "reload",
     "log_level",
+    "watch",
+    "wait",
 ];
 
 /// The error codes of PROTOCOL.md.
@@ -56,6 +58,8 @@ pub enum Code {
     Forbidden,
     Unavailable,
     Internal,
+    /// A `wait` ran out of time.
+    Timeout,
 }
 
 impl Code {
@@ -72,6 +76,7 @@ impl Code {
             Code::Forbidden => "forbidden",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
+            Code::Timeout => "timeout",
         }
     }
 }

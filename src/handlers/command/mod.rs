@@ -74,6 +74,9 @@ pub enum CommandError {
         after: std::time::Duration,
         output: String,
     },
+    /// A forced `cancel` stopped the job; its processes were ended.
+    #[error("{program} was stopped by a cancel\n{output}")]
+    Cancelled { program: String, output: String },
 }
 
 impl CommandError {
@@ -89,6 +92,7 @@ impl CommandError {
             | CommandError::Wait { .. }
             | CommandError::Failed { .. }
             | CommandError::TimedOut { .. } => false,
+            CommandError::Cancelled { .. } => true,
         }
     }
 }
@@ -193,7 +197,20 @@ impl CommandHandler {
             );
             status
         };
-        let status = match tokio::time::timeout(ctx.timeout, work).await {
+        let work = tokio::time::timeout(ctx.timeout, work);
+        let status = tokio::select! {
+            finished = work => finished,
+            () = ctx.cancel.cancelled() => {
+                // Through the same path as a timeout: the group is ended.
+                group.terminate();
+                log_failure(&program, "cancelled", &output);
+                return Err(CommandError::Cancelled {
+                    program: program.clone(),
+                    output: output.describe(),
+                });
+            }
+        };
+        let status = match status {
             Ok(status) => status.map_err(|source| CommandError::Wait {
                 program: program.clone(),
                 source,

@@ -133,6 +133,10 @@ impl Backend for PgStore {
         PgStore::cancel(self, id, now).await
     }
 
+    async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
+        PgStore::cancel_running(self, lease, now).await
+    }
+
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
         PgStore::purge_dead(self, before).await
     }
