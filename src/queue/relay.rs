@@ -284,6 +284,10 @@ fn take(queue: &Queue, text: &str) {
 }
 
 #[cfg(test)]
+#[path = "relay_tests.rs"]
+mod cluster;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::queue::events::JobRef;

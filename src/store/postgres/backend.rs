@@ -40,6 +40,14 @@ impl Backend for PgStore {
         PgStore::close(self).await;
     }
 
+    async fn publish_events(&self, messages: Vec<String>) -> Result<(), StoreError> {
+        PgStore::publish_events(self, messages).await
+    }
+
+    fn remote_events(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>> {
+        Some(PgStore::remote_events(self))
+    }
+
     async fn enqueue(
         &self,
         jobs: Vec<NewJob>,
