@@ -7,7 +7,7 @@ use serde_json::Value;
 
 pub use crate::admin::protocol::request::{
     CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, JobOptions, JobsQuery, LogLevelArgs,
-    PauseArgs, Payload, PurgeArgs, WatchArgs,
+    PauseArgs, Payload, PurgeArgs, WaitArgs, WatchArgs,
 };
 
 /// One request line: the envelope's `id` and the command with its arguments.
@@ -89,6 +89,8 @@ pub enum Cmd {
     Pause(PauseArgs),
     /// Second wave.
     Resume(PauseArgs),
+    /// Second wave: until a job has ended.
+    Wait(WaitArgs),
 }
 
 impl Cmd {
@@ -103,7 +105,8 @@ impl Cmd {
             | Cmd::Trigger { id }
             | Cmd::Enable { id }
             | Cmd::Disable { id }
-            | Cmd::CancelForce(CancelArgs { id, .. }) => Some(id),
+            | Cmd::CancelForce(CancelArgs { id, .. })
+            | Cmd::Wait(WaitArgs { id, .. }) => Some(id),
             _ => None,
         }
     }
@@ -133,6 +136,7 @@ impl Cmd {
             Cmd::CancelForce(_) => "cancel",
             Cmd::Pause(_) => "pause",
             Cmd::Resume(_) => "resume",
+            Cmd::Wait(_) => "wait",
         }
     }
 }

@@ -72,7 +72,11 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
             _ = waiter.ended() => {}
             () = tokio::time::sleep(RECHECK) => {}
             () = tokio::time::sleep_until(deadline) => {
-                let status = seen.as_ref().map_or("waiting", |j| j.status.as_str());
+                let now = ctx.queue.clock().now_ms();
+                let status = match ctx.queue.store().get(id.clone(), now).await {
+                    Ok(Some((job, _))) => job.status.as_str(),
+                    _ => seen.as_ref().map_or("waiting", |j| j.status.as_str()),
+                };
                 return Err(AdminError::new(
                     Code::Timeout,
                     format!(
