@@ -161,3 +161,81 @@ pub(super) async fn grace_after(cancel: &tokio_util::sync::CancellationToken) {
     cancel.cancelled().await;
     tokio::time::sleep(CANCEL_GRACE).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::clock::{Clock, SystemClock};
+    use crate::config::Config;
+    use crate::queue::handler::{Handler, JobContext, JobError, Registration, Registry};
+    use crate::queue::instance::Instance;
+    use crate::store::job::NewJob;
+    use crate::store::sqlite::test_support::open_temp;
+    use tokio_util::sync::CancellationToken;
+
+    /// Ignores its cancel token: sleeps a minute, then would succeed.
+    struct Stubborn(Arc<AtomicBool>);
+
+    #[async_trait::async_trait]
+    impl Handler for Stubborn {
+        fn job_type(&self) -> &str {
+            "stubborn"
+        }
+
+        async fn run(&self, _job: JobContext) -> Result<(), JobError> {
+            self.0.store(true, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_that_ignores_the_token_is_abandoned_after_the_grace() {
+        let (dir, store) = open_temp();
+        let running = Arc::new(AtomicBool::new(false));
+        let mut registry = Registry::new();
+        registry.register(Registration::new(Stubborn(running.clone())));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let now = clock.now_ms();
+        let instance = Instance::current(now);
+        store.register_instance(instance.row(now)).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let queue = Queue::new(
+            store,
+            registry,
+            Arc::new(Config::for_dir(dir.path())),
+            clock,
+            instance,
+            shutdown.clone(),
+        );
+        queue.spawn_dispatcher();
+        let id = queue
+            .enqueue_one(NewJob::new("s", "stubborn", serde_json::Map::new()))
+            .await
+            .unwrap()
+            .job
+            .id;
+        while !running.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            queue.cancel(id.clone(), true).await.unwrap(),
+            Cancel::Cancelled
+        );
+        let took = started.elapsed();
+        assert!(took >= CANCEL_GRACE, "answered after {took:?}");
+        let now = queue.clock().now_ms();
+        assert!(queue.store().get(id.clone(), now).await.unwrap().is_none());
+        assert_eq!(queue.busy(), 0, "the worker slot is free again");
+        assert_eq!(
+            queue.events().recent_end(&id).map(|e| e.kind),
+            Some(EventKind::Cancelled)
+        );
+        shutdown.cancel();
+        queue.wait_stopped().await;
+    }
+}

@@ -111,6 +111,9 @@ fn record_from(job: Option<&Job>, event: &Event) -> Value {
         (None, None) => json!({}),
     };
     finish(&mut record, event.kind.as_str(), event.at);
+    if let Some(j) = &event.job {
+        record["attempts"] = j.attempt.into();
+    }
     if let Some(error) = &event.error {
         record["last_error"] = Value::String(error.clone());
     }
