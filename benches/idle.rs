@@ -18,7 +18,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::daemon::Daemon;
-use support::rss_mb;
+use support::{cpu_ticks, rss_mb, threads, wakeups, woken_since};
 
 const DEFAULT_SECONDS: u64 = 3600;
 const SAMPLE: Duration = Duration::from_secs(10);
@@ -58,57 +58,4 @@ fn main() {
         "| RSS start / max / end | {rss0:.1} / {rss_max:.1} / {rss1:.1} MB | flat: {} |",
         support::verdict(rss_max - rss0 < 1.0)
     );
-}
-
-/// utime + stime of the whole process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
-    get(11) + get(12)
-}
-
-/// Voluntary context switches of each thread, by thread id.
-fn wakeups(pid: u32) -> std::collections::HashMap<String, u64> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Default::default();
-    };
-    tasks
-        .filter_map(|t| t.ok())
-        .map(|t| {
-            let count = std::fs::read_to_string(t.path().join("status"))
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            (t.file_name().to_string_lossy().into_owned(), count)
-        })
-        .collect()
-}
-
-/// Switches between two samples: per thread, so a thread that exited in
-/// between (tokio's blocking pool lets idle threads go after 10 s) does
-/// not make the sum go backward. Such a thread's last switches are not
-/// counted: the figure is a floor by that much.
-fn woken_since(
-    before: &std::collections::HashMap<String, u64>,
-    after: &std::collections::HashMap<String, u64>,
-) -> u64 {
-    after
-        .iter()
-        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-        .sum()
-}
-
-fn threads(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |t| t.count())
 }
