@@ -37,7 +37,7 @@ use support::{cpu_ticks, verdict, wakeups, woken_since};
 
 const DEFAULT_JOBS: usize = 50_000;
 const BATCH: usize = 1_000;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const READERS: usize = 9;
 const IDLE_WATCHERS: usize = 100;
 
@@ -211,7 +211,10 @@ fn run(d: &Daemon, jobs: usize) -> f64 {
 /// A fresh daemon with `watchers` idle watchers, left alone for `secs`:
 /// (wake-ups per minute, CPU ms per minute).
 fn idle(watchers: usize, secs: u64) -> (f64, f64) {
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&[
+        ("CRONQ_MAX_CONNECTIONS", "256"),
+        ("CRONQ_MAX_CONNECTIONS_PER_UID", "256"),
+    ]);
     let held: Vec<Client> = (0..watchers).map(|_| subscribe(&d)).collect();
     let pid = d.pid() as u32;
     std::thread::sleep(Duration::from_secs(5));

@@ -46,6 +46,16 @@ fn a_million_row_export_reports_its_progress_to_job_and_watch() {
     assert_eq!(shown["total"], serde_json::Value::Null);
     assert_eq!(shown["message"], "rows read");
     assert!(shown["at"].is_string(), "{shown}");
+    // And so does `jobs`, for its running jobs.
+    let listed = d.ok(json!({"cmd": "jobs", "status": "running"}));
+    let row = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id.as_str())
+        .cloned();
+    let row = row.expect("the export still runs");
+    assert!(row["progress"]["done"].as_u64().unwrap() >= done, "{row}");
 
     // `watch` gets the reports, counting up, then the end.
     let mut reports = Vec::new();

@@ -129,8 +129,6 @@ fn filters_pass_only_what_they_name() {
     let failing = d.ok(json!({"cmd": "enqueue", "name": "f", "payload": {"type": "command",
         "data": {"argv": ["/bin/sh", "-c", "echo boom >&2; exit 3"]}, "options": {"retry_count": 0}}}));
     let failing = failing["job"]["id"].as_str().unwrap().to_string();
-    let noop = d.enqueue("noop", json!({}));
-    let mut one_job = watch(&d, json!({"job": noop}));
     let e = dead_commands.read_line().unwrap();
     assert_eq!(e["event"], "dead");
     assert_eq!(e["job"]["id"], failing.as_str());
@@ -139,8 +137,6 @@ fn filters_pass_only_what_they_name() {
         "{e}"
     );
     assert!(e["duration_ms"].is_u64(), "{e}");
-    // The noop may have ended before this watch began: a retry of nothing
-    // is not possible, so run one more and watch it.
     let mut fresh = watch(&d, json!({"types": ["noop"]}));
     let second = d.enqueue("noop", json!({}));
     let mut names = Vec::new();
@@ -152,7 +148,22 @@ fn filters_pass_only_what_they_name() {
         }
     }
     assert_eq!(names, ["enqueued", "started", "succeeded"]);
-    drop(one_job.writer.shutdown(std::net::Shutdown::Both));
+    // One job's watch: nothing of the others, then its cancel.
+    let later = d
+        .ok(json!({"cmd": "enqueue", "name": "later", "payload": {"type": "noop"}, "delay": 3600}));
+    let later = later["job"]["id"].as_str().unwrap().to_string();
+    let mut one_job = watch(&d, json!({"job": later}));
+    d.enqueue("noop", json!({}));
+    assert_eq!(
+        d.ok(json!({"cmd": "cancel", "id": later}))["cancelled"],
+        later.as_str()
+    );
+    let e = one_job.read_line().unwrap();
+    assert_eq!(
+        (&e["event"], &e["job"]["id"]),
+        (&json!("cancelled"), &json!(later)),
+        "{e}"
+    );
     // A bad filter is refused, naming the field, and the connection stays
     // usable.
     let mut c = d.client();
@@ -277,4 +288,22 @@ fn cronq_watch_prints_a_line_per_event() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn a_stalled_watcher_does_not_hold_up_a_shutdown() {
+    // Its writes would stall for 600 s before the stall rule closed it.
+    let mut d = Daemon::start(&[("CRONQ_IDLE_TIMEOUT_SECONDS", "600")]);
+    let _sleeper = watch(&d, json!({}));
+    enqueue_noops(&d, JOBS);
+    d.until(Duration::from_secs(120), "the queue to empty", |d| {
+        queue_empty(d).then_some(())
+    });
+    let started = Instant::now();
+    assert!(d.stop().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the stop took {:?}",
+        started.elapsed()
+    );
 }

@@ -250,7 +250,9 @@ async fn connection(
                             writer.flush().await?;
                             let gone = hung_up(&mut reader, fd, true);
                             cmd::watch::stream(sub, filter, gone, &mut writer, &shutdown).await?;
-                            break;
+                            // No last flush: a client that stopped reading
+                            // would hold it for the stall limit.
+                            return Ok(());
                         }
                         Err(e) => {
                             log_refusal(peer, Some(&req.cmd), &e);

@@ -23,6 +23,8 @@ use crate::store::job::Lease;
 pub const PROGRESS_EVERY_MS: i64 = 1000;
 /// Longest progress `message`, in characters.
 pub const MAX_PROGRESS_MESSAGE: usize = 500;
+/// Cancels kept for jobs claimed here but not started, at most.
+const MAX_DOOMED: usize = 10_000;
 /// Other daemons' jobs whose progress is remembered at most.
 const MAX_REMOTE: usize = 10_000;
 /// A remembered remote progress older than this is forgotten when room
@@ -81,7 +83,13 @@ impl Live {
             return true;
         }
         if held {
-            lock(&self.doomed).insert(id.to_string());
+            let mut doomed = lock(&self.doomed);
+            // Orders for jobs that never start here (ended meanwhile) are
+            // not kept without bound.
+            if doomed.len() >= MAX_DOOMED {
+                doomed.clear();
+            }
+            doomed.insert(id.to_string());
         }
         held
     }

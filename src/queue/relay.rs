@@ -149,11 +149,13 @@ async fn send(
         if messages.is_empty() {
             continue;
         }
+        // Tried, whatever the outcome: a failing database is not asked
+        // again at once, and the others hear of this interest at the next.
+        if announce {
+            announced = Some(Instant::now());
+        }
         match inner.store.publish_events(messages).await {
             Ok(()) => {
-                if announce {
-                    announced = Some(Instant::now());
-                }
                 if failing {
                     tracing::info!("relaying events to the other daemons works again");
                     failing = false;

@@ -27,7 +27,7 @@ use crate::queue::events::{Event, EventKind, Received, Subscription, lagged_line
 pub const MAX_FILTER_ITEMS: usize = 100;
 /// Longest `types` entry, `job` and `cron`, in characters.
 const MAX_FILTER_CHARS: usize = 200;
-/// Event lines written before a flush at most, when many wait.
+/// Events taken before a write at most, when many wait.
 const FLUSH_EVERY: usize = 256;
 
 /// Which events a watcher wants; every filter given must match.
@@ -156,38 +156,53 @@ pub async fn stream<W: AsyncWrite + Unpin>(
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
     tokio::pin!(gone);
+    let mut lines = Vec::with_capacity(16 * 1024);
     loop {
         let mut next = tokio::select! {
             r = sub.recv() => Some(r),
             () = &mut gone => return Ok(()),
             () = shutdown.cancelled() => return Ok(()),
         };
-        let mut written = 0;
+        let mut taken = 0;
+        let mut closed = false;
+        lines.clear();
         while let Some(received) = next {
             match received {
                 Received::Event(event) => {
                     if filter.matches(&event) {
-                        writer.write_all(event.line().as_bytes()).await?;
-                        writer.write_all(b"\n").await?;
+                        lines.extend_from_slice(event.line().as_bytes());
+                        lines.push(b'\n');
                     }
                 }
                 Received::Lagged(dropped) => {
-                    writer.write_all(lagged_line(dropped).as_bytes()).await?;
-                    writer.write_all(b"\n").await?;
+                    lines.extend_from_slice(lagged_line(dropped).as_bytes());
+                    lines.push(b'\n');
                 }
                 Received::Closed => {
-                    writer.flush().await?;
-                    return Ok(());
+                    closed = true;
+                    break;
                 }
             }
-            written += 1;
-            next = if written < FLUSH_EVERY {
+            taken += 1;
+            next = if taken < FLUSH_EVERY {
                 sub.try_recv()
             } else {
                 None
             };
         }
-        writer.flush().await?;
+        // A write that waits for a slow reader still gives way to a
+        // shutdown, which must not wait out the stall limit.
+        let written = async {
+            writer.write_all(&lines).await?;
+            writer.flush().await
+        };
+        tokio::select! {
+            r = written => r?,
+            () = shutdown.cancelled() => return Ok(()),
+        }
+        if closed {
+            return Ok(());
+        }
     }
 }
 
