@@ -37,21 +37,57 @@ use support::{cpu_ticks, verdict, wakeups, woken_since};
 
 const DEFAULT_JOBS: usize = 50_000;
 const BATCH: usize = 1_000;
-const ROUNDS: usize = 5;
+const DEFAULT_ROUNDS: u64 = 5;
 const READERS: usize = 9;
 const IDLE_WATCHERS: usize = 100;
 
 fn main() {
     let jobs = env_or("WATCH_JOBS", DEFAULT_JOBS as u64) as usize;
+    let rounds = env_or("WATCH_ROUNDS", DEFAULT_ROUNDS) as usize;
     let idle_s = env_or("WATCH_IDLE_SECONDS", 60);
     println!(
-        "watchers: {jobs} noop jobs per run, {ROUNDS} rounds, {} cores",
+        "watchers: {jobs} noop jobs per run, {rounds} rounds, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    let mut table = Vec::new();
+    if rounds > 0 {
+        let (mut none, mut ten, lagged) = throughput(jobs, rounds);
+        let (m_none, m_ten) = (median(&mut none), median(&mut ten));
+        table.push(format!(
+            "| end to end, no watcher (median of {rounds}) | {m_none:.0} jobs/s | |"
+        ));
+        table.push(format!(
+            "| end to end, 10 watchers, 1 never reading (median of {rounds}) | {m_ten:.0} jobs/s | |"
+        ));
+        table.push(format!(
+            "| ratio, 10 watchers / none | {:.2} | the sleeper never stops the queue: every run ended |",
+            m_ten / m_none
+        ));
+        table.push(format!(
+            "| `lagged` reports to the 9 readers, all rounds | {lagged} | |"
+        ));
+    }
+    let (quiet, quiet_cpu) = idle(0, idle_s);
+    let (hundred, hundred_cpu) = idle(IDLE_WATCHERS, idle_s);
+    table.push(format!(
+        "| idle, no watcher | {quiet:.1} wake-ups/min, {quiet_cpu:.1} ms CPU/min | |"
+    ));
+    table.push(format!(
+        "| idle, {IDLE_WATCHERS} watchers | {hundred:.1} wake-ups/min, {hundred_cpu:.1} ms CPU/min | no more than none: {} |",
+        verdict(hundred <= quiet + 1.0)
+    ));
+    println!("\n| measure | figure | target |\n|---|---|---|");
+    for row in table {
+        println!("{row}");
+    }
+}
+
+/// `rounds` runs of each set-up, alternating: (rates without watchers,
+/// rates with 10, `lagged` reports to the readers).
+fn throughput(jobs: usize, rounds: usize) -> (Vec<f64>, Vec<f64>, u64) {
     let env = [("CRONQ_IDLE_TIMEOUT_SECONDS", "600")];
-    let (mut none, mut ten) = (Vec::new(), Vec::new());
-    let mut watched = Vec::new();
-    for round in 1..=ROUNDS {
+    let (mut none, mut ten, mut lagged_total) = (Vec::new(), Vec::new(), 0);
+    for round in 1..=rounds {
         let d = Daemon::start(&env);
         let rate = run(&d, jobs);
         println!("round {round}, no watcher: {rate:.0} jobs/s");
@@ -80,31 +116,11 @@ fn main() {
             lines.iter().max().unwrap_or(&0)
         );
         ten.push(rate);
-        watched.push((lines, lagged));
+        lagged_total += lagged;
         drop(sleeper);
         drop(readers);
     }
-    let (m_none, m_ten) = (median(&mut none), median(&mut ten));
-    let ratio = m_ten / m_none;
-
-    let (quiet, quiet_cpu) = idle(0, idle_s);
-    let (hundred, hundred_cpu) = idle(IDLE_WATCHERS, idle_s);
-
-    println!("\n| measure | figure | target |\n|---|---|---|");
-    println!("| end to end, no watcher (median of {ROUNDS}) | {m_none:.0} jobs/s | |");
-    println!(
-        "| end to end, 10 watchers, 1 never reading (median of {ROUNDS}) | {m_ten:.0} jobs/s | |"
-    );
-    println!(
-        "| ratio, 10 watchers / none | {ratio:.2} | the sleeper never stops the queue: every run ended |"
-    );
-    let lagged: u64 = watched.iter().map(|(_, l)| l).sum();
-    println!("| `lagged` reports to the 9 readers, all rounds | {lagged} | |");
-    println!("| idle, no watcher | {quiet:.1} wake-ups/min, {quiet_cpu:.1} ms CPU/min | |");
-    println!(
-        "| idle, {IDLE_WATCHERS} watchers | {hundred:.1} wake-ups/min, {hundred_cpu:.1} ms CPU/min | no more than none: {} |",
-        verdict(hundred <= quiet + 1.0)
-    );
+    (none, ten, lagged_total)
 }
 
 fn env_or(name: &str, default: u64) -> u64 {

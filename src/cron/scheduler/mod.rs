@@ -629,7 +629,13 @@ impl Scheduler {
             });
         }
         let d = done.report;
-        if let Some(run) = &done.run {
+        // An idle minute is not news to a watcher either (100 idle watchers
+        // then cost nothing at all); one that did work is.
+        if let Some(run) = done
+            .run
+            .as_ref()
+            .filter(|_| d.processed > 0 || d.recovered > 0)
+        {
             self.fired(&run.cron_id, run.scheduled_for, None);
         }
         let duration_ms = started.elapsed().as_millis() as u64;
