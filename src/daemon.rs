@@ -261,6 +261,7 @@ impl Builder {
             );
         }
         queue.spawn_heartbeat();
+        queue.spawn_relay();
         let notifier = self.notifier;
         // The scheduler's turns heartbeat and feed the watchdog, so they
         // come at least as often as either needs.

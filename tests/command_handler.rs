@@ -34,6 +34,8 @@ fn job(data: Value, timeout: Duration) -> JobContext {
         cron_id: None,
         limits: Default::default(),
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
     }
 }
 

@@ -34,6 +34,8 @@ fn context(id: &str, data: Value) -> JobContext {
         cron_id: None,
         shutdown: CancellationToken::new(),
         limits: Default::default(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
     }
 }
 

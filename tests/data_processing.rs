@@ -23,6 +23,8 @@ fn context(id: &str, data: Value) -> JobContext {
         cron_id: None,
         limits: Default::default(),
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
     }
 }
 

@@ -72,6 +72,8 @@ fn job(data: Value) -> JobContext {
         cron_id: None,
         limits: Default::default(),
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
     }
 }
 

@@ -78,10 +78,14 @@ pub enum Command {
         /// The job's id
         id: String,
     },
-    /// Delete a job that is not running
+    /// Delete a job that is not running (--force stops a running one)
     Cancel {
         /// The job's id
         id: String,
+        /// Stop the job if it is running: its handler is told to stop (a
+        /// command's processes are ended) and the job ends cancelled
+        #[arg(long)]
+        force: bool,
     },
     /// Delete dead jobs
     Purge {
@@ -103,7 +107,30 @@ pub enum Command {
     Trigger {
         /// The cron's id
         id: String,
+        /// Then wait until the job the run enqueued has ended; the exit
+        /// code says how it ended (0 succeeded, 1 dead or cancelled, 4
+        /// still not ended at the timeout)
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: seconds to wait for the job, 1 to 86400
+        #[arg(long, value_name = "SECS", requires = "wait", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
     },
+    /// Wait until jobs have ended; the exit code says how (0 all succeeded,
+    /// 1 one went dead or was cancelled, 4 one had not ended at the timeout)
+    Wait {
+        /// The jobs' ids
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Seconds to wait for all of them together, 1 to 86400
+        #[arg(long, value_name = "SECS", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
+    },
+    /// Print what happens to jobs and crons, one line per event, until
+    /// interrupted (--json: the event lines as the daemon sends them)
+    Watch(WatchArgs),
     /// Enable a cron (persists across restarts)
     Enable {
         /// The cron's id
@@ -192,6 +219,36 @@ pub struct EnqueueArgs {
     /// With --file: a line per job besides the summary
     #[arg(long, short = 'v', requires = "file")]
     pub verbose: bool,
+
+    /// Then wait until the job has ended; the exit code says how it ended
+    /// (0 succeeded, 1 dead or cancelled, 4 still not ended at the wait's
+    /// timeout)
+    #[arg(long, conflicts_with = "file")]
+    pub wait: bool,
+
+    /// With --wait: seconds to wait, 1 to 86400 (--timeout is the job's
+    /// own timeout)
+    #[arg(long, value_name = "SECS", requires = "wait", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Only events of jobs of this type (repeat for several)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Only events of this job
+    #[arg(long, value_name = "ID")]
+    pub job: Option<String>,
+    /// Only events of this cron and of the jobs it enqueued
+    #[arg(long, value_name = "ID")]
+    pub cron: Option<String>,
+    /// Only these events (repeat for several): enqueued, started, progress,
+    /// succeeded, failed, dead, cancelled, cron_fired, cron_skipped,
+    /// paused, resumed
+    #[arg(long = "event", value_name = "NAME")]
+    pub events: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 pub use crate::admin::protocol::request::{
     CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, ImportArgs, ImportRecord, JobOptions,
-    JobsQuery, LogLevelArgs, PauseArgs, Payload, PurgeArgs, WatchArgs,
+    JobsQuery, LogLevelArgs, PauseArgs, Payload, PurgeArgs, WaitArgs, WatchArgs,
 };
 
 /// One request line: the envelope's `id` and the command with its arguments.
@@ -92,6 +92,8 @@ pub enum Cmd {
     Pause(PauseArgs),
     /// Second wave.
     Resume(PauseArgs),
+    /// Second wave: until a job has ended.
+    Wait(WaitArgs),
 }
 
 impl Cmd {
@@ -106,7 +108,8 @@ impl Cmd {
             | Cmd::Trigger { id }
             | Cmd::Enable { id }
             | Cmd::Disable { id }
-            | Cmd::CancelForce(CancelArgs { id, .. }) => Some(id),
+            | Cmd::CancelForce(CancelArgs { id, .. })
+            | Cmd::Wait(WaitArgs { id, .. }) => Some(id),
             _ => None,
         }
     }
@@ -138,6 +141,7 @@ impl Cmd {
             Cmd::CancelForce(_) => "cancel",
             Cmd::Pause(_) => "pause",
             Cmd::Resume(_) => "resume",
+            Cmd::Wait(_) => "wait",
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use super::live::ProgressReporter;
 use crate::store::limits::Limits;
 
 /// What a handler gets to do its work.
@@ -37,6 +38,25 @@ pub struct JobContext {
     /// and leave no half-done work may watch it; the daemon otherwise waits
     /// for them up to their timeout.
     pub shutdown: CancellationToken,
+    /// Cancelled when an operator stops this job (`cancel` with `force`).
+    /// A handler should end soon after, leaving no half-done work; one that
+    /// has not returned within `queue::stop::CANCEL_GRACE` is abandoned.
+    /// The job then ends `cancelled` whatever the handler returns, unless
+    /// it returned success.
+    pub cancel: CancellationToken,
+    /// Where [`JobContext::progress`] goes; the default goes nowhere.
+    pub reporter: ProgressReporter,
+}
+
+impl JobContext {
+    /// Reports how far the job is: `done` of `total` (when known), with an
+    /// optional `message` (at most 500 characters kept). Never waits and
+    /// never writes to disk; at most one report a second per job is kept
+    /// (the others are dropped), so calling it for every row is fine.
+    /// Shown by `job`, `jobs` and as `progress` events of `watch`.
+    pub fn progress(&self, done: u64, total: Option<u64>, message: Option<String>) {
+        self.reporter.report(done, total, message);
+    }
 }
 
 /// Why an attempt failed, and whether another attempt could help.

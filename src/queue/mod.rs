@@ -7,12 +7,16 @@
 
 mod dispatcher;
 pub mod enqueue;
+pub mod events;
 pub mod handler;
 pub mod import;
 pub mod instance;
 pub use crate::store::job;
+pub mod live;
+mod relay;
 pub mod retry;
 pub mod stats;
+pub mod stop;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -121,6 +125,12 @@ struct Inner {
     drain_waiting: AtomicUsize,
     tasks: TaskTracker,
     started: Instant,
+    /// What happens, for watchers and waiters (`events`).
+    events: events::Events,
+    /// Running jobs' cancel tokens and progress (`live`).
+    live: Arc<live::Live>,
+    /// Forced cancels for other daemons, once the relay runs (`relay`).
+    relay: std::sync::OnceLock<tokio::sync::mpsc::Sender<relay::CancelOrder>>,
 }
 
 impl Queue {
@@ -160,6 +170,9 @@ impl Queue {
                 drain_waiting: AtomicUsize::new(0),
                 tasks: TaskTracker::new(),
                 started: Instant::now(),
+                events: events::Events::new(),
+                live: Arc::default(),
+                relay: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -199,6 +212,13 @@ impl Queue {
         if stored.iter().any(|e| !e.duplicate) {
             self.inner.wake.notify_one();
             self.touch();
+            let events = &self.inner.events;
+            if events.wanted() {
+                for e in stored.iter().filter(|e| !e.duplicate) {
+                    let job = events::JobRef::of(&e.job, e.job.attempts);
+                    events.publish(|| events::Event::job(events::EventKind::Enqueued, now, job));
+                }
+            }
         }
         Ok(stored)
     }
@@ -638,6 +658,18 @@ impl Queue {
 
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// The event bus: `watch`, `wait`, and the scheduler's and pause
+    /// commands' events go through it.
+    pub fn events(&self) -> &events::Events {
+        &self.inner.events
+    }
+
+    /// The progress last reported by job `id` in attempt `attempt`, by
+    /// this daemon's worker or, relayed, another daemon's.
+    pub fn progress_of(&self, id: &str, attempt: u32) -> Option<events::Progress> {
+        self.inner.live.progress_of(id, attempt)
     }
 }
 

@@ -190,6 +190,11 @@ pub trait Backend: Send + Sync + 'static {
     /// `failed`.
     async fn cancel(&self, id: String, now: Millis) -> Result<Result<(), Refusal>, StoreError>;
 
+    /// Deletes a running job whose attempt was stopped by a forced
+    /// `cancel`, fenced on its lease; a cron run waiting on it ends
+    /// `failed`. False when the lease no longer holds (nothing is written).
+    async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError>;
+
     /// Deletes dead jobs last updated before `before` (all when `None`).
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError>;
 
@@ -294,6 +299,26 @@ pub trait Backend: Send + Sync + 'static {
     fn clock_offset_ms(&self) -> Option<i64> {
         None
     }
+
+    // Live events across daemons sharing the database: the relay of
+    // `queue::relay` (watch events, progress, forced cancels). A backend
+    // whose daemons share no channel (SQLite: one machine, and a second
+    // process on the same file is rare) keeps these defaults, and each
+    // daemon then sees only its own events.
+
+    /// Sends `messages` (each under [`MAX_RELAY_MESSAGE`] bytes) to every
+    /// daemon on this database, this one included, in order, at once.
+    async fn publish_events(&self, messages: Vec<String>) -> Result<(), StoreError> {
+        let _ = messages;
+        Ok(())
+    }
+
+    /// The messages [`Backend::publish_events`] sends, from every daemon
+    /// (this one's too: the receiver tells them apart); `None` when this
+    /// backend relays nothing.
+    fn remote_events(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>> {
+        None
+    }
 }
 
 /// What a backend's wake-up channel has seen; a change of any field is a
@@ -308,3 +333,7 @@ pub struct Wakeups {
     /// Whether the channel is connected now.
     pub connected: bool,
 }
+
+/// The longest relay message: PostgreSQL's NOTIFY payload limit is 8000
+/// bytes.
+pub const MAX_RELAY_MESSAGE: usize = 7900;

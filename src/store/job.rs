@@ -264,6 +264,9 @@ pub enum Refusal {
     KeyHeld(String),
 }
 
+/// The error a cron run gets when its job was stopped by a forced cancel.
+pub const CANCELLED_WHILE_RUNNING: &str = "the job was cancelled while it ran";
+
 /// Longest error text kept per failure; a handler's output tail fits.
 pub const MAX_ERROR_BYTES: usize = 16 * 1024;
 /// Failures kept per job for `job`.

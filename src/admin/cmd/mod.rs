@@ -20,10 +20,12 @@ mod stats;
 mod status;
 mod switch;
 mod trigger;
+pub mod wait;
+pub mod watch;
 
 use std::sync::Arc;
 
-use super::protocol::request::{IdArg, NoArgs};
+use super::protocol::request::{CancelArgs, IdArg, NoArgs};
 use super::protocol::{AdminError, Answer, Code, Request};
 use super::rate::RateLimiter;
 use crate::cron::scheduler::Scheduler;
@@ -147,6 +149,12 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
             reload::run(ctx)
         }
         "log_level" => log_level::run(ctx, req),
+        "wait" => wait::run(ctx, req).await,
+        // The server serves a watch itself (the connection becomes a
+        // stream); here only its arguments can be judged.
+        "watch" => watch::parse(req).and(Err(AdminError::bad_request(
+            "watch: only on a connection of its own",
+        ))),
         other => Err(unknown_command(other)),
     }
     .map(Answer::from)
@@ -161,9 +169,12 @@ pub fn validate_only(req: &Request) -> Result<(), AdminError> {
         "enqueue" => enqueue::parse(req).map(|_| ()),
         "import" => import::parse(req).map(|_| ()),
         "jobs" => jobs::parse(req).map(|_| ()),
-        "job" | "explain" | "retry" | "cancel" | "trigger" | "enable" | "disable" => {
+        "job" | "explain" | "retry" | "trigger" | "enable" | "disable" => {
             req.args_with_id::<IdArg>().map(|_| ())
         }
+        "cancel" => req.args_with_id::<CancelArgs>().map(|_| ()),
+        "wait" => wait::parse(req).map(|_| ()),
+        "watch" => watch::parse(req).map(|_| ()),
         "purge" => purge::parse(req).map(|_| ()),
         "cron" => cron::parse(req).map(|_| ()),
         "next" => next::parse(req).map(|_| ()),
@@ -199,6 +210,9 @@ mod tests {
             r#"{"cmd":"cron","id":"system_queue","limit":3}"#,
             r#"{"cmd":"next","schedule":"@hourly","timezone":"Europe/Berlin"}"#,
             r#"{"cmd":"log_level","level":"trace"}"#,
+            r#"{"cmd":"cancel","id":"k3j9x0c2m1q8z7a","force":true}"#,
+            r#"{"cmd":"wait","id":"k3j9x0c2m1q8z7a","timeout":5}"#,
+            r#"{"cmd":"watch","types":["email"],"events":["dead"]}"#,
         ] {
             assert_eq!(check(good), Ok(()), "{good}");
         }
@@ -214,6 +228,12 @@ mod tests {
                 Code::BadRequest,
             ),
             (r#"{"cmd":"log_level","level":"loud"}"#, Code::BadRequest),
+            (
+                r#"{"cmd":"cancel","id":"x","force":"yes"}"#,
+                Code::BadRequest,
+            ),
+            (r#"{"cmd":"wait","id":"x","timeout":0}"#, Code::BadRequest),
+            (r#"{"cmd":"watch","events":["boom"]}"#, Code::BadRequest),
             (r#"{"cmd":"frobnicate"}"#, Code::UnknownCommand),
         ] {
             assert_eq!(check(bad), Err(code), "{bad}");

@@ -42,6 +42,8 @@ pub const COMMANDS: &[&str] = &[
     "reload",
     "log_level",
     "instances",
+    "watch",
+    "wait",
 ];
 
 /// The error codes of PROTOCOL.md.
@@ -58,6 +60,8 @@ pub enum Code {
     Forbidden,
     Unavailable,
     Internal,
+    /// A `wait` ran out of time.
+    Timeout,
 }
 
 impl Code {
@@ -74,6 +78,7 @@ impl Code {
             Code::Forbidden => "forbidden",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
+            Code::Timeout => "timeout",
         }
     }
 }

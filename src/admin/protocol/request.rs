@@ -225,3 +225,13 @@ pub struct PauseArgs {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub job_type: Option<String>,
 }
+
+/// `wait`: until job `id` has ended, at most `timeout` seconds (1 to
+/// 86400, default 60).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitArgs {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}

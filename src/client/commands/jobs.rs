@@ -94,6 +94,9 @@ pub fn render_job(a: &Value, now: Timestamp) -> String {
     f.add("created", when(job, "created", now));
     f.add("updated", when(job, "updated", now));
     f.add("last error", text(job, "last_error"));
+    if let Some(p) = job.get("progress").filter(|p| p.is_object()) {
+        f.add("progress", progress(p, now));
+    }
     let payload = job
         .get("payload")
         .and_then(|p| serde_json::to_string_pretty(p).ok())
@@ -111,6 +114,22 @@ pub fn render_job(a: &Value, now: Timestamp) -> String {
         }
         out.push_str(&format!("\nlast failures:\n{t}"));
     }
+    out
+}
+
+/// "4096 of 10000 (rows read), 2s ago".
+fn progress(p: &Value, now: Timestamp) -> String {
+    let mut out = num(p, "done");
+    if let Some(total) = p.get("total").filter(|t| t.is_number()) {
+        out.push_str(&format!(" of {total}"));
+    }
+    if let Some(message) = opt_str(p, "message") {
+        out.push_str(&format!(" ({message})"));
+    }
+    out.push_str(&format!(
+        ", {}",
+        timefmt::relative_text(opt_str(p, "at"), now)
+    ));
     out
 }
 
@@ -230,6 +249,19 @@ mod tests {
         assert!(out.contains("\nreserved at: -\n"), "{out}");
         assert!(out.contains("\"to\": \"a@b.c\""), "{out}");
         assert!(out.ends_with("ATTEMPT  AT                   ERROR\n      1  2025-12-31 23:59:00  smtp: 421 try later\n"), "{out}");
+    }
+
+    #[test]
+    fn a_running_job_shows_its_progress() {
+        let mut j = job();
+        j["status"] = "running".into();
+        j["progress"] = json!({"done": 4096, "total": 10000, "message": "rows read", "at": "2025-12-31T23:59:58.000Z"});
+        let out = render_job(&json!({"ok": true, "job": j, "errors": []}), now());
+        assert!(
+            out.contains("   progress: 4096 of 10000 (rows read), 2s ago\n"),
+            "{out}"
+        );
+        assert!(!render_job(&json!({"ok": true, "job": job()}), now()).contains("progress"));
     }
 
     #[test]

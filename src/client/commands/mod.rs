@@ -7,7 +7,9 @@
 //! - `jobs`: jobs, job, explain, retry, cancel, purge;
 //! - `crons`: crons, cron, trigger, enable, disable, reload;
 //! - `log_level`: log-level;
-//! - `next`: fire times of an expression, computed here without a daemon.
+//! - `next`: fire times of an expression, computed here without a daemon;
+//! - `wait`: wait, and enqueue and trigger with `--wait`;
+//! - `watch`: the event stream.
 //!
 //! Renderers read answers as `serde_json::Value` through the accessors
 //! below rather than strict types: a newer daemon may add fields, and an
@@ -22,11 +24,13 @@ pub mod jobs;
 pub mod log_level;
 pub mod next;
 pub mod status;
+pub mod wait;
+pub mod watch;
 
 use serde_json::Value;
 
 use super::args::Command;
-use super::request::{Cmd, CronQuery, LogLevelArgs, PurgeArgs};
+use super::request::{CancelArgs, Cmd, CronQuery, LogLevelArgs, PurgeArgs};
 use super::{ClientError, Render};
 
 /// The request a daemon command sends and the renderer of its answer.
@@ -49,7 +53,14 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Job { id } => (Cmd::Job { id }, jobs::render_job),
         Command::Explain { id } => (Cmd::Explain { id }, jobs::render_explain),
         Command::Retry { id } => (Cmd::Retry { id }, jobs::render_retry),
-        Command::Cancel { id } => (Cmd::Cancel { id }, jobs::render_cancel),
+        Command::Cancel { id, force: false } => (Cmd::Cancel { id }, jobs::render_cancel),
+        Command::Cancel { id, force: true } => (
+            Cmd::CancelForce(CancelArgs {
+                id,
+                force: Some(true),
+            }),
+            jobs::render_cancel,
+        ),
         Command::Purge { older_than } => (
             Cmd::Purge(PurgeArgs {
                 status: "dead".to_string(),
@@ -65,7 +76,7 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
             }),
             crons::render_cron,
         ),
-        Command::Trigger { id } => (Cmd::Trigger { id }, crons::render_trigger),
+        Command::Trigger { id, .. } => (Cmd::Trigger { id }, crons::render_trigger),
         Command::Enable { id } => (Cmd::Enable { id }, crons::render_switch),
         Command::Disable { id } => (Cmd::Disable { id }, crons::render_switch),
         Command::Reload => (Cmd::Reload, crons::render_reload),
@@ -80,6 +91,8 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         | Command::ImportPocketbase(_)
         | Command::Next(_)
         | Command::Top
+        | Command::Wait { .. }
+        | Command::Watch(_)
         | Command::Completions { .. } => {
             return Err(ClientError::Usage(
                 "this command does not talk to the daemon".to_string(),

@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use super::spec::{CatchUp, CronAction, CronSpec, DisabledBy, Overlap};
 use crate::clock::{Clock, Millis};
+use crate::queue::events::Event;
 use crate::queue::{DrainReport, Queue, QueueError};
 use crate::store::run::{NewRun, RunRow, RunStatus, RunTrigger};
 use crate::store::{Store, StoreError};
@@ -535,8 +536,14 @@ impl Scheduler {
         if let Some(reason) = self.skip_reason(&spec, trigger).await? {
             tracing::info!(reason = %reason, "cron run skipped");
             let run = store
-                .begin_run(new_run(RunStatus::Skipped, Some(reason)))
+                .begin_run(new_run(RunStatus::Skipped, Some(reason.clone())))
                 .await?;
+            if run.is_some() {
+                let (at, when) = (self.clock().now_ms(), scheduled_for.as_millisecond());
+                queue
+                    .events()
+                    .publish(|| Event::cron_skipped(at, &spec.id, when, &reason));
+            }
             return Ok(Fired { run, drain: None });
         }
         if let CronAction::SystemQueue = spec.action {
@@ -550,6 +557,9 @@ impl Scheduler {
             });
         };
         tracing::info!(scheduled_for = %scheduled_for, "cron run started");
+        if !matches!(spec.action, CronAction::Enqueue(_)) {
+            self.fired(&spec.id, scheduled_for.as_millisecond(), None);
+        }
         let started = std::time::Instant::now();
         let _in_flight = InFlight::enter(&self.inner.in_flight, &spec.id);
 
@@ -582,6 +592,11 @@ impl Scheduler {
                 match queue.enqueue_one(job).await {
                     Ok(stored) => {
                         tracing::info!(job_id = %stored.job.id, "cron enqueued its job");
+                        self.fired(
+                            &spec.id,
+                            scheduled_for.as_millisecond(),
+                            Some(&stored.job.id),
+                        );
                         // The run now follows its job: the store ends it when
                         // the job succeeds or dies.
                         let mut run = run;
@@ -638,6 +653,15 @@ impl Scheduler {
             });
         }
         let d = done.report;
+        // An idle minute is not news to a watcher either (100 idle watchers
+        // then cost nothing at all); one that did work is.
+        if let Some(run) = done
+            .run
+            .as_ref()
+            .filter(|_| d.processed > 0 || d.recovered > 0)
+        {
+            self.fired(&run.cron_id, run.scheduled_for, None);
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         // An idle minute is not news; one that did work is.
         if d.processed > 0 || d.recovered > 0 {
@@ -655,6 +679,15 @@ impl Scheduler {
             run: done.run,
             drain: Some(d),
         })
+    }
+
+    /// Publishes a `cron_fired` event, if anyone watches.
+    fn fired(&self, cron_id: &str, scheduled_for: Millis, job_id: Option<&str>) {
+        let at = self.clock().now_ms();
+        self.inner
+            .queue
+            .events()
+            .publish(|| Event::cron_fired(at, cron_id, scheduled_for, job_id));
     }
 
     /// Why a run should not start: its previous run is still at work.

@@ -101,6 +101,9 @@ pub enum CommandError {
         after: std::time::Duration,
         output: String,
     },
+    /// A forced `cancel` stopped the job; its processes were ended.
+    #[error("{program} was stopped by a cancel\n{output}")]
+    Cancelled { program: String, output: String },
 }
 
 impl CommandError {
@@ -121,6 +124,7 @@ impl CommandError {
             | CommandError::Failed { .. }
             | CommandError::OutOfMemory { .. }
             | CommandError::TimedOut { .. } => false,
+            CommandError::Cancelled { .. } => true,
         }
     }
 }

@@ -92,9 +92,20 @@ impl CommandHandler {
             );
             status
         };
-        // A cancel of a running job (when there is one) belongs beside this
-        // timeout: both end the job through `JobProcesses::end`.
-        let outcome = tokio::time::timeout(ctx.timeout, work).await;
+        // A forced cancel and the timeout both end the job through
+        // `JobProcesses::end`.
+        let work = tokio::time::timeout(ctx.timeout, work);
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            () = ctx.cancel.cancelled() => {
+                processes.end();
+                log_failure(&program, "cancelled", &output);
+                return Err(CommandError::Cancelled {
+                    program: program.clone(),
+                    output: output.describe(),
+                });
+            }
+        };
         let (status, deaths) = match outcome {
             Ok(status) => status.map_err(|source| CommandError::Wait {
                 program: program.clone(),

@@ -43,7 +43,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::config::{DEFAULT_DATA_MAX_BYTES, DEFAULT_DATA_MAX_GROUPS};
-use crate::queue::handler::{Handler, JobContext, JobError};
+use crate::queue::handler::{Handler, JobContext, JobError, ProgressReporter};
 
 pub use endpoint::DATABASE_FILE;
 pub use error::DataError;
@@ -121,6 +121,18 @@ impl DataProcessing {
     /// Runs one job's `data` to the end: the work of [`Handler::run`]
     /// without the queue, for embedders and benchmarks.
     pub async fn execute(&self, job_id: &str, data: &Value) -> Result<Outcome, DataError> {
+        self.execute_reporting(job_id, data, ProgressReporter::default())
+            .await
+    }
+
+    /// [`DataProcessing::execute`], reporting the rows read to `progress`
+    /// as it streams (a job's, throttled to one report a second).
+    pub async fn execute_reporting(
+        &self,
+        job_id: &str,
+        data: &Value,
+        progress: ProgressReporter,
+    ) -> Result<Outcome, DataError> {
         let request = self.request(data)?;
         let pocketbase = self.pocketbase.clone();
         let runtime = tokio::runtime::Handle::current();
@@ -140,7 +152,8 @@ impl DataProcessing {
                 max_groups,
                 pocketbase: pocketbase.as_deref().map(|source| (source, runtime)),
             };
-            ops::execute(&task_request, &root, &job_id, &cancel, &bounds)
+            let report = |rows| progress.report(rows, None, Some("rows read".to_string()));
+            ops::execute(&task_request, &root, &job_id, &cancel, &report, &bounds)
         })
         .await
         .map_err(|e| DataError::Task(e.to_string()))??;
@@ -173,8 +186,13 @@ impl Handler for DataProcessing {
     }
 
     async fn run(&self, job: JobContext) -> Result<(), JobError> {
-        self.execute(&job.id, &job.data).await?;
-        Ok(())
+        // A forced cancel drops the work: its guard stops the blocking
+        // part at the next row, and nothing is published.
+        let work = self.execute_reporting(&job.id, &job.data, job.reporter.clone());
+        tokio::select! {
+            done = work => done.map(|_| ()).map_err(JobError::from),
+            () = job.cancel.cancelled() => Err(JobError::permanent(DataError::Cancelled)),
+        }
     }
 }
 

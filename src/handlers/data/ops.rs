@@ -65,18 +65,24 @@ enum Source<'c> {
     PocketBase(&'c PocketBaseSource, &'c Handle, &'c str),
 }
 
+/// How many rows between two calls of the progress report.
+pub const REPORT_EVERY_ROWS: u64 = 4096;
+
 /// Runs `request` to the end. Blocking; `cancel` is checked between rows,
-/// and when it is set nothing is published.
+/// and when it is set nothing is published. `report` is told the rows
+/// read so far, every [`REPORT_EVERY_ROWS`].
 pub fn execute(
     request: &Request,
     root: &DataRoot,
     job_id: &str,
     cancel: &AtomicBool,
+    report: &dyn Fn(u64),
     bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
+    let work = Work { cancel, report };
     match &request.target {
-        Endpoint::File(path) => write_file(request, root, path, cancel, bounds),
-        Endpoint::Table(table) => write_table(request, root, table, job_id, cancel, bounds),
+        Endpoint::File(path) => write_file(request, root, path, &work, bounds),
+        Endpoint::Table(table) => write_table(request, root, table, job_id, &work, bounds),
         Endpoint::PocketBase(_) => Err(DataError::invalid(
             "target",
             "a PocketBase collection is read, never written",
@@ -84,13 +90,21 @@ pub fn execute(
     }
 }
 
+/// What the blocking work looks at as it goes: the flag that stops it and
+/// where its progress goes.
+struct Work<'a> {
+    cancel: &'a AtomicBool,
+    report: &'a dyn Fn(u64),
+}
+
 fn write_file(
     request: &Request,
     root: &DataRoot,
     path: &FilePath,
-    cancel: &AtomicBool,
+    work: &Work<'_>,
     bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
+    let cancel = work.cancel;
     let read_conn = match &request.source {
         Endpoint::Table(_) => Some(open_database(root)?),
         Endpoint::File(_) | Endpoint::PocketBase(_) => None,
@@ -109,7 +123,7 @@ fn write_file(
         done: None,
         rows: 0,
     };
-    let rows_read = pump(&request.step, source, &mut target, cancel, bounds)?;
+    let rows_read = pump(&request.step, source, &mut target, work, bounds)?;
     let charged = target
         .done
         .take()
@@ -135,9 +149,10 @@ fn write_table(
     root: &DataRoot,
     table: &TableName,
     job_id: &str,
-    cancel: &AtomicBool,
+    work: &Work<'_>,
     bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
+    let cancel = work.cancel;
     let mut conn = open_database(root)?;
     let tx = store::begin_write(&mut conn)
         .map_err(|e| DataError::sqlite("starting the write transaction", e))?;
@@ -160,7 +175,7 @@ fn write_table(
         quota: Quota::start(bounds.ledger, root.path())?,
         rows: 0,
     };
-    let rows_read = pump(&request.step, source, &mut target, cancel, bounds)?;
+    let rows_read = pump(&request.step, source, &mut target, work, bounds)?;
     let rows_written = target.rows;
     drop(target);
     store::record_applied(&tx, job_id, &request.target.to_string(), unix_now())
@@ -229,24 +244,25 @@ fn pump(
     step: &Step,
     source: Source<'_>,
     target: &mut dyn RowSink,
-    cancel: &AtomicBool,
+    work: &Work<'_>,
     bounds: &Bounds<'_>,
 ) -> Result<u64, DataError> {
     match step {
-        Step::Copy => feed(source, target, cancel),
-        Step::Transform(spec) => feed(source, &mut Transform::new(spec, target), cancel),
+        Step::Copy => feed(source, target, work),
+        Step::Transform(spec) => feed(source, &mut Transform::new(spec, target), work),
         Step::Aggregate(spec) => feed(
             source,
             &mut Aggregate::new(spec, target, bounds.max_groups),
-            cancel,
+            work,
         ),
     }
 }
 
-fn feed(source: Source<'_>, sink: &mut dyn RowSink, cancel: &AtomicBool) -> Result<u64, DataError> {
+fn feed(source: Source<'_>, sink: &mut dyn RowSink, work: &Work<'_>) -> Result<u64, DataError> {
     let mut counted = Counted {
         inner: sink,
-        cancel,
+        cancel: work.cancel,
+        report: work.report,
         rows: 0,
     };
     match source {
@@ -288,11 +304,12 @@ fn read_table(
     failure.map_or(Ok(()), Err)
 }
 
-/// The first sink after the source: counts rows and stops the work once
-/// the job has been abandoned.
+/// The first sink after the source: counts rows, reports them, and stops
+/// the work once the job has been abandoned.
 struct Counted<'a> {
     inner: &'a mut dyn RowSink,
     cancel: &'a AtomicBool,
+    report: &'a dyn Fn(u64),
     rows: u64,
 }
 
@@ -305,6 +322,9 @@ impl RowSink for Counted<'_> {
     fn row(&mut self, row: Row) -> Result<Flow, DataError> {
         check(self.cancel)?;
         self.rows += 1;
+        if self.rows.is_multiple_of(REPORT_EVERY_ROWS) {
+            (self.report)(self.rows);
+        }
         self.inner.row(row)
     }
 

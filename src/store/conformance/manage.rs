@@ -75,3 +75,53 @@ pub async fn cancel_refuses_running_jobs_and_purge_counts(store: &Fixture) {
         Err(Refusal::NotFound)
     );
 }
+
+pub async fn cancel_running_is_fenced_and_fails_the_cron_run(store: &Fixture) {
+    use crate::store::job::{CANCELLED_WHILE_RUNNING, Lease};
+    use crate::store::run::{NewRun, RunStatus, RunTrigger};
+    let run = store
+        .begin_run(NewRun {
+            cron_id: "nightly".into(),
+            scheduled_for: NOW,
+            trigger: RunTrigger::Schedule,
+            status: RunStatus::Running,
+            now: NOW,
+            instance: "me".into(),
+            error: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let mut job = NewJob::new("n", "noop", serde_json::Map::new());
+    job.cron_id = Some("nightly".into());
+    job.cron_run = Some(run.id);
+    let id = store.enqueue(vec![job], NOW, 100).await.unwrap()[0]
+        .job
+        .id
+        .clone();
+    let lease = store.claim("me", &["noop".into()], 1, NOW).await.unwrap()[0]
+        .lease
+        .clone();
+    // A lease that does not hold (another attempt, another holder) deletes
+    // nothing.
+    for stale in [
+        Lease {
+            attempt: lease.attempt + 1,
+            ..lease.clone()
+        },
+        Lease {
+            instance: "other".into(),
+            ..lease.clone()
+        },
+    ] {
+        assert!(!store.cancel_running(stale, NOW + 1).await.unwrap());
+    }
+    assert!(store.get(id.clone(), NOW + 1).await.unwrap().is_some());
+    assert!(store.cancel_running(lease.clone(), NOW + 20).await.unwrap());
+    assert!(store.get(id.clone(), NOW + 21).await.unwrap().is_none());
+    assert!(!store.cancel_running(lease, NOW + 22).await.unwrap());
+    let runs = store.runs("nightly".into(), 1).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert_eq!(runs[0].error.as_deref(), Some(CANCELLED_WHILE_RUNNING));
+    assert_eq!(runs[0].duration_ms, Some(20));
+}

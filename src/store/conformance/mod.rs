@@ -123,6 +123,7 @@ suite! {
     manage::retry_revives_a_dead_job_with_fresh_attempts,
     manage::retry_respects_a_held_unique_key,
     manage::cancel_refuses_running_jobs_and_purge_counts,
+    manage::cancel_running_is_fenced_and_fails_the_cron_run,
     crons::a_scheduled_run_is_claimed_once,
     crons::two_stores_record_a_scheduled_run_once,
     crons::finish_records_status_and_duration,

@@ -42,6 +42,14 @@ impl Backend for PgStore {
         PgStore::close(self).await;
     }
 
+    async fn publish_events(&self, messages: Vec<String>) -> Result<(), StoreError> {
+        PgStore::publish_events(self, messages).await
+    }
+
+    fn remote_events(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>> {
+        Some(PgStore::remote_events(self))
+    }
+
     async fn enqueue(
         &self,
         jobs: Vec<NewJob>,
@@ -133,6 +141,10 @@ impl Backend for PgStore {
 
     async fn cancel(&self, id: String, now: Millis) -> Result<Result<(), Refusal>, StoreError> {
         PgStore::cancel(self, id, now).await
+    }
+
+    async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
+        PgStore::cancel_running(self, lease, now).await
     }
 
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {

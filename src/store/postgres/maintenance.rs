@@ -19,7 +19,7 @@ use super::time::Frame;
 use crate::clock::Millis;
 use crate::store::job::Recovered;
 use crate::store::job::Refusal;
-use crate::store::job::{Job, JobStatus, Lease};
+use crate::store::job::{CANCELLED_WHILE_RUNNING, Job, JobStatus, Lease};
 use crate::store::{JobDefaults, StoreError};
 
 const NOTIFY: &str = "SELECT pg_notify('cronq_jobs', 'ready')";
@@ -177,6 +177,39 @@ impl PgStore {
         .map_err(|e| self.err(&e))?;
         tx.commit().await.map_err(|e| self.err(&e))?;
         Ok(Ok(()))
+    }
+
+    /// Deletes a running job whose attempt a forced `cancel` stopped,
+    /// fenced on its lease; a cron run waiting on it ends `failed`.
+    pub async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
+        let f = self.frame();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(&e))?;
+        let n = tx
+            .execute(
+                "DELETE FROM queues
+                  WHERE id = $1 AND attempts = $2 AND reserved_by = $3 AND status = 'running'",
+                &[
+                    &lease.job_id,
+                    &(lease.attempt.min(i32::MAX as u32) as i32),
+                    &lease.instance,
+                ],
+            )
+            .await
+            .map_err(|e| self.err(&e))?;
+        if n == 1 {
+            settle_job_runs(
+                &tx,
+                "failed",
+                &[lease.job_id],
+                &[Some(CANCELLED_WHILE_RUNNING.to_string())],
+                &[f.db(now)],
+            )
+            .await
+            .map_err(|e| self.err(&e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(&e))?;
+        Ok(n == 1)
     }
 
     /// Deletes dead jobs last updated before `before` (all when `None`).

@@ -168,6 +168,29 @@ impl PgStore {
         self.inner.listener.subscribe()
     }
 
+    /// Sends relay messages on [`listen::EVENTS_CHANNEL`], all in one
+    /// statement: delivered together, in order, at its commit.
+    pub async fn publish_events(&self, messages: Vec<String>) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let notify = format!(
+            "SELECT pg_notify('{}', m) FROM unnest($1::text[]) AS m",
+            listen::EVENTS_CHANNEL
+        );
+        client
+            .execute(&notify, &[&messages])
+            .await
+            .map_err(|e| self.err(&e))?;
+        Ok(())
+    }
+
+    /// Relay messages from every node, this one's included.
+    pub fn remote_events(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.inner.listener.events()
+    }
+
     /// Whether the store's own tasks (the outcome batcher, the LISTEN
     /// connection) are alive. The server's state does not count: see
     /// `Backend::responsive`. Costs no round trip.

@@ -134,6 +134,10 @@ impl Backend for SqliteStore {
         SqliteStore::cancel(self, id, now).await
     }
 
+    async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
+        SqliteStore::cancel_running(self, lease, now).await
+    }
+
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
         SqliteStore::purge_dead(self, before).await
     }

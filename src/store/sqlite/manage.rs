@@ -7,7 +7,7 @@ use super::jobs::{JOB_COLUMNS, job_from_row};
 use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
-use crate::store::job::{Job, JobStatus, Refusal};
+use crate::store::job::{CANCELLED_WHILE_RUNNING, Job, JobStatus, Lease, Refusal};
 use crate::store::run::RunStatus;
 
 impl SqliteStore {
@@ -73,6 +73,30 @@ impl SqliteStore {
                 now,
             )?;
             Ok(Ok(()))
+        })
+        .await
+    }
+
+    /// Deletes a running job whose attempt a forced `cancel` stopped,
+    /// fenced on its lease; a cron run waiting on it ends `failed`.
+    pub async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
+        self.write(Mode::Durable, move |conn, _| {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM queues
+                      WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+                )?
+                .execute(params![lease.job_id, lease.attempt, lease.instance])?;
+            if n == 1 {
+                settle_job_run(
+                    conn,
+                    &lease.job_id,
+                    RunStatus::Failed,
+                    Some(CANCELLED_WHILE_RUNNING),
+                    now,
+                )?;
+            }
+            Ok(n == 1)
         })
         .await
     }
