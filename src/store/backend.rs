@@ -21,6 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use super::definition::{CronDefinition, DefinitionRow};
 use super::import::{ImportJob, Imported};
 use super::instance::InstanceRow;
 use super::job::{
@@ -233,6 +234,22 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every persisted `enable`/`disable`, by cron id.
     async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError>;
+
+    /// Replaces the file crons' definitions `instance` has published with
+    /// `definitions` (all of them: one left out is no longer defined
+    /// there), so the other daemons can tell where a cron id is defined
+    /// differently.
+    async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The definitions of every registered instance, by instance then cron
+    /// id. An instance's definitions go with its row (`remove_instances`,
+    /// and a dead one's removal by a tick).
+    async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError>;
 
     // Instances.
 

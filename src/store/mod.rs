@@ -2,7 +2,7 @@
 //!
 //! This module is the interface: the [`Backend`] verbs (the queue's, the
 //! crons', the instances', the imports'), the row types they take and
-//! return (`job`, `run`, `instance`, `tick`, `import`), and [`Store`], the
+//! return (`job`, `run`, `instance`, `tick`, `import`, `definition`), and [`Store`], the
 //! cheap `Clone` handle the rest of the daemon holds. Each database is a
 //! folder below: `sqlite/` (the embedded default) and `postgres/` (many
 //! daemons on many hosts). [`open`] is the one place that picks a backend,
@@ -17,6 +17,7 @@
 
 pub mod backend;
 pub mod data;
+pub mod definition;
 mod error;
 pub mod import;
 pub mod instance;

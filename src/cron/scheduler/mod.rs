@@ -7,6 +7,15 @@
 //! the row and fires nothing. The in-memory next-fire times only decide
 //! when to look; they never move backward, so a wall clock stepping back
 //! cannot bring a fired run round again.
+//!
+//! Whether a cron fires at all is its switch, and `enable`/`disable` on any
+//! daemon of the database holds for all of them: the switches are read
+//! again before anything is fired (`cluster.rs`, which also reports crons
+//! files that define one id differently).
+
+mod cluster;
+
+pub use cluster::{Conflict, Peer};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +41,9 @@ const CLOCK_CORRECTION: SignedDuration = SignedDuration::from_hours(3);
 const WRITER_STALL_LIMIT: Duration = Duration::from_secs(20);
 /// Most missed fire times looked at when finding the latest one.
 const MAX_MISSED_SCAN: usize = 100_000;
+/// How long a turn waits for the cluster's switches before it fires with
+/// the ones it knows (a database that does not answer).
+const SYNC_LIMIT: Duration = Duration::from_secs(2);
 /// Tries to record a due run while the database is busy; each try itself
 /// waits up to the busy timeout (5 s), so together about a minute.
 const FIRE_TRIES: u32 = 10;
@@ -65,6 +77,9 @@ pub struct CronView {
     /// Why it is off now; `None` when `enabled`.
     pub disabled_by: Option<DisabledBy>,
     pub next_run: Option<Millis>,
+    /// Other daemons on the database whose crons file defines this cron
+    /// differently; `None` when they agree (always for a built-in).
+    pub conflict: Option<Conflict>,
 }
 
 /// What one firing did.
@@ -110,6 +125,7 @@ struct Table {
     crons: BTreeMap<String, CronSpec>,
     overrides: HashMap<String, bool>,
     next: HashMap<String, Timestamp>,
+    cluster: cluster::Cluster,
 }
 
 impl Table {
@@ -149,6 +165,7 @@ impl Scheduler {
                     crons,
                     overrides,
                     next,
+                    cluster: cluster::Cluster::unpublished(),
                 }),
                 wake: Notify::new(),
                 last_tick: Mutex::new(None),
@@ -199,6 +216,7 @@ impl Scheduler {
                     None => spec.disabled_by,
                 },
                 next_run: table.next.get(&spec.id).map(|t| t.as_millisecond()),
+                conflict: table.cluster.conflicts.get(&spec.id).cloned(),
                 spec: spec.clone(),
             })
             .collect()
@@ -242,6 +260,7 @@ impl Scheduler {
         {
             let mut table = self.table();
             table.overrides.insert(id.to_string(), enabled);
+            table.cluster.switch_generation += 1;
             // Counted from now, so re-enabling never fires what passed while off.
             if let Some(spec) = table.crons.get(id).cloned()
                 && let Some(at) = spec.schedule.next_after(now, &spec.timezone)
@@ -293,6 +312,7 @@ impl Scheduler {
             }
             table.crons = crons;
         }
+        self.definitions_changed();
         tracing::info!(
             added = %report.added.join(","),
             removed = %report.removed.join(","),
@@ -308,6 +328,7 @@ impl Scheduler {
 
     async fn run(self, pulse: Option<Pulse>, turn_every: Duration) {
         let shutdown = self.inner.queue.shutdown_token().clone();
+        self.sync_before_firing().await;
         self.catch_up().await;
         let mut last_seen = self.clock().now();
         loop {
@@ -328,6 +349,9 @@ impl Scheduler {
                     step.as_secs()
                 );
                 self.reschedule_all(now);
+            }
+            if self.due_or_unpublished(now) {
+                self.sync_before_firing().await;
             }
             self.fire_due(now);
             last_seen = last_seen.max(now);
@@ -375,6 +399,30 @@ impl Scheduler {
             }
         }
         tracing::debug!("scheduler stopped");
+    }
+
+    /// Whether a cron (enabled here or not: another daemon may have enabled
+    /// it) is due at `now`, or this daemon's definitions wait to be
+    /// published.
+    fn due_or_unpublished(&self, now: Timestamp) -> bool {
+        let table = self.table();
+        table.cluster.unpublished || table.next.values().any(|at| *at <= now)
+    }
+
+    /// Takes in the cluster's switches (and definitions) before firing;
+    /// when the database does not answer in time, fires by the last known.
+    async fn sync_before_firing(&self) {
+        match tokio::time::timeout(SYNC_LIMIT, self.sync_cluster()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "could not read the crons' switches from the database ({e}); firing by the last known"
+            ),
+            Err(_) => tracing::warn!(
+                "the database did not give the crons' switches in {} s; firing by the last known",
+                SYNC_LIMIT.as_secs()
+            ),
+        }
     }
 
     fn reschedule_all(&self, now: Timestamp) {

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::PgStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo, Wakeups};
+use crate::store::definition::{CronDefinition, DefinitionRow};
 use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
@@ -180,6 +181,19 @@ impl Backend for PgStore {
 
     async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError> {
         PgStore::cron_switches(self).await
+    }
+
+    async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        PgStore::set_cron_definitions(self, instance, definitions, now).await
+    }
+
+    async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        PgStore::cron_definitions(self).await
     }
 
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {

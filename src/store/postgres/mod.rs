@@ -29,6 +29,7 @@ mod backend;
 mod claim;
 mod connect;
 mod crons;
+mod definitions;
 mod enqueue;
 mod error;
 mod finish;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use super::SqliteStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo};
+use crate::store::definition::{CronDefinition, DefinitionRow};
 use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
@@ -179,6 +180,19 @@ impl Backend for SqliteStore {
 
     async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError> {
         SqliteStore::cron_switches(self).await
+    }
+
+    async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        SqliteStore::set_cron_definitions(self, instance, definitions, now).await
+    }
+
+    async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        SqliteStore::cron_definitions(self).await
     }
 
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@ mod backend;
 mod checkpoint;
 mod connection;
 mod crons;
+mod definitions;
 mod import;
 mod instances;
 mod jobs;
