@@ -319,19 +319,34 @@ mod tests {
 
     #[test]
     fn a_digest_names_what_a_cron_does_not_how_it_is_written() {
-        let base = spec("0 2 * * *", serde_json::json!({"a": 1, "b": {"y": 2, "x": [1, 2]}}));
+        let base = spec(
+            "0 2 * * *",
+            serde_json::json!({"a": 1, "b": {"y": 2, "x": [1, 2]}}),
+        );
         let digest = base.digest().unwrap();
         assert_eq!(digest.len(), 16);
         // The same data in another key order, another description.
         let reordered = CronSpec {
             description: "two".into(),
-            ..spec("0 2 * * *", serde_json::json!({"b": {"x": [1, 2], "y": 2}, "a": 1}))
+            ..spec(
+                "0 2 * * *",
+                serde_json::json!({"b": {"x": [1, 2], "y": 2}, "a": 1}),
+            )
         };
         assert_eq!(reordered.digest().unwrap(), digest);
         let changed = [
-            spec("0 3 * * *", serde_json::json!({"a": 1, "b": {"y": 2, "x": [1, 2]}})),
-            spec("0 2 * * *", serde_json::json!({"a": 2, "b": {"y": 2, "x": [1, 2]}})),
-            spec("0 2 * * *", serde_json::json!({"a": 1, "b": {"y": 2, "x": [2, 1]}})),
+            spec(
+                "0 3 * * *",
+                serde_json::json!({"a": 1, "b": {"y": 2, "x": [1, 2]}}),
+            ),
+            spec(
+                "0 2 * * *",
+                serde_json::json!({"a": 2, "b": {"y": 2, "x": [1, 2]}}),
+            ),
+            spec(
+                "0 2 * * *",
+                serde_json::json!({"a": 1, "b": {"y": 2, "x": [2, 1]}}),
+            ),
             CronSpec {
                 enabled: false,
                 ..base.clone()

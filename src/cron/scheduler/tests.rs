@@ -641,9 +641,17 @@ async fn a_disable_on_one_daemon_stops_the_cron_on_every_daemon() {
     move_clock(&clock, at("00:01:00"), &mut [&mut a, &mut b]).await;
 
     // Switched off on a: b must not fire it either.
-    a.scheduler.set_enabled("shared", false).await.expect("disable");
+    a.scheduler
+        .set_enabled("shared", false)
+        .await
+        .expect("disable");
     for minute in 2..=3 {
-        move_clock(&clock, at(&format!("00:0{minute}:00")), &mut [&mut a, &mut b]).await;
+        move_clock(
+            &clock,
+            at(&format!("00:0{minute}:00")),
+            &mut [&mut a, &mut b],
+        )
+        .await;
     }
     assert_eq!(
         runs(&store_a, "shared")
@@ -660,7 +668,10 @@ async fn a_disable_on_one_daemon_stops_the_cron_on_every_daemon() {
 
     // Switched on again on b: the next minute fires, once.
     move_clock(&clock, at("00:03:30"), &mut [&mut a, &mut b]).await;
-    b.scheduler.set_enabled("shared", true).await.expect("enable");
+    b.scheduler
+        .set_enabled("shared", true)
+        .await
+        .expect("enable");
     move_clock(&clock, at("00:04:00"), &mut [&mut a, &mut b]).await;
     assert_eq!(
         runs(&store_a, "shared")
@@ -708,7 +719,12 @@ async fn daemons_whose_files_differ_mark_the_cron_until_they_agree() {
     assert_eq!(conflict.instances[0].id, b.queue.instance().id);
     assert_ne!(conflict.instances[0].digest, conflict.digest);
     assert_eq!(a.scheduler.view("same").unwrap().conflict, None);
-    let on_b = b.scheduler.view("nightly").unwrap().conflict.expect("and b a's");
+    let on_b = b
+        .scheduler
+        .view("nightly")
+        .unwrap()
+        .conflict
+        .expect("and b a's");
     assert_eq!(on_b.instances[0].id, a.queue.instance().id);
 
     // b's file is made to agree and reloaded: the mark goes on both.
@@ -727,7 +743,11 @@ async fn daemons_whose_files_differ_mark_the_cron_until_they_agree() {
     assert!(a.scheduler.view("nightly").unwrap().conflict.is_some());
     let b_id = b.queue.instance().id.clone();
     b.stop().await;
-    a.queue.store().remove_instances(vec![b_id]).await.expect("remove b");
+    a.queue
+        .store()
+        .remove_instances(vec![b_id])
+        .await
+        .expect("remove b");
     a.scheduler.sync_cluster().await.expect("sync");
     assert_eq!(a.scheduler.view("nightly").unwrap().conflict, None);
     a.stop().await;

@@ -50,8 +50,14 @@ fn t(a: &str, b: &str, c: &str, d: &str) -> (String, String, String, String) {
 }
 
 pub async fn definitions_are_replaced_whole_and_listed_for_registered_instances(store: &Fixture) {
-    store.register_instance(instance("a", "alpha")).await.unwrap();
-    store.register_instance(instance("b", "beta")).await.unwrap();
+    store
+        .register_instance(instance("a", "alpha"))
+        .await
+        .unwrap();
+    store
+        .register_instance(instance("b", "beta"))
+        .await
+        .unwrap();
     store
         .set_cron_definitions("a".into(), vec![def("x", "d1"), def("y", "d2")], NOW)
         .await
@@ -122,6 +128,9 @@ pub async fn definitions_go_with_their_instance(store: &Fixture) {
     );
     // Registered again (a stalled daemon coming back), a removed instance
     // has no definitions until it publishes them again.
-    store.register_instance(instance("a", "alpha")).await.unwrap();
+    store
+        .register_instance(instance("a", "alpha"))
+        .await
+        .unwrap();
     assert_eq!(store.cron_definitions().await.unwrap().len(), 1);
 }
