@@ -16,6 +16,7 @@
 //! system's `pb_data/data.db`, read by `cronq import-pocketbase`.
 
 pub mod backend;
+pub mod copy;
 pub mod data;
 pub mod definition;
 mod error;

@@ -28,6 +28,7 @@
 mod backend;
 mod claim;
 mod connect;
+mod copy;
 mod crons;
 mod definitions;
 mod enqueue;

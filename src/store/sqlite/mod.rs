@@ -9,6 +9,7 @@
 mod backend;
 mod checkpoint;
 mod connection;
+mod copy;
 mod crons;
 mod definitions;
 mod import;
