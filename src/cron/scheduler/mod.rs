@@ -44,8 +44,9 @@ const MAX_MISSED_SCAN: usize = 100_000;
 /// How long a turn waits for the cluster's switches before it fires with
 /// the ones it knows (a database that does not answer).
 const SYNC_LIMIT: Duration = Duration::from_secs(2);
-/// Tries to record a due run while the database is busy; each try itself
-/// waits up to the busy timeout (5 s), so together about a minute.
+/// Tries to record a due run while the database is busy or out of reach
+/// (a server restarting); each try itself waits up to the busy timeout
+/// (5 s) on a file, so together about a minute.
 const FIRE_TRIES: u32 = 10;
 const FIRE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
@@ -485,17 +486,20 @@ impl Scheduler {
     }
 
     /// Fires a due run, trying again while another process holds the write
-    /// lock: without this, a run due during a lock held past the busy
-    /// timeout was dropped (the scheduler has already moved on to the next
-    /// fire time). Retrying is safe: the run row's unique index makes a
-    /// second try that finds the run recorded fire nothing.
+    /// lock, or the database server cannot be reached (a restart): without
+    /// this, a run due then was dropped (the scheduler has already moved on
+    /// to the next fire time). Retrying is safe: the run row's unique index
+    /// makes a second try that finds the run recorded fire nothing.
     async fn fire_retrying_busy(&self, spec: CronSpec, at: Timestamp, trigger: RunTrigger) {
         let shutdown = self.inner.queue.shutdown_token().clone();
         let mut tries = 1;
         loop {
             match self.fire(spec.clone(), at, trigger).await {
                 Ok(_) => return,
-                Err(e) if matches!(e, StoreError::Busy(_)) && tries < FIRE_TRIES => {
+                Err(e)
+                    if matches!(e, StoreError::Busy(_) | StoreError::Unwritable(_))
+                        && tries < FIRE_TRIES =>
+                {
                     tracing::warn!(cron_id = %spec.id, error = %e, tries, "cron {}: its run is not recorded yet ({e}); trying again", spec.id);
                     tries += 1;
                     tokio::select! {
