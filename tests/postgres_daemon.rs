@@ -375,3 +375,32 @@ fn a_job_enqueued_while_the_listen_connection_was_down_is_claimed_when_it_comes_
             .then_some(())
     });
 }
+
+#[test]
+fn a_silent_node_loses_its_jobs_at_a_heartbeat_even_with_system_queue_off() {
+    let Some(b) = Backend::postgres() else { return };
+    // A one-minute reservation timeout: heartbeats every 15 s. No
+    // system_queue run ever judges the other nodes here.
+    let d = b.start(&[
+        ("ENABLE_SYSTEM_QUEUE_CRON", "false"),
+        ("JOB_RESERVATION_TIMEOUT", "1"),
+    ]);
+    b.psql(
+        "INSERT INTO instances (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at)
+         VALUES ('silent000000002', 'node-gone', 'a-third-boot:pid:[4026531836]', 1, 1,
+                 '0.1.0', now() - interval '1 hour', now() - interval '2 minutes');
+         INSERT INTO queues (id, name, payload, status, attempts, reserved_at, reserved_by)
+         VALUES ('silentjob000002', 's', '{\"type\": \"noop\"}', 'running', 1,
+                 now() - interval '2 minutes', 'silent000000002');",
+    );
+    let job = d.until(Duration::from_secs(40), "a heartbeat to release the job", |d| {
+        d.job("silentjob000002")
+            .filter(|j| j["status"] != "running")
+    });
+    assert_eq!(job["status"], "pending", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert!(
+        !instances(&d).iter().any(|i| i["id"] == "silent000000002"),
+        "the silent node is removed"
+    );
+}

@@ -61,6 +61,10 @@ pub enum Command {
     /// Take a PocketBase collection's records over as jobs, from its data.db
     /// (each record once, however often this runs)
     ImportPocketbase(ImportPocketbaseArgs),
+    /// Copy the waiting and dead jobs, cron switches and run history of one
+    /// database into another (SQLite file to PostgreSQL, or back), without
+    /// a daemon; again, it copies nothing twice
+    CopyStore(CopyStoreArgs),
     /// List jobs, newest first
     Jobs(JobsArgs),
     /// Show one job and its last failures
@@ -249,6 +253,24 @@ pub struct WatchArgs {
     /// paused, resumed
     #[arg(long = "event", value_name = "NAME")]
     pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CopyStoreArgs {
+    /// The database to copy from: a SQLite file (cronq.db), or a
+    /// postgres:// URL as CRONQ_DATABASE_URL takes it
+    #[arg(long, value_name = "DB")]
+    pub from: String,
+    /// The database to copy into, in the same forms (a file is created if
+    /// missing; a PostgreSQL database gets cronq's tables)
+    #[arg(long, value_name = "DB")]
+    pub to: String,
+    /// Count what would be copied, changing nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Copy even though daemons are alive on either database
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -119,6 +119,8 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
     let command = match command {
         // Many requests and its own report, so its own exit code too.
         Command::ImportPocketbase(args) => return commands::import_pocketbase::run(&global, &args),
+        // Opens the databases itself; no daemon is asked.
+        Command::CopyStore(args) => return commands::copy_store::run(&global, &args),
         command => command,
     };
     let waited = match &command {

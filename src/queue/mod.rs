@@ -429,6 +429,21 @@ impl Queue {
             return;
         }
         let now = inner.clock.now_ms();
+        // Where daemons of other hosts may die unseen, a heartbeat also
+        // looks for them: their jobs go back once their heartbeat is older
+        // than the reservation timeout, not at the next minute whose
+        // system_queue run happens to do it (up to a minute later, and
+        // never while system_queue is off).
+        if inner.store.shared() {
+            match inner.store.tick(self.tick(None, 0)).await {
+                Ok(ticked) => self.after_tick(&ticked),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}")
+                }
+            }
+            self.fallback_poll();
+            return;
+        }
         if let Err(e) = inner
             .store
             .heartbeat_instance(self.instance_row(now), now)

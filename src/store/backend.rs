@@ -21,6 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use super::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
+use super::definition::{CronDefinition, DefinitionRow};
 use super::import::{ImportJob, Imported};
 use super::instance::InstanceRow;
 use super::job::{
@@ -239,6 +241,22 @@ pub trait Backend: Send + Sync + 'static {
     /// Every persisted `enable`/`disable`, by cron id.
     async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError>;
 
+    /// Replaces the file crons' definitions `instance` has published with
+    /// `definitions` (all of them: one left out is no longer defined
+    /// there), so the other daemons can tell where a cron id is defined
+    /// differently.
+    async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The definitions of every registered instance, by instance then cron
+    /// id. An instance's definitions go with its row (`remove_instances`,
+    /// and a dead one's removal by a tick).
+    async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError>;
+
     // Instances.
 
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError>;
@@ -274,6 +292,58 @@ pub trait Backend: Send + Sync + 'static {
         source: String,
         record_ids: Vec<String>,
     ) -> Result<HashMap<String, String>, StoreError>;
+
+    // Moving a queue to another database (`cronq copy-store`; the row
+    // types and the paging are `store::copy`'s). Instants go out and come
+    // in as stored, not moved by a clock offset.
+
+    /// Up to `limit` pending (scheduled ones included) and dead jobs after
+    /// the cursor `after` (`None`: from the start), each with its last
+    /// failures, and the cursor of the next page (`None` at the end). The
+    /// cursor is the backend's own.
+    async fn export_jobs(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<CopiedJob>, Option<String>), StoreError>;
+
+    /// Stores each job with its id, attempts, error and failures, in one
+    /// transaction, and answers for each in order: copied, or not because
+    /// a job of its id is there, a waiting or running job holds its unique
+    /// key, or it is not a job. With `dry_run` the transaction is rolled
+    /// back: the answers say what a copy would do.
+    async fn import_jobs(
+        &self,
+        jobs: Vec<CopiedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<JobCopy>, StoreError>;
+
+    /// Every persisted `enable`/`disable`, with when it was set.
+    async fn export_switches(&self) -> Result<Vec<CopiedSwitch>, StoreError>;
+
+    /// Stores each switch of a cron that has none; one that has a switch
+    /// keeps it. Answers for each in order; `dry_run` as for jobs.
+    async fn import_switches(
+        &self,
+        switches: Vec<CopiedSwitch>,
+        dry_run: bool,
+    ) -> Result<Vec<SwitchCopy>, StoreError>;
+
+    /// Up to `limit` cron runs with ids after `after`, oldest first.
+    async fn export_runs(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<CopiedRun>, StoreError>;
+
+    /// Stores each run (under a new id, in the order given) unless a run of
+    /// the same cron, trigger, scheduled time and start is there; answers
+    /// whether each was stored. `dry_run` as for jobs.
+    async fn import_runs(
+        &self,
+        runs: Vec<CopiedRun>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError>;
 
     // Many hosts on one database. The defaults are a file's, which only
     // processes on this host can share.

@@ -2,7 +2,7 @@
 //!
 //! This module is the interface: the [`Backend`] verbs (the queue's, the
 //! crons', the instances', the imports'), the row types they take and
-//! return (`job`, `run`, `instance`, `tick`, `import`), and [`Store`], the
+//! return (`job`, `run`, `instance`, `tick`, `import`, `definition`), and [`Store`], the
 //! cheap `Clone` handle the rest of the daemon holds. Each database is a
 //! folder below: `sqlite/` (the embedded default) and `postgres/` (many
 //! daemons on many hosts). [`open`] is the one place that picks a backend,
@@ -16,7 +16,9 @@
 //! system's `pb_data/data.db`, read by `cronq import-pocketbase`.
 
 pub mod backend;
+pub mod copy;
 pub mod data;
+pub mod definition;
 mod error;
 pub mod import;
 pub mod instance;

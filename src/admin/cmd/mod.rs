@@ -146,7 +146,7 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
         }
         "reload" => {
             no_args()?;
-            reload::run(ctx)
+            reload::run(ctx).await
         }
         "log_level" => log_level::run(ctx, req),
         "wait" => wait::run(ctx, req).await,

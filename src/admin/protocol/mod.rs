@@ -386,6 +386,14 @@ pub fn cron(view: &CronView, last_run: Option<&RunRow>) -> Value {
         "catch_up": match spec.catch_up { crate::cron::spec::CatchUp::None => "none", crate::cron::spec::CatchUp::Once => "once" },
         "next_run": if view.enabled { opt_time(view.next_run) } else { Value::Null },
         "last_run": last_run.map_or(Value::Null, run),
+        "conflict": view.conflict.as_ref().map_or(Value::Null, |c| json!({
+            "digest": c.digest,
+            "instances": c.instances.iter().map(|p| json!({
+                "id": p.id,
+                "host": p.host,
+                "digest": p.digest,
+            })).collect::<Vec<_>>(),
+        })),
     })
 }
 

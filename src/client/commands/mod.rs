@@ -16,6 +16,7 @@
 //! operator's view should degrade to "-" for a missing one, not fail.
 
 pub mod check;
+pub mod copy_store;
 pub mod crons;
 pub mod enqueue;
 pub mod import_pocketbase;
@@ -89,6 +90,7 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Daemon
         | Command::Check { .. }
         | Command::ImportPocketbase(_)
+        | Command::CopyStore(_)
         | Command::Next(_)
         | Command::Top
         | Command::Wait { .. }

@@ -7,6 +7,15 @@
 //! the row and fires nothing. The in-memory next-fire times only decide
 //! when to look; they never move backward, so a wall clock stepping back
 //! cannot bring a fired run round again.
+//!
+//! Whether a cron fires at all is its switch, and `enable`/`disable` on any
+//! daemon of the database holds for all of them: the switches are read
+//! again before anything is fired (`cluster.rs`, which also reports crons
+//! files that define one id differently).
+
+mod cluster;
+
+pub use cluster::{Conflict, Peer};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,8 +42,12 @@ const CLOCK_CORRECTION: SignedDuration = SignedDuration::from_hours(3);
 const WRITER_STALL_LIMIT: Duration = Duration::from_secs(20);
 /// Most missed fire times looked at when finding the latest one.
 const MAX_MISSED_SCAN: usize = 100_000;
-/// Tries to record a due run while the database is busy; each try itself
-/// waits up to the busy timeout (5 s), so together about a minute.
+/// How long a turn waits for the cluster's switches before it fires with
+/// the ones it knows (a database that does not answer).
+const SYNC_LIMIT: Duration = Duration::from_secs(2);
+/// Tries to record a due run while the database is busy or out of reach
+/// (a server restarting); each try itself waits up to the busy timeout
+/// (5 s) on a file, so together about a minute.
 const FIRE_TRIES: u32 = 10;
 const FIRE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
@@ -66,6 +79,9 @@ pub struct CronView {
     /// Why it is off now; `None` when `enabled`.
     pub disabled_by: Option<DisabledBy>,
     pub next_run: Option<Millis>,
+    /// Other daemons on the database whose crons file defines this cron
+    /// differently; `None` when they agree (always for a built-in).
+    pub conflict: Option<Conflict>,
 }
 
 /// What one firing did.
@@ -111,6 +127,7 @@ struct Table {
     crons: BTreeMap<String, CronSpec>,
     overrides: HashMap<String, bool>,
     next: HashMap<String, Timestamp>,
+    cluster: cluster::Cluster,
 }
 
 impl Table {
@@ -150,6 +167,7 @@ impl Scheduler {
                     crons,
                     overrides,
                     next,
+                    cluster: cluster::Cluster::unpublished(),
                 }),
                 wake: Notify::new(),
                 last_tick: Mutex::new(None),
@@ -200,6 +218,7 @@ impl Scheduler {
                     None => spec.disabled_by,
                 },
                 next_run: table.next.get(&spec.id).map(|t| t.as_millisecond()),
+                conflict: table.cluster.conflicts.get(&spec.id).cloned(),
                 spec: spec.clone(),
             })
             .collect()
@@ -243,6 +262,7 @@ impl Scheduler {
         {
             let mut table = self.table();
             table.overrides.insert(id.to_string(), enabled);
+            table.cluster.switch_generation += 1;
             // Counted from now, so re-enabling never fires what passed while off.
             if let Some(spec) = table.crons.get(id).cloned()
                 && let Some(at) = spec.schedule.next_after(now, &spec.timezone)
@@ -294,6 +314,7 @@ impl Scheduler {
             }
             table.crons = crons;
         }
+        self.definitions_changed();
         tracing::info!(
             added = %report.added.join(","),
             removed = %report.removed.join(","),
@@ -309,6 +330,7 @@ impl Scheduler {
 
     async fn run(self, pulse: Option<Pulse>, turn_every: Duration) {
         let shutdown = self.inner.queue.shutdown_token().clone();
+        self.sync_before_firing().await;
         self.catch_up().await;
         let mut last_seen = self.clock().now();
         loop {
@@ -329,6 +351,9 @@ impl Scheduler {
                     step.as_secs()
                 );
                 self.reschedule_all(now);
+            }
+            if self.due_or_unpublished(now) {
+                self.sync_before_firing().await;
             }
             self.fire_due(now);
             last_seen = last_seen.max(now);
@@ -376,6 +401,30 @@ impl Scheduler {
             }
         }
         tracing::debug!("scheduler stopped");
+    }
+
+    /// Whether a cron (enabled here or not: another daemon may have enabled
+    /// it) is due at `now`, or this daemon's definitions wait to be
+    /// published.
+    fn due_or_unpublished(&self, now: Timestamp) -> bool {
+        let table = self.table();
+        table.cluster.unpublished || table.next.values().any(|at| *at <= now)
+    }
+
+    /// Takes in the cluster's switches (and definitions) before firing;
+    /// when the database does not answer in time, fires by the last known.
+    async fn sync_before_firing(&self) {
+        match tokio::time::timeout(SYNC_LIMIT, self.sync_cluster()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "could not read the crons' switches from the database ({e}); firing by the last known"
+            ),
+            Err(_) => tracing::warn!(
+                "the database did not give the crons' switches in {} s; firing by the last known",
+                SYNC_LIMIT.as_secs()
+            ),
+        }
     }
 
     fn reschedule_all(&self, now: Timestamp) {
@@ -438,17 +487,20 @@ impl Scheduler {
     }
 
     /// Fires a due run, trying again while another process holds the write
-    /// lock: without this, a run due during a lock held past the busy
-    /// timeout was dropped (the scheduler has already moved on to the next
-    /// fire time). Retrying is safe: the run row's unique index makes a
-    /// second try that finds the run recorded fire nothing.
+    /// lock, or the database server cannot be reached (a restart): without
+    /// this, a run due then was dropped (the scheduler has already moved on
+    /// to the next fire time). Retrying is safe: the run row's unique index
+    /// makes a second try that finds the run recorded fire nothing.
     async fn fire_retrying_busy(&self, spec: CronSpec, at: Timestamp, trigger: RunTrigger) {
         let shutdown = self.inner.queue.shutdown_token().clone();
         let mut tries = 1;
         loop {
             match self.fire(spec.clone(), at, trigger).await {
                 Ok(_) => return,
-                Err(e) if matches!(e, StoreError::Busy(_)) && tries < FIRE_TRIES => {
+                Err(e)
+                    if matches!(e, StoreError::Busy(_) | StoreError::Unwritable(_))
+                        && tries < FIRE_TRIES =>
+                {
                     tracing::warn!(cron_id = %spec.id, error = %e, tries, "cron {}: its run is not recorded yet ({e}); trying again", spec.id);
                     tries += 1;
                     tokio::select! {

@@ -7,7 +7,9 @@
 //! and `store::conformance::postgres::*` run the same list. The PostgreSQL
 //! cases run on a server the test binary starts (`postgres::testing`).
 
+mod copy;
 mod crons;
+mod definitions;
 mod import;
 mod instances;
 mod jobs;
@@ -130,6 +132,11 @@ suite! {
     crons::history_keeps_the_last_hundred,
     crons::switches_persist,
     crons::a_cron_job_settles_its_run,
+    definitions::definitions_are_replaced_whole_and_listed_for_registered_instances,
+    definitions::definitions_go_with_their_instance,
+    copy::export_reads_waiting_and_dead_jobs_as_stored,
+    copy::import_stores_jobs_as_given_once,
+    copy::switches_and_runs_copy_once,
     instances::instances_register_heartbeat_and_go,
     instances::a_tick_recovers_a_dead_instance_and_claims,
     instances::a_tick_of_a_run_another_store_fired_only_heartbeats,

@@ -11,6 +11,8 @@ use tokio::sync::watch;
 use super::PgStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo, Wakeups};
+use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
+use crate::store::definition::{CronDefinition, DefinitionRow};
 use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
@@ -192,6 +194,63 @@ impl Backend for PgStore {
 
     async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError> {
         PgStore::cron_switches(self).await
+    }
+
+    async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        PgStore::set_cron_definitions(self, instance, definitions, now).await
+    }
+
+    async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        PgStore::cron_definitions(self).await
+    }
+
+    async fn export_jobs(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<CopiedJob>, Option<String>), StoreError> {
+        PgStore::export_jobs(self, after, limit).await
+    }
+
+    async fn import_jobs(
+        &self,
+        jobs: Vec<CopiedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<JobCopy>, StoreError> {
+        PgStore::import_jobs(self, jobs, dry_run).await
+    }
+
+    async fn export_switches(&self) -> Result<Vec<CopiedSwitch>, StoreError> {
+        PgStore::export_switches(self).await
+    }
+
+    async fn import_switches(
+        &self,
+        switches: Vec<CopiedSwitch>,
+        dry_run: bool,
+    ) -> Result<Vec<SwitchCopy>, StoreError> {
+        PgStore::import_switches(self, switches, dry_run).await
+    }
+
+    async fn export_runs(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<CopiedRun>, StoreError> {
+        PgStore::export_runs(self, after, limit).await
+    }
+
+    async fn import_runs(
+        &self,
+        runs: Vec<CopiedRun>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        PgStore::import_runs(self, runs, dry_run).await
     }
 
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {

@@ -160,6 +160,7 @@ pub(super) async fn remove_instances_on(
         client
             .execute("DELETE FROM instances WHERE id = ANY($1)", &[&ids])
             .await?;
+        super::definitions::remove_definitions_on(client, ids).await?;
     }
     Ok(())
 }

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_import_ledger",
         include_str!("../../../migrations/postgres/0002_import_ledger.sql"),
     ),
+    (
+        3,
+        "0003_cron_definitions",
+        include_str!("../../../migrations/postgres/0003_cron_definitions.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

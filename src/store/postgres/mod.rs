@@ -28,7 +28,9 @@
 mod backend;
 mod claim;
 mod connect;
+mod copy;
 mod crons;
+mod definitions;
 mod enqueue;
 mod error;
 mod finish;

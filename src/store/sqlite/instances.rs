@@ -109,5 +109,5 @@ pub(super) fn remove_instances_on(conn: &Connection, ids: &[String]) -> Result<(
     for id in ids {
         stmt.execute([id])?;
     }
-    Ok(())
+    super::definitions::remove_definitions_on(conn, ids)
 }

@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_import_ledger",
         include_str!("../../../migrations/sqlite/0005_import_ledger.sql"),
     ),
+    (
+        6,
+        "0006_cron_definitions",
+        include_str!("../../../migrations/sqlite/0006_cron_definitions.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -9,7 +9,9 @@
 mod backend;
 mod checkpoint;
 mod connection;
+mod copy;
 mod crons;
+mod definitions;
 mod import;
 mod instances;
 mod jobs;
