@@ -30,6 +30,9 @@
 
 mod support;
 
+#[path = "throughput/postgres.rs"]
+mod postgres;
+
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -46,6 +49,8 @@ const DEFAULT_JOBS: usize = 100_000;
 const BATCH: usize = 1_000;
 const LATENCY_JOBS: usize = 1_000;
 const CEILING_CLAIM: usize = 50;
+/// Connections the PostgreSQL ceiling claims and deletes on side by side.
+const CEILING_CONNECTIONS: usize = 4;
 
 fn main() {
     let jobs = std::env::var("THROUGHPUT_JOBS")
@@ -56,8 +61,27 @@ fn main() {
         "throughput: {jobs} noop jobs, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let mut table: Vec<(String, String, String)> = Vec::new();
+    let only = std::env::var("THROUGHPUT_ONLY").unwrap_or_default();
+    let mut table: Vec<Row> = Vec::new();
+    if only != "postgres" {
+        sqlite(jobs, &mut table);
+    }
+    if only != "sqlite" {
+        match postgres::Bench::start() {
+            Some(bench) => postgres_parts(&bench, jobs, &mut table),
+            None => println!("PostgreSQL is not installed: SQLite only"),
+        }
+    }
+    println!("\n| measure | figure | target |\n|---|---|---|");
+    for (what, figure, target) in &table {
+        println!("| {what} | {figure} | {target} |");
+    }
+}
 
+/// A line of the final table: what, the figure, the target and verdict.
+type Row = (String, String, String);
+
+fn sqlite(jobs: usize, table: &mut Vec<Row>) {
     let ceiling = bare_ceiling(jobs);
     for workers in ["5", "32"] {
         let run = end_to_end(jobs, workers);
@@ -111,11 +135,103 @@ fn main() {
             verdict(ms(start.0) <= 1.0 && ms(start.1) <= 5.0)
         ),
     ));
+}
 
-    println!("\n| measure | figure | target |\n|---|---|---|");
-    for (what, figure, target) in &table {
-        println!("| {what} | {figure} | {target} |");
+fn postgres_parts(bench: &postgres::Bench, jobs: usize, table: &mut Vec<Row>) {
+    let ceiling_one = bench.ceiling(jobs, 1);
+    let ceiling = bench.ceiling(jobs, CEILING_CONNECTIONS).max(ceiling_one);
+    let counts: Vec<usize> = std::env::var("THROUGHPUT_DAEMONS")
+        .unwrap_or_else(|_| "1,2,3".into())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("THROUGHPUT_DAEMONS: numbers, as 1,2,3")
+        })
+        .collect();
+    let mut one = 0.0;
+    for daemons in counts {
+        let (run, vacuum) = bench.cluster(jobs, daemons);
+        if daemons == 1 {
+            one = run.end_to_end_rate;
+        }
+        table.push((
+            format!("PostgreSQL: enqueue over the sockets, {daemons} daemon(s)"),
+            format!("{:.0} jobs/s", run.enqueue_rate),
+            String::new(),
+        ));
+        let target = if daemons == 1 {
+            format!(
+                "≥ 15,000 and ≥ half the ceiling ({:.0}%): {}",
+                100.0 * run.end_to_end_rate / ceiling,
+                verdict(run.end_to_end_rate >= 15_000.0 && run.end_to_end_rate >= ceiling / 2.0)
+            )
+        } else {
+            format!("{:.2}× one daemon", run.end_to_end_rate / one)
+        };
+        table.push((
+            format!("PostgreSQL: end to end, {daemons} daemon(s), 5 workers each"),
+            format!("{:.0} jobs/s", run.end_to_end_rate),
+            target,
+        ));
+        let p = &run.per_job;
+        table.push((
+            format!("PostgreSQL: per job, {daemons} daemon(s): statements sent (round trips) / nested / WAL"),
+            format!(
+                "{:.3} / {:.3} / {:.0} bytes",
+                p.statements, p.nested, p.wal_bytes
+            ),
+            String::new(),
+        ));
+        println!(
+            "the server's time by statement, {} daemon(s) (calls per job, total ms):",
+            run.daemons
+        );
+        for (calls, total, query) in &p.top {
+            let query: String = query.chars().take(130).collect();
+            println!("  {calls:8.4} {total:7.0}  {query}");
+        }
+        if let Some(v) = vacuum {
+            table.push((
+                "PostgreSQL: after the one-daemon run: dead tuples, autovacuums, VACUUM took, size before → after".into(),
+                format!(
+                    "{} / {} / {:.0} ms / {:.1} → {:.1} MB",
+                    v.dead_tuples,
+                    v.autovacuums,
+                    ms(v.took),
+                    v.size_before as f64 / 1e6,
+                    v.size_after as f64 / 1e6
+                ),
+                String::new(),
+            ));
+        }
     }
+    table.push((
+        format!(
+            "PostgreSQL: bare tokio-postgres ceiling: insert + claim 50 + delete, 1 / {CEILING_CONNECTIONS} connections"
+        ),
+        format!("{ceiling_one:.0} / {ceiling:.0} jobs/s"),
+        String::new(),
+    ));
+    let (ack, start, ran_on_a) = bench.cross_node();
+    table.push((
+        format!("PostgreSQL: enqueue answered on A, {LATENCY_JOBS} single jobs (p50 / p99)"),
+        format!("{:.3} / {:.3} ms", ms(ack.0), ms(ack.1)),
+        String::new(),
+    ));
+    table.push((
+        "PostgreSQL: enqueue on A → started on B (p50 / p99)".into(),
+        format!("{:.3} / {:.3} ms", ms(start.0), ms(start.1)),
+        format!(
+            "p50 ≤ 2 ms, p99 ≤ 10 ms: {}{}",
+            verdict(ms(start.0) <= 2.0 && ms(start.1) <= 10.0),
+            if ran_on_a == 0 {
+                String::new()
+            } else {
+                format!(" (but A ran {ran_on_a} itself: not all cross-node)")
+            }
+        ),
+    ));
 }
 
 struct Run {
@@ -132,7 +248,9 @@ fn end_to_end(jobs: usize, workers: &str) -> Run {
     let idle_rss = rss_mb(pid);
     let mut client = d.client();
     let mut peak_rss = idle_rss;
-    let (enqueued, done) = drive(&mut client, jobs, || peak_rss = peak_rss.max(rss_mb(pid)));
+    let (enqueued, done) = drive(std::slice::from_mut(&mut client), jobs, || {
+        peak_rss = peak_rss.max(rss_mb(pid))
+    });
     let hwm = status_kb(pid, "VmHWM") as f64 / 1024.0;
     let run = Run {
         enqueue_rate: jobs as f64 / enqueued.as_secs_f64(),
@@ -163,7 +281,7 @@ fn end_to_end_in_process(jobs: usize) -> (f64, f64) {
         .block_on(LibDaemon::builder(config).start())
         .expect("start the library daemon");
     let mut client = Client::connect(&socket).expect("connect");
-    let (enqueued, done) = drive(&mut client, jobs, || {});
+    let (enqueued, done) = drive(std::slice::from_mut(&mut client), jobs, || {});
     runtime.block_on(daemon.stop());
     println!(
         "in-process: enqueued {jobs} in {:.2} s, all done in {:.2} s",
@@ -176,14 +294,18 @@ fn end_to_end_in_process(jobs: usize) -> (f64, f64) {
     )
 }
 
-/// Enqueues `jobs` noop jobs in batches of [`BATCH`] on one connection,
-/// then polls `status` every 10 ms until none is pending, scheduled or
+/// Enqueues `jobs` noop jobs in batches of [`BATCH`], each batch on the
+/// next of `clients` in turn (daemons sharing a database), then polls
+/// `status` on the first every 10 ms until none is pending, scheduled or
 /// running; calls `sample` after each request. Returns the time to the
 /// last answered enqueue and to the empty queue.
-fn drive(client: &mut Client, jobs: usize, mut sample: impl FnMut()) -> (Duration, Duration) {
+fn drive(clients: &mut [Client], jobs: usize, mut sample: impl FnMut()) -> (Duration, Duration) {
     let started = Instant::now();
     let mut sent = 0;
+    let mut turn = 0;
     while sent < jobs {
+        let client = &mut clients[turn % clients.len()];
+        turn += 1;
         let n = BATCH.min(jobs - sent);
         let batch: Vec<Value> = (sent..sent + n)
             .map(
@@ -196,6 +318,7 @@ fn drive(client: &mut Client, jobs: usize, mut sample: impl FnMut()) -> (Duratio
         sample();
     }
     let enqueued = started.elapsed();
+    let client = &mut clients[0];
     loop {
         let status = client.request(json!({"cmd": "status"}));
         let q = &status["queue"];
