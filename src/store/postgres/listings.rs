@@ -25,7 +25,7 @@ pub const COMPACT_AT: i64 = 1_000;
 /// Pending rows on one side of `now` that are counted one by one.
 const FEW_DUE: i64 = 10_000;
 /// The try-lock key of the fold ("cronq" and a 2).
-const COMPACT_LOCK: i64 = 0x6372_6f6e_7100_0002;
+pub(super) const COMPACT_LOCK: i64 = 0x6372_6f6e_7100_0002;
 
 impl PgStore {
     /// The earliest `run_at` after `now` among pending jobs of `types`.
