@@ -12,9 +12,20 @@
 -- a scan finds its job gone, and skipped by every later scan. (Not
 -- rebuilt here: the posting lists already there go with their jobs.)
 ALTER INDEX queues_ready SET (deduplicate_items = off);
-ALTER INDEX queues_due SET (deduplicate_items = off);
 ALTER INDEX queues_running SET (deduplicate_items = off);
 ALTER INDEX queues_reserved_by SET (deduplicate_items = off);
+
+-- The claim must walk queues_ready, one short range per (priority, type).
+-- To the planner queues_due (run_at, type) looks a hair cheaper for it, and
+-- with it the claim's scan for a type that has no ready job walked every
+-- ready job of the other types (a daemon claims for all its enabled types:
+-- 1.3 ms per claim beside 100,000 ready noop jobs). Now queues_due is
+-- partial on a condition the due-time and count queries state and the
+-- claim does not; every row meets it, by the check.
+ALTER TABLE queues ADD CONSTRAINT queues_run_at_finite CHECK (run_at > '-infinity');
+DROP INDEX queues_due;
+CREATE INDEX queues_due ON queues (run_at, type) WITH (deduplicate_items = off)
+    WHERE status = 'pending' AND run_at > '-infinity';
 
 -- A dispatcher's claim in one statement, so one round trip: up to p_limit
 -- jobs as claims of at most p_batch each (JOB_BATCH_SIZE; each one

@@ -26,6 +26,15 @@ async fn counted() -> Option<(testing::PgServer, String, PgStore)> {
         .expect("pg_stat_statements");
     let db = server.create_database().expect("a database");
     let store = open_at(&server.url(&db), Arc::new(SystemClock), ClockSync::Measure).await;
+    // The LISTEN connection's own statements come before any counting.
+    let mut wakeups = store.wakeups();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        wakeups.wait_for(|w| w.connected),
+    )
+    .await
+    .expect("LISTEN connected")
+    .expect("the listener runs");
     Some((server, db, store))
 }
 
@@ -115,5 +124,67 @@ async fn a_dispatchers_claim_of_many_batches_is_one_statement() {
     let sent = statements(&server, &db);
     assert_eq!(sent.len(), 1, "{sent:#?}");
     assert!(sent[0].contains("cronq_claim_batches"), "{sent:#?}");
+    store.close().await;
+}
+
+/// Pages `sql` read in its sixth run on one connection (past plpgsql's
+/// compiling and its first plans, which read the catalogs), from
+/// `EXPLAIN (ANALYZE, BUFFERS)`: the work of the plan the server chose,
+/// without a clock. Rolled back.
+async fn pages_read(url: &str, sql: &str) -> u64 {
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let tx = client.transaction().await.unwrap();
+    for _ in 0..5 {
+        tx.batch_execute(sql).await.unwrap();
+    }
+    let row = tx
+        .query_one(
+            &format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let plan: serde_json::Value = row.get(0);
+    let top = &plan[0]["Plan"];
+    top["Shared Hit Blocks"].as_u64().unwrap_or(0) + top["Shared Read Blocks"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_for_a_type_with_nothing_ready_does_not_walk_the_others_backlog() {
+    let Some(server) = testing::shared() else {
+        return;
+    };
+    let db = server.create_database().expect("a database");
+    let url = server.url(&db);
+    let store = open_at(&url, Arc::new(SystemClock), ClockSync::Fixed(0)).await;
+    server
+        .psql_in(
+            &db,
+            "INSERT INTO queues (name, payload, run_at)
+             SELECT 'n', '{\"type\": \"noop\"}', now() - interval '1 hour' + g * interval '1 ms'
+               FROM generate_series(1, 50000) AS g;
+             ANALYZE queues",
+        )
+        .expect("a backlog");
+    // A daemon claims for all its enabled types; one with nothing ready is
+    // one empty range of queues_ready, not a walk of 50,000 noop entries of
+    // queues_due (about 190 pages more: 113 against 37 at 20,000).
+    let absent = pages_read(
+        &url,
+        "SELECT * FROM cronq_claim('me', ARRAY['email'], 50, now())",
+    )
+    .await;
+    assert!(absent < 80, "{absent} pages for a claim that finds nothing");
+    let both = pages_read(
+        &url,
+        "SELECT * FROM cronq_claim('me', ARRAY['noop', 'email'], 50, now())",
+    )
+    .await;
+    assert!(both < 2_000, "{both} pages for a claim of 50");
+    eprintln!("pages: {absent} for nothing, {both} for 50");
     store.close().await;
 }
