@@ -1,4 +1,5 @@
-//! Queue throughput, latency and memory, and the bare SQLite ceiling.
+//! Queue throughput, latency and memory, and the bare SQLite ceiling; the
+//! same on PostgreSQL, with several daemons on one database.
 //!
 //! `cargo bench --bench throughput` reports, in one run:
 //!
@@ -26,7 +27,16 @@
 //!    does on this machine, without the socket, JSON, the writer thread, the
 //!    dispatcher, the workers or the logs.
 //!
-//! `THROUGHPUT_JOBS=10000` makes a quick run.
+//! 5. **PostgreSQL** (benches/throughput/postgres.rs, skipped without
+//!    PostgreSQL): the same end-to-end load with 1, 2 and 3 release daemons
+//!    on one database of a server the bench starts, with statements, round
+//!    trips, WAL bytes and CPU per job; an enqueue on one daemon started on
+//!    another; and the same ceiling with plain tokio-postgres, on one
+//!    connection and on four.
+//!
+//! `THROUGHPUT_JOBS=10000` makes a quick run; `THROUGHPUT_ONLY=sqlite` or
+//! `=postgres` runs one backend, `THROUGHPUT_DAEMONS=1` (default `1,2,3`)
+//! the PostgreSQL runs of those daemon counts.
 
 mod support;
 
@@ -175,6 +185,11 @@ fn postgres_parts(bench: &postgres::Bench, jobs: usize, table: &mut Vec<Row>) {
             target,
         ));
         let p = &run.per_job;
+        table.push((
+            format!("PostgreSQL: CPU per job, {daemons} daemon(s): the server's / the daemons'"),
+            format!("{:.0} / {:.0} µs", run.server_cpu_us, run.daemons_cpu_us),
+            String::new(),
+        ));
         table.push((
             format!("PostgreSQL: per job, {daemons} daemon(s): statements sent (round trips) / nested / WAL"),
             format!(

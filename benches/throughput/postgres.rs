@@ -39,7 +39,7 @@ use cronq::store::postgres::{PgOptions, PgSettings, PgStore};
 use serde_json::{Value, json};
 
 use super::support::daemon::{Client, Daemon};
-use super::support::percentile;
+use super::support::{cpu_ticks, percentile};
 use super::{BATCH, CEILING_CLAIM, LATENCY_JOBS, drive};
 
 /// The bench's server: durable, as a deployment's, with statement
@@ -62,6 +62,9 @@ pub struct ClusterRun {
     pub enqueue_rate: f64,
     pub end_to_end_rate: f64,
     pub per_job: PerJob,
+    /// CPU time per job, in µs: the server's processes, and the daemons'.
+    pub server_cpu_us: f64,
+    pub daemons_cpu_us: f64,
 }
 
 /// What the database did per job, from `pg_stat_statements` and the WAL.
@@ -116,6 +119,27 @@ impl Bench {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// CPU time of the server's processes (the postmaster and its children,
+    /// the backends included), in clock ticks.
+    fn server_cpu(&self) -> u64 {
+        let pid_file = self.server.dir().join("data/postmaster.pid");
+        let Some(postmaster) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
+        else {
+            return 0;
+        };
+        let children: u64 = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| parent_of(*pid) == Some(postmaster))
+            .map(cpu_ticks)
+            .sum();
+        cpu_ticks(postmaster) + children
+    }
+
     fn wal_lsn(&self) -> String {
         self.sql("SELECT pg_current_wal_lsn()")
     }
@@ -129,7 +153,11 @@ impl Bench {
         let mut clients: Vec<Client> = nodes.iter().map(|d| d.client()).collect();
         self.sql("SELECT pg_stat_statements_reset()");
         let lsn0 = self.wal_lsn();
+        let pids: Vec<u32> = nodes.iter().map(|d| d.pid() as u32).collect();
+        let daemons_cpu = || pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>();
+        let (server0, daemons0) = (self.server_cpu(), daemons_cpu());
         let (enqueued, done) = drive(&mut clients, jobs, || {});
+        let (server1, daemons1) = (self.server_cpu(), daemons_cpu());
         let lsn1 = self.wal_lsn();
         let per_job = self.per_job(&db, jobs, &lsn0, &lsn1);
         println!(
@@ -140,11 +168,14 @@ impl Bench {
         let vacuum = (daemons == 1).then(|| self.vacuum(&db));
         drop(clients);
         drop(nodes);
+        let us_per_job = |ticks: u64| ticks as f64 / clock_ticks() * 1e6 / jobs as f64;
         let run = ClusterRun {
             daemons,
             enqueue_rate: jobs as f64 / enqueued.as_secs_f64(),
             end_to_end_rate: jobs as f64 / done.as_secs_f64(),
             per_job,
+            server_cpu_us: us_per_job(server1.saturating_sub(server0)),
+            daemons_cpu_us: us_per_job(daemons1.saturating_sub(daemons0)),
         };
         (run, vacuum)
     }
@@ -399,4 +430,16 @@ async fn ceiling_drain(mut client: tokio_postgres::Client, holder: String) -> us
         tx.commit().await.expect("commit");
         done += ids.len();
     }
+}
+
+/// The parent of `pid`, from /proc/PID/stat.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf with a valid name.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
 }
