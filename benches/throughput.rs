@@ -36,7 +36,9 @@
 //!
 //! `THROUGHPUT_JOBS=10000` makes a quick run; `THROUGHPUT_ONLY=sqlite` or
 //! `=postgres` runs one backend, `THROUGHPUT_DAEMONS=1` (default `1,2,3`)
-//! the PostgreSQL runs of those daemon counts.
+//! the PostgreSQL runs of those daemon counts. `THROUGHPUT_BEFORE=PATH`
+//! also runs the one-daemon and cross-node PostgreSQL measures with another
+//! build of cronq (an earlier commit's binary), in the same run.
 
 mod support;
 
@@ -159,9 +161,40 @@ fn postgres_parts(bench: &postgres::Bench, jobs: usize, table: &mut Vec<Row>) {
                 .expect("THROUGHPUT_DAEMONS: numbers, as 1,2,3")
         })
         .collect();
+    let before = std::env::var_os("THROUGHPUT_BEFORE").map(std::path::PathBuf::from);
+    if let Some(bin) = &before {
+        let (run, _) = bench.cluster(jobs, 1, Some(bin));
+        table.push((
+            format!(
+                "PostgreSQL, before ({}): end to end, 1 daemon",
+                bin.display()
+            ),
+            format!(
+                "{:.0} jobs/s (enqueue {:.0}; {:.3} statements, {:.0} + {:.0} µs CPU per job)",
+                run.end_to_end_rate,
+                run.enqueue_rate,
+                run.per_job.statements,
+                run.server_cpu_us,
+                run.daemons_cpu_us
+            ),
+            String::new(),
+        ));
+        let (ack, start, _) = bench.cross_node(Some(bin));
+        table.push((
+            "PostgreSQL, before: enqueue answered on A / A → started on B (p50 / p99)".into(),
+            format!(
+                "{:.3} / {:.3} ms, {:.3} / {:.3} ms",
+                ms(ack.0),
+                ms(ack.1),
+                ms(start.0),
+                ms(start.1)
+            ),
+            String::new(),
+        ));
+    }
     let mut one = 0.0;
     for daemons in counts {
-        let (run, vacuum) = bench.cluster(jobs, daemons);
+        let (run, vacuum) = bench.cluster(jobs, daemons, None);
         if daemons == 1 {
             one = run.end_to_end_rate;
         }
@@ -228,7 +261,7 @@ fn postgres_parts(bench: &postgres::Bench, jobs: usize, table: &mut Vec<Row>) {
         format!("{ceiling_one:.0} / {ceiling:.0} jobs/s"),
         String::new(),
     ));
-    let (ack, start, ran_on_a) = bench.cross_node();
+    let (ack, start, ran_on_a) = bench.cross_node(None);
     table.push((
         format!("PostgreSQL: enqueue answered on A, {LATENCY_JOBS} single jobs (p50 / p99)"),
         format!("{:.3} / {:.3} ms", ms(ack.0), ms(ack.1)),

@@ -29,6 +29,8 @@
 //!   side by side, which is what the server can do for the daemons, whose
 //!   claims and outcomes overlap on several connections.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -144,16 +146,22 @@ impl Bench {
         self.sql("SELECT pg_current_wal_lsn()")
     }
 
-    /// `jobs` noop jobs through `daemons` daemons on one fresh database.
-    pub fn cluster(&self, jobs: usize, daemons: usize) -> (ClusterRun, Option<Vacuum>) {
+    /// `jobs` noop jobs through `daemons` daemons on one fresh database;
+    /// `bin` runs another build of cronq (`THROUGHPUT_BEFORE`).
+    pub fn cluster(
+        &self,
+        jobs: usize,
+        daemons: usize,
+        bin: Option<&Path>,
+    ) -> (ClusterRun, Option<Vacuum>) {
         let (db, url) = self.fresh();
         let env = [("CRONQ_DATABASE_URL", url.as_str())];
-        let nodes: Vec<Daemon> = (0..daemons).map(|_| Daemon::start(&env)).collect();
+        let nodes: Vec<Node> = (0..daemons).map(|_| Node::start(bin, &env)).collect();
         std::thread::sleep(Duration::from_millis(500));
-        let mut clients: Vec<Client> = nodes.iter().map(|d| d.client()).collect();
+        let mut clients: Vec<Client> = nodes.iter().map(|d| d.daemon.client()).collect();
         self.sql("SELECT pg_stat_statements_reset()");
         let lsn0 = self.wal_lsn();
-        let pids: Vec<u32> = nodes.iter().map(|d| d.pid() as u32).collect();
+        let pids: Vec<u32> = nodes.iter().map(|d| d.daemon.pid() as u32).collect();
         let daemons_cpu = || pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>();
         let (server0, daemons0) = (self.server_cpu(), daemons_cpu());
         let (enqueued, done) = drive(&mut clients, jobs, || {});
@@ -255,18 +263,26 @@ impl Bench {
 
     /// p50/p99 of (enqueue answered by A, A's enqueue → B's `started`), and
     /// how many of the jobs A ran itself (none, if the set-up holds).
-    pub fn cross_node(&self) -> ((Duration, Duration), (Duration, Duration), u64) {
+    pub fn cross_node(
+        &self,
+        bin: Option<&Path>,
+    ) -> ((Duration, Duration), (Duration, Duration), u64) {
         let (_db, url) = self.fresh();
-        let a = Daemon::start(&[
-            ("CRONQ_DATABASE_URL", url.as_str()),
-            ("JOB_MAX_WORKERS", "1"),
-            ("JOB_COMMAND_ALLOW", "/bin/sleep"),
-        ]);
+        let node_a = Node::start(
+            bin,
+            &[
+                ("CRONQ_DATABASE_URL", url.as_str()),
+                ("JOB_MAX_WORKERS", "1"),
+                ("JOB_COMMAND_ALLOW", "/bin/sleep"),
+            ],
+        );
+        let a = &node_a.daemon;
         a.ok(json!({"cmd": "enqueue", "name": "hold", "payload": {"type": "command", "data": {"argv": ["/bin/sleep", "3600"]}, "options": {"timeout": 7200}}}));
         a.until(Duration::from_secs(20), "A's one worker to be busy", |d| {
             (d.ok(json!({"cmd": "status"}))["workers"]["busy"] == 1).then_some(())
         });
-        let b = Daemon::start(&[("CRONQ_DATABASE_URL", url.as_str())]);
+        let node_b = Node::start(bin, &[("CRONQ_DATABASE_URL", url.as_str())]);
+        let b = &node_b.daemon;
         let mut watch = b.client();
         let answer = watch.request(json!({"cmd": "watch", "events": ["started"]}));
         assert_eq!(answer["watching"], true, "{answer}");
@@ -429,6 +445,47 @@ async fn ceiling_drain(mut client: tokio_postgres::Client, holder: String) -> us
         assert_eq!(deleted as usize, ids.len());
         tx.commit().await.expect("commit");
         done += ids.len();
+    }
+}
+
+/// A daemon of this build, or of another (`bin`), on a temp dir of its own.
+struct Node {
+    daemon: Daemon,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Node {
+    fn start(bin: Option<&Path>, env: &[(&str, &str)]) -> Node {
+        let Some(bin) = bin else {
+            return Node {
+                daemon: Daemon::start(env),
+                _dir: None,
+            };
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let child = Command::new(bin)
+            .arg("daemon")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LOG_FORMAT", "text")
+            .env("LOG_LEVEL", "info")
+            .env("CRON_TZ", "UTC")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let daemon = Daemon::adopt(dir.path(), child);
+        daemon.until(Duration::from_secs(20), "the daemon to answer", |d| {
+            let mut c = d.try_client().ok()?;
+            (c.request(json!({"cmd": "ping"}))["ok"] == true).then_some(())
+        });
+        Node {
+            daemon,
+            _dir: Some(dir),
+        }
     }
 }
 
