@@ -6,7 +6,8 @@
 //! It is one statement, the schema's `cronq_tick`, so one round trip: an
 //! idle daemon's minute is a few wake-ups, not the dozen that thirteen
 //! statements cost (docs/PERFORMANCE.md, "Idle"). Its server's clock
-//! reading, timed on this side, is the heartbeat's offset measurement.
+//! reading, timed on this side, is the heartbeat's offset measurement; the
+//! tick's own instants are moved by the offset measured before it.
 //!
 //! Which other instances are dead is `Tick::judge`'s to say, here, after
 //! the statement has returned them. When one may be (`cronq_tick` calls
