@@ -127,6 +127,7 @@ impl Builder {
                 JobDefaults {
                     max_retries: config.max_retries,
                     timeout_s: config.job_timeout.as_secs() as u32,
+                    history: config.history,
                 },
             );
             tokio::task::spawn_blocking(move || Store::sqlite(&path, defaults))
@@ -231,12 +232,13 @@ impl Builder {
             Access::new(group),
             socket_open.clone(),
         ));
-        if config.system_queue_cron {
-            queue.spawn_dispatcher();
-        } else {
+        // It claims nothing while automatic processing is off (the
+        // system_queue cron disabled), and starts when it is switched on.
+        queue.spawn_dispatcher();
+        if !queue.automatic() {
             tracing::warn!(
-                "ENABLE_SYSTEM_QUEUE_CRON=false: jobs are not processed automatically; \
-                 `cronq trigger system_queue` drains a batch"
+                "the system_queue cron is off (ENABLE_SYSTEM_QUEUE_CRON=false or `disable system_queue`): \
+                 jobs are not processed automatically; `cronq trigger system_queue` drains a batch"
             );
         }
         queue.spawn_heartbeat();

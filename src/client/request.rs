@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::admin::protocol::request::{
-    CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, JobOptions, JobsQuery, LogLevelArgs,
-    PauseArgs, Payload, PurgeArgs, WatchArgs,
+    BulkArgs, CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, JobFilter, JobOptions, JobsQuery,
+    LogLevelArgs, PauseArgs, Payload, PurgeArgs, WatchArgs,
 };
 
 /// One request line: the envelope's `id` and the command with its arguments.
@@ -89,6 +89,12 @@ pub enum Cmd {
     Pause(PauseArgs),
     /// Second wave.
     Resume(PauseArgs),
+    /// Second wave: `retry` with a `filter` instead of an id.
+    #[serde(rename = "retry")]
+    RetryWhere(BulkArgs),
+    /// Second wave: `cancel` with a `filter` instead of an id.
+    #[serde(rename = "cancel")]
+    CancelWhere(BulkArgs),
 }
 
 impl Cmd {
@@ -133,6 +139,8 @@ impl Cmd {
             Cmd::CancelForce(_) => "cancel",
             Cmd::Pause(_) => "pause",
             Cmd::Resume(_) => "resume",
+            Cmd::RetryWhere(_) => "retry",
+            Cmd::CancelWhere(_) => "cancel",
         }
     }
 }
@@ -165,7 +173,7 @@ mod tests {
         assert_eq!(
             wire(Cmd::Purge(PurgeArgs {
                 status: "dead".into(),
-                older_than: None
+                ..PurgeArgs::default()
             })),
             json!({"cmd": "purge", "id": 7, "status": "dead"})
         );

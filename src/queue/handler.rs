@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -32,6 +32,45 @@ pub struct JobContext {
     /// and leave no half-done work may watch it; the daemon otherwise waits
     /// for them up to their timeout.
     pub shutdown: CancellationToken,
+    /// Where [`JobContext::set_result`] keeps the attempt's result; a
+    /// context made by hand (a test) takes `JobResult::default()`.
+    pub result: JobResult,
+}
+
+impl JobContext {
+    /// Sets this attempt's result: a small JSON summary of what it did
+    /// (rows written, a message id), kept in the job's history record when
+    /// the attempt ends the job, whether it succeeded or not. A later call
+    /// replaces an earlier one. A result longer than 16 KiB as JSON text is
+    /// kept as `{"truncated": true, "bytes": N}` instead, with a warning in
+    /// the log: a result is a summary, not the output.
+    pub fn set_result(&self, result: impl Into<Value>) {
+        self.result.set(result.into());
+    }
+}
+
+/// A handler's result for the attempt, shared between its context and the
+/// worker that records it.
+#[derive(Debug, Clone, Default)]
+pub struct JobResult(Arc<Mutex<Option<Value>>>);
+
+impl JobResult {
+    fn set(&self, value: Value) {
+        let (bounded, cut) = crate::store::history::bounded(value);
+        if let Some(bytes) = cut {
+            tracing::warn!(
+                bytes,
+                "the handler's result is {bytes} bytes as JSON, over the 16 KiB kept; \
+                 only its size is recorded"
+            );
+        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bounded);
+    }
+
+    /// The result set so far, taken.
+    pub fn take(&self) -> Option<Value> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// Why an attempt failed, and whether another attempt could help.

@@ -18,11 +18,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Queue;
-use super::handler::{JobContext, JobError};
+use super::handler::{JobContext, JobError, JobResult};
 use super::job::{Claimed, Lease};
 use super::retry;
 use crate::clock::Millis;
-use crate::store::job::{AfterFailure, Outcome};
+use crate::store::job::{AfterFailure, Ending, Outcome};
 use crate::store::{Pending, StoreError};
 
 /// How often a completion or failure is retried while the database is busy
@@ -186,6 +186,8 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
         inner.busy.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(max_attempts = job.max_attempts, "job started");
         let started = Instant::now();
+        // The handler's result, kept in the history when this attempt ends the job.
+        let result_slot = JobResult::default();
 
         let result = match inner.registry.enabled(&job.job_type) {
             Err(e) => Err(JobError::retry(e)),
@@ -202,6 +204,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                         timeout,
                         cron_id: job.cron_id.clone(),
                         shutdown: inner.shutdown.child_token(),
+                        result: result_slot.clone(),
                     };
                     let run = attempt(handler.clone(), ctx, timeout).in_current_span();
                     tokio::select! {
@@ -211,6 +214,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                             // aborted with it (a command's group is ended).
                             inner.busy.fetch_sub(1, Ordering::Relaxed);
                             hand_back(queue, &job.id, &job.job_type, lease).await;
+                            queue.limit_ended(&job.job_type);
                             return (false, None);
                         }
                     }
@@ -222,6 +226,10 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
         inner.stats.record(&job.job_type, result.is_ok(), took);
         queue.pace(took);
         let duration_ms = took.as_millis() as u64;
+        let ending = Ending {
+            ran_ms: Some(duration_ms.min(i64::MAX as u64) as i64),
+            result: result_slot.take(),
+        };
 
         let now = inner.clock.now_ms();
         let outcome = match &result {
@@ -229,6 +237,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                 tracing::info!(duration_ms, "job finished");
                 Outcome::Succeeded {
                     from_cron: job.cron_id.is_some(),
+                    ending,
                 }
             }
             Err(error) => {
@@ -272,6 +281,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                 Outcome::Failed {
                     error: error.message().to_string(),
                     after,
+                    ending,
                 }
             }
         };
@@ -281,6 +291,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
         // No longer running: the heartbeat stops extending the lease, and a
         // heartbeat queued after the outcome would find the job finished.
         super::lock(&inner.leases).remove(&lease);
+        queue.limit_ended(&job.job_type);
         let written = Written {
             queue: queue.clone(),
             lease,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::clock::Millis;
+pub use crate::store::history::Ending;
 
 /// Where a job is in its life. `Scheduled` is not stored: it is a pending
 /// job whose `run_at` is still ahead.
@@ -190,6 +191,9 @@ pub struct Claimed {
 pub struct JobDefaults {
     pub max_retries: u32,
     pub timeout_s: u32,
+    /// Whether a job that ends leaves a record in the history
+    /// (JOB_HISTORY; see `store::history`).
+    pub history: bool,
 }
 
 impl Default for JobDefaults {
@@ -197,6 +201,7 @@ impl Default for JobDefaults {
         JobDefaults {
             max_retries: 3,
             timeout_s: 30,
+            history: true,
         }
     }
 }
@@ -209,11 +214,38 @@ pub struct AttemptError {
     pub error: String,
 }
 
-/// How an attempt ended.
+/// How an attempt ended. `ending` is what the history records of it when
+/// it ends the job (a success, or a failure that buries it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Succeeded { from_cron: bool },
-    Failed { error: String, after: AfterFailure },
+    Succeeded {
+        from_cron: bool,
+        ending: Ending,
+    },
+    Failed {
+        error: String,
+        after: AfterFailure,
+        ending: Ending,
+    },
+}
+
+impl Outcome {
+    /// A success with nothing recorded beside the row.
+    pub fn succeeded(from_cron: bool) -> Outcome {
+        Outcome::Succeeded {
+            from_cron,
+            ending: Ending::default(),
+        }
+    }
+
+    /// A failure with nothing recorded beside the row and the error.
+    pub fn failed(error: String, after: AfterFailure) -> Outcome {
+        Outcome::Failed {
+            error,
+            after,
+            ending: Ending::default(),
+        }
+    }
 }
 
 /// What becomes of a job whose attempt failed.
@@ -243,6 +275,8 @@ pub struct ListFilter {
     pub limit: usize,
     /// Continue after this `(created, id)`, from a previous page's cursor.
     pub after: Option<(Millis, String)>,
+    pub name: Option<String>,
+    pub cron_id: Option<String>,
 }
 
 /// Jobs by type, then by status.

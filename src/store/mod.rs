@@ -3,7 +3,8 @@
 //! This module is the interface: the [`Backend`] verbs (the queue's, the
 //! crons', the instances'), the row types they take and return (`job`,
 //! `run`, `instance`, `tick`), and [`Store`], the cheap `Clone` handle the
-//! rest of the daemon holds. Each database is a folder below: `sqlite/`
+//! rest of the daemon holds (`history` holds the finished jobs' types,
+//! and those of pauses, bulk verbs and pruning). Each database is a folder below: `sqlite/`
 //! (the embedded default). Nothing above the store knows which one
 //! answers; the conformance suite says what each must do.
 //!
@@ -13,6 +14,7 @@
 pub mod backend;
 pub mod data;
 mod error;
+pub mod history;
 pub mod instance;
 pub mod job;
 mod pending;

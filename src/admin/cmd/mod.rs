@@ -1,5 +1,6 @@
 //! One module per admin command, and the dispatch from `cmd` to them.
 
+mod bulk;
 mod cancel;
 mod cron;
 mod crons;
@@ -10,6 +11,7 @@ mod jobs;
 mod log_level;
 mod metrics;
 mod next;
+mod pause;
 mod ping;
 mod purge;
 mod reload;
@@ -51,7 +53,7 @@ pub struct Ctx {
 }
 
 /// Commands that change state: logged with the peer's uid and pid.
-const CHANGES_STATE: [&str; 9] = [
+const CHANGES_STATE: [&str; 11] = [
     "enqueue",
     "retry",
     "cancel",
@@ -61,6 +63,8 @@ const CHANGES_STATE: [&str; 9] = [
     "disable",
     "reload",
     "log_level",
+    "pause",
+    "resume",
 ];
 
 impl Ctx {
@@ -137,6 +141,8 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
             reload::run(ctx)
         }
         "log_level" => log_level::run(ctx, req),
+        "pause" => pause::run(ctx, req, true).await,
+        "resume" => pause::run(ctx, req, false).await,
         other => Err(unknown_command(other)),
     }
     .map(Answer::from)
@@ -150,9 +156,12 @@ pub fn validate_only(req: &Request) -> Result<(), AdminError> {
         "ping" | "status" | "crons" | "stats" | "metrics" | "reload" => no_args(),
         "enqueue" => enqueue::parse(req).map(|_| ()),
         "jobs" => jobs::parse(req).map(|_| ()),
+        "retry" if bulk::is_bulk(req) => bulk::parse(req, bulk::Verb::Retry).map(|_| ()),
+        "cancel" if bulk::is_bulk(req) => bulk::parse(req, bulk::Verb::Cancel).map(|_| ()),
         "job" | "explain" | "retry" | "cancel" | "trigger" | "enable" | "disable" => {
             req.args_with_id::<IdArg>().map(|_| ())
         }
+        "pause" | "resume" => pause::parse(req).map(|_| ()),
         "purge" => purge::parse(req).map(|_| ()),
         "cron" => cron::parse(req).map(|_| ()),
         "next" => next::parse(req).map(|_| ()),

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::spec::{CatchUp, CronAction, CronSpec, DisabledBy, Overlap};
+use super::spec::{CatchUp, CronAction, CronSpec, DisabledBy, Overlap, SYSTEM_QUEUE};
 use crate::clock::{Clock, Millis};
 use crate::queue::{DrainReport, Queue, QueueError};
 use crate::store::run::{NewRun, RunRow, RunStatus, RunTrigger};
@@ -135,16 +135,21 @@ impl Scheduler {
             .values()
             .filter_map(|s| Some((s.id.clone(), s.schedule.next_after(now, &s.timezone)?)))
             .collect();
+        let table = Table {
+            builtins,
+            crons,
+            overrides,
+            next,
+        };
+        // One switch for automatic processing: the system_queue cron's.
+        if let Some(spec) = table.crons.get(SYSTEM_QUEUE) {
+            queue.set_automatic(table.enabled(spec));
+        }
         Ok(Scheduler {
             inner: Arc::new(Inner {
                 queue,
                 loader,
-                table: Mutex::new(Table {
-                    builtins,
-                    crons,
-                    overrides,
-                    next,
-                }),
+                table: Mutex::new(table),
                 wake: Notify::new(),
                 last_tick: Mutex::new(None),
                 in_flight: Mutex::new(HashSet::new()),
@@ -239,6 +244,9 @@ impl Scheduler {
             }
         }
         tracing::info!(cron_id = id, enabled, "cron switched");
+        if id == SYSTEM_QUEUE {
+            self.inner.queue.set_automatic(enabled);
+        }
         self.inner.wake.notify_one();
         self.view(id)
     }

@@ -200,6 +200,7 @@ impl CommandHandler {
             })?,
             Err(_elapsed) => {
                 group.terminate();
+                ctx.set_result(result(None, true, &output));
                 let error = CommandError::TimedOut {
                     program: program.clone(),
                     after: ctx.timeout,
@@ -211,6 +212,7 @@ impl CommandHandler {
         };
 
         let duration_ms = started.elapsed().as_millis() as u64;
+        ctx.set_result(result(Some(status), false, &output));
         if status.success() {
             tracing::debug!(
                 program,
@@ -229,6 +231,22 @@ impl CommandHandler {
             })
         }
     }
+}
+
+/// The job's result, on success and failure alike: how the command ended
+/// and the last [`TAIL_BYTES`] of each stream (with how much it wrote).
+fn result(status: Option<std::process::ExitStatus>, timed_out: bool, output: &Output) -> Value {
+    use std::os::unix::process::ExitStatusExt;
+    let (stdout, stderr) = (output.stdout(), output.stderr());
+    serde_json::json!({
+        "exit_code": status.and_then(|s| s.code()),
+        "signal": status.and_then(|s| s.signal()),
+        "timed_out": timed_out,
+        "stdout": stdout.text(),
+        "stderr": stderr.text(),
+        "stdout_bytes": stdout.total(),
+        "stderr_bytes": stderr.total(),
+    })
 }
 
 fn log_failure(program: &str, status: &str, output: &Output) {

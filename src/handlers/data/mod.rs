@@ -145,7 +145,16 @@ impl Handler for DataProcessing {
     }
 
     async fn run(&self, job: JobContext) -> Result<(), JobError> {
-        self.execute(&job.id, &job.data).await?;
+        let outcome = self.execute(&job.id, &job.data).await?;
+        let request = payload::parse(&job.data)?;
+        job.set_result(serde_json::json!({
+            "operation": request.operation.name(),
+            "source": request.source.to_string(),
+            "target": request.target.to_string(),
+            "rows_read": outcome.rows_read,
+            "rows_written": outcome.rows_written,
+            "already_applied": outcome.already_applied,
+        }));
         Ok(())
     }
 }

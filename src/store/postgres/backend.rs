@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use super::PgStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo};
+use crate::store::history::{Bulk, BulkFilter, FinishedJob, HistoryFilter, Prune, Pruned};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
     AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter, NewJob, Outcome,
@@ -194,5 +195,63 @@ impl Backend for PgStore {
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError> {
         PgStore::remove_instances(self, ids).await
+    }
+
+    // Issue 14: history, pauses, per-type claims, bulk verbs, pruning.
+
+    async fn finished_job(&self, id: String) -> Result<Option<FinishedJob>, StoreError> {
+        PgStore::finished_job(self, id).await
+    }
+
+    async fn list_finished(
+        &self,
+        filter: HistoryFilter,
+    ) -> Result<(Vec<FinishedJob>, bool), StoreError> {
+        PgStore::list_finished(self, filter).await
+    }
+
+    async fn prune(&self, prune: Prune) -> Result<Pruned, StoreError> {
+        PgStore::prune(self, prune).await
+    }
+
+    async fn pause(
+        &self,
+        job_type: Option<String>,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        PgStore::pause(self, job_type, now).await
+    }
+
+    async fn resume(&self, job_type: Option<String>) -> Result<Vec<String>, StoreError> {
+        PgStore::resume(self, job_type).await
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        PgStore::paused(self).await
+    }
+
+    async fn claim_quotas(
+        &self,
+        instance: &str,
+        quotas: &[(String, usize)],
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        PgStore::claim_quotas(self, instance, quotas, now).await
+    }
+
+    async fn retry_matching(&self, filter: BulkFilter, now: Millis) -> Result<Bulk, StoreError> {
+        PgStore::retry_matching(self, filter, now).await
+    }
+
+    async fn cancel_matching(&self, filter: BulkFilter, now: Millis) -> Result<Bulk, StoreError> {
+        PgStore::cancel_matching(self, filter, now).await
+    }
+
+    async fn purge_matching(
+        &self,
+        filter: BulkFilter,
+        before: Option<Millis>,
+    ) -> Result<Bulk, StoreError> {
+        PgStore::purge_matching(self, filter, before).await
     }
 }

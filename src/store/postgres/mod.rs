@@ -25,12 +25,14 @@
 //! [`Store`]: crate::store::Store
 
 mod backend;
+mod bulk;
 mod claim;
 mod connect;
 mod crons;
 mod enqueue;
 mod error;
 mod finish;
+mod history;
 mod instances;
 mod listen;
 mod listings;
@@ -119,7 +121,8 @@ impl PgStore {
             .map_err(|e| connect::connect_error(&settings, &e))?;
         drop(first);
         let pool = connect::pool(&settings)?;
-        let finisher = finish::Finisher::start(pool.clone(), server.clone());
+        let finisher =
+            finish::Finisher::start(pool.clone(), server.clone(), options.defaults.clone());
         let listener = listen::Listener::start(&settings)?;
         tracing::info!(
             database = %url,

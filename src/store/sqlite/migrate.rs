@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_row_types",
         include_str!("../../../migrations/sqlite/0003_row_types.sql"),
     ),
+    (
+        4,
+        "0004_history",
+        include_str!("../../../migrations/sqlite/0004_history.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -7,13 +7,16 @@
 //! pool of writers would only take turns through the busy handler's sleeps.
 
 mod backend;
+mod bulk;
 mod checkpoint;
 mod connection;
 mod crons;
+mod history;
 mod instances;
 mod jobs;
 mod manage;
 mod migrate;
+mod pause;
 mod rows;
 mod tick;
 mod writer;

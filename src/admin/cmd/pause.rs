@@ -1,0 +1,48 @@
+//! `pause` and `resume`: stop and restart the claims of one job type, or
+//! of every type when `type` is absent. Running jobs finish; the pause is
+//! stored in the database, so it outlives restarts and holds for every
+//! daemon on it (each claim reads it).
+
+use serde_json::{Map, Value};
+
+use super::Ctx;
+use crate::admin::protocol::request::PauseArgs;
+use crate::admin::protocol::{AdminError, Request};
+
+/// The type named, checked.
+pub(super) fn parse(req: &Request) -> Result<Option<String>, AdminError> {
+    let PauseArgs { job_type } = req.args()?;
+    if let Some(t) = &job_type {
+        let n = t.chars().count();
+        if n == 0 || n > 200 || t.contains('\0') || t == crate::store::history::ALL_TYPES {
+            return Err(AdminError::bad_request(format!(
+                "type: {t:?} is not a job type; leave type out to pause every type"
+            )));
+        }
+    }
+    Ok(job_type)
+}
+
+pub async fn run(ctx: &Ctx, req: &Request, pause: bool) -> Result<Map<String, Value>, AdminError> {
+    let job_type = parse(req)?;
+    let queue = &ctx.queue;
+    let store = queue.store();
+    let paused = if pause {
+        store
+            .pause(job_type.clone(), queue.clock().now_ms())
+            .await?
+    } else {
+        let paused = store.resume(job_type.clone()).await?;
+        // Jobs held back may be ready now.
+        queue.wake();
+        paused
+    };
+    tracing::info!(
+        job_type = job_type.as_deref().unwrap_or("*"),
+        paused = %paused.join(","),
+        "{} {}",
+        if pause { "paused" } else { "resumed" },
+        job_type.as_deref().map_or("every job type".to_string(), |t| format!("job type {t}"))
+    );
+    Ok(crate::result! { "paused": paused })
+}
