@@ -8,6 +8,7 @@
 //! cases run on a server the test binary starts (`postgres::testing`).
 
 mod crons;
+mod history;
 mod instances;
 mod jobs;
 mod manage;
@@ -132,4 +133,20 @@ suite! {
     instances::a_tick_recovers_a_dead_instance_and_claims,
     instances::a_tick_of_a_run_another_store_fired_only_heartbeats,
     instances::tick_heartbeats_recovers_and_claims_once_per_run,
+    history::a_success_leaves_a_record_in_the_outcomes_transaction,
+    history::a_stale_lease_leaves_no_record,
+    history::a_dead_job_is_recorded_when_it_dies_and_a_later_end_replaces_it,
+    history::a_purged_dead_job_keeps_its_record,
+    history::recovery_and_cancel_record_their_ends,
+    history::finished_jobs_list_latest_first_with_filters_and_pages,
+    history::queue_listings_filter_by_name_and_cron,
+    history::pruning_keeps_the_newest_under_the_cap_and_drops_the_expired,
+    history::pruning_drops_dead_jobs_past_their_retention,
+    history::a_pause_stops_every_claim_of_its_type_until_resumed,
+    history::claim_quotas_takes_each_type_up_to_its_number,
+    history::a_tick_claims_quotas_and_prunes,
+    history::bulk_retry_revives_matching_jobs_in_pages_and_skips_held_keys,
+    history::bulk_cancel_never_touches_running_jobs,
+    history::bulk_purge_deletes_matching_dead_jobs_only,
+    history::a_cron_runs_job_status_follows_its_job,
 }

@@ -177,7 +177,18 @@ async fn candidates(
         values.push(value);
         format!("${}", values.len())
     };
-    let at = bind(Box::new(f.db(now)));
+    // Bound only where a condition compares with it: PostgreSQL cannot
+    // type a parameter the statement does not use.
+    let uses_now = matches!(verb, Verb::Retry)
+        || matches!(
+            filter.status,
+            Some(JobStatus::Pending | JobStatus::Scheduled)
+        );
+    let at = if uses_now {
+        bind(Box::new(f.db(now)))
+    } else {
+        String::new()
+    };
     conditions.push(match verb {
         Verb::Retry => format!("(status = 'dead' OR (status = 'pending' AND run_at > {at}))"),
         Verb::Cancel => "status <> 'running'".to_string(),

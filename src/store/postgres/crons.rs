@@ -19,13 +19,10 @@ use crate::clock::Millis;
 use crate::store::StoreError;
 use crate::store::run::{KEPT_RUNS, NewRun, RunRow, RunStatus};
 
-/// The run's columns, and its job's status now (see `RunRow::job_status`),
-/// judged by the server's clock.
+/// The run's columns, and its job's status now (see `RunRow::job_status`).
 const RUN_COLUMNS: &str = "id, cron_id, scheduled_for, trigger, status, started, finished, \
      duration_ms, error, job_id, \
-     COALESCE((SELECT CASE WHEN q.status = 'pending' AND q.run_at > now() \
-                           THEN 'scheduled' ELSE q.status END \
-                 FROM queues q WHERE q.id = cron_runs.job_id), \
+     COALESCE((SELECT q.status FROM queues q WHERE q.id = cron_runs.job_id), \
               (SELECT h.status FROM job_history h WHERE h.id = cron_runs.job_id))";
 
 /// `finished - started` in whole milliseconds, never negative.

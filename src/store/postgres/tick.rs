@@ -66,20 +66,13 @@ impl PgStore {
         out.removed_instances = dead.len();
         out.orphan_runs = settle_orphan_runs_on(&tx, at).await.map_err(e)?;
         compact_counts(&tx).await.map_err(e)?;
-        out.claimed = claim_on(
-            &tx,
-            self.defaults(),
-            &own_id,
-            &tick.types,
-            tick.limit,
-            now,
-            f,
-        )
-        .await
-        .map_err(e)?;
+        // Types with a limit first, within their quotas, as on SQLite.
+        let quotas = within(&tick.quotas, tick.limit);
+        out.claimed = claim_quotas_on(&tx, self.defaults(), &own_id, &quotas, now, f)
+            .await
+            .map_err(e)?;
         let room = tick.limit.saturating_sub(out.claimed.len());
-        let quotas = within(&tick.quotas, room);
-        let more = claim_quotas_on(&tx, self.defaults(), &own_id, &quotas, now, f)
+        let more = claim_on(&tx, self.defaults(), &own_id, &tick.types, room, now, f)
             .await
             .map_err(e)?;
         out.claimed.extend(more);

@@ -118,7 +118,7 @@ fn candidates(
         Verb::Cancel => "status != 'running'",
         Verb::Purge(_) => "status = 'dead'",
     }];
-    let mut values: Vec<(&str, Box<dyn ToSql>)> = vec![(":now", Box::new(now))];
+    let mut values: Vec<(&str, Box<dyn ToSql>)> = Vec::new();
     match filter.status {
         Some(JobStatus::Pending) => conditions.push("status = 'pending' AND run_at <= :now"),
         Some(JobStatus::Scheduled) => conditions.push("status = 'pending' AND run_at > :now"),
@@ -152,6 +152,9 @@ fn candidates(
         conditions.push("(created, id) > (:after_created, :after_id)");
         values.push((":after_created", Box::new(created)));
         values.push((":after_id", Box::new(id)));
+    }
+    if conditions.iter().any(|c| c.contains(":now")) {
+        values.push((":now", Box::new(now)));
     }
     values.push((":limit", Box::new(filter.limit as i64 + 1)));
     let sql = format!(

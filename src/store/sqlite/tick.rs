@@ -48,11 +48,13 @@ impl SqliteStore {
             remove_instances_on(conn, &dead)?;
             out.removed_instances = dead.len();
             out.orphan_runs = settle_orphan_runs_on(conn, now)?;
-            out.claimed = claim_on(conn, defaults, &own_id, &tick.types, tick.limit, now)?;
+            // Types with a limit first, within their quotas, so a busy
+            // unlimited type cannot crowd them out of the batch.
+            let quotas = within(&tick.quotas, tick.limit);
+            out.claimed = claim_quotas_on(conn, defaults, &own_id, &quotas, now)?;
             let room = tick.limit.saturating_sub(out.claimed.len());
-            let quotas = within(&tick.quotas, room);
-            out.claimed
-                .extend(claim_quotas_on(conn, defaults, &own_id, &quotas, now)?);
+            let more = claim_on(conn, defaults, &own_id, &tick.types, room, now)?;
+            out.claimed.extend(more);
             if let Some(prune) = &tick.prune {
                 out.pruned = prune_on(conn, prune)?;
             }
