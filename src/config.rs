@@ -783,11 +783,11 @@ pub fn parse_span(text: &str) -> Option<Duration> {
 /// A span as people say it: "7 days", "12 hours", "90 seconds".
 pub fn describe_span(span: Duration) -> String {
     let secs = span.as_secs();
-    let (n, unit) = if secs % 86_400 == 0 {
+    let (n, unit) = if secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         (secs / 3600, "hour")
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         (secs / 60, "minute")
     } else {
         (secs, "second")

@@ -32,6 +32,7 @@ fn job(data: Value, timeout: Duration) -> JobContext {
         timeout,
         cron_id: None,
         shutdown: CancellationToken::new(),
+        result: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ fn context(id: &str, data: Value) -> JobContext {
         timeout: Duration::from_secs(30),
         cron_id: None,
         shutdown: CancellationToken::new(),
+        result: Default::default(),
     }
 }
 

@@ -71,6 +71,7 @@ fn job(data: Value) -> JobContext {
         timeout: Duration::from_secs(30),
         cron_id: None,
         shutdown: CancellationToken::new(),
+        result: Default::default(),
     }
 }
 

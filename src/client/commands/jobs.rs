@@ -263,7 +263,7 @@ fn render_result(result: &Value) -> String {
         out.push_str(&format!("  {how}\n"));
         for (name, text) in [("stdout", stdout), ("stderr", stderr)] {
             let total = result
-                .get(&format!("{name}_bytes"))
+                .get(format!("{name}_bytes"))
                 .and_then(Value::as_u64)
                 .unwrap_or(text.len() as u64);
             if total == 0 {

@@ -156,7 +156,7 @@ pub async fn a_dead_job_is_recorded_when_it_dies_and_a_later_end_replaces_it(sto
     // latest again.
     store.retry(id.clone(), NOW + 100).await.unwrap().unwrap();
     let ids = run_all(store, 1, NOW + 100, false).await;
-    assert_eq!(ids, [id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&id));
     let record = store.finished_job(id.clone()).await.unwrap().unwrap();
     assert_eq!(record.status, FinalStatus::Succeeded);
     assert!(record.seq > first_seq, "{} > {first_seq}", record.seq);
@@ -245,7 +245,10 @@ pub async fn finished_jobs_list_latest_first_with_filters_and_pages(store: &Fixt
         status: Some(FinalStatus::Cancelled),
         ..all.clone()
     };
-    assert_eq!(list(cancelled_only).await.0, [cancelled.clone()]);
+    assert_eq!(
+        list(cancelled_only).await.0,
+        std::slice::from_ref(&cancelled)
+    );
     let email = HistoryFilter {
         job_type: Some("email".into()),
         ..all.clone()

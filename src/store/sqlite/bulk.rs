@@ -105,6 +105,9 @@ impl SqliteStore {
     }
 }
 
+/// Where a bulk call goes on: `(created, id)`.
+type Cursor = (Millis, String);
+
 /// Up to `filter.limit` rows the verb may touch that match, oldest first,
 /// and the cursor of the last one when more follow.
 fn candidates(
@@ -112,7 +115,7 @@ fn candidates(
     filter: &BulkFilter,
     verb: Verb,
     now: Millis,
-) -> Result<(Vec<Candidate>, Option<(Millis, String)>), StoreError> {
+) -> Result<(Vec<Candidate>, Option<Cursor>), StoreError> {
     let mut conditions: Vec<&str> = vec![match verb {
         Verb::Retry => "(status = 'dead' OR (status = 'pending' AND run_at > :now))",
         Verb::Cancel => "status != 'running'",
