@@ -246,10 +246,12 @@ impl Queue {
     /// prune.
     fn tick(&self, run: Option<NewRun>, limit: usize) -> (Tick, limits::Reserved) {
         let inner = &self.inner;
+        // Reserved before `now` is read: a job claimed under a rate limit
+        // is stamped no earlier than its room in the window.
+        let reserved = inner.limits.reserve(&inner.types, limit, Instant::now());
         let now = inner.clock.now_ms();
         let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
         let judge_as = inner.instance.clone();
-        let reserved = inner.limits.reserve(&inner.types, limit, Instant::now());
         let prune = run.as_ref().map(|_| self.prune_now(now));
         let tick = Tick {
             now,
@@ -679,6 +681,8 @@ impl Queue {
                 .await;
         }
         let reserved = inner.limits.reserve(&inner.types, want, Instant::now());
+        // Read after the reservation: the claim stamps the jobs with it.
+        let now = now.max(inner.clock.now_ms());
         let limited = if reserved.0.is_empty() {
             Ok(Vec::new())
         } else {
