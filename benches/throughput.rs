@@ -18,7 +18,12 @@
 //!    and request written → handler started.
 //! 3. **Memory**: the binary's VmRSS idle after start-up, and its peak
 //!    VmRSS sampled during the 100,000-job run (VmHWM at the end).
-//! 4. **The ceiling**: the same insert (batches of 1,000, fsynced), claim of
+//! 4. **The cost of the history**: the end-to-end run at 5 workers with
+//!    JOB_HISTORY on (the default: every finished job leaves a record in
+//!    the same transaction) and off, alternated HISTORY_ROUNDS times (3) so
+//!    the shared machine's noise falls on both alike; reports each side's
+//!    range and median, and their ratio (target: on within 15% of off).
+//! 5. **The ceiling**: the same insert (batches of 1,000, fsynced), claim of
 //!    50 (one `UPDATE ... RETURNING` over the `queues_ready` range of the one
 //!    priority and type there are, one transaction) and fenced delete of
 //!    each (one transaction per 50) on cronq's own schema (its indexes and
@@ -26,7 +31,8 @@
 //!    does on this machine, without the socket, JSON, the writer thread, the
 //!    dispatcher, the workers or the logs.
 //!
-//! `THROUGHPUT_JOBS=10000` makes a quick run.
+//! `THROUGHPUT_JOBS=10000` makes a quick run; `THROUGHPUT_HISTORY_ONLY=1`
+//! runs part 4 alone.
 
 mod support;
 
@@ -46,6 +52,7 @@ const DEFAULT_JOBS: usize = 100_000;
 const BATCH: usize = 1_000;
 const LATENCY_JOBS: usize = 1_000;
 const CEILING_CLAIM: usize = 50;
+const HISTORY_ROUNDS: usize = 3;
 
 fn main() {
     let jobs = std::env::var("THROUGHPUT_JOBS")
@@ -57,10 +64,15 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let mut table: Vec<(String, String, String)> = Vec::new();
+    if std::env::var_os("THROUGHPUT_HISTORY_ONLY").is_some() {
+        history_table(jobs, &mut table);
+        print_table(&table);
+        return;
+    }
 
     let ceiling = bare_ceiling(jobs);
     for workers in ["5", "32"] {
-        let run = end_to_end(jobs, workers);
+        let run = end_to_end(jobs, workers, &[]);
         table.push((
             format!("enqueue over the socket, batches of {BATCH}, {workers} workers"),
             format!("{:.0} jobs/s", run.enqueue_rate),
@@ -81,6 +93,7 @@ fn main() {
             format!("idle ≤ 20 MB: {}", verdict(run.idle_rss <= 20.0)),
         ));
     }
+    history_table(jobs, &mut table);
     let (enqueue_rate, in_process) = end_to_end_in_process(jobs);
     table.push((
         "end to end, daemon built in-process through the library, 5 workers".into(),
@@ -112,10 +125,35 @@ fn main() {
         ),
     ));
 
+    print_table(&table);
+}
+
+fn print_table(table: &[(String, String, String)]) {
     println!("\n| measure | figure | target |\n|---|---|---|");
-    for (what, figure, target) in &table {
+    for (what, figure, target) in table {
         println!("| {what} | {figure} | {target} |");
     }
+}
+
+/// Part 4's runs and its row of the table.
+fn history_table(jobs: usize, table: &mut Vec<(String, String, String)>) {
+    let (on, off) = history_cost(jobs);
+    let (on_median, off_median) = (median(&on), median(&off));
+    table.push((
+        "end to end, 5 workers, JOB_HISTORY=on (default) / off: median (range)".into(),
+        format!(
+            "{on_median:.0} ({:.0}–{:.0}) / {off_median:.0} ({:.0}–{:.0}) jobs/s",
+            min(&on),
+            max(&on),
+            min(&off),
+            max(&off)
+        ),
+        format!(
+            "on ≥ 85% of off ({:.0}%): {}",
+            100.0 * on_median / off_median,
+            verdict(on_median >= 0.85 * off_median)
+        ),
+    ));
 }
 
 struct Run {
@@ -125,8 +163,10 @@ struct Run {
     peak_rss: f64,
 }
 
-fn end_to_end(jobs: usize, workers: &str) -> Run {
-    let d = Daemon::start(&[("JOB_MAX_WORKERS", workers)]);
+fn end_to_end(jobs: usize, workers: &str, env: &[(&str, &str)]) -> Run {
+    let mut vars = vec![("JOB_MAX_WORKERS", workers)];
+    vars.extend_from_slice(env);
+    let d = Daemon::start(&vars);
     std::thread::sleep(Duration::from_millis(500));
     let pid = d.pid() as u32;
     let idle_rss = rss_mb(pid);
@@ -146,6 +186,38 @@ fn end_to_end(jobs: usize, workers: &str) -> Run {
         done.as_secs_f64()
     );
     run
+}
+
+/// End-to-end rates at 5 workers with the history on and off, alternated
+/// (on, off, on, off, ...): (on rates, off rates).
+fn history_cost(jobs: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for round in 0..HISTORY_ROUNDS {
+        for (history, rates) in [("on", &mut on), ("off", &mut off)] {
+            let run = end_to_end(jobs, "5", &[("JOB_HISTORY", history)]);
+            println!(
+                "history {history}, round {}: {:.0} jobs/s",
+                round + 1,
+                run.end_to_end_rate
+            );
+            rates.push(run.end_to_end_rate);
+        }
+    }
+    (on, off)
+}
+
+fn median(rates: &[f64]) -> f64 {
+    let mut sorted = rates.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+fn min(rates: &[f64]) -> f64 {
+    rates.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(rates: &[f64]) -> f64 {
+    rates.iter().copied().fold(0.0, f64::max)
 }
 
 /// The same load on a daemon built in-process through the library (the

@@ -483,7 +483,7 @@ fn insert_job(
          VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
          ON CONFLICT DO NOTHING",
     )?;
-    // A fresh id collides once in 36^15; try again rather than fail.
+    // Fresh ids of one millisecond rarely collide (see `new_id`); try again rather than fail.
     for _ in 0..3 {
         let job = &row.job;
         let n = stmt.execute(params![
