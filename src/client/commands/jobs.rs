@@ -419,6 +419,126 @@ mod tests {
         assert!(out.ends_with("ATTEMPT  AT                   ERROR\n      1  2025-12-31 23:59:00  smtp: 421 try later\n"), "{out}");
     }
 
+    fn finished_job() -> Value {
+        let mut j = job();
+        j["status"] = json!("succeeded");
+        j["payload"] = Value::Null;
+        j["started"] = json!("2025-12-31T23:58:00.000Z");
+        j["finished"] = json!("2025-12-31T23:59:00.000Z");
+        j["duration_ms"] = json!(1500);
+        j["result"] = json!({"exit_code": 0, "signal": null, "timed_out": false,
+            "stdout": "done\n", "stderr": "", "stdout_bytes": 9000, "stderr_bytes": 0});
+        j
+    }
+
+    #[test]
+    fn finished_jobs_are_a_table_of_when_and_how_they_ended() {
+        let out = render_list(
+            &json!({"ok": true, "jobs": [finished_job()], "next": "17"}),
+            now(),
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "ID               TYPE   NAME           STATUS     TRIES  FINISHED  TOOK  RESULT"
+            ),
+            "{out}"
+        );
+        assert!(
+            lines[1].contains("succeeded")
+                && lines[1].contains("1m ago")
+                && lines[1].contains("1.5s"),
+            "{out}"
+        );
+        assert_eq!(lines[2], "more: cronq jobs --after 17");
+    }
+
+    #[test]
+    fn a_finished_job_shows_its_end_and_a_commands_output() {
+        let out = render_job(
+            &json!({"ok": true, "job": finished_job(), "errors": []}),
+            now(),
+        );
+        assert!(
+            out.contains("   finished: 2025-12-31 23:59:00 UTC (1m ago)\n"),
+            "{out}"
+        );
+        assert!(out.contains("       took: 1.5s\n"), "{out}");
+        assert!(
+            out.contains("payload: - (finished jobs do not keep it)"),
+            "{out}"
+        );
+        assert!(out.contains("\nresult:\n  exit status 0\nstdout (last 5 of 9000 bytes):\ndone\nstderr: (empty)\n"), "{out}");
+        let mut other = finished_job();
+        other["result"] = json!({"rows_written": 3});
+        let out = render_job(&json!({"ok": true, "job": other, "errors": []}), now());
+        assert!(
+            out.contains("result:\n{\n  \"rows_written\": 3\n}\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn bulk_flags_make_a_filter_and_an_id_or_a_filter_is_needed() {
+        let cli =
+            Cli::try_parse_from(["cronq", "retry", "--status", "dead", "--type", "email"]).unwrap();
+        let Command::Retry { id: None, filter } = cli.command else {
+            panic!("not a bulk retry")
+        };
+        let got = serde_json::to_value(Request::new(
+            1,
+            Cmd::RetryWhere(bulk_request(&filter).unwrap()),
+        ))
+        .unwrap();
+        assert_eq!(
+            got,
+            json!({"cmd": "retry", "id": 1, "filter": {"status": "dead", "type": "email"}})
+        );
+        assert!(Cli::try_parse_from(["cronq", "retry"]).is_err());
+        assert!(Cli::try_parse_from(["cronq", "cancel", "--status", "succeeded"]).is_ok());
+        let cli = Cli::try_parse_from(["cronq", "cancel", "abc", "--type", "x"]).unwrap();
+        assert!(matches!(
+            crate::client::commands::plan(cli.command),
+            Err(ClientError::Usage(_))
+        ));
+        let purge = purge_request(
+            Some(60),
+            &FilterArgs {
+                status: Some(JobStatus::Pending),
+                ..FilterArgs::default()
+            },
+        );
+        assert!(matches!(purge, Err(ClientError::Usage(_))));
+    }
+
+    #[test]
+    fn bulk_answers_and_pauses_read_as_sentences() {
+        assert_eq!(
+            render_bulk_retry(
+                &json!({"ok": true, "count": 3, "skipped": 1, "next": "5.abc"}),
+                now()
+            ),
+            "retried 3 jobs; 1 left as they were: another waiting job holds their unique key\n\
+             more match: run the same `cronq retry` again with --after 5.abc"
+        );
+        assert_eq!(
+            render_bulk_cancel(&json!({"ok": true, "count": 2, "next": null}), now()),
+            "cancelled 2 jobs"
+        );
+        assert_eq!(
+            render_pause(&json!({"ok": true, "paused": ["email"]}), now()),
+            "paused: email"
+        );
+        assert_eq!(
+            render_pause(&json!({"ok": true, "paused": ["*", "email"]}), now()),
+            "paused: every job type"
+        );
+        assert_eq!(
+            render_pause(&json!({"ok": true, "paused": []}), now()),
+            "nothing is paused"
+        );
+    }
+
     #[test]
     fn explain_lists_reasons() {
         let a = json!({"ok": true, "runnable": false, "reasons": ["its run_at is in the future (backing off after attempt 1)", "all workers are busy"]});

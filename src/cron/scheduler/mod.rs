@@ -570,6 +570,11 @@ impl Scheduler {
                         // The run now follows its job: the store ends it when
                         // the job succeeds or dies.
                         let mut run = run;
+                        // As `runs` reads it: the stored status, a delay included.
+                        run.job_status = Some(match stored.job.status {
+                            crate::queue::job::JobStatus::Scheduled => "pending".to_string(),
+                            other => other.as_str().to_string(),
+                        });
                         run.job_id = Some(stored.job.id);
                         return Ok(Fired {
                             run: Some(run),
