@@ -137,8 +137,28 @@ fn print_table(table: &[(String, String, String)]) {
 
 /// Part 4's runs and its row of the table.
 fn history_table(jobs: usize, table: &mut Vec<(String, String, String)>) {
-    let (on, off) = history_cost(jobs);
+    let (on_runs, off_runs) = history_cost(jobs);
+    let rates = |runs: &[(f64, f64)]| runs.iter().map(|r| r.0).collect::<Vec<_>>();
+    let cpus = |runs: &[(f64, f64)]| runs.iter().map(|r| r.1).collect::<Vec<_>>();
+    let (on, off) = (rates(&on_runs), rates(&off_runs));
     let (on_median, off_median) = (median(&on), median(&off));
+    let (on_cpu, off_cpu) = (cpus(&on_runs), cpus(&off_runs));
+    table.push((
+        "daemon CPU per job, 5 workers, JOB_HISTORY=on / off: median (range)".into(),
+        format!(
+            "{:.1} ({:.1}–{:.1}) / {:.1} ({:.1}–{:.1}) µs",
+            median(&on_cpu),
+            min(&on_cpu),
+            max(&on_cpu),
+            median(&off_cpu),
+            min(&off_cpu),
+            max(&off_cpu)
+        ),
+        format!(
+            "on costs {:+.0}%",
+            100.0 * (median(&on_cpu) / median(&off_cpu) - 1.0)
+        ),
+    ));
     table.push((
         "end to end, 5 workers, JOB_HISTORY=on (default) / off: median (range)".into(),
         format!(
@@ -159,6 +179,9 @@ fn history_table(jobs: usize, table: &mut Vec<(String, String, String)>) {
 struct Run {
     enqueue_rate: f64,
     end_to_end_rate: f64,
+    /// The daemon's CPU time (all threads, user + system) per job, in µs:
+    /// steadier than a rate on a shared machine.
+    cpu_us_per_job: f64,
     idle_rss: f64,
     peak_rss: f64,
 }
@@ -172,11 +195,14 @@ fn end_to_end(jobs: usize, workers: &str, env: &[(&str, &str)]) -> Run {
     let idle_rss = rss_mb(pid);
     let mut client = d.client();
     let mut peak_rss = idle_rss;
+    let cpu_before = cpu_ms(pid);
     let (enqueued, done) = drive(&mut client, jobs, || peak_rss = peak_rss.max(rss_mb(pid)));
+    let cpu = cpu_ms(pid) - cpu_before;
     let hwm = status_kb(pid, "VmHWM") as f64 / 1024.0;
     let run = Run {
         enqueue_rate: jobs as f64 / enqueued.as_secs_f64(),
         end_to_end_rate: jobs as f64 / done.as_secs_f64(),
+        cpu_us_per_job: cpu * 1000.0 / jobs as f64,
         idle_rss,
         peak_rss: peak_rss.max(hwm),
     };
@@ -188,19 +214,38 @@ fn end_to_end(jobs: usize, workers: &str, env: &[(&str, &str)]) -> Run {
     run
 }
 
-/// End-to-end rates at 5 workers with the history on and off, alternated
-/// (on, off, on, off, ...): (on rates, off rates).
-fn history_cost(jobs: usize) -> (Vec<f64>, Vec<f64>) {
+/// The daemon's CPU time so far (all threads, user + system), in ms.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf with a valid name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (get(11) + get(12)) as f64 * 1000.0 / hz
+}
+
+/// End-to-end runs at 5 workers with the history on and off, alternated
+/// (on, off, on, off, ...): (on runs, off runs) as (jobs/s, CPU µs per job).
+fn history_cost(jobs: usize) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 0..HISTORY_ROUNDS {
-        for (history, rates) in [("on", &mut on), ("off", &mut off)] {
+        for (history, runs) in [("on", &mut on), ("off", &mut off)] {
             let run = end_to_end(jobs, "5", &[("JOB_HISTORY", history)]);
             println!(
-                "history {history}, round {}: {:.0} jobs/s",
+                "history {history}, round {}: {:.0} jobs/s, {:.1} µs CPU per job",
                 round + 1,
-                run.end_to_end_rate
+                run.end_to_end_rate,
+                run.cpu_us_per_job
             );
-            rates.push(run.end_to_end_rate);
+            runs.push((run.end_to_end_rate, run.cpu_us_per_job));
         }
     }
     (on, off)
