@@ -1068,4 +1068,73 @@ mod tests {
         let err = with(root.join("q.db"), root.join("q.db-wal")).unwrap_err();
         assert!(err.to_string().contains("(its -wal file)"), "{err}");
     }
+
+    #[test]
+    fn the_history_settings_read_their_formats() {
+        let c = config(&[]).unwrap();
+        assert!(c.history);
+        assert_eq!(c.history_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.history_max, 1_000_000);
+        assert_eq!(c.dead_retention, None);
+        let c = config(&[
+            ("JOB_HISTORY", "off"),
+            ("JOB_HISTORY_RETENTION", "12h"),
+            ("JOB_HISTORY_MAX", "5"),
+            ("JOB_DEAD_RETENTION", "30d"),
+        ])
+        .unwrap();
+        assert!(!c.history);
+        assert_eq!(c.history_retention, Duration::from_secs(12 * 3600));
+        assert_eq!(c.history_max, 5);
+        assert_eq!(c.dead_retention, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(
+            config(&[("JOB_DEAD_RETENTION", "off")])
+                .unwrap()
+                .dead_retention,
+            None
+        );
+        for (text, secs) in [("90", 90), ("90s", 90), ("30m", 1800), ("7d", 604_800)] {
+            assert_eq!(parse_span(text), Some(Duration::from_secs(secs)), "{text}");
+        }
+        for bad in ["0", "7w", "d", "-1", "3651d", "1.5h"] {
+            assert_eq!(parse_span(bad), None, "{bad}");
+            let err = config(&[("JOB_HISTORY_RETENTION", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("JOB_HISTORY_RETENTION"), "{err}");
+        }
+        assert_eq!(describe_span(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(describe_span(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(describe_span(Duration::from_secs(90)), "90 seconds");
+    }
+
+    #[test]
+    fn per_type_limits_read_type_value_pairs_and_name_what_is_wrong() {
+        let c = config(&[
+            ("JOB_TYPE_CONCURRENCY", " email=2, data_processing = 1 "),
+            ("JOB_TYPE_RATE", "email=14/s,report=600/m"),
+        ])
+        .unwrap();
+        assert_eq!(c.type_concurrency["email"], 2);
+        assert_eq!(c.type_concurrency["data_processing"], 1);
+        assert_eq!(c.type_rate["email"].starts, 14);
+        assert_eq!(c.type_rate["report"].per, Duration::from_secs(60));
+        for (var, value, says) in [
+            ("JOB_TYPE_CONCURRENCY", "email", "is not TYPE=VALUE"),
+            (
+                "JOB_TYPE_CONCURRENCY",
+                "email=0",
+                "email: \"0\" is not a number",
+            ),
+            ("JOB_TYPE_CONCURRENCY", "email=1,email=2", "named twice"),
+            ("JOB_TYPE_CONCURRENCY", "=2", "names no type"),
+            ("JOB_TYPE_RATE", "email=14", "email: \"14\" is not a rate"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(var) && err.contains(says),
+                "{var}={value}: {err}"
+            );
+        }
+    }
 }

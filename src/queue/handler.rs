@@ -274,6 +274,19 @@ mod tests {
     }
 
     #[test]
+    fn a_result_is_kept_whole_when_small_and_as_its_size_past_16_kib() {
+        let slot = JobResult::default();
+        let ctx_result = slot.clone();
+        ctx_result.set(serde_json::json!({"rows": 3}));
+        assert_eq!(slot.take(), Some(serde_json::json!({"rows": 3})));
+        assert_eq!(slot.take(), None, "taken once");
+        ctx_result.set(serde_json::json!({"out": "x".repeat(20_000)}));
+        let kept = slot.take().unwrap();
+        assert_eq!(kept["truncated"], true);
+        assert_eq!(kept["bytes"], 20_010);
+    }
+
+    #[test]
     fn a_later_registration_replaces_an_earlier_one() {
         let mut registry = Registry::new();
         registry.register(Registration::disabled(Named("a"), "off"));

@@ -247,8 +247,10 @@ impl Queue {
     fn tick(&self, run: Option<NewRun>, limit: usize) -> (Tick, limits::Reserved) {
         let inner = &self.inner;
         // Reserved before `now` is read: a job claimed under a rate limit
-        // is stamped no earlier than its room in the window.
-        let reserved = inner.limits.reserve(&inner.types, limit, Instant::now());
+        // is stamped no earlier than its room in the window. Only for free
+        // workers: a limited job is never claimed to wait.
+        let room = limit.min(inner.slots.available_permits());
+        let reserved = inner.limits.reserve(&inner.types, room, Instant::now());
         let now = inner.clock.now_ms();
         let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
         let judge_as = inner.instance.clone();
@@ -665,8 +667,9 @@ impl Queue {
     }
 
     /// Claims up to `want` ready jobs for the dispatcher: types with a
-    /// per-type limit first, each within its quota, then the others as one
-    /// claim of batches (with no limit configured, just that claim).
+    /// per-type limit first, each within its quota and only for the free
+    /// workers, then the others as one claim of batches (with no limit
+    /// configured, just that claim).
     async fn claim_ready(
         &self,
         want: usize,
@@ -680,7 +683,10 @@ impl Queue {
                 .claim_batches(id, &inner.types, want, batch, now)
                 .await;
         }
-        let reserved = inner.limits.reserve(&inner.types, want, Instant::now());
+        // Jobs of a limited type are claimed only for free workers, never
+        // ahead: a claim counts as the job's start, so it must start now.
+        let room = want.min(inner.slots.available_permits());
+        let reserved = inner.limits.reserve(&inner.types, room, Instant::now());
         // Read after the reservation: the claim stamps the jobs with it.
         let now = now.max(inner.clock.now_ms());
         let limited = if reserved.0.is_empty() {
@@ -702,12 +708,7 @@ impl Queue {
                 .await?;
             claimed.extend(more);
         }
-        claimed.sort_by(|a, b| {
-            b.job
-                .priority
-                .cmp(&a.job.priority)
-                .then(a.job.run_at.cmp(&b.job.run_at))
-        });
+        // The limited ones first: they were claimed for free workers.
         Ok(claimed)
     }
 

@@ -197,6 +197,12 @@ mod tests {
             r#"{"cmd":"cron","id":"system_queue","limit":3}"#,
             r#"{"cmd":"next","schedule":"@hourly","timezone":"Europe/Berlin"}"#,
             r#"{"cmd":"log_level","level":"trace"}"#,
+            r#"{"cmd":"pause","type":"email"}"#,
+            r#"{"cmd":"resume"}"#,
+            r#"{"cmd":"retry","id":7,"filter":{"status":"dead"},"after":"1.abc"}"#,
+            r#"{"cmd":"cancel","filter":{"type":"email"}}"#,
+            r#"{"cmd":"purge","status":"dead","type":"email","since":"2026-01-01T00:00:00Z"}"#,
+            r#"{"cmd":"jobs","status":"succeeded","name":"n","cron_id":"c","after":"12"}"#,
         ] {
             assert_eq!(check(good), Ok(()), "{good}");
         }
@@ -212,6 +218,12 @@ mod tests {
                 Code::BadRequest,
             ),
             (r#"{"cmd":"log_level","level":"loud"}"#, Code::BadRequest),
+            (r#"{"cmd":"pause","type":"*"}"#, Code::BadRequest),
+            (r#"{"cmd":"resume","types":["a"]}"#, Code::BadRequest),
+            (r#"{"cmd":"retry","filter":{}}"#, Code::BadRequest),
+            (r#"{"cmd":"cancel","filter":{"status":"running"}}"#, Code::BadRequest),
+            (r#"{"cmd":"purge","status":"dead","after":"x"}"#, Code::BadRequest),
+            (r#"{"cmd":"jobs","status":"succeeded","after":"1.x"}"#, Code::BadRequest),
             (r#"{"cmd":"frobnicate"}"#, Code::UnknownCommand),
         ] {
             assert_eq!(check(bad), Err(code), "{bad}");
