@@ -138,8 +138,8 @@ fn print_table(table: &[(String, String, String)]) {
 /// Part 4's runs and its row of the table.
 fn history_table(jobs: usize, table: &mut Vec<(String, String, String)>) {
     let (on_runs, off_runs) = history_cost(jobs);
-    let rates = |runs: &[(f64, f64)]| runs.iter().map(|r| r.0).collect::<Vec<_>>();
-    let cpus = |runs: &[(f64, f64)]| runs.iter().map(|r| r.1).collect::<Vec<_>>();
+    let rates = |runs: &[Sample]| runs.iter().map(|r| r.0).collect::<Vec<_>>();
+    let cpus = |runs: &[Sample]| runs.iter().map(|r| r.1).collect::<Vec<_>>();
     let (on, off) = (rates(&on_runs), rates(&off_runs));
     let (on_median, off_median) = (median(&on), median(&off));
     let (on_cpu, off_cpu) = (cpus(&on_runs), cpus(&off_runs));
@@ -232,9 +232,12 @@ fn cpu_ms(pid: u32) -> f64 {
     (get(11) + get(12)) as f64 * 1000.0 / hz
 }
 
+/// One run's (jobs/s, daemon CPU µs per job).
+type Sample = (f64, f64);
+
 /// End-to-end runs at 5 workers with the history on and off, alternated
-/// (on, off, on, off, ...): (on runs, off runs) as (jobs/s, CPU µs per job).
-fn history_cost(jobs: usize) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+/// (on, off, on, off, ...): (on runs, off runs).
+fn history_cost(jobs: usize) -> (Vec<Sample>, Vec<Sample>) {
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 0..HISTORY_ROUNDS {
         for (history, runs) in [("on", &mut on), ("off", &mut off)] {
