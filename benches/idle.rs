@@ -1,114 +1,130 @@
 //! What an idle daemon costs: CPU time, wake-ups and memory over a long
-//! quiet stretch with only the built-in crons.
+//! quiet stretch with only the built-in crons, on SQLite and on
+//! PostgreSQL side by side.
 //!
-//! `cargo bench --bench idle` starts the real release binary on a temp dir,
-//! lets it settle for 5 s, then watches it for IDLE_SECONDS (default 3600)
-//! and reports:
+//! `cargo bench --bench idle` starts the real release binary twice, each on
+//! its own temp dir: one on SQLite, one on a fresh database of a PostgreSQL
+//! server the bench starts (`cronq::store::postgres::testing`; skipped,
+//! saying so, without PostgreSQL). It lets them settle for 5 s, then
+//! watches both over the same IDLE_SECONDS (default 3600) and reports, per
+//! daemon (the server's own processes are not counted):
 //!
 //! - CPU time used (utime + stime from /proc/PID/stat);
 //! - wake-ups per minute: the voluntary context switches of all its threads
 //!   (/proc/PID/task/*/status), which count every time a thread went to
-//!   sleep and was woken again: timers, the minute cron, the heartbeat;
+//!   sleep and was woken again: timers, the minute cron, the heartbeat, and
+//!   on PostgreSQL the fallback poll; the busiest threads are listed by name;
 //! - VmRSS at the start and the end, and sampled every 10 s (max).
 //!
-//! Target: at most 6 wake-ups a minute (counting the watchdog), RSS flat.
+//! Target: at most 6 wake-ups a minute (counting the watchdog), RSS flat,
+//! and PostgreSQL's no more than SQLite's.
 
 mod support;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use support::daemon::Daemon;
-use support::rss_mb;
+use support::daemon::{Backend, Daemon};
+use support::{by_thread, cpu_ticks, rss_mb, threads, wakeups, woken_since};
 
 const DEFAULT_SECONDS: u64 = 3600;
 const SAMPLE: Duration = Duration::from_secs(10);
+
+/// One daemon under watch.
+struct Watch {
+    name: &'static str,
+    daemon: Daemon,
+    cpu0: u64,
+    wakes0: HashMap<String, (String, u64)>,
+    rss0: f64,
+    rss_max: f64,
+}
+
+impl Watch {
+    fn begin(name: &'static str, daemon: Daemon) -> Watch {
+        let pid = daemon.pid() as u32;
+        let rss0 = rss_mb(pid);
+        Watch {
+            name,
+            cpu0: cpu_ticks(pid),
+            wakes0: wakeups(pid),
+            rss0,
+            rss_max: rss0,
+            daemon,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.daemon.pid() as u32
+    }
+}
 
 fn main() {
     let seconds = std::env::var("IDLE_SECONDS")
         .ok()
         .map(|v| v.parse().expect("IDLE_SECONDS: a whole number"))
         .unwrap_or(DEFAULT_SECONDS);
-    let d = Daemon::start(&[]);
-    let pid = d.pid() as u32;
+    let mut daemons = vec![("sqlite", Daemon::start(&[]))];
+    match Backend::postgres() {
+        Some(pg) => daemons.push(("postgres", pg.start(&[]))),
+        None => println!("PostgreSQL is not installed: SQLite only"),
+    }
     std::thread::sleep(Duration::from_secs(5));
-    let (cpu0, wakes0, rss0) = (cpu_ticks(pid), wakeups(pid), rss_mb(pid));
+    let mut watches: Vec<Watch> = daemons
+        .into_iter()
+        .map(|(name, d)| Watch::begin(name, d))
+        .collect();
     let started = Instant::now();
-    let mut rss_max = rss0;
     while started.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(SAMPLE.min(Duration::from_secs(seconds)));
-        rss_max = rss_max.max(rss_mb(pid));
+        for w in &mut watches {
+            w.rss_max = w.rss_max.max(rss_mb(w.pid()));
+        }
     }
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let (cpu1, wakes1, rss1) = (cpu_ticks(pid), wakeups(pid), rss_mb(pid));
     // SAFETY: sysconf with a valid name.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let cpu_ms = (cpu1 - cpu0) as f64 / hz * 1000.0;
-    let per_minute = woken_since(&wakes0, &wakes1) as f64 / minutes;
-    println!("idle: {:.1} minutes, threads {}", minutes, threads(pid));
-    println!("\n| measure | figure | target |\n|---|---|---|");
+    println!("idle: {minutes:.1} minutes, watched together\n");
     println!(
-        "| CPU time while idle | {cpu_ms:.0} ms ({:.1} ms/min) | |",
-        cpu_ms / minutes
+        "| backend | CPU while idle | wake-ups /min (≤ 6) | threads | RSS start / max / end (flat) |"
     );
-    println!(
-        "| wake-ups (voluntary context switches, all threads) | {per_minute:.1} /min | ≤ 6: {} |",
-        support::verdict(per_minute <= 6.0)
-    );
-    println!(
-        "| RSS start / max / end | {rss0:.1} / {rss_max:.1} / {rss1:.1} MB | flat: {} |",
-        support::verdict(rss_max - rss0 < 1.0)
-    );
-}
-
-/// utime + stime of the whole process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
-    get(11) + get(12)
-}
-
-/// Voluntary context switches of each thread, by thread id.
-fn wakeups(pid: u32) -> std::collections::HashMap<String, u64> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Default::default();
-    };
-    tasks
-        .filter_map(|t| t.ok())
-        .map(|t| {
-            let count = std::fs::read_to_string(t.path().join("status"))
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            (t.file_name().to_string_lossy().into_owned(), count)
-        })
-        .collect()
-}
-
-/// Switches between two samples: per thread, so a thread that exited in
-/// between (tokio's blocking pool lets idle threads go after 10 s) does
-/// not make the sum go backward. Such a thread's last switches are not
-/// counted: the figure is a floor by that much.
-fn woken_since(
-    before: &std::collections::HashMap<String, u64>,
-    after: &std::collections::HashMap<String, u64>,
-) -> u64 {
-    after
-        .iter()
-        .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-        .sum()
-}
-
-fn threads(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |t| t.count())
+    println!("|---|---|---|---|---|");
+    let mut rates = HashMap::new();
+    let mut busiest = Vec::new();
+    for w in &watches {
+        let pid = w.pid();
+        let cpu_ms = (cpu_ticks(pid) - w.cpu0) as f64 / hz * 1000.0;
+        let wakes1 = wakeups(pid);
+        let per_minute = woken_since(&w.wakes0, &wakes1) as f64 / minutes;
+        rates.insert(w.name, per_minute);
+        let rss1 = rss_mb(pid);
+        println!(
+            "| {} | {cpu_ms:.0} ms ({:.1} ms/min) | {per_minute:.1}: {} | {} | {:.1} / {:.1} / {rss1:.1} MB: {} |",
+            w.name,
+            cpu_ms / minutes,
+            support::verdict(per_minute <= 6.0),
+            threads(pid),
+            w.rss0,
+            w.rss_max,
+            support::verdict(w.rss_max - w.rss0 < 1.0)
+        );
+        busiest.push((w.name, by_thread(&w.wakes0, &wakes1, minutes)));
+    }
+    if let (Some(sqlite), Some(pg)) = (rates.get("sqlite"), rates.get("postgres")) {
+        println!(
+            "\nPostgreSQL {pg:.1} vs SQLite {sqlite:.1} wake-ups a minute: {}",
+            support::verdict(pg <= sqlite)
+        );
+    }
+    for (name, threads) in busiest {
+        let top: Vec<String> = threads
+            .iter()
+            .take(6)
+            .map(|(comm, n)| format!("{comm} {n:.1}"))
+            .collect();
+        println!(
+            "{name}: busiest threads (wake-ups /min): {}",
+            top.join(", ")
+        );
+    }
 }

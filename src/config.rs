@@ -12,6 +12,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::handlers::command::never_allowed;
+use crate::store::limits::{ByteSize, MAX_TASKS};
+use crate::store::postgres::{DATABASE_URL_VAR, PgSettings, SettingsError};
+
 /// A bad setting: which variable, what it held, and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -32,6 +36,10 @@ pub enum ConfigError {
         /// Which of the database's files, when not the database itself.
         part: String,
     },
+    /// `CRONQ_DATABASE_URL`, or the password behind it, cannot be used; the
+    /// message names the variable and never holds the password.
+    #[error(transparent)]
+    DatabaseUrl(#[from] SettingsError),
     /// Several bad settings of one part (the SMTP ones), all named at once.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Several(Vec<ConfigError>),
@@ -78,6 +86,54 @@ impl fmt::Debug for SmtpConfig {
             .field("tls", &self.tls)
             .field("from", &self.from)
             .field("templates_dir", &self.templates_dir)
+            .finish()
+    }
+}
+
+/// Which database holds the queue: `CRONQ_DATABASE_URL` names a
+/// PostgreSQL server, else the SQLite file `CRONQ_DB` (the default).
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(PgSettings),
+}
+
+/// The file, or the URL without its password: what logs may show.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(settings) => write!(f, "{settings}"),
+        }
+    }
+}
+
+/// The PocketBase the bridge follows and the data handler reads
+/// (`CRONQ_POCKETBASE_*`). The password is kept out of `Debug`.
+#[derive(Clone)]
+pub struct PocketBaseConfig {
+    /// `CRONQ_POCKETBASE_URL`, e.g. `http://127.0.0.1:8090`.
+    pub url: url::Url,
+    /// A superuser's email (`CRONQ_POCKETBASE_EMAIL`).
+    pub email: String,
+    /// From `CRONQ_POCKETBASE_PASSWORD`, `CRONQ_POCKETBASE_PASSWORD_FILE`
+    /// or the systemd credential `pocketbase_password`.
+    pub password: String,
+    /// `CRONQ_POCKETBASE_COLLECTION`, the collection followed (`queues`).
+    pub collection: String,
+    /// `CRONQ_POCKETBASE_FOLLOW`: whether the daemon takes the collection
+    /// over (default true); false leaves only the data handler's source.
+    pub follow: bool,
+}
+
+impl fmt::Debug for PocketBaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PocketBaseConfig")
+            .field("url", &self.url.as_str())
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .field("collection", &self.collection)
+            .field("follow", &self.follow)
             .finish()
     }
 }
@@ -148,7 +204,7 @@ pub struct Config {
     pub log_format: LogFormat,
 
     // Paths.
-    pub db_path: PathBuf,
+    pub database: Database,
     pub socket_path: PathBuf,
     pub crons_path: PathBuf,
     pub data_dir: PathBuf,
@@ -168,6 +224,11 @@ pub struct Config {
     pub data_max_bytes: u64,
     /// DATA_MAX_GROUPS: the groups one `aggregate` may hold in memory.
     pub data_max_groups: usize,
+    /// The variables a command job may set (JOB_COMMAND_ENV_ALLOW).
+    pub command_env_allow: Vec<String>,
+    /// Each command job's caps (JOB_COMMAND_MEMORY_MAX, JOB_COMMAND_TASKS_MAX).
+    pub command_memory_max: Option<ByteSize>,
+    pub command_tasks_max: Option<u64>,
 
     // Admin socket.
     pub max_request_bytes: usize,
@@ -179,6 +240,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub socket_group: Option<String>,
     pub metrics_textfile: Option<PathBuf>,
+
+    // Bridge.
+    /// Set when `CRONQ_POCKETBASE_URL` is.
+    pub pocketbase: Option<PocketBaseConfig>,
 }
 
 /// Largest batch of jobs one `enqueue` request may carry.
@@ -320,9 +385,13 @@ impl Config {
                 .unwrap_or_else(|| "info".to_string()),
             log_format: env.log_format("LOG_FORMAT")?,
 
-            db_path: env
-                .path("CRONQ_DB")?
-                .unwrap_or_else(|| state_dir.join("cronq.db")),
+            database: match env.string(DATABASE_URL_VAR) {
+                Some(url) => Database::Postgres(PgSettings::parse(&url, &|var| env.string(var))?),
+                None => Database::Sqlite(
+                    env.path("CRONQ_DB")?
+                        .unwrap_or_else(|| state_dir.join("cronq.db")),
+                ),
+            },
             socket_path,
             crons_path: env
                 .path("CRONQ_CRONS")?
@@ -356,6 +425,9 @@ impl Config {
             data_max_groups: env
                 .parse_range("DATA_MAX_GROUPS", 1, 100_000_000)?
                 .map_or(DEFAULT_DATA_MAX_GROUPS, |n| n as usize),
+            command_env_allow: env.env_names("JOB_COMMAND_ENV_ALLOW")?,
+            command_memory_max: env.size("JOB_COMMAND_MEMORY_MAX")?,
+            command_tasks_max: env.parse_range("JOB_COMMAND_TASKS_MAX", 1, MAX_TASKS)?,
 
             max_request_bytes: env
                 .parse_range("CRONQ_MAX_REQUEST_BYTES", 1024, 1 << 30)?
@@ -371,6 +443,8 @@ impl Config {
             ),
             socket_group: env.string("CRONQ_SOCKET_GROUP"),
             metrics_textfile: env.path("CRONQ_METRICS_TEXTFILE")?,
+
+            pocketbase: pocketbase(&env)?,
         })
     }
 
@@ -378,7 +452,7 @@ impl Config {
     /// The defaults, with every file inside `dir`: for tests and embedders.
     pub fn for_dir(dir: &Path) -> Config {
         let mut config = Self::from_vars(&HashMap::new()).expect("the defaults are valid");
-        config.db_path = dir.join("cronq.db");
+        config.database = Database::Sqlite(dir.join("cronq.db"));
         config.socket_path = dir.join("admin.sock");
         config.crons_path = dir.join("crons.toml");
         config.data_dir = dir.join("data");
@@ -405,14 +479,18 @@ impl Config {
     /// job could reach it. Compared by real location: symlinks are resolved
     /// as far as the paths exist, the rest taken as written. Touches the
     /// file system, so the daemon calls it at start-up, not `from_vars`.
+    /// A PostgreSQL database is on its server, out of any job's reach.
     pub fn check_db_outside_data_dir(&self) -> Result<(), ConfigError> {
+        let Database::Sqlite(db_path) = &self.database else {
+            return Ok(());
+        };
         let data_dir = real_path(&self.data_dir);
         for part in ["", "-wal", "-shm", "-journal"] {
-            let mut file = self.db_path.as_os_str().to_owned();
+            let mut file = db_path.as_os_str().to_owned();
             file.push(part);
             if real_path(Path::new(&file)).starts_with(&data_dir) {
                 return Err(ConfigError::DbInsideDataDir {
-                    db: self.db_path.display().to_string(),
+                    db: db_path.display().to_string(),
                     data_dir: self.data_dir.display().to_string(),
                     part: if part.is_empty() {
                         String::new()
@@ -553,6 +631,35 @@ impl Env<'_> {
         Ok(paths)
     }
 
+    /// Colon-separated variable names, each one a job may be allowed to set.
+    fn env_names(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(Vec::new());
+        };
+        let mut names = Vec::new();
+        for name in value.split(':').filter(|e| !e.is_empty()) {
+            if let Some(why) = never_allowed(name) {
+                return Err(Self::invalid(
+                    var,
+                    &value,
+                    format!("{name:?} can never be allowed: {why}"),
+                ));
+            }
+            names.push(name.to_string());
+        }
+        Ok(names)
+    }
+
+    /// A size such as `512M` (bytes, or K, M, G, T: powers of 1024).
+    fn size(&self, var: &'static str) -> Result<Option<ByteSize>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        ByteSize::parse(&value)
+            .map(Some)
+            .map_err(|reason| Self::invalid(var, &value, reason))
+    }
+
     fn bool(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
         let Some(value) = self.string(var) else {
             return Ok(None);
@@ -594,29 +701,15 @@ impl Env<'_> {
         let Some(value) = self.string(var) else {
             return Ok(None);
         };
-        let bad = || {
-            Self::invalid(
+        match crate::store::limits::parse_size(&value) {
+            Ok(0) => Err(Self::invalid(
                 var,
                 &value,
-                "expected a size in bytes, at least 1, such as 1073741824, 512M or 10G",
-            )
-        };
-        let digits = value.bytes().take_while(u8::is_ascii_digit).count();
-        let (number, unit) = value.split_at(digits);
-        let shift = match unit.trim().to_ascii_uppercase().as_str() {
-            "" | "B" => 0,
-            "K" | "KB" | "KIB" => 10,
-            "M" | "MB" | "MIB" => 20,
-            "G" | "GB" | "GIB" => 30,
-            "T" | "TB" | "TIB" => 40,
-            _ => return Err(bad()),
-        };
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
-        if bytes == 0 {
-            return Err(bad());
+                "a size of 0 bytes leaves no room",
+            )),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(reason) => Err(Self::invalid(var, &value, reason)),
         }
-        Ok(Some(bytes))
     }
 
     /// `on`/`off` (or true/false, yes/no, 1/0).
@@ -795,6 +888,111 @@ pub fn describe_span(span: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
+/// The `CRONQ_POCKETBASE_*` settings: none without a URL; with one, the
+/// email and exactly one source of the password are required.
+fn pocketbase(env: &Env) -> Result<Option<PocketBaseConfig>, ConfigError> {
+    let Some(text) = env.string("CRONQ_POCKETBASE_URL") else {
+        for var in [
+            "CRONQ_POCKETBASE_EMAIL",
+            "CRONQ_POCKETBASE_PASSWORD",
+            "CRONQ_POCKETBASE_PASSWORD_FILE",
+        ] {
+            if env.string(var).is_some() {
+                return Err(Env::invalid(
+                    var,
+                    &env.raw(var).unwrap_or_default(),
+                    "CRONQ_POCKETBASE_URL is not set, so nothing would use it",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let url = url::Url::parse(&text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .filter(|u| u.query().is_none() && u.fragment().is_none())
+        .ok_or_else(|| {
+            Env::invalid(
+                "CRONQ_POCKETBASE_URL",
+                &text,
+                "expected an http:// or https:// URL such as http://127.0.0.1:8090",
+            )
+        })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Env::invalid(
+            "CRONQ_POCKETBASE_URL",
+            url.host_str().unwrap_or_default(),
+            "must not hold credentials; set CRONQ_POCKETBASE_EMAIL and CRONQ_POCKETBASE_PASSWORD",
+        ));
+    }
+    let email = env.string("CRONQ_POCKETBASE_EMAIL").ok_or_else(|| {
+        Env::invalid(
+            "CRONQ_POCKETBASE_EMAIL",
+            "",
+            "required with CRONQ_POCKETBASE_URL: a superuser's email",
+        )
+    })?;
+    let password = match (
+        env.raw("CRONQ_POCKETBASE_PASSWORD")
+            .filter(|p| !p.is_empty()),
+        env.path("CRONQ_POCKETBASE_PASSWORD_FILE")?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(Env::invalid(
+                "CRONQ_POCKETBASE_PASSWORD_FILE",
+                "",
+                "CRONQ_POCKETBASE_PASSWORD is set too; set one of them",
+            ));
+        }
+        (Some(password), None) => password,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| {
+                Env::invalid(
+                    "CRONQ_POCKETBASE_PASSWORD_FILE",
+                    &path.display().to_string(),
+                    format!("cannot read it: {e}"),
+                )
+            })?,
+        (None, None) => env.credential("pocketbase_password")?.ok_or_else(|| {
+            Env::invalid(
+                "CRONQ_POCKETBASE_PASSWORD",
+                "",
+                "required with CRONQ_POCKETBASE_URL: set it, CRONQ_POCKETBASE_PASSWORD_FILE, \
+                 or the systemd credential pocketbase_password",
+            )
+        })?,
+    };
+    if password.is_empty() {
+        return Err(Env::invalid(
+            "CRONQ_POCKETBASE_PASSWORD_FILE",
+            "",
+            "the password file is empty",
+        ));
+    }
+    let collection = env
+        .string("CRONQ_POCKETBASE_COLLECTION")
+        .unwrap_or_else(|| "queues".to_string());
+    let plain = collection.len() <= 100
+        && collection
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !plain || collection.starts_with('_') {
+        return Err(Env::invalid(
+            "CRONQ_POCKETBASE_COLLECTION",
+            &collection,
+            "expected a collection name of letters, digits and _, not starting with _",
+        ));
+    }
+    Ok(Some(PocketBaseConfig {
+        url,
+        email,
+        password,
+        collection,
+        follow: env.bool("CRONQ_POCKETBASE_FOLLOW")?.unwrap_or(true),
+    }))
+}
+
 /// The replaced system compared against the string "false"; cronq also
 /// accepts the usual spellings and refuses anything else, so a typo such as
 /// `flase` is an error rather than silently "on".
@@ -828,7 +1026,7 @@ mod tests {
         assert_eq!(c.job_timeout, Duration::from_secs(30));
         assert_eq!(c.reservation_timeout, Duration::from_secs(300));
         assert_eq!(c.log_level, "info");
-        assert_eq!(c.db_path, PathBuf::from("cronq-data/cronq.db"));
+        assert_eq!(c.database.to_string(), "cronq-data/cronq.db");
         assert_eq!(c.socket_path, PathBuf::from("cronq-data/admin.sock"));
         assert_eq!(c.crons_path, PathBuf::from("./crons.toml"));
         assert_eq!(c.data_dir, PathBuf::from("cronq-data/data"));
@@ -852,7 +1050,7 @@ mod tests {
             ("CONFIGURATION_DIRECTORY", "/etc/cronq"),
         ])
         .unwrap();
-        assert_eq!(c.db_path, PathBuf::from("/var/lib/cronq/cronq.db"));
+        assert_eq!(c.database.to_string(), "/var/lib/cronq/cronq.db");
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/cronq/data"));
         assert_eq!(c.socket_path, PathBuf::from("/run/cronq/admin.sock"));
         assert_eq!(c.crons_path, PathBuf::from("/etc/cronq/crons.toml"));
@@ -887,8 +1085,67 @@ mod tests {
             ("DATA_DIR", "/srv/data"),
         ])
         .unwrap();
-        assert_eq!(c.db_path, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.database.to_string(), "/tmp/x.db");
         assert_eq!(c.data_dir, PathBuf::from("/srv/data"));
+    }
+
+    #[test]
+    fn a_database_url_selects_postgresql_and_never_shows_its_password() {
+        let c = config(&[
+            (
+                "CRONQ_DATABASE_URL",
+                "postgresql://cronq:hunter2@db.example/jobs",
+            ),
+            ("CRONQ_DB", "/tmp/ignored.db"),
+        ])
+        .unwrap();
+        let Database::Postgres(settings) = &c.database else {
+            panic!("not PostgreSQL: {}", c.database);
+        };
+        assert_eq!(settings.server(), "db.example:5432");
+        assert_eq!(
+            c.database.to_string(),
+            "postgres://cronq@db.example:5432/jobs?sslmode=prefer"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        // Empty means unset: SQLite at CRONQ_DB.
+        let c = config(&[("CRONQ_DATABASE_URL", " "), ("CRONQ_DB", "/tmp/x.db")]).unwrap();
+        assert!(matches!(c.database, Database::Sqlite(_)));
+        let err = config(&[("CRONQ_DATABASE_URL", "mysql://u:hunter2@h/d")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("CRONQ_DATABASE_URL is not a PostgreSQL URL"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        // The password file is looked up in the same variables.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("database_password"), "from-credential\n").unwrap();
+        let creds = dir.path().display().to_string();
+        let c = config(&[
+            ("CRONQ_DATABASE_URL", "postgres://cronq@db/jobs"),
+            ("CREDENTIALS_DIRECTORY", &creds),
+        ])
+        .unwrap();
+        let Database::Postgres(settings) = &c.database else {
+            panic!("not PostgreSQL");
+        };
+        assert_eq!(
+            settings.password_source,
+            Some("the credential database_password")
+        );
+    }
+
+    #[test]
+    fn a_postgresql_database_is_not_checked_against_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::for_dir(dir.path());
+        c.data_dir = dir.path().to_path_buf();
+        assert!(c.check_db_outside_data_dir().is_err());
+        c.database =
+            Database::Postgres(PgSettings::parse("postgres://cronq@db/jobs", &|_| None).unwrap());
+        c.check_db_outside_data_dir().unwrap();
     }
 
     #[test]
@@ -923,9 +1180,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("JOB_COMMAND_ALLOW"), "{err}");
+        let err = config(&[("JOB_COMMAND_ENV_ALLOW", "TZ:LD_PRELOAD")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("JOB_COMMAND_ENV_ALLOW=\"TZ:LD_PRELOAD\" is invalid: \"LD_PRELOAD\" can never be allowed"),
+            "{err}"
+        );
+        let err = config(&[("JOB_COMMAND_ENV_ALLOW", "BASH_FUNC_x%%")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a plain variable name"), "{err}");
+        let err = config(&[("JOB_COMMAND_MEMORY_MAX", "512")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("JOB_COMMAND_MEMORY_MAX=\"512\" is invalid"),
+            "{err}"
+        );
+        let err = config(&[("JOB_COMMAND_MEMORY_MAX", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("e.g. 512M"), "{err}");
+        let err = config(&[("JOB_COMMAND_TASKS_MAX", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("JOB_COMMAND_TASKS_MAX"), "{err}");
         let long = format!("/tmp/{}/admin.sock", "x".repeat(120));
         let err = config(&[("CRONQ_SOCKET", &long)]).unwrap_err().to_string();
         assert!(err.contains("CRONQ_SOCKET"), "{err}");
+    }
+
+    #[test]
+    fn command_settings() {
+        let c = config(&[]).unwrap();
+        assert!(c.command_env_allow.is_empty());
+        assert_eq!(c.command_memory_max, None);
+        assert_eq!(c.command_tasks_max, None);
+        let c = config(&[
+            ("JOB_COMMAND_ENV_ALLOW", "TZ::BACKUP_TARGET"),
+            ("JOB_COMMAND_MEMORY_MAX", "512M"),
+            ("JOB_COMMAND_TASKS_MAX", "64"),
+        ])
+        .unwrap();
+        assert_eq!(c.command_env_allow.join(":"), "TZ:BACKUP_TARGET");
+        assert_eq!(c.command_memory_max, Some(ByteSize(512 << 20)));
+        assert_eq!(c.command_tasks_max, Some(64));
     }
 
     #[test]
@@ -1011,6 +1311,73 @@ mod tests {
     }
 
     #[test]
+    fn pocketbase_settings_need_a_url_an_email_and_one_password() {
+        assert!(config(&[]).unwrap().pocketbase.is_none());
+        let url = ("CRONQ_POCKETBASE_URL", "http://127.0.0.1:8090");
+        let email = ("CRONQ_POCKETBASE_EMAIL", "admin@example.com");
+        let c = config(&[url, email, ("CRONQ_POCKETBASE_PASSWORD", "s3cret")]).unwrap();
+        let pb = c.pocketbase.clone().unwrap();
+        assert_eq!(pb.url.as_str(), "http://127.0.0.1:8090/");
+        assert_eq!(
+            (pb.password.as_str(), pb.collection.as_str()),
+            ("s3cret", "queues")
+        );
+        assert!(pb.follow);
+        assert!(!format!("{c:?}").contains("s3cret"), "{c:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pb_password");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let shown = file.display().to_string();
+        let c = config(&[url, email, ("CRONQ_POCKETBASE_PASSWORD_FILE", &shown)]).unwrap();
+        assert_eq!(c.pocketbase.unwrap().password, "from-file");
+        std::fs::write(dir.path().join("pocketbase_password"), "from-credential\n").unwrap();
+        let creds = dir.path().display().to_string();
+        let c = config(&[url, email, ("CREDENTIALS_DIRECTORY", &creds)]).unwrap();
+        assert_eq!(c.pocketbase.unwrap().password, "from-credential");
+
+        let err = |vars: &[(&str, &str)]| config(vars).unwrap_err().to_string();
+        assert!(
+            err(&[url, email]).starts_with("CRONQ_POCKETBASE_PASSWORD=\"\" is invalid: required")
+        );
+        assert!(
+            err(&[url, ("CRONQ_POCKETBASE_PASSWORD", "x")]).starts_with("CRONQ_POCKETBASE_EMAIL=")
+        );
+        assert!(err(&[email]).contains("CRONQ_POCKETBASE_URL is not set"));
+        let both = [
+            url,
+            email,
+            ("CRONQ_POCKETBASE_PASSWORD", "x"),
+            ("CRONQ_POCKETBASE_PASSWORD_FILE", &shown),
+        ];
+        assert!(err(&both).contains("set one of them"));
+        for bad in ["127.0.0.1:8090", "ftp://x", "http://u:p@x", "http://x/?a=1"] {
+            let e = err(&[
+                ("CRONQ_POCKETBASE_URL", bad),
+                email,
+                ("CRONQ_POCKETBASE_PASSWORD", "x"),
+            ]);
+            assert!(e.starts_with("CRONQ_POCKETBASE_URL="), "{bad}: {e}");
+            assert!(!e.contains(":p@"), "{e}");
+        }
+        let e = err(&[
+            url,
+            email,
+            ("CRONQ_POCKETBASE_PASSWORD", "x"),
+            ("CRONQ_POCKETBASE_COLLECTION", "_superusers"),
+        ]);
+        assert!(e.starts_with("CRONQ_POCKETBASE_COLLECTION="), "{e}");
+        let c = config(&[
+            url,
+            email,
+            ("CRONQ_POCKETBASE_PASSWORD", "x"),
+            ("CRONQ_POCKETBASE_FOLLOW", "false"),
+        ])
+        .unwrap();
+        assert!(!c.pocketbase.unwrap().follow);
+    }
+
+    #[test]
     fn data_limits_take_sizes_with_units() {
         let c = config(&[]).unwrap();
         assert_eq!(c.data_max_bytes, 10 << 30);
@@ -1040,7 +1407,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let with = |db: PathBuf, data: PathBuf| {
             let mut c = Config::for_dir(dir.path());
-            c.db_path = db;
+            c.database = Database::Sqlite(db);
             c.data_dir = data;
             c.check_db_outside_data_dir()
         };

@@ -33,11 +33,12 @@ use crate::cron::file::{self, LoadContext};
 use crate::cron::schedule::{ScheduleError, default_timezone};
 use crate::cron::scheduler::{Loader, Pulse, Scheduler, SchedulerError};
 use crate::cron::spec::CronSpec;
+use crate::handlers::command::{self, Containment};
 use crate::queue::handler::{Handler, Registration, Registry};
 use crate::queue::instance::Instance;
 use crate::queue::job::JobStatus;
 use crate::queue::{Queue, QueueError};
-use crate::store::{JobDefaults, Store, StoreError};
+use crate::store::{JobDefaults, OpenError, StoreError};
 use crate::systemd::Notifier;
 
 /// Why the daemon could not start.
@@ -47,6 +48,8 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -59,6 +62,8 @@ pub enum DaemonError {
     Scheduler(#[from] SchedulerError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("CRONQ_POCKETBASE_URL: {0}")]
+    PocketBase(String),
 }
 
 /// Builds a daemon: the configuration, the handlers, the clock.
@@ -121,28 +126,28 @@ impl Builder {
     pub async fn start(self) -> Result<Daemon, DaemonError> {
         let config = Arc::new(self.config);
         config.check_db_outside_data_dir()?;
-        let store = {
-            let (path, defaults) = (
-                config.db_path.clone(),
-                JobDefaults {
-                    max_retries: config.max_retries,
-                    timeout_s: config.job_timeout.as_secs() as u32,
-                    history: config.history,
-                },
-            );
-            tokio::task::spawn_blocking(move || Store::sqlite(&path, defaults))
-                .await
-                .map_err(|e| {
-                    StoreError::Database(format!("opening the database panicked: {e}"))
-                })??
+        let defaults = JobDefaults {
+            max_retries: config.max_retries,
+            timeout_s: config.job_timeout.as_secs() as u32,
+            history: config.history,
         };
+        let store = crate::store::open(&config.database, defaults, self.clock.clone()).await?;
         sweep_data_dir(config.data_dir.clone()).await;
-        let now = self.clock.now_ms();
-        let instance = Instance::current(now);
-        store.register_instance(instance.row(now)).await?;
+        let instance = Instance::current(self.clock.now_ms());
 
+        for warning in command::allow_warnings(&config.command_allow) {
+            tracing::warn!("{warning}; jobs that run it will fail");
+        }
+        // Only a daemon that may run commands divides its cgroup.
+        let containment = if config.command_allow.is_empty() {
+            Containment::process_group("the command handler is off")
+        } else {
+            tokio::task::spawn_blocking(Containment::detect)
+                .await
+                .unwrap_or_else(|e| Containment::process_group(format!("detection panicked: {e}")))
+        };
         let mut registry = Registry::new();
-        for registration in crate::handlers::builtin(&config)
+        for registration in crate::handlers::builtin(&config, containment)
             .into_iter()
             .chain(self.registrations)
         {
@@ -170,6 +175,7 @@ impl Builder {
             instance,
             shutdown.clone(),
         );
+        queue.register().await?;
         let recovered = queue.recover().await?;
         if !recovered.is_empty() {
             tracing::info!(
@@ -209,14 +215,29 @@ impl Builder {
         let listener = UnixListener::from_std(listener)?;
 
         let ready = Arc::new(AtomicBool::new(false));
+        let tasks = TaskTracker::new();
+        // A producer like the socket; it waits for nothing of the daemon.
+        let pocketbase = match &config.pocketbase {
+            Some(settings) => Some(
+                crate::bridge::pocketbase::start(
+                    settings,
+                    &queue,
+                    scheduler.ticks(),
+                    &tasks,
+                    shutdown.clone(),
+                )
+                .map_err(|e| DaemonError::PocketBase(e.to_string()))?,
+            ),
+            None => None,
+        };
         let ctx = Arc::new(Ctx {
             queue: queue.clone(),
             scheduler: scheduler.clone(),
             log_level: self.log_level,
             rate: config.enqueue_rate.map(RateLimiter::new),
             ready: ready.clone(),
+            pocketbase,
         });
-        let tasks = TaskTracker::new();
         // Closed after the drain, not at its start: see `Daemon::stop`.
         let socket_open = CancellationToken::new();
         let limits = Limits {
@@ -242,6 +263,7 @@ impl Builder {
             );
         }
         queue.spawn_heartbeat();
+        queue.spawn_relay();
         let notifier = self.notifier;
         // The scheduler's turns heartbeat and feed the watchdog, so they
         // come at least as often as either needs.
@@ -272,7 +294,7 @@ impl Builder {
         notifier.ready();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            db = %config.db_path.display(),
+            database = %config.database,
             socket = %config.socket_path.display(),
             workers = config.max_workers,
             instance = %queue.instance().id,
@@ -386,6 +408,14 @@ impl Daemon {
         self.queue.wait_stopped().await;
         self.socket_open.cancel();
         self.tasks.wait().await;
+        // Commands of jobs that were abandoned are being ended on threads of
+        // their own; an exit now would cut their grace period short.
+        let ended = tokio::task::spawn_blocking(|| {
+            command::wait_until_ended(command::KILL_GRACE + Duration::from_secs(2))
+        });
+        if !matches!(ended.await, Ok(true)) {
+            tracing::warn!("some command jobs' processes were still being ended at exit");
+        }
         if let Some(socket) = &self.socket {
             let _ = std::fs::remove_file(socket);
         }
@@ -455,39 +485,106 @@ pub fn main_from_env() -> ExitCode {
 }
 
 /// Keeps systemd's STATUS= line current ("2/5 busy, 120 pending, 0 dead"),
-/// recomputed at most once a second and only after something changed.
+/// recomputed at most once a second and only after something changed: the
+/// queue's figures, or the state of the backend's wake-up channel (which
+/// notices a database server going away). While the database cannot be
+/// read the line says so, and why, and is looked at again every
+/// [`OUTAGE_RECHECK`] until it answers: that, and the log, is how an outage
+/// shows, since it does not stop the watchdog (see `Backend::responsive`).
 async fn status_line(queue: Queue, notifier: Notifier, shutdown: CancellationToken) {
     let mut activity = queue.activity();
+    let mut wakeups = queue.store().wakeups();
     let mut last = String::new();
+    let mut down = false;
     loop {
         let now = queue.clock().now_ms();
-        match queue.store().counts(now).await {
+        let line = match queue.store().counts(now).await {
             Ok(counts) => {
+                if down {
+                    tracing::info!("the database answers again");
+                    down = false;
+                }
                 let total = |status: JobStatus| -> u64 {
                     counts.values().filter_map(|by| by.get(&status)).sum()
                 };
-                let line = format!(
+                Some(format!(
                     "{}/{} busy, {} pending, {} scheduled, {} dead",
                     queue.busy(),
                     queue.max_workers(),
                     total(JobStatus::Pending),
                     total(JobStatus::Scheduled),
                     total(JobStatus::Dead)
-                );
-                if line != last {
-                    notifier.status(&line);
-                    last = line;
-                }
+                ))
             }
-            Err(e) => tracing::debug!(error = %e, "could not count jobs for the status line"),
+            Err(e) if e.is_unavailable() => {
+                if !down {
+                    tracing::warn!(error = %e, "the database is unavailable: {e}; running jobs go on and their outcomes are kept until it is back");
+                    down = true;
+                }
+                Some(outage_line(queue.busy(), queue.max_workers(), &e))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not count jobs for the status line");
+                None
+            }
+        };
+        if let Some(line) = line
+            && line != last
+        {
+            notifier.status(&line);
+            last = line;
         }
+        let recheck = async {
+            match down {
+                true => tokio::time::sleep(OUTAGE_RECHECK).await,
+                false => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = activity.changed() => if changed.is_err() { break },
+            changed = changed_or_never(&mut wakeups) => if !changed { wakeups = None },
+            () = recheck => {}
             () = shutdown.cancelled() => break,
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = shutdown.cancelled() => break,
         }
+    }
+}
+
+/// How often the status line looks at a database that did not answer.
+const OUTAGE_RECHECK: Duration = Duration::from_secs(5);
+
+/// The STATUS= line while the database is unavailable.
+fn outage_line(busy: usize, max: usize, error: &StoreError) -> String {
+    format!("{busy}/{max} busy; database unavailable ({error}), reconnecting")
+}
+
+/// Whether the channel changed (false once it closed); never returns
+/// without one.
+async fn changed_or_never(
+    rx: &mut Option<tokio::sync::watch::Receiver<crate::store::Wakeups>>,
+) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_shows_in_the_status_line_with_its_cause() {
+        let e = StoreError::Unwritable(
+            "PostgreSQL at db:5432 is unavailable: connection refused".into(),
+        );
+        assert_eq!(
+            outage_line(2, 5, &e),
+            "2/5 busy; database unavailable (the database cannot be written: PostgreSQL at \
+             db:5432 is unavailable: connection refused), reconnecting"
+        );
     }
 }

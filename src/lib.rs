@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub(crate) mod atomic_file;
+pub mod bridge;
 pub mod client;
 pub mod clock;
 pub mod config;

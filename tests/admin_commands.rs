@@ -3,6 +3,7 @@
 //! Prometheus parser) and the metrics text file. tests/engine.rs already
 //! covers retry and purge of a dead job; these cover the other cases.
 
+#[macro_use]
 #[path = "support/daemon.rs"]
 mod daemon;
 #[path = "support/prom.rs"]
@@ -10,7 +11,7 @@ mod prom;
 
 use std::time::Duration;
 
-use daemon::Daemon;
+use daemon::{Backend, Daemon};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -38,9 +39,8 @@ fn wait_status(d: &Daemon, id: &str, status: &str) -> Value {
     })
 }
 
-#[test]
-fn retry_cancel_and_explain_across_the_statuses() {
-    let d = Daemon::start(&[
+fn retry_cancel_and_explain_across_the_statuses(b: Backend) {
+    let d = b.start(&[
         ("JOB_COMMAND_ALLOW", "/bin/false:/bin/sleep"),
         // One failure, then a long back-off: the job stays scheduled.
         ("JOB_BACKOFF_BASE_MS", "600000"),
@@ -114,9 +114,8 @@ fn retry_cancel_and_explain_across_the_statuses() {
     assert!(d.job(&dead).is_none());
 }
 
-#[test]
-fn explain_says_when_automatic_processing_is_off_and_retry_refuses_a_pending_job() {
-    let d = Daemon::start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
+fn explain_says_when_automatic_processing_is_off_and_retry_refuses_a_pending_job(b: Backend) {
+    let d = b.start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
     let id = d.enqueue("noop", json!({}));
     let explain = d.ok(json!({"cmd": "explain", "id": id}));
     assert_eq!(explain["runnable"], false, "{explain}");
@@ -134,9 +133,8 @@ fn explain_says_when_automatic_processing_is_off_and_retry_refuses_a_pending_job
     );
 }
 
-#[test]
-fn purge_deletes_only_dead_jobs_older_than_asked() {
-    let d = Daemon::start(&[("JOB_COMMAND_ALLOW", "/bin/false")]);
+fn purge_deletes_only_dead_jobs_older_than_asked(b: Backend) {
+    let d = b.start(&[("JOB_COMMAND_ALLOW", "/bin/false")]);
     let a = d.ok(json!({"cmd": "enqueue", "name": "f", "payload": {"type": "command", "data": {"argv": ["/bin/false"]}, "options": {"retry_count": 0}}}));
     let id = a["job"]["id"].as_str().unwrap().to_string();
     wait_status(&d, &id, "dead");
@@ -174,9 +172,8 @@ fn purge_deletes_only_dead_jobs_older_than_asked() {
     }
 }
 
-#[test]
-fn log_level_changes_the_filter_at_runtime() {
-    let d = Daemon::start(&[]);
+fn log_level_changes_the_filter_at_runtime(b: Backend) {
+    let d = b.start(&[]);
     // The worker's "job started" line is at debug: absent at info...
     let first = d.enqueue("noop", json!({}));
     d.until(WAIT, "the first job to finish", |d| {
@@ -206,15 +203,14 @@ fn log_level_changes_the_filter_at_runtime() {
     );
 }
 
-#[test]
-fn metrics_parse_with_prometheus_client_and_the_text_file_is_written_at_start() {
+fn metrics_parse_with_prometheus_client_and_the_text_file_is_written_at_start(b: Backend) {
     let Some(python) = prom::python() else {
         prom::skip("metrics_parse_with_prometheus_client_and_the_text_file_is_written_at_start");
         return;
     };
     let temp = tempfile::tempdir().unwrap();
     let textfile = temp.path().join("cronq.prom");
-    let d = Daemon::start(&[
+    let d = b.start(&[
         ("JOB_MAX_WORKERS", "3"),
         ("JOB_COMMAND_ALLOW", "/bin/false"),
         ("CRONQ_METRICS_TEXTFILE", textfile.to_str().unwrap()),
@@ -343,4 +339,12 @@ fn metrics_parse_with_prometheus_client_and_the_text_file_is_written_at_start() 
         let t = s(family, family, &[("cron_id", "system_queue")]);
         assert!((now - t).abs() < 60.0, "{family} = {t}, now {now}");
     }
+}
+
+on_both_backends! {
+    retry_cancel_and_explain_across_the_statuses,
+    explain_says_when_automatic_processing_is_off_and_retry_refuses_a_pending_job,
+    purge_deletes_only_dead_jobs_older_than_asked,
+    log_level_changes_the_filter_at_runtime,
+    metrics_parse_with_prometheus_client_and_the_text_file_is_written_at_start,
 }

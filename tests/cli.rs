@@ -365,6 +365,26 @@ fn check_says_plainly_that_the_daemons_file_is_missing() {
 }
 
 #[test]
+fn check_warns_about_allowed_programs_that_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crons.toml");
+    std::fs::write(&file, "").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cronq"))
+        .args(["check", file.to_str().unwrap()])
+        .env("JOB_COMMAND_ALLOW", "/bin/sh:/nonexistent/backup")
+        .output()
+        .unwrap();
+    // A warning, not a fault: the file itself is fine.
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cronq: warning: JOB_COMMAND_ALLOW: /nonexistent/backup does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("/bin/sh"), "{err}");
+}
+
+#[test]
 fn completions_are_printed() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cronq::handlers::command::{CommandHandler, DEFAULT_ENV, KILL_GRACE, TAIL_BYTES};
+use cronq::handlers::command::{CommandHandler, DEFAULT_ENV, EnvAllow, KILL_GRACE, TAIL_BYTES};
 use cronq::{Handler, JobContext, JobError};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,7 @@ const PWD: &str = "/bin/pwd";
 
 fn handler() -> CommandHandler {
     CommandHandler::new([SH, ENV, CAT, PWD].iter().map(PathBuf::from).collect())
+        .env_allow(EnvAllow::new(["FOO", "LANG"]))
 }
 
 fn job(data: Value, timeout: Duration) -> JobContext {
@@ -31,7 +32,10 @@ fn job(data: Value, timeout: Duration) -> JobContext {
         max_attempts: 4,
         timeout,
         cron_id: None,
+        limits: Default::default(),
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
         result: Default::default(),
     }
 }
@@ -135,7 +139,11 @@ async fn a_non_zero_exit_is_retried_with_status_and_tails() {
 async fn death_by_a_signal_is_a_failure() {
     let err = run(sh("kill -KILL $$")).await.expect_err("killed");
     assert!(!err.is_permanent(), "{err:?}");
-    assert!(err.message().contains("signal: 9"), "{err}");
+    assert!(
+        err.message()
+            .starts_with("/bin/sh failed (killed by signal 9 (SIGKILL))"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -218,6 +226,46 @@ async fn the_environment_holds_only_the_defaults_and_the_jobs_env() {
     assert_eq!(
         got,
         ["FOO=bar baz", "LANG=C", "PATH=/usr/local/bin:/usr/bin:/bin"]
+    );
+}
+
+#[tokio::test]
+async fn a_variable_not_in_the_env_allow_list_is_refused_at_validate_and_at_run() {
+    let h = handler();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ran = dir.path().join("ran");
+    let script = format!("touch {}", ran.display());
+    for (name, value) in [
+        ("LD_PRELOAD", "/tmp/evil.so"),
+        ("BASH_FUNC_env%%", "() { id > /tmp/pwn; }"),
+        // A default, but not listed: not even PATH may be swapped.
+        ("PATH", "/tmp/evilbin"),
+        ("BASH_ENV", "/tmp/evil.sh"),
+    ] {
+        let data = json!({"argv": [SH, "-c", script], "env": {name: value}});
+        let refused = h.validate(&data).expect_err(name);
+        assert!(
+            refused.starts_with(&format!("env.{name}: not in JOB_COMMAND_ENV_ALLOW")),
+            "{refused}"
+        );
+        // As if the row reached the table without validate.
+        let err = h
+            .run(job(data, Duration::from_secs(5)))
+            .await
+            .expect_err(name);
+        assert!(err.is_permanent(), "{err:?}");
+        assert_eq!(err.message(), refused);
+    }
+    assert!(!ran.exists(), "a refused job ran");
+    // Listing LD_PRELOAD does not let it through.
+    let listed =
+        CommandHandler::new(vec![PathBuf::from(SH)]).env_allow(EnvAllow::new(["LD_PRELOAD"]));
+    let refused = listed
+        .validate(&json!({"argv": [SH], "env": {"LD_PRELOAD": "/tmp/evil.so"}}))
+        .expect_err("never allowed");
+    assert!(
+        refused.contains("never allowed: the dynamic loader"),
+        "{refused}"
     );
 }
 

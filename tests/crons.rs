@@ -6,13 +6,14 @@
 //! (`two_schedulers_on_one_database_fire_each_minute_once`); here it would
 //! cost a real minute of waiting per run of the suite, so it is not repeated.
 
+#[macro_use]
 #[path = "support/daemon.rs"]
 mod daemon;
 
 use std::path::Path;
 use std::time::Duration;
 
-use daemon::Daemon;
+use daemon::{Backend, Daemon};
 use serde_json::{Value, json};
 
 const FILE: &str = r#"[cron.every_five]
@@ -32,11 +33,11 @@ type = "noop"
 retry_count = 0
 "#;
 
-/// A temp dir holding `crons.toml`, and a daemon started on it.
-fn start(crons: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, Daemon) {
+/// A temp dir holding `crons.toml`, and a daemon started on it on `b`.
+fn start(b: &Backend, crons: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, Daemon) {
     let dir = tempfile::tempdir().expect("temp dir");
     write_crons(dir.path(), crons);
-    let daemon = Daemon::on_dir(dir.path(), env);
+    let daemon = b.on_dir(dir.path(), env);
     (dir, daemon)
 }
 
@@ -81,9 +82,8 @@ fn ended_run(d: &Daemon, id: &str) -> Value {
     )
 }
 
-#[test]
-fn a_crons_file_loads_and_crons_lists_each_next_run() {
-    let (_dir, d) = start(FILE, &[]);
+fn a_crons_file_loads_and_crons_lists_each_next_run(b: Backend) {
+    let (_dir, d) = start(&b, FILE, &[]);
     let before: Vec<Value> = [
         ("*/5 * * * *", "UTC"),
         ("0 9 * * 1", "Europe/Berlin"),
@@ -130,9 +130,8 @@ fn a_crons_file_loads_and_crons_lists_each_next_run() {
     assert_eq!(cron(&list, "nightly").unwrap()["timezone"], "UTC");
 }
 
-#[test]
-fn trigger_of_a_file_cron_runs_its_job_and_the_run_is_ok() {
-    let (_dir, d) = start(FILE, &[]);
+fn trigger_of_a_file_cron_runs_its_job_and_the_run_is_ok(b: Backend) {
+    let (_dir, d) = start(&b, FILE, &[]);
     let answer = d.ok(json!({"cmd": "trigger", "id": "nightly"}));
     let run = &answer["run"];
     assert_eq!(run["trigger"], "manual", "{answer}");
@@ -149,15 +148,14 @@ fn trigger_of_a_file_cron_runs_its_job_and_the_run_is_ok() {
     );
 }
 
-#[test]
-fn a_failing_job_makes_the_run_failed() {
+fn a_failing_job_makes_the_run_failed(b: Backend) {
     let file = r#"[cron.fails]
 schedule = "0 0 1 1 *"
 type = "command"
 data = { argv = ["/bin/false"] }
 retry_count = 0
 "#;
-    let (_dir, d) = start(file, &[("JOB_COMMAND_ALLOW", "/bin/false")]);
+    let (_dir, d) = start(&b, file, &[("JOB_COMMAND_ALLOW", "/bin/false")]);
     d.ok(json!({"cmd": "trigger", "id": "fails"}));
     let run = ended_run(&d, "fails");
     assert_eq!(run["status"], "failed", "{run}");
@@ -167,9 +165,8 @@ retry_count = 0
     );
 }
 
-#[test]
-fn disable_survives_a_restart() {
-    let (_dir, mut d) = start(FILE, &[]);
+fn disable_survives_a_restart(b: Backend) {
+    let (_dir, mut d) = start(&b, FILE, &[]);
     let answer = d.ok(json!({"cmd": "disable", "id": "nightly"}));
     assert_eq!(answer["cron"]["enabled"], false, "{answer}");
     d.stop();
@@ -187,9 +184,8 @@ fn disable_survives_a_restart() {
     assert_eq!(cron(&crons(&d), "nightly").unwrap()["enabled"], true);
 }
 
-#[test]
-fn reload_with_a_broken_file_names_file_and_line_and_keeps_the_table() {
-    let (dir, d) = start(FILE, &[]);
+fn reload_with_a_broken_file_names_file_and_line_and_keeps_the_table(b: Backend) {
+    let (dir, d) = start(&b, FILE, &[]);
     let before = crons(&d);
     write_crons(
         dir.path(),
@@ -229,9 +225,8 @@ fn reload_with_a_broken_file_names_file_and_line_and_keeps_the_table() {
     assert_eq!(ids(&d), vec!["every_five", "hourly"]);
 }
 
-#[test]
-fn sighup_reloads_the_crons_file() {
-    let (dir, d) = start(FILE, &[]);
+fn sighup_reloads_the_crons_file(b: Backend) {
+    let (dir, d) = start(&b, FILE, &[]);
     write_crons(
         dir.path(),
         &format!("{FILE}\n[cron.added_by_hup]\nschedule = \"@hourly\"\ntype = \"noop\"\n"),
@@ -246,11 +241,20 @@ fn sighup_reloads_the_crons_file() {
     );
 }
 
-#[test]
-fn an_enable_variable_set_to_false_disables_a_file_cron() {
-    let (_dir, d) = start(FILE, &[("ENABLE_NIGHTLY", "false")]);
+fn an_enable_variable_set_to_false_disables_a_file_cron(b: Backend) {
+    let (_dir, d) = start(&b, FILE, &[("ENABLE_NIGHTLY", "false")]);
     let list = crons(&d);
     assert_eq!(cron(&list, "nightly").unwrap()["enabled"], false);
     assert_eq!(cron(&list, "nightly").unwrap()["next_run"], Value::Null);
     assert_eq!(cron(&list, "every_five").unwrap()["enabled"], true);
+}
+
+on_both_backends! {
+    a_crons_file_loads_and_crons_lists_each_next_run,
+    trigger_of_a_file_cron_runs_its_job_and_the_run_is_ok,
+    a_failing_job_makes_the_run_failed,
+    disable_survives_a_restart,
+    reload_with_a_broken_file_names_file_and_line_and_keeps_the_table,
+    sighup_reloads_the_crons_file,
+    an_enable_variable_set_to_false_disables_a_file_cron,
 }

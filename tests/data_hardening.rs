@@ -33,6 +33,9 @@ fn context(id: &str, data: Value) -> JobContext {
         timeout: Duration::from_secs(30),
         cron_id: None,
         shutdown: CancellationToken::new(),
+        limits: Default::default(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
         result: Default::default(),
     }
 }

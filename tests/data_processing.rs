@@ -21,7 +21,10 @@ fn context(id: &str, data: Value) -> JobContext {
         max_attempts: 4,
         timeout: Duration::from_secs(30),
         cron_id: None,
+        limits: Default::default(),
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
         result: Default::default(),
     }
 }
@@ -979,7 +982,11 @@ async fn clear_exports_deletes_old_exports_only() {
 #[tokio::test]
 async fn a_finished_job_leaves_its_rows_and_endpoints_as_its_result() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "in/users.csv", "id,name\n1,Ada\n2,Grace\n3,Linus\n");
+    write(
+        dir.path(),
+        "in/users.csv",
+        "id,name\n1,Ada\n2,Grace\n3,Linus\n",
+    );
     let data = op("import", "file:in/users.csv", "table:users", json!({}));
     let handler = DataProcessing::new(dir.path());
     let ctx = context("result-1", data);

@@ -70,7 +70,10 @@ fn job(data: Value) -> JobContext {
         max_attempts: 4,
         timeout: Duration::from_secs(30),
         cron_id: None,
+        limits: Default::default(),
         shutdown: CancellationToken::new(),
+        cancel: CancellationToken::new(),
+        reporter: Default::default(),
         result: Default::default(),
     }
 }

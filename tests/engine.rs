@@ -1,12 +1,13 @@
 //! The job lifecycle through the real binary: enqueue, run, retry, bury,
 //! timeouts, the system_queue cron, shutdown drain and crash recovery.
 
+#[macro_use]
 #[path = "support/daemon.rs"]
 mod daemon;
 
 use std::time::Duration;
 
-use daemon::Daemon;
+use daemon::{Backend, Daemon};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -21,9 +22,9 @@ fn status_of(d: &Daemon, id: &str) -> Option<String> {
     d.job(id).map(|j| j["status"].as_str().unwrap().to_string())
 }
 
-#[test]
-fn an_enqueued_job_runs_at_once_and_is_deleted() {
-    let d = Daemon::start(&[]);
+fn an_enqueued_job_runs_at_once_and_is_deleted(b: Backend) {
+    let d = b.start(&[]);
+    assert_eq!(d.ok(json!({"cmd": "status"}))["backend"], b.name());
     let id = d.enqueue("noop", json!({}));
     assert_eq!(id.len(), 15);
     gone(&d, &id);
@@ -32,9 +33,8 @@ fn an_enqueued_job_runs_at_once_and_is_deleted() {
     assert!(d.log().contains("job finished"));
 }
 
-#[test]
-fn the_replaced_systems_request_body_is_accepted() {
-    let d = Daemon::start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
+fn the_replaced_systems_request_body_is_accepted(b: Backend) {
+    let d = b.start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
     let a = d.ok(json!({
         "cmd": "enqueue",
         "name": "welcome_email",
@@ -51,9 +51,8 @@ fn the_replaced_systems_request_body_is_accepted() {
     assert_eq!(job["description"], "Send welcome email to new user");
 }
 
-#[test]
-fn a_batch_is_stored_all_or_nothing() {
-    let d = Daemon::start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
+fn a_batch_is_stored_all_or_nothing(b: Backend) {
+    let d = b.start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
     let good = json!({"name": "a", "payload": {"type": "noop", "data": {}}});
     let bad = json!({"name": "b", "payload": {"type": "nosuch", "data": {}}});
     let a = d.request(json!({"cmd": "enqueue", "jobs": [good, bad]}));
@@ -82,9 +81,8 @@ fn a_batch_is_stored_all_or_nothing() {
     );
 }
 
-#[test]
-fn every_bad_job_field_is_named() {
-    let d = Daemon::start(&[
+fn every_bad_job_field_is_named(b: Backend) {
+    let d = b.start(&[
         ("ENABLE_SYSTEM_QUEUE_CRON", "false"),
         ("CRONQ_MAX_PAYLOAD_BYTES", "1024"),
     ]);
@@ -140,9 +138,8 @@ fn every_bad_job_field_is_named() {
     assert_eq!(d.ok(json!({"cmd": "jobs"}))["jobs"], json!([]));
 }
 
-#[test]
-fn a_unique_key_returns_the_waiting_job() {
-    let d = Daemon::start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
+fn a_unique_key_returns_the_waiting_job(b: Backend) {
+    let d = b.start(&[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
     let req =
         json!({"cmd": "enqueue", "name": "x", "payload": {"type": "noop"}, "unique_key": "user-1"});
     let first = d.ok(req.clone());
@@ -158,18 +155,16 @@ fn a_unique_key_returns_the_waiting_job() {
     );
 }
 
-#[test]
-fn delayed_jobs_are_scheduled_then_run() {
-    let d = Daemon::start(&[]);
+fn delayed_jobs_are_scheduled_then_run(b: Backend) {
+    let d = b.start(&[]);
     let a = d.ok(json!({"cmd": "enqueue", "name": "x", "payload": {"type": "noop"}, "delay": 1}));
     let id = a["job"]["id"].as_str().unwrap().to_string();
     assert_eq!(a["job"]["status"], "scheduled");
     gone(&d, &id);
 }
 
-#[test]
-fn with_automatic_processing_off_trigger_system_queue_drains_a_batch() {
-    let d = Daemon::start(&[
+fn with_automatic_processing_off_trigger_system_queue_drains_a_batch(b: Backend) {
+    let d = b.start(&[
         ("ENABLE_SYSTEM_QUEUE_CRON", "false"),
         ("JOB_BATCH_SIZE", "3"),
     ]);
@@ -197,9 +192,8 @@ fn with_automatic_processing_off_trigger_system_queue_drains_a_batch() {
     );
 }
 
-#[test]
-fn failures_back_off_then_bury_with_their_errors() {
-    let d = Daemon::start(&[
+fn failures_back_off_then_bury_with_their_errors(b: Backend) {
+    let d = b.start(&[
         ("JOB_COMMAND_ALLOW", "/bin/false"),
         ("JOB_BACKOFF_BASE_MS", "200"),
     ]);
@@ -228,9 +222,8 @@ fn failures_back_off_then_bury_with_their_errors() {
     assert!(d.job(&id).is_none());
 }
 
-#[test]
-fn a_permanent_error_buries_at_once() {
-    let d = Daemon::start(&[("JOB_COMMAND_ALLOW", "/bin/true")]);
+fn a_permanent_error_buries_at_once(b: Backend) {
+    let d = b.start(&[("JOB_COMMAND_ALLOW", "/bin/true")]);
     // Allowed at enqueue, then taken off the allow list by a restart: the
     // handler's check at run time is a permanent failure.
     let a = d.ok(json!({"cmd": "enqueue", "name": "f", "payload": {"type": "command", "data": {"argv": ["/bin/true"]}}, "delay": 2}));
@@ -238,7 +231,7 @@ fn a_permanent_error_buries_at_once() {
     let mut d = d;
     d.kill();
     let dir = d.dir.clone();
-    let d2 = Daemon::on_dir(&dir, &[("JOB_COMMAND_ALLOW", "/bin/false")]);
+    let d2 = b.on_dir(&dir, &[("JOB_COMMAND_ALLOW", "/bin/false")]);
     let dead = d2.until(WAIT, "the job to die", |d| {
         d.job(&id).filter(|j| j["status"] == "dead")
     });
@@ -246,9 +239,8 @@ fn a_permanent_error_buries_at_once() {
     drop(d);
 }
 
-#[test]
-fn an_attempt_over_its_timeout_fails() {
-    let d = Daemon::start(&[("JOB_COMMAND_ALLOW", "/bin/sleep")]);
+fn an_attempt_over_its_timeout_fails(b: Backend) {
+    let d = b.start(&[("JOB_COMMAND_ALLOW", "/bin/sleep")]);
     let a = d.ok(json!({"cmd": "enqueue", "name": "s", "payload": {"type": "command", "data": {"argv": ["/bin/sleep", "30"]}, "options": {"retry_count": 0, "timeout": 1}}}));
     let id = a["job"]["id"].as_str().unwrap().to_string();
     let dead = d.until(WAIT, "the job to time out", |d| {
@@ -260,9 +252,8 @@ fn an_attempt_over_its_timeout_fails() {
     );
 }
 
-#[test]
-fn sigterm_lets_a_running_job_finish_and_keeps_unstarted_ones() {
-    let mut d = Daemon::start(&[
+fn sigterm_lets_a_running_job_finish_and_keeps_unstarted_ones(b: Backend) {
+    let mut d = b.start(&[
         ("JOB_COMMAND_ALLOW", "/bin/sleep"),
         ("JOB_MAX_WORKERS", "1"),
     ]);
@@ -278,7 +269,7 @@ fn sigterm_lets_a_running_job_finish_and_keeps_unstarted_ones() {
     assert!(status.success(), "{status}");
     assert!(d.log().contains("cronq stopped"));
     let dir = d.dir.clone();
-    let d2 = Daemon::on_dir(&dir, &[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
+    let d2 = b.on_dir(&dir, &[("ENABLE_SYSTEM_QUEUE_CRON", "false")]);
     assert!(
         d2.job(&running).is_none(),
         "the running job finished before exit"
@@ -289,16 +280,15 @@ fn sigterm_lets_a_running_job_finish_and_keeps_unstarted_ones() {
     drop(d);
 }
 
-#[test]
-fn after_kill_9_a_restart_recovers_the_running_job_at_once() {
-    let mut d = Daemon::start(&[("JOB_COMMAND_ALLOW", "/bin/sleep")]);
+fn after_kill_9_a_restart_recovers_the_running_job_at_once(b: Backend) {
+    let mut d = b.start(&[("JOB_COMMAND_ALLOW", "/bin/sleep")]);
     let id = d.enqueue("command", json!({"argv": ["/bin/sleep", "30"]}));
     d.until(WAIT, "the job to run", |d| {
         (status_of(d, &id).as_deref() == Some("running")).then_some(())
     });
     d.kill();
     let dir = d.dir.clone();
-    let d2 = Daemon::on_dir(&dir, &[("JOB_COMMAND_ALLOW", "/bin/sleep")]);
+    let d2 = b.on_dir(&dir, &[("JOB_COMMAND_ALLOW", "/bin/sleep")]);
     // Not after JOB_RESERVATION_TIMEOUT (5 minutes): at start-up.
     let job = d2.until(Duration::from_secs(5), "the job to be claimed again", |d| {
         d.job(&id).filter(|j| j["attempts"] == 2)
@@ -309,4 +299,19 @@ fn after_kill_9_a_restart_recovers_the_running_job_at_once() {
             .contains("released a reservation whose holder is gone")
     );
     drop(d);
+}
+
+on_both_backends! {
+    an_enqueued_job_runs_at_once_and_is_deleted,
+    the_replaced_systems_request_body_is_accepted,
+    a_batch_is_stored_all_or_nothing,
+    every_bad_job_field_is_named,
+    a_unique_key_returns_the_waiting_job,
+    delayed_jobs_are_scheduled_then_run,
+    with_automatic_processing_off_trigger_system_queue_drains_a_batch,
+    failures_back_off_then_bury_with_their_errors,
+    a_permanent_error_buries_at_once,
+    an_attempt_over_its_timeout_fails,
+    sigterm_lets_a_running_job_finish_and_keeps_unstarted_ones,
+    after_kill_9_a_restart_recovers_the_running_job_at_once,
 }

@@ -20,10 +20,22 @@
 #            watchdog restart after SIGSTOP; a command job writes outside the
 #            sandbox only through a ReadWritePaths= drop-in; stop lets a
 #            running job finish.
+#   command: under Delegate= the daemon moves into its leaf cgroup and runs
+#            each command job in job-<id>-<attempt>; a job's `setsid sleep &`
+#            escapee is ended with its cgroup at the timeout and the cgroup
+#            removed; a job over JOB_COMMAND_MEMORY_MAX dies "out of memory";
+#            a fork bomb stays within JOB_COMMAND_TASKS_MAX and is ended.
+#            Where the host delegates no memory/pids controller (a "hybrid"
+#            cgroup host), the caps' steps prove the handler refuses to run
+#            without them instead. Last, the control: with Delegate=no the
+#            escapee survives, as cronq(8) says of process-group mode.
 #
 # Usage: tests/nspawn_boot.sh [--harness-only] [path/to/cronq]
 #        CRONQ_DEB=target/debian/cronq_*.deb tests/nspawn_boot.sh   (the package's /usr)
 # Needs root, systemd-container, socat, overlayfs. Cleans up on every exit.
+# Under pipefail, `journalctl | grep -q` fails when grep exits at its first
+# match while journalctl still writes (SIGPIPE): searches read all of their
+# input instead (`grep PATTERN >/dev/null`).
 set -euo pipefail
 
 harness_only=0
@@ -204,7 +216,7 @@ in_ct systemctl start cronq-probe.service
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$ms" -ge 900 ] || fail "start returned after ${ms} ms, before the probe's READY at 1000 ms"
 [ "$(prop cronq-probe.service StatusText)" = "probe ready" ] || fail "StatusText $(prop cronq-probe.service StatusText)"
-in_ct systemctl status cronq-probe.service --no-pager | grep -q 'Status: "probe ready"' || fail "systemctl status lacks the STATUS line"
+in_ct systemctl status cronq-probe.service --no-pager | grep 'Status: "probe ready"' >/dev/null || fail "systemctl status lacks the STATUS line"
 pass "start took ${ms} ms"
 
 step "probe: a SIGSTOPped service is killed by its watchdog and restarted"
@@ -212,7 +224,7 @@ pid=$(prop cronq-probe.service MainPID)
 in_ct kill -STOP "$pid"
 wait_for 15 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value cronq-probe.service)\" -ge 1 ]" \
     || fail "no restart after SIGSTOP"
-in_ct journalctl -q -u cronq-probe.service --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+in_ct journalctl -q -u cronq-probe.service --no-pager | grep -i 'watchdog timeout' >/dev/null || fail "journal has no watchdog timeout"
 pass "restarted, new MainPID $(prop cronq-probe.service MainPID) (was $pid)"
 in_ct systemctl stop cronq-probe.service
 
@@ -263,7 +275,7 @@ if [ -x "$probe_bin" ]; then
     in_ct kill -STOP "$pid"
     wait_for 15 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value $rs)\" -ge 1 ]" \
         || fail "no restart after SIGSTOP"
-    in_ct journalctl -q -u $rs --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+    in_ct journalctl -q -u $rs --no-pager | grep -i 'watchdog timeout' >/dev/null || fail "journal has no watchdog timeout"
     wait_for 5 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p ActiveState --value $rs)\" = active ]" || fail "not active again"
     pass "MainPID $pid -> $(prop $rs MainPID)"
     in_ct systemctl stop $rs cronq-rsprobe.socket
@@ -311,7 +323,7 @@ pass
 step "systemctl status shows the daemon's STATUS text"
 status_text=$(prop cronq.service StatusText)
 [ -n "$status_text" ] || fail "no StatusText"
-in_ct systemctl status cronq.service --no-pager | grep -qF "Status: \"$status_text\"" || fail "status lacks it"
+in_ct systemctl status cronq.service --no-pager | grep -F "Status: \"$status_text\"" >/dev/null || fail "status lacks it"
 pass "Status: \"$status_text\""
 
 step "a noop job enqueued with socat through the socket runs"
@@ -338,7 +350,7 @@ type = "noop"
 data = {}
 EOF
 in_ct systemctl reload cronq.service
-admin '{"cmd":"crons"}' | grep -q '"nspawn_reload"' || fail "crons after reload: $(admin '{"cmd":"crons"}')"
+admin '{"cmd":"crons"}' | grep '"nspawn_reload"' >/dev/null || fail "crons after reload: $(admin '{"cmd":"crons"}')"
 [ "$(prop cronq.service ActiveState)" = active ] || fail "not active after reload"
 pass
 
@@ -354,8 +366,8 @@ if in_ct systemctl reload cronq.service 2>"$work/reload.err"; then
     fail "systemctl reload exited 0 on a file the daemon refuses"
 fi
 crons=$(admin '{"cmd":"crons"}')
-echo "$crons" | grep -q '"nspawn_reload"' || fail "the old table is gone: $crons"
-if echo "$crons" | grep -q '"nspawn_broken"'; then fail "the refused cron was loaded: $crons"; fi
+echo "$crons" | grep '"nspawn_reload"' >/dev/null || fail "the old table is gone: $crons"
+if echo "$crons" | grep '"nspawn_broken"' >/dev/null; then fail "the refused cron was loaded: $crons"; fi
 [ "$(prop cronq.service ActiveState)" = active ] || fail "not active after a refused reload"
 # ExecReload's own stderr (cronq reload) names the file and the fault.
 wait_for 5 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u cronq -o cat | grep -q 'crons.toml:2'" \
@@ -368,7 +380,7 @@ step "cronq check with no file checks /etc/cronq/crons.toml, the daemon's file"
 out=$(in_ct env -i PATH=/usr/bin:/bin sh -c 'cd / && cronq check' 2>&1) || fail "cronq check: $out"
 [ "$(echo "$out" | head -n 1)" = "/etc/cronq/crons.toml (the installed daemon's file): 1 cron(s), all valid" ] \
     || fail "checked: $out"
-echo "$out" | grep -q nspawn_reload || fail "nspawn_reload not listed: $out"
+echo "$out" | grep nspawn_reload >/dev/null || fail "nspawn_reload not listed: $out"
 pass
 
 step "a SIGSTOPped cronq is killed by the watchdog and restarted"
@@ -377,7 +389,9 @@ restarts=$(prop cronq.service NRestarts)
 in_ct kill -STOP "$pid"
 wait_for 30 sh -c "[ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p NRestarts --value cronq.service)\" -gt $restarts ] && [ \"\$(nsenter -t $leader -m -p -u -i -n systemctl show -p ActiveState --value cronq.service)\" = active ]" \
     || fail "no restart within 30 s"
-in_ct journalctl -q -u cronq --no-pager | grep -qi 'watchdog timeout' || fail "journal has no watchdog timeout"
+# journald may write the manager's line a moment after the restart.
+wait_for 10 sh -c "nsenter -t $leader -m -p -u -i -n journalctl -q -u cronq --no-pager | grep -qi 'watchdog timeout'" \
+    || fail "journal has no watchdog timeout"
 pass "MainPID $pid -> $(prop cronq.service MainPID)"
 
 step "a command job writes outside /var/lib/cronq only through a ReadWritePaths= drop-in"
@@ -392,7 +406,7 @@ job_id=$(admin "$touch_job" | json_get job.id)
 [ -n "$job_id" ] || fail "enqueue refused the touch job"
 wait_for 10 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -q '\"dead\"'" \
     || fail "job $job_id did not die in the sandbox: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
-admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}" | grep -q 'Read-only file system' \
+admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}" | grep 'Read-only file system' >/dev/null \
     || fail "job $job_id died for another reason: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
 in_ct test ! -e /srv/b/x || fail "/srv/b/x was written without the drop-in"
 in_ct sh -c 'printf "[Service]\nReadWritePaths=/srv/b\n" > /run/systemd/system/cronq.service.d/test-srv.conf'
@@ -411,9 +425,129 @@ wait_for 5 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $lead
 t0=$(date +%s%N)
 in_ct systemctl stop cronq.service 2>/dev/null
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat | grep -q 'job finished' \
+in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat | grep 'job finished' >/dev/null \
     || fail "job $job_id did not finish before the stop: $(in_ct journalctl -q -u cronq CRONQ_JOB_ID="$job_id" -o cat)"
 [ "$(prop cronq.service Result)" = success ] || fail "stop Result=$(prop cronq.service Result)"
 pass "stop took ${ms} ms"
+
+# ---- command jobs in cgroups of their own ----------------------------------
+# The service's cgroup as the container sees it, on a pure cgroup v2 host
+# (/sys/fs/cgroup) or a hybrid one (/sys/fs/cgroup/unified).
+cgfs=$(in_ct sh -c '[ -e /sys/fs/cgroup/cgroup.controllers ] && echo /sys/fs/cgroup || echo /sys/fs/cgroup/unified')
+command_env() {
+    { echo "JOB_COMMAND_ALLOW=/usr/bin/sh:/usr/bin/python3"; for line in "$@"; do echo "$line"; done; } \
+        | in_ct sh -c 'cat > /etc/cronq/cronq.env'
+    in_ct systemctl restart cronq.service
+}
+# enqueue_command DATA [OPTIONS]: the job id, or fail with the answer.
+enqueue_command() {
+    local answer id options=${2:-'{}'}
+    answer=$(admin "{\"cmd\":\"enqueue\",\"name\":\"nspawn_command\",\"payload\":{\"type\":\"command\",\"data\":$1,\"options\":$options}}")
+    id=$(echo "$answer" | json_get job.id)
+    [ -n "$id" ] || fail "enqueue answered $answer"
+    echo "$id"
+}
+job_field() { admin "{\"cmd\":\"job\",\"id\":\"$1\"}" | json_get "job.$2"; }
+wait_dead() {
+    wait_for "$2" sh -c "echo '{\"cmd\":\"job\",\"id\":\"$1\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -q '\"status\":\"dead\"'" \
+        || fail "job $1 is not dead: $(admin "{\"cmd\":\"job\",\"id\":\"$1\"}")"
+}
+
+step "command: the daemon runs in its leaf cgroup; jobs get cgroups of their own"
+command_env "JOB_TIMEOUT_SECONDS=30"
+cg=$(prop cronq.service ControlGroup)
+svc=$cgfs$cg
+pid=$(prop cronq.service MainPID)
+# Read from outside the container's cgroup namespace: the path has a prefix.
+in_ct grep -q "^0::.*$cg/daemon\$" "/proc/$pid/cgroup" || fail "daemon cgroup: $(in_ct cat "/proc/$pid/cgroup")"
+in_ct journalctl -q -u cronq -o cat | grep 'command jobs run each in a cgroup of its own' >/dev/null \
+    || fail "no start-up line about the mode: $(in_ct journalctl -q -u cronq -o cat | tail -5)"
+controllers=$(in_ct cat "$svc/cgroup.controllers")
+pass "daemon in $cg/daemon; delegated controllers: '${controllers}'"
+
+step "command: a setsid escapee is ended with the job's cgroup at the timeout"
+job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","setsid sleep 1001 & sleep 1002"]}' '{"timeout":3,"retry_count":0}')
+job_cg="$svc/job-$job_id-1"
+wait_for 10 in_ct pgrep -x -f 'sleep 1001' || fail "the escapee never started"
+esc=$(in_ct pgrep -x -f 'sleep 1001')
+in_ct grep -q "/job-$job_id-1\$" "/proc/$esc/cgroup" || fail "the escapee is not in $job_cg: $(in_ct cat "/proc/$esc/cgroup")"
+# setsid: it leads a session and a process group of its own, outside the job's.
+[ "$(in_ct ps -o pgid= -p "$esc" | tr -d ' ')" = "$esc" ] || fail "the escapee did not leave the job's process group"
+wait_dead "$job_id" 20
+error=$(job_field "$job_id" last_error)
+case "$error" in *"timed out"*) ;; *) fail "last_error: $error" ;; esac
+wait_for 10 sh -c "! nsenter -t $leader -m -p -u -i -n pgrep -x -f 'sleep 100[12]'" \
+    || fail "still running after the timeout: $(in_ct pgrep -a -f 'sleep 100[12]')"
+wait_for 5 sh -c "! nsenter -t $leader -m -p -u -i -n test -e '$job_cg'" || fail "$job_cg is still there"
+pass "escapee pid $esc ended; $job_cg removed"
+
+has_controller() { case " $controllers " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# refused_for VAR=VALUE: the handler is off, naming the cap it cannot enforce.
+refused_for() {
+    local answer
+    answer=$(admin '{"cmd":"enqueue","name":"nspawn_command","payload":{"type":"command","data":{"argv":["/usr/bin/sh","-c","true"]}}}')
+    echo "$answer" | grep -F "$1 cannot be enforced" >/dev/null || fail "enqueue answered $answer"
+}
+
+command_env "JOB_COMMAND_MEMORY_MAX=64M"
+if has_controller memory; then
+    step "command: a job over JOB_COMMAND_MEMORY_MAX ends out of memory"
+    job_id=$(enqueue_command '{"argv":["/usr/bin/python3","-c","b = bytearray(512 << 20)"]}' '{"retry_count":0}')
+    wait_dead "$job_id" 30
+    error=$(job_field "$job_id" last_error)
+    case "$error" in *"ran out of memory"*"memory cap of 64M"*) ;; *) fail "last_error: $error" ;; esac
+    wait_for 5 sh -c "! nsenter -t $leader -m -p -u -i -n test -e '$svc/job-$job_id-1'" || fail "its cgroup is still there"
+    pass "$(echo "$error" | head -n 1)"
+else
+    step "command: without a memory controller, JOB_COMMAND_MEMORY_MAX switches the handler off"
+    refused_for "JOB_COMMAND_MEMORY_MAX=64M"
+    echo "SKIP: no real out-of-memory kill: this host delegates no memory controller to cgroup v2 (hybrid hierarchy)"
+    pass "enqueue refused, naming the cap"
+fi
+
+command_env "JOB_COMMAND_TASKS_MAX=16"
+if has_controller pids; then
+    step "command: a fork bomb stays within JOB_COMMAND_TASKS_MAX and is ended"
+    # Each shell forks two more, for ever; pids.max refuses the 17th task.
+    # The leader execs (no fork to be refused), so the job lasts to its timeout.
+    job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","b() { b | b & }; b; exec sleep 1003"]}' '{"timeout":6,"retry_count":0}')
+    job_cg="$svc/job-$job_id-1"
+    wait_for 20 in_ct test -e "$job_cg/pids.events" \
+        || fail "the job never ran in $job_cg: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+    wait_for 10 sh -c "nsenter -t $leader -m -p -u -i -n cat '$job_cg/pids.events' | grep -q '^max [1-9]'" \
+        || fail "no fork was ever refused: $(in_ct cat "$job_cg/pids.events" "$job_cg/pids.max" 2>&1; admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+    peak=$(in_ct cat "$job_cg/pids.peak" 2>/dev/null || in_ct cat "$job_cg/pids.current")
+    [ "$peak" -le 16 ] || fail "the job had $peak tasks"
+    [ "$(admin '{"cmd":"ping"}' | json_get pong)" = true ] || fail "the daemon does not answer during the bomb"
+    wait_dead "$job_id" 20
+    wait_for 10 sh -c "! nsenter -t $leader -m -p -u -i -n test -e '$job_cg'" || fail "$job_cg is still there"
+    in_ct pgrep -x -f 'sleep 1003' && fail "the bomb's sleep survived"
+    # A job that fails on its cap says so.
+    job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","for i in 1 2 3 4 5 6 7 8; do sleep 30 & done; wait"]}' '{"tasks_max":4,"retry_count":0}')
+    wait_dead "$job_id" 20
+    error=$(job_field "$job_id" last_error)
+    case "$error" in *"task cap (tasks_max 4)"*"fork(s) refused"*) ;; *) fail "last_error: $error" ;; esac
+    pass "at most $peak tasks; $(echo "$error" | head -n 1)"
+else
+    step "command: without a pids controller, JOB_COMMAND_TASKS_MAX switches the handler off"
+    refused_for "JOB_COMMAND_TASKS_MAX=16"
+    echo "SKIP: no real fork bomb: this host delegates no pids controller to cgroup v2 (hybrid hierarchy)"
+    pass "enqueue refused, naming the cap"
+fi
+
+step "control: without Delegate= the escapee outlives its job (process-group mode)"
+in_ct sh -c 'printf "[Service]\nDelegate=no\n" > /run/systemd/system/cronq.service.d/test-no-delegate.conf'
+in_ct systemctl daemon-reload
+command_env "JOB_TIMEOUT_SECONDS=30"
+in_ct journalctl -q -u cronq -o cat | grep 'command jobs run each in a process group of its own, not a cgroup' >/dev/null \
+    || fail "no start-up line about process-group mode"
+job_id=$(enqueue_command '{"argv":["/usr/bin/sh","-c","setsid sleep 1004 & sleep 1005"]}' '{"timeout":3,"retry_count":0}')
+wait_dead "$job_id" 20
+wait_for 5 sh -c "! nsenter -t $leader -m -p -u -i -n pgrep -x -f 'sleep 1005'" || fail "the job's own process group outlived it"
+in_ct pgrep -x -f 'sleep 1004' >/dev/null || fail "the escapee is gone: the cgroup steps above prove nothing"
+in_ct pkill -x -f 'sleep 1004' || true
+in_ct rm /run/systemd/system/cronq.service.d/test-no-delegate.conf
+in_ct systemctl daemon-reload
+pass "the escapee survived, as documented"
 
 echo "all steps passed"

@@ -3,9 +3,9 @@
 //! the screen, `r` on a dead job retries it through the daemon, and `q`
 //! gives the shell its screen and prompt back.
 //!
-//! Today's daemon does not speak `watch`, so this runs on the polling
-//! fallback; the test asks the daemon and expects the status line that
-//! goes with its answer, so it keeps passing once `watch` exists.
+//! The daemon speaks `watch`, so this runs on live events; the test asks
+//! the daemon and expects the status line that goes with its answer, so it
+//! also passes against a daemon on the polling fallback.
 
 #[path = "support/daemon.rs"]
 mod daemon;

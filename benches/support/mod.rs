@@ -79,3 +79,81 @@ pub fn start_timed(dir: &Path, env: &[(&str, &str)]) -> (daemon::Daemon, Duratio
 pub fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "MISSED" }
 }
+
+/// utime + stime of the whole process, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
+    get(11) + get(12)
+}
+
+/// Voluntary context switches of each thread, by thread id, with the
+/// thread's name.
+pub fn wakeups(pid: u32) -> std::collections::HashMap<String, (String, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Default::default();
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .map(|t| {
+            let count = std::fs::read_to_string(t.path().join("status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            let comm = std::fs::read_to_string(t.path().join("comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            (t.file_name().to_string_lossy().into_owned(), (comm, count))
+        })
+        .collect()
+}
+
+/// Switches between two samples: per thread, so a thread that exited in
+/// between (tokio's blocking pool lets idle threads go after 10 s) does
+/// not make the sum go backward. Such a thread's last switches are not
+/// counted: the figure is a floor by that much.
+pub fn woken_since(
+    before: &std::collections::HashMap<String, (String, u64)>,
+    after: &std::collections::HashMap<String, (String, u64)>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(tid, (_, n))| n.saturating_sub(before.get(tid).map_or(0, |(_, b)| *b)))
+        .sum()
+}
+
+/// Wake-ups a minute by thread name (threads of one name summed), most
+/// first.
+pub fn by_thread(
+    before: &std::collections::HashMap<String, (String, u64)>,
+    after: &std::collections::HashMap<String, (String, u64)>,
+    minutes: f64,
+) -> Vec<(String, f64)> {
+    let mut sums: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for (tid, (comm, n)) in after {
+        let was = before.get(tid).map_or(0, |(_, b)| *b);
+        *sums.entry(comm.clone()).or_default() += n.saturating_sub(was);
+    }
+    let mut out: Vec<(String, f64)> = sums
+        .into_iter()
+        .map(|(comm, n)| (comm, n as f64 / minutes))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |t| t.count())
+}

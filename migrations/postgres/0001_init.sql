@@ -147,7 +147,11 @@ CREATE TABLE instances (
     started         timestamptz NOT NULL,
     heartbeat_at    timestamptz NOT NULL,
     -- This daemon's clock minus the server's, as last measured.
-    clock_offset_ms bigint      NOT NULL DEFAULT 0
+    clock_offset_ms bigint      NOT NULL DEFAULT 0,
+    -- Its JOB_MAX_WORKERS, and its workers running a job, at its last
+    -- heartbeat: what `instances` shows.
+    workers_max     bigint      NOT NULL DEFAULT 0,
+    workers_busy    bigint      NOT NULL DEFAULT 0
 );
 
 -- Every run of every cron. The unique index is what makes a scheduled run

@@ -6,6 +6,12 @@
 //! Requests on one connection are answered one at a time, in order, which
 //! gives pipelining and half-close their protocol meaning for free: when
 //! the client's side ends, every line read so far has been answered.
+//!
+//! Two commands hold a connection longer. `watch` turns it into a stream
+//! of events (`cmd::watch`), with no idle timeout from then on. `wait`
+//! may take up to a day: it ends early when the client hangs up (its
+//! socket closed, not only half-closed, which is how `socat` sends a
+//! request) and when the socket closes at the end of a shutdown.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -13,7 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::os::fd::{AsRawFd, RawFd};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+
+use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -198,6 +207,7 @@ async fn connection(
         .await;
         return Ok(());
     }
+    let fd = stream.as_raw_fd();
     let (read, write) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read);
     let mut writer = BufWriter::new(Stall::new(write, limits.idle_timeout));
@@ -230,7 +240,42 @@ async fn connection(
                     break;
                 }
                 Line::Complete if line.iter().all(u8::is_ascii_whitespace) => continue,
-                Line::Complete => answer(ctx, peer, &line).await,
+                Line::Complete => match Request::parse(&line) {
+                    Ok(req) if req.cmd == "watch" => match cmd::watch::start(ctx, &req) {
+                        Ok((sub, filter)) => {
+                            let first =
+                                protocol::ok(req.id, crate::result! { "watching": true }.into());
+                            writer.write_all(first.as_bytes()).await?;
+                            writer.write_all(b"\n").await?;
+                            writer.flush().await?;
+                            let gone = hung_up(&mut reader, fd, true);
+                            cmd::watch::stream(sub, filter, gone, &mut writer, &shutdown).await?;
+                            // No last flush: a client that stopped reading
+                            // would hold it for the stall limit.
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            log_refusal(peer, Some(&req.cmd), &e);
+                            protocol::error(req.id, &e).to_string()
+                        }
+                    },
+                    Ok(req) if req.cmd == "wait" => {
+                        let id = req.id.clone();
+                        tokio::select! {
+                            answer = answer_parsed(ctx, peer, Ok(req)) => answer,
+                            () = hung_up(&mut reader, fd, false) => {
+                                tracing::debug!(uid = peer.uid, "a client gave up its wait");
+                                break;
+                            }
+                            () = shutdown.cancelled() => protocol::error(
+                                id,
+                                &AdminError::new(Code::Unavailable, "the daemon is stopping; wait again once it is back"),
+                            )
+                            .to_string(),
+                        }
+                    }
+                    parsed => answer_parsed(ctx, peer, parsed).await,
+                },
             },
         };
         writer.write_all(answer.as_bytes()).await?;
@@ -244,8 +289,12 @@ async fn connection(
     writer.shutdown().await
 }
 
-async fn answer(ctx: &Ctx, peer: Peer, line: &[u8]) -> String {
-    match Request::parse(line) {
+async fn answer_parsed(
+    ctx: &Ctx,
+    peer: Peer,
+    parsed: Result<Request, (Option<serde_json::Value>, AdminError)>,
+) -> String {
+    match parsed {
         Err((id, e)) => {
             log_refusal(peer, None, &e);
             protocol::error(id, &e).to_string()
@@ -258,6 +307,43 @@ async fn answer(ctx: &Ctx, peer: Peer, line: &[u8]) -> String {
             }
         },
     }
+}
+
+/// Resolves when the client has hung up: its side of the socket is closed,
+/// not merely shut for writing. Reading stops at the first line it sends
+/// (kept for the next request) unless `discard`, when everything it sends
+/// is read and ignored (a watching connection takes no more requests).
+/// Costs nothing while the client is quiet: no timer, only the socket.
+async fn hung_up(reader: &mut BufReader<OwnedReadHalf>, fd: RawFd, discard: bool) {
+    loop {
+        if !discard && !reader.buffer().is_empty() {
+            return std::future::pending().await;
+        }
+        match reader.fill_buf().await {
+            Err(_) => return,
+            Ok([]) if peer_closed(fd) => return,
+            // Half-closed: the client still reads, as `socat` does.
+            Ok([]) => return std::future::pending().await,
+            Ok(data) if discard => {
+                let n = data.len();
+                reader.consume(n);
+            }
+            Ok(_) => return std::future::pending().await,
+        }
+    }
+}
+
+/// Whether the peer closed its socket (POLLHUP), as opposed to having only
+/// shut its writing side.
+fn peer_closed(fd: RawFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on an open descriptor; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut poll, 1, 0) };
+    n > 0 && poll.revents & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// Longest piece of a client's text (a command name, an error message that

@@ -58,6 +58,13 @@ pub enum Command {
     Status,
     /// Add a job to the queue (or a batch of jobs with --file)
     Enqueue(EnqueueArgs),
+    /// Take a PocketBase collection's records over as jobs, from its data.db
+    /// (each record once, however often this runs)
+    ImportPocketbase(ImportPocketbaseArgs),
+    /// Copy the waiting and dead jobs, cron switches and run history of one
+    /// database into another (SQLite file to PostgreSQL, or back), without
+    /// a daemon; again, it copies nothing twice
+    CopyStore(CopyStoreArgs),
     /// List jobs, newest first
     Jobs(JobsArgs),
     /// Show one job and its last failures
@@ -79,12 +86,16 @@ pub enum Command {
         #[command(flatten)]
         filter: FilterArgs,
     },
-    /// Delete a job that is not running; or, with filter flags instead of
-    /// an id, up to 10,000 such jobs
+    /// Delete a job that is not running (--force stops a running one); or,
+    /// with filter flags instead of an id, up to 10,000 waiting jobs
     Cancel {
         /// The job's id
         #[arg(required_unless_present_any = FILTER_FLAGS)]
         id: Option<String>,
+        /// Stop the job if it is running: its handler is told to stop (a
+        /// command's processes are ended) and the job ends cancelled
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         filter: FilterArgs,
     },
@@ -121,7 +132,30 @@ pub enum Command {
     Trigger {
         /// The cron's id
         id: String,
+        /// Then wait until the job the run enqueued has ended; the exit
+        /// code says how it ended (0 succeeded, 1 dead or cancelled, 4
+        /// still not ended at the timeout)
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: seconds to wait for the job, 1 to 86400
+        #[arg(long, value_name = "SECS", requires = "wait", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
     },
+    /// Wait until jobs have ended; the exit code says how (0 all succeeded,
+    /// 1 one went dead or was cancelled, 4 one had not ended at the timeout)
+    Wait {
+        /// The jobs' ids
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Seconds to wait for all of them together, 1 to 86400
+        #[arg(long, value_name = "SECS", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
+    },
+    /// Print what happens to jobs and crons, one line per event, until
+    /// interrupted (--json: the event lines as the daemon sends them)
+    Watch(WatchArgs),
     /// Enable a cron (persists across restarts)
     Enable {
         /// The cron's id
@@ -138,6 +172,8 @@ pub enum Command {
     Stats,
     /// Print the metrics in Prometheus text format
     Metrics,
+    /// List the daemons sharing the database, with their workers and clocks
+    Instances,
     /// Re-read the crons file
     Reload,
     /// Change the daemon's log level without a restart
@@ -208,6 +244,78 @@ pub struct EnqueueArgs {
     /// With --file: a line per job besides the summary
     #[arg(long, short = 'v', requires = "file")]
     pub verbose: bool,
+
+    /// Then wait until the job has ended; the exit code says how it ended
+    /// (0 succeeded, 1 dead or cancelled, 4 still not ended at the wait's
+    /// timeout)
+    #[arg(long, conflicts_with = "file")]
+    pub wait: bool,
+
+    /// With --wait: seconds to wait, 1 to 86400 (--timeout is the job's
+    /// own timeout)
+    #[arg(long, value_name = "SECS", requires = "wait", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Only events of jobs of this type (repeat for several)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Only events of this job
+    #[arg(long, value_name = "ID")]
+    pub job: Option<String>,
+    /// Only events of this cron and of the jobs it enqueued
+    #[arg(long, value_name = "ID")]
+    pub cron: Option<String>,
+    /// Only these events (repeat for several): enqueued, started, progress,
+    /// succeeded, failed, dead, cancelled, cron_fired, cron_skipped,
+    /// paused, resumed
+    #[arg(long = "event", value_name = "NAME")]
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CopyStoreArgs {
+    /// The database to copy from: a SQLite file (cronq.db), or a
+    /// postgres:// URL as CRONQ_DATABASE_URL takes it
+    #[arg(long, value_name = "DB")]
+    pub from: String,
+    /// The database to copy into, in the same forms (a file is created if
+    /// missing; a PostgreSQL database gets cronq's tables)
+    #[arg(long, value_name = "DB")]
+    pub to: String,
+    /// Count what would be copied, changing nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Copy even though daemons are alive on either database
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportPocketbaseArgs {
+    /// PocketBase's database, PATH/pb_data/data.db (PocketBase may be running)
+    pub file: PathBuf,
+    /// The collection holding the jobs
+    #[arg(long, default_value = "queues", value_name = "NAME")]
+    pub collection: String,
+    /// Check every record and report, storing and deleting nothing
+    #[arg(long, conflicts_with = "delete")]
+    pub dry_run: bool,
+    /// Also take records PocketBase reserved less than JOB_RESERVATION_TIMEOUT
+    /// ago, which may still be running there
+    #[arg(long)]
+    pub include_reserved: bool,
+    /// Delete each record from the file once cronq has stored it (opens the
+    /// file for writing)
+    #[arg(long)]
+    pub delete: bool,
+    /// Minutes after which a PocketBase reservation has lapsed
+    #[arg(long, env = "JOB_RESERVATION_TIMEOUT", default_value_t = 5, value_name = "MIN",
+          value_parser = clap::value_parser!(u64).range(1..=10080))]
+    pub reservation_timeout: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -391,6 +499,23 @@ mod tests {
         let cli = Cli::try_parse_from(["cronq", "top", "--socket", "/tmp/s"]).unwrap();
         assert!(matches!(cli.command, Command::Top));
         assert_eq!(cli.global.socket, Some(PathBuf::from("/tmp/s")));
+    }
+
+    #[test]
+    fn import_pocketbase_takes_a_file_and_never_deletes_on_a_dry_run() {
+        let cli = Cli::try_parse_from(["cronq", "import-pocketbase", "pb_data/data.db", "--json"])
+            .unwrap();
+        let Command::ImportPocketbase(args) = cli.command else {
+            panic!("not import-pocketbase")
+        };
+        assert_eq!(args.file, PathBuf::from("pb_data/data.db"));
+        assert_eq!(args.collection, "queues");
+        assert!(cli.global.json && !args.delete && !args.dry_run);
+        assert!(
+            Cli::try_parse_from(["cronq", "import-pocketbase", "x", "--dry-run", "--delete"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["cronq", "import-pocketbase"]).is_err());
     }
 
     #[test]

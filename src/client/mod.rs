@@ -16,9 +16,10 @@
 //! once in `run`. So every command behaves alike on errors and exit codes,
 //! and its output is unit-tested from a JSON value without a socket.
 //!
-//! Exit codes: 0 ok; 1 the daemon refused (`ok: false`); 2 usage (clap's
-//! own, and arguments the CLI checks itself); 3 the daemon could not be
-//! reached or gave no usable answer.
+//! Exit codes: 0 ok; 1 the daemon refused (`ok: false`), or a waited-for
+//! job went dead or was cancelled; 2 usage (clap's own, and arguments the
+//! CLI checks itself); 3 the daemon could not be reached or gave no usable
+//! answer; 4 a waited-for job had not ended within the wait's timeout.
 
 pub mod args;
 pub mod commands;
@@ -47,13 +48,15 @@ pub mod exit {
     pub const REFUSED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const UNREACHABLE: u8 = 3;
+    /// `wait`, `enqueue --wait`, `trigger --wait`: not ended in time.
+    pub const WAIT_TIMEOUT: u8 = 4;
 }
 
 /// How long to wait for an answer unless `--timeout` says otherwise.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// `trigger` answers only when the run has done its part; a `system_queue`
 /// run drains a whole batch, so it gets longer.
-const TRIGGER_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const TRIGGER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why a command did not succeed; each maps to an exit code and one line on
 /// stderr, `cronq: <code>: <message>`. Codes other than the daemon's own
@@ -113,10 +116,44 @@ fn unreachable_hint(path: &std::path::Path) -> String {
 
 /// Runs a client command; `main` handles `daemon` and `check` itself.
 pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
+    let command = match command {
+        // Many requests and its own report, so its own exit code too.
+        Command::ImportPocketbase(args) => return commands::import_pocketbase::run(&global, &args),
+        // Opens the databases itself; no daemon is asked.
+        Command::CopyStore(args) => return commands::copy_store::run(&global, &args),
+        command => command,
+    };
+    let waited = match &command {
+        Command::Wait { ids, timeout } => Some(commands::wait::wait_ids(&global, ids, *timeout)),
+        Command::Enqueue(args) if args.wait => Some(commands::wait::after_enqueue(
+            &global,
+            args,
+            &mut io::stdin().lock(),
+        )),
+        Command::Trigger {
+            id,
+            wait: true,
+            timeout,
+        } => Some(commands::wait::after_trigger(&global, id.clone(), *timeout)),
+        _ => None,
+    };
+    if let Some(waited) = waited {
+        return match waited {
+            Ok((text, code)) => {
+                print(&text);
+                ExitCode::from(code)
+            }
+            Err(err) => {
+                eprintln!("cronq: {err}");
+                ExitCode::from(err.exit_code())
+            }
+        };
+    }
     let result = match command {
         Command::Daemon | Command::Check { .. } => Err(ClientError::Usage(
             "`daemon` and `check` are not client commands".to_string(),
         )),
+        Command::Watch(args) => commands::watch::run(&global, args),
         Command::Next(args) => commands::next::run(&args, global.json, Timestamp::now()),
         Command::Top => top::run(&global),
         Command::Completions { shell } => {
@@ -146,6 +183,8 @@ fn remote(global: &GlobalArgs, command: Command) -> Result<String, ClientError> 
         Some(0) => None,
         Some(secs) => Some(Duration::from_secs(secs)),
         None if matches!(cmd, Cmd::Trigger { .. }) => Some(TRIGGER_TIMEOUT),
+        // Stopping a running job waits for it to end (queue::stop::FORCE_WAIT).
+        None if matches!(cmd, Cmd::CancelForce(_)) => Some(Duration::from_secs(60)),
         None => Some(DEFAULT_TIMEOUT),
     };
     let path = socket::resolve(global.socket.as_deref())?;
@@ -168,7 +207,7 @@ pub type Render = fn(&Value, Timestamp) -> String;
 
 /// Writes `text` to stdout with a final newline. A closed pipe (`| head`)
 /// is not an error worth a panic.
-fn print(text: &str) {
+pub(crate) fn print(text: &str) {
     let mut out = io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     if !text.is_empty() && !text.ends_with('\n') {

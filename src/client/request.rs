@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::admin::protocol::request::{
-    BulkArgs, CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, JobFilter, JobOptions, JobsQuery,
-    LogLevelArgs, PauseArgs, Payload, PurgeArgs, WatchArgs,
+    BulkArgs, CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, ImportArgs, ImportRecord, JobFilter,
+    JobOptions, JobsQuery, LogLevelArgs, PauseArgs, Payload, PurgeArgs, WaitArgs, WatchArgs,
 };
 
 /// One request line: the envelope's `id` and the command with its arguments.
@@ -51,6 +51,8 @@ pub enum Cmd {
     /// The batch form: the same `enqueue` command with a `jobs` array.
     #[serde(rename = "enqueue")]
     EnqueueBatch(EnqueueBatch),
+    /// Records of a PocketBase collection (`cronq import-pocketbase`).
+    Import(ImportArgs),
     Jobs(JobsQuery),
     Job {
         id: String,
@@ -78,6 +80,7 @@ pub enum Cmd {
     },
     Stats,
     Metrics,
+    Instances,
     Reload,
     LogLevel(LogLevelArgs),
     /// Second wave: a subscription to events (`cronq top`).
@@ -95,6 +98,8 @@ pub enum Cmd {
     /// Second wave: `cancel` with a `filter` instead of an id.
     #[serde(rename = "cancel")]
     CancelWhere(BulkArgs),
+    /// Second wave: until a job has ended.
+    Wait(WaitArgs),
 }
 
 impl Cmd {
@@ -109,7 +114,8 @@ impl Cmd {
             | Cmd::Trigger { id }
             | Cmd::Enable { id }
             | Cmd::Disable { id }
-            | Cmd::CancelForce(CancelArgs { id, .. }) => Some(id),
+            | Cmd::CancelForce(CancelArgs { id, .. })
+            | Cmd::Wait(WaitArgs { id, .. }) => Some(id),
             _ => None,
         }
     }
@@ -120,6 +126,7 @@ impl Cmd {
             Cmd::Ping => "ping",
             Cmd::Status => "status",
             Cmd::Enqueue(_) | Cmd::EnqueueBatch(_) => "enqueue",
+            Cmd::Import(_) => "import",
             Cmd::Jobs(_) => "jobs",
             Cmd::Job { .. } => "job",
             Cmd::Explain { .. } => "explain",
@@ -133,6 +140,7 @@ impl Cmd {
             Cmd::Disable { .. } => "disable",
             Cmd::Stats => "stats",
             Cmd::Metrics => "metrics",
+            Cmd::Instances => "instances",
             Cmd::Reload => "reload",
             Cmd::LogLevel(_) => "log_level",
             Cmd::Watch(_) => "watch",
@@ -141,6 +149,7 @@ impl Cmd {
             Cmd::Resume(_) => "resume",
             Cmd::RetryWhere(_) => "retry",
             Cmd::CancelWhere(_) => "cancel",
+            Cmd::Wait(_) => "wait",
         }
     }
 }

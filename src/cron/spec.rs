@@ -244,4 +244,141 @@ impl CronSpec {
             _ => Value::Null,
         }
     }
+
+    /// A file cron's definition as a short digest (16 hex digits of a
+    /// SHA-256), equal on two daemons exactly when their crons files define
+    /// it alike: its schedule as written, time zone, job type, data and
+    /// options, overlap, catch_up and whether it is declared enabled. The
+    /// description and where it is written are left out, since they change
+    /// nothing it does. `None` for a built-in, which each daemon's
+    /// environment defines.
+    pub fn digest(&self) -> Option<String> {
+        use sha2::Digest as _;
+        let CronAction::Enqueue(template) = &self.action else {
+            return None;
+        };
+        let definition = serde_json::json!({
+            "schedule": self.schedule.expr(),
+            "timezone": self.timezone_name,
+            "job": template.to_json(),
+            "overlap": match self.overlap { Overlap::Skip => "skip", Overlap::Allow => "allow" },
+            "catch_up": match self.catch_up { CatchUp::None => "none", CatchUp::Once => "once" },
+            "enabled": self.enabled,
+        });
+        let text = canonical(&definition);
+        let hash = sha2::Sha256::digest(text.as_bytes());
+        Some(hash[..8].iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// `value` as JSON text with every object's keys in sorted order, whatever
+/// order the crons file wrote them in.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(schedule: &str, data: Value) -> CronSpec {
+        CronSpec {
+            id: "nightly".into(),
+            schedule: Schedule::parse(schedule).unwrap(),
+            timezone: TimeZone::UTC,
+            timezone_name: "UTC".into(),
+            description: "one".into(),
+            action: CronAction::Enqueue(JobTemplate {
+                job_type: "noop".into(),
+                data: data.as_object().cloned().unwrap_or_default(),
+                retry_count: Some(2),
+                timeout_s: None,
+            }),
+            overlap: Overlap::Skip,
+            catch_up: CatchUp::None,
+            enabled: true,
+            disabled_by: None,
+            source: Source::File,
+        }
+    }
+
+    #[test]
+    fn a_digest_names_what_a_cron_does_not_how_it_is_written() {
+        let base = spec(
+            "0 2 * * *",
+            serde_json::json!({"a": 1, "b": {"y": 2, "x": [1, 2]}}),
+        );
+        let digest = base.digest().unwrap();
+        assert_eq!(digest.len(), 16);
+        // The same data in another key order, another description.
+        let reordered = CronSpec {
+            description: "two".into(),
+            ..spec(
+                "0 2 * * *",
+                serde_json::json!({"b": {"x": [1, 2], "y": 2}, "a": 1}),
+            )
+        };
+        assert_eq!(reordered.digest().unwrap(), digest);
+        let changed = [
+            spec(
+                "0 3 * * *",
+                serde_json::json!({"a": 1, "b": {"y": 2, "x": [1, 2]}}),
+            ),
+            spec(
+                "0 2 * * *",
+                serde_json::json!({"a": 2, "b": {"y": 2, "x": [1, 2]}}),
+            ),
+            spec(
+                "0 2 * * *",
+                serde_json::json!({"a": 1, "b": {"y": 2, "x": [2, 1]}}),
+            ),
+            CronSpec {
+                enabled: false,
+                ..base.clone()
+            },
+            CronSpec {
+                overlap: Overlap::Allow,
+                ..base.clone()
+            },
+            CronSpec {
+                catch_up: CatchUp::Once,
+                ..base.clone()
+            },
+            CronSpec {
+                timezone_name: "Europe/Berlin".into(),
+                ..base.clone()
+            },
+        ];
+        for other in changed {
+            assert_ne!(other.digest().unwrap(), digest, "{other:?}");
+        }
+        let mut options = base.clone();
+        if let CronAction::Enqueue(t) = &mut options.action {
+            t.timeout_s = Some(5);
+        }
+        assert_ne!(options.digest().unwrap(), digest);
+    }
+
+    #[test]
+    fn built_ins_have_no_digest() {
+        let config = Config::from_vars(&Default::default()).unwrap();
+        for builtin in CronSpec::builtins(&config, &TimeZone::UTC) {
+            assert_eq!(builtin.digest(), None, "{}", builtin.id);
+        }
+    }
 }

@@ -114,7 +114,12 @@ pub fn validate(
     }
     handler
         .validate(&data)
-        .map_err(|message| invalid("payload.data", message))
+        .map_err(|message| invalid("payload.data", message))?;
+    // "memory_max: ..." becomes "payload.options.memory_max: ...".
+    job.limits
+        .check_ranges()
+        .and_then(|()| handler.check_limits(&job.limits))
+        .map_err(|message| QueueError::Invalid(format!("{at}payload.options.{message}")))
 }
 
 #[cfg(test)]

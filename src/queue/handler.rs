@@ -13,6 +13,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use super::live::ProgressReporter;
+use crate::store::limits::Limits;
+
 /// What a handler gets to do its work.
 #[derive(Debug, Clone)]
 pub struct JobContext {
@@ -28,16 +31,36 @@ pub struct JobContext {
     pub timeout: Duration,
     /// The cron that enqueued this job, if any.
     pub cron_id: Option<String>,
+    /// `payload.options.memory_max` and `tasks_max`, already accepted by
+    /// the handler's [`Handler::check_limits`].
+    pub limits: Limits,
     /// Cancelled when the daemon shuts down. Handlers that can stop early
     /// and leave no half-done work may watch it; the daemon otherwise waits
     /// for them up to their timeout.
     pub shutdown: CancellationToken,
+    /// Cancelled when an operator stops this job (`cancel` with `force`).
+    /// A handler should end soon after, leaving no half-done work; one that
+    /// has not returned within `queue::stop::CANCEL_GRACE` is abandoned.
+    /// The job then ends `cancelled` whatever the handler returns, unless
+    /// it returned success.
+    pub cancel: CancellationToken,
+    /// Where [`JobContext::progress`] goes; the default goes nowhere.
+    pub reporter: ProgressReporter,
     /// Where [`JobContext::set_result`] keeps the attempt's result; a
     /// context made by hand (a test) takes `JobResult::default()`.
     pub result: JobResult,
 }
 
 impl JobContext {
+    /// Reports how far the job is: `done` of `total` (when known), with an
+    /// optional `message` (at most 500 characters kept). Never waits and
+    /// never writes to disk; at most one report a second per job is kept
+    /// (the others are dropped), so calling it for every row is fine.
+    /// Shown by `job`, `jobs` and as `progress` events of `watch`.
+    pub fn progress(&self, done: u64, total: Option<u64>, message: Option<String>) {
+        self.reporter.report(done, total, message);
+    }
+
     /// Sets this attempt's result: a small JSON summary of what it did
     /// (rows written, a message id), kept in the job's history record when
     /// the attempt ends the job, whether it succeeded or not. A later call
@@ -130,6 +153,20 @@ pub trait Handler: Send + Sync + 'static {
     fn validate(&self, data: &Value) -> Result<(), String> {
         let _ = data;
         Ok(())
+    }
+
+    /// Checks the resource limits a job asked for in `payload.options`, at
+    /// enqueue time and again before it runs. The error starts with the
+    /// option's name, e.g. `"memory_max: more than ..."`. A handler that
+    /// does not enforce limits refuses them, so none is silently ignored.
+    fn check_limits(&self, limits: &Limits) -> Result<(), String> {
+        match limits.set_fields().first() {
+            None => Ok(()),
+            Some(field) => Err(format!(
+                "{field}: the {} handler does not enforce resource limits",
+                self.job_type()
+            )),
+        }
     }
 
     /// Does the work of one attempt. Blocking work belongs in

@@ -4,11 +4,17 @@
 //! next start finds the previous life's instance row; waiting out the
 //! reservation timeout (5 minutes) before running its jobs again would be
 //! needlessly slow, so the liveness of an instance on this machine is
-//! decided by its process: SQLite's WAL needs every process on one kernel,
-//! so a row from another boot is dead, and within this boot and pid
-//! namespace a pid whose start time differs is a reused pid, not the holder.
-//! Only an instance in another pid namespace (a container) has to be judged
-//! by its heartbeat alone.
+//! decided by its process: within this boot and pid namespace a pid whose
+//! start time differs is a reused pid, not the holder.
+//!
+//! What "another kernel" means depends on the database. SQLite's WAL needs
+//! every process on one kernel, so on a file a row from another boot is a
+//! previous life of this machine, and dead. A database many hosts share
+//! (PostgreSQL) holds live nodes on other hosts, whose boot ids are theirs:
+//! there the process checks apply only to a row of this host and this boot,
+//! and every other instance is judged by its heartbeat alone, against the
+//! database's clock (the store moves instants into its frame). So is an
+//! instance in another pid namespace (a container).
 
 use crate::clock::Millis;
 use crate::store::instance::InstanceRow;
@@ -42,6 +48,8 @@ impl Instance {
         }
     }
 
+    /// This process's row as of `now`, without its workers (the queue's to
+    /// fill in: see `Queue::register`).
     pub fn row(&self, now: Millis) -> InstanceRow {
         InstanceRow {
             id: self.id.clone(),
@@ -52,12 +60,23 @@ impl Instance {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started: self.started,
             heartbeat_at: now,
+            workers_max: 0,
+            workers_busy: 0,
+            clock_offset_ms: 0,
         }
     }
 
     /// Whether `other`, a registered instance, is dead: its heartbeat is
     /// older than `stale_after_ms`, or its process is provably gone.
-    pub fn judges_dead(&self, other: &InstanceRow, now: Millis, stale_after_ms: i64) -> bool {
+    /// `shared`: whether daemons on other hosts may share the database
+    /// (`Backend::shared`); see the module docs.
+    pub fn judges_dead(
+        &self,
+        other: &InstanceRow,
+        now: Millis,
+        stale_after_ms: i64,
+        shared: bool,
+    ) -> bool {
         if other.id == self.id {
             return false;
         }
@@ -66,8 +85,12 @@ impl Instance {
         }
         let (my_boot, my_ns) = split_boot(&self.boot_id);
         let (its_boot, its_ns) = split_boot(&other.boot_id);
-        if !my_boot.is_empty() && its_boot != my_boot {
-            return true;
+        let same_kernel =
+            !my_boot.is_empty() && its_boot == my_boot && (!shared || other.host == self.host);
+        if !same_kernel {
+            // On a file only this kernel shares, another boot is a previous
+            // life; on a shared database it may be a live node elsewhere.
+            return !shared && !my_boot.is_empty();
         }
         if my_ns.is_empty() || its_ns != my_ns {
             return false;
@@ -122,10 +145,10 @@ mod tests {
             start_ticks: start_ticks(&pid).unwrap(),
             ..me.row(NOW)
         };
-        assert!(!me.judges_dead(&other, NOW, 60_000));
+        assert!(!me.judges_dead(&other, NOW, 60_000, false));
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(me.judges_dead(&other, NOW, 60_000));
+        assert!(me.judges_dead(&other, NOW, 60_000, false));
     }
 
     #[test]
@@ -136,7 +159,7 @@ mod tests {
             start_ticks: me.start_ticks + 1,
             ..me.row(NOW)
         };
-        assert!(me.judges_dead(&other, NOW, 60_000));
+        assert!(me.judges_dead(&other, NOW, 60_000, false));
     }
 
     #[test]
@@ -148,7 +171,7 @@ mod tests {
             boot_id: format!("another-boot:{}", pid_namespace("self").unwrap()),
             ..me.row(NOW)
         };
-        assert!(me.judges_dead(&rebooted, NOW, 60_000));
+        assert!(me.judges_dead(&rebooted, NOW, 60_000, false));
         let container = InstanceRow {
             id: "box".into(),
             boot_id: format!("{boot}:pid:[1]"),
@@ -156,12 +179,49 @@ mod tests {
             start_ticks: 0,
             ..me.row(NOW)
         };
-        assert!(!me.judges_dead(&container, NOW, 60_000));
+        assert!(!me.judges_dead(&container, NOW, 60_000, false));
         let silent = InstanceRow {
             heartbeat_at: NOW - 61_000,
             ..container
         };
-        assert!(me.judges_dead(&silent, NOW, 60_000));
-        assert!(!me.judges_dead(&me.row(NOW - 1_000_000), NOW, 60_000));
+        assert!(me.judges_dead(&silent, NOW, 60_000, false));
+        assert!(!me.judges_dead(&me.row(NOW - 1_000_000), NOW, 60_000, false));
+    }
+
+    #[test]
+    fn on_a_shared_database_a_node_on_another_host_is_judged_by_its_heartbeat_alone() {
+        let me = Instance::current(NOW);
+        // A live node elsewhere: another host, its own boot id and pid space,
+        // a pid that means nothing here.
+        let remote = InstanceRow {
+            id: "remote".into(),
+            host: format!("not-{}", me.host),
+            boot_id: "another-boot:pid:[4026531836]".into(),
+            pid: 999_999,
+            start_ticks: 1,
+            ..me.row(NOW - 10_000)
+        };
+        assert!(!me.judges_dead(&remote, NOW, 60_000, true));
+        let silent = InstanceRow {
+            heartbeat_at: NOW - 61_000,
+            ..remote.clone()
+        };
+        assert!(me.judges_dead(&silent, NOW, 60_000, true));
+        // Same host name, another boot: a twin or a previous life, which
+        // only the heartbeat can tell apart on a shared database.
+        let twin = InstanceRow {
+            host: me.host.clone(),
+            ..remote.clone()
+        };
+        assert!(!me.judges_dead(&twin, NOW, 60_000, true));
+        // This host and boot: its process is checked, as on a file.
+        let gone = InstanceRow {
+            id: "gone".into(),
+            start_ticks: me.start_ticks + 1,
+            ..me.row(NOW)
+        };
+        assert!(me.judges_dead(&gone, NOW, 60_000, true));
+        // On a file, another boot is this machine's previous life.
+        assert!(me.judges_dead(&remote, NOW, 60_000, false));
     }
 }

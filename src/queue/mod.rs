@@ -7,12 +7,17 @@
 
 mod dispatcher;
 pub mod enqueue;
+pub mod events;
 pub mod handler;
+pub mod import;
 pub mod instance;
 pub use crate::store::job;
 pub mod limits;
+pub mod live;
+mod relay;
 pub mod retry;
 pub mod stats;
+pub mod stop;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -27,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::history::{PRUNE_BATCH, Prune, Pruned};
+use crate::store::instance::InstanceRow;
 use crate::store::job::Recovered;
 use crate::store::run::{NewRun, RunRow, RunStatus};
 use crate::store::tick::{Tick, Ticked};
@@ -131,6 +137,12 @@ struct Inner {
     drain_waiting: AtomicUsize,
     tasks: TaskTracker,
     started: Instant,
+    /// What happens, for watchers and waiters (`events`).
+    events: events::Events,
+    /// Running jobs' cancel tokens and progress (`live`).
+    live: Arc<live::Live>,
+    /// Forced cancels for other daemons, once the relay runs (`relay`).
+    relay: std::sync::OnceLock<tokio::sync::mpsc::Sender<relay::CancelOrder>>,
 }
 
 impl Queue {
@@ -176,6 +188,9 @@ impl Queue {
                 drain_waiting: AtomicUsize::new(0),
                 tasks: TaskTracker::new(),
                 started: Instant::now(),
+                events: events::Events::new(),
+                live: Arc::default(),
+                relay: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -215,6 +230,13 @@ impl Queue {
         if stored.iter().any(|e| !e.duplicate) {
             self.inner.wake.notify_one();
             self.touch();
+            let events = &self.inner.events;
+            if events.wanted() {
+                for e in stored.iter().filter(|e| !e.duplicate) {
+                    let job = events::JobRef::of(&e.job, e.job.attempts);
+                    events.publish(|| events::Event::job(events::EventKind::Enqueued, now, job));
+                }
+            }
         }
         Ok(stored)
     }
@@ -225,6 +247,53 @@ impl Queue {
         stored
             .pop()
             .ok_or(QueueError::Invalid("no job was stored".into()))
+    }
+
+    /// Registers this daemon on the database, so the others can see it and
+    /// tell when it dies. The daemon calls it once at start-up.
+    pub async fn register(&self) -> Result<(), StoreError> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .register_instance(self.instance_row(now))
+            .await
+    }
+
+    /// This daemon's row as of `now`, with its workers.
+    fn instance_row(&self, now: crate::clock::Millis) -> InstanceRow {
+        InstanceRow {
+            workers_max: self.inner.config.max_workers as i64,
+            workers_busy: self.busy() as i64,
+            ..self.inner.instance.row(now)
+        }
+    }
+
+    /// Every registered instance, oldest first, as the store has them; this
+    /// daemon's own row with its workers of now.
+    pub async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        let mut rows = self.inner.store.instances().await?;
+        for row in rows.iter_mut().filter(|r| r.id == self.inner.instance.id) {
+            row.workers_busy = self.busy() as i64;
+            if let Some(offset) = self.inner.store.clock_offset_ms() {
+                row.clock_offset_ms = offset;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// How many registered instances this daemon judges alive (itself
+    /// included): those whose heartbeat is younger than the reservation
+    /// timeout and whose process, if on this host, still runs.
+    pub async fn live_instances(&self) -> Result<usize, StoreError> {
+        let inner = &self.inner;
+        let rows = inner.store.instances().await?;
+        let now = inner.clock.now_ms();
+        let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
+        let shared = inner.store.shared();
+        Ok(rows
+            .iter()
+            .filter(|row| !inner.instance.judges_dead(row, now, timeout_ms, shared))
+            .count())
     }
 
     /// Releases reservations whose holder is gone: held by an instance that
@@ -254,14 +323,15 @@ impl Queue {
         let now = inner.clock.now_ms();
         let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
         let judge_as = inner.instance.clone();
+        let shared = inner.store.shared();
         let prune = run.as_ref().map(|_| self.prune_now(now));
         let tick = Tick {
             now,
-            instance: inner.instance.row(now),
+            instance: self.instance_row(now),
             leases: self.held_leases(),
             run,
             stale_before: now - timeout_ms,
-            judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms)),
+            judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms, shared)),
             types: inner.unlimited.clone(),
             limit,
             quotas: reserved.0.clone(),
@@ -341,6 +411,9 @@ impl Queue {
         let ticked = ticked?;
         self.after_tick(&ticked);
         self.prune_more(ticked.pruned);
+        if !ticked.fired {
+            self.fallback_poll();
+        }
         let mut out = SystemQueueRun {
             run: ticked.run,
             fired: ticked.fired,
@@ -437,9 +510,27 @@ impl Queue {
             return;
         }
         let now = inner.clock.now_ms();
+        // Where daemons of other hosts may die unseen, a heartbeat also
+        // looks for them: their jobs go back once their heartbeat is older
+        // than the reservation timeout, not at the next minute whose
+        // system_queue run happens to do it (up to a minute later, and
+        // never while system_queue is off).
+        if inner.store.shared() {
+            let (tick, reserved) = self.tick(None, 0);
+            let ticked = inner.store.tick(tick).await;
+            inner.limits.settle(reserved, &[], Instant::now());
+            match ticked {
+                Ok(ticked) => self.after_tick(&ticked),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}")
+                }
+            }
+            self.fallback_poll();
+            return;
+        }
         if let Err(e) = inner
             .store
-            .heartbeat_instance(inner.instance.row(now), now)
+            .heartbeat_instance(self.instance_row(now), now)
             .await
         {
             tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}");
@@ -452,6 +543,24 @@ impl Queue {
             }
         }
         self.heartbeat_done();
+        self.fallback_poll();
+    }
+
+    /// On a database other hosts share, a heartbeat that did not drain the
+    /// queue (another node fired this minute's `system_queue`, or it is
+    /// off) is also a claim pass: the fallback poll, riding on a wake-up
+    /// the daemon makes anyway (each minute while `system_queue` runs,
+    /// else at each heartbeat). Notifications are sent at commit for every
+    /// way cronq makes a job ready (an enqueue, an application's INSERT or
+    /// `cronq_enqueue`, a release, a recovery, a retry) and a reconnect
+    /// makes a pass of its own, so this only catches what none of them
+    /// announce: a failed job's retry coming due while the node that
+    /// scheduled it is busy or gone, a notification lost. On a file,
+    /// nothing to do.
+    fn fallback_poll(&self) {
+        if self.inner.store.shared() {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// The reservations this process holds: running jobs' and those
@@ -731,6 +840,18 @@ impl Queue {
 
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// The event bus: `watch`, `wait`, and the scheduler's and pause
+    /// commands' events go through it.
+    pub fn events(&self) -> &events::Events {
+        &self.inner.events
+    }
+
+    /// The progress last reported by job `id` in attempt `attempt`, by
+    /// this daemon's worker or, relayed, another daemon's.
+    pub fn progress_of(&self, id: &str, attempt: u32) -> Option<events::Progress> {
+        self.inner.live.progress_of(id, attempt)
     }
 }
 

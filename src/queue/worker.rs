@@ -18,11 +18,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Queue;
-use super::handler::{JobContext, JobError, JobResult};
-use super::job::{Claimed, Lease};
+use super::events::{Event, EventKind, JobRef};
+use super::handler::{Handler, JobContext, JobError, JobResult, ProgressReporter};
+use super::job::{Claimed, Job, Lease};
 use super::retry;
 use crate::clock::Millis;
 use crate::store::job::{AfterFailure, Ending, Outcome};
+use crate::store::limits::Limits;
 use crate::store::{Pending, StoreError};
 
 /// How often a completion or failure is retried while the database is busy
@@ -89,6 +91,9 @@ struct Written {
     /// Counts this outcome as uncommitted until dropped.
     permit: Option<OwnedSemaphorePermit>,
     runtime: tokio::runtime::Handle,
+    /// For the event published once the outcome is committed.
+    job: JobRef,
+    duration_ms: u64,
 }
 
 impl Written {
@@ -134,11 +139,31 @@ impl Written {
         self.log(&answer);
     }
 
+    /// The committed outcome, as an event: always for a job's end, which
+    /// waiters need; a retry only when someone watches.
+    fn publish(&self) {
+        let events = &self.queue.inner.events;
+        let (job, now, took) = (self.job.clone(), self.now, self.duration_ms);
+        match &self.outcome {
+            Outcome::Succeeded { .. } => events.job_ended(Event::succeeded(now, job, took)),
+            Outcome::Failed {
+                error,
+                after: AfterFailure::Dead,
+                ..
+            } => events.job_ended(Event::failed(now, job, error, None, Some(took))),
+            Outcome::Failed {
+                error,
+                after: AfterFailure::RetryAt(at),
+                ..
+            } => events.publish(|| Event::failed(now, job, error, Some(*at), Some(took))),
+        }
+    }
+
     fn log(self, answer: &Result<bool, StoreError>) {
         let inner = &self.queue.inner;
         let job_id = &self.lease.job_id;
         self.span.in_scope(|| match answer {
-            Ok(true) => {}
+            Ok(true) => self.publish(),
             Ok(false) => tracing::warn!(
                 "job {job_id}: its reservation was taken over while it ran (recovered as stale); \
                  its outcome was not recorded"
@@ -188,12 +213,20 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
         let started = Instant::now();
         // The handler's result, kept in the history when this attempt ends the job.
         let result_slot = JobResult::default();
+        let live = inner.live.start(&lease, JobRef::of(&job, lease.attempt));
+        let cancel = live.running.cancel.clone();
+        let at = inner.clock.now_ms();
+        inner
+            .events
+            .publish(|| Event::job(EventKind::Started, at, live.running.job.clone()));
+        let mut abandoned = false;
 
         let result = match inner.registry.enabled(&job.job_type) {
             Err(e) => Err(JobError::retry(e)),
-            Ok(handler) => match handler.validate(&job.data()) {
-                Err(message) => Err(JobError::permanent(format!("payload.data: {message}"))),
-                Ok(()) => {
+            Ok(handler) => match checked(handler.as_ref(), &job) {
+                Err(error) => Err(error),
+                Ok(_) if cancel.is_cancelled() => Err(JobError::permanent("cancelled")),
+                Ok(limits) => {
                     let ctx = JobContext {
                         id: job.id.clone(),
                         name: job.name.clone(),
@@ -203,8 +236,15 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                         max_attempts: job.max_attempts,
                         timeout,
                         cron_id: job.cron_id.clone(),
+                        limits,
                         shutdown: inner.shutdown.child_token(),
                         result: result_slot.clone(),
+                        cancel: cancel.clone(),
+                        reporter: ProgressReporter::new(
+                            live.running.clone(),
+                            inner.events.clone(),
+                            inner.clock.clone(),
+                        ),
                     };
                     let run = attempt(handler.clone(), ctx, timeout).in_current_span();
                     tokio::select! {
@@ -217,12 +257,30 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                             queue.limit_ended(&job.job_type);
                             return (false, None);
                         }
+                        // A forced cancel the handler ignores: `run` is
+                        // dropped, as on a timeout.
+                        () = super::stop::grace_after(&cancel) => {
+                            abandoned = true;
+                            Err(JobError::permanent("cancelled"))
+                        }
                     }
                 }
             },
         };
         let took = started.elapsed();
         inner.busy.fetch_sub(1, Ordering::Relaxed);
+        if cancel.is_cancelled() && result.is_err() {
+            super::lock(&inner.leases).remove(&lease);
+            queue.limit_ended(&job.job_type);
+            let job = live.running.job.clone();
+            drop(live);
+            let ending = Ending {
+                ran_ms: Some(took.as_millis().min(i64::MAX as u128) as i64),
+                result: result_slot.take(),
+            };
+            super::stop::end_cancelled(queue, lease, ending, job, abandoned).await;
+            return (false, None);
+        }
         inner.stats.record(&job.job_type, result.is_ok(), took);
         queue.pace(took);
         let duration_ms = took.as_millis() as u64;
@@ -292,6 +350,8 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
         // heartbeat queued after the outcome would find the job finished.
         super::lock(&inner.leases).remove(&lease);
         queue.limit_ended(&job.job_type);
+        drop(live);
+        let lease_attempt = lease.attempt;
         let written = Written {
             queue: queue.clone(),
             lease,
@@ -300,6 +360,14 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
             span: in_span,
             permit,
             runtime: tokio::runtime::Handle::current(),
+            job: JobRef {
+                id: job.id,
+                name: job.name,
+                job_type: job.job_type,
+                attempt: lease_attempt,
+                cron_id: job.cron_id,
+            },
+            duration_ms,
         };
         (result.is_ok(), written.submit().await)
     }
@@ -324,6 +392,18 @@ async fn hand_back(queue: &Queue, id: &str, job_type: &str, lease: Lease) {
         ),
     }
     queue.touch();
+}
+
+/// The checks a stored row gets before it runs, since it may have reached
+/// the table without `enqueue`: its data, and the limits in its options.
+/// Either failing is permanent, the same row would fail the same way.
+fn checked(handler: &dyn Handler, job: &Job) -> Result<Limits, JobError> {
+    handler
+        .validate(&job.data())
+        .map_err(|message| JobError::permanent(format!("payload.data: {message}")))?;
+    Limits::from_options(job.payload.get("options"))
+        .and_then(|limits| handler.check_limits(&limits).map(|()| limits))
+        .map_err(|message| JobError::permanent(format!("payload.options.{message}")))
 }
 
 /// Runs the handler in its own task, so a panic is caught as a failure and
@@ -374,7 +454,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// Retries a write while the database is busy: the outcome of work already
 /// done is worth a few waits.
-async fn write<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+pub(super) async fn write<T, F, Fut>(mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,

@@ -19,8 +19,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
-use super::history::{Bulk, BulkFilter, FinishedJob, HistoryFilter, Prune, Pruned};
+use super::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
+use super::definition::{CronDefinition, DefinitionRow};
+use super::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
+use super::import::{ImportJob, Imported};
 use super::instance::InstanceRow;
 use super::job::{
     AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter,
@@ -48,9 +52,18 @@ pub trait Backend: Send + Sync + 'static {
     /// The settings a stored row that does not say otherwise runs with.
     fn defaults(&self) -> &JobDefaults;
 
-    /// Whether writes are getting through: no write has been stuck for
-    /// `limit`. Costs no I/O, so the watchdog can ask every few seconds
-    /// without waking the database.
+    /// Whether the store works as far as this process can make it work:
+    /// what the systemd watchdog is fed on, with the scheduler's turns.
+    /// Costs no I/O, so the watchdog can ask every few seconds without
+    /// waking the database.
+    ///
+    /// On a file (SQLite), no write has been stuck for `limit`: a write that
+    /// hangs there is this host's trouble (a wedged disk, a stuck lock) and a
+    /// restart is the cure. On a database other hosts share (PostgreSQL), the
+    /// store's own tasks are alive; an unreachable or slow server does not
+    /// count, since restarting every node would not bring it back and would
+    /// cut their running jobs off. The daemon reports such an outage in its
+    /// log and its STATUS= line instead, and reconnects by itself.
     fn responsive(&self, limit: Duration) -> bool;
 
     /// Waits for queued writes and closes the database; later calls fail
@@ -180,6 +193,17 @@ pub trait Backend: Send + Sync + 'static {
     /// `failed`.
     async fn cancel(&self, id: String, now: Millis) -> Result<Result<(), Refusal>, StoreError>;
 
+    /// Deletes a running job whose attempt was stopped by a forced
+    /// `cancel`, fenced on its lease, leaving its history record as
+    /// `cancelled` with `ending`; a cron run waiting on it ends `failed`.
+    /// False when the lease no longer holds (nothing is written).
+    async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+
     /// Deletes dead jobs last updated before `before` (all when `None`).
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError>;
 
@@ -223,6 +247,22 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every persisted `enable`/`disable`, by cron id.
     async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError>;
+
+    /// Replaces the file crons' definitions `instance` has published with
+    /// `definitions` (all of them: one left out is no longer defined
+    /// there), so the other daemons can tell where a cron id is defined
+    /// differently.
+    async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The definitions of every registered instance, by instance then cron
+    /// id. An instance's definitions go with its row (`remove_instances`,
+    /// and a dead one's removal by a tick).
+    async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError>;
 
     // Instances.
 
@@ -294,4 +334,140 @@ pub trait Backend: Send + Sync + 'static {
         filter: BulkFilter,
         before: Option<Millis>,
     ) -> Result<Bulk, StoreError>;
+    // Records taken over from another system (see `store::import`).
+
+    /// Stores each record's job and its ledger entry in one transaction,
+    /// all or nothing, durably. A record already in the ledger, or whose
+    /// unique key a waiting or running job holds, is answered `Already`
+    /// and nothing is stored for it. A record whose attempts reach its
+    /// job's limit is stored `dead`. `max_pending` caps pending plus
+    /// scheduled jobs.
+    async fn import(
+        &self,
+        records: Vec<ImportJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Imported>, StoreError>;
+
+    /// The ledger's entries for `record_ids` of `source`: record id to the
+    /// id of the job it became.
+    async fn imported(
+        &self,
+        source: String,
+        record_ids: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError>;
+
+    // Moving a queue to another database (`cronq copy-store`; the row
+    // types and the paging are `store::copy`'s). Instants go out and come
+    // in as stored, not moved by a clock offset.
+
+    /// Up to `limit` pending (scheduled ones included) and dead jobs after
+    /// the cursor `after` (`None`: from the start), each with its last
+    /// failures, and the cursor of the next page (`None` at the end). The
+    /// cursor is the backend's own.
+    async fn export_jobs(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<CopiedJob>, Option<String>), StoreError>;
+
+    /// Stores each job with its id, attempts, error and failures, in one
+    /// transaction, and answers for each in order: copied, or not because
+    /// a job of its id is there, a waiting or running job holds its unique
+    /// key, or it is not a job. With `dry_run` the transaction is rolled
+    /// back: the answers say what a copy would do.
+    async fn import_jobs(
+        &self,
+        jobs: Vec<CopiedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<JobCopy>, StoreError>;
+
+    /// Every persisted `enable`/`disable`, with when it was set.
+    async fn export_switches(&self) -> Result<Vec<CopiedSwitch>, StoreError>;
+
+    /// Stores each switch of a cron that has none; one that has a switch
+    /// keeps it. Answers for each in order; `dry_run` as for jobs.
+    async fn import_switches(
+        &self,
+        switches: Vec<CopiedSwitch>,
+        dry_run: bool,
+    ) -> Result<Vec<SwitchCopy>, StoreError>;
+
+    /// Up to `limit` cron runs with ids after `after`, oldest first.
+    async fn export_runs(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<CopiedRun>, StoreError>;
+
+    /// Stores each run (under a new id, in the order given) unless a run of
+    /// the same cron, trigger, scheduled time and start is there; answers
+    /// whether each was stored. `dry_run` as for jobs.
+    async fn import_runs(
+        &self,
+        runs: Vec<CopiedRun>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError>;
+
+    // Many hosts on one database. The defaults are a file's, which only
+    // processes on this host can share.
+
+    /// Whether daemons on other hosts may share this database: their
+    /// instances are then judged by heartbeat alone, a slow poll backs up
+    /// the wake-ups, and `status` counts the instances and shows the clock
+    /// offset.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Signals that jobs may have become ready through another process
+    /// (another node's enqueue, an application's INSERT), and that such
+    /// signals may have been missed (a reconnect): either way a claim pass
+    /// is due. `None` when the backend has no such channel.
+    fn wakeups(&self) -> Option<watch::Receiver<Wakeups>> {
+        None
+    }
+
+    /// This daemon's clock minus the database server's, in milliseconds, as
+    /// last measured; `None` when the database keeps no clock of its own.
+    fn clock_offset_ms(&self) -> Option<i64> {
+        None
+    }
+
+    // Live events across daemons sharing the database: the relay of
+    // `queue::relay` (watch events, progress, forced cancels). A backend
+    // whose daemons share no channel (SQLite: one machine, and a second
+    // process on the same file is rare) keeps these defaults, and each
+    // daemon then sees only its own events.
+
+    /// Sends `messages` (each under [`MAX_RELAY_MESSAGE`] bytes) to every
+    /// daemon on this database, this one included, in order, at once.
+    async fn publish_events(&self, messages: Vec<String>) -> Result<(), StoreError> {
+        let _ = messages;
+        Ok(())
+    }
+
+    /// The messages [`Backend::publish_events`] sends, from every daemon
+    /// (this one's too: the receiver tells them apart); `None` when this
+    /// backend relays nothing.
+    fn remote_events(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>> {
+        None
+    }
 }
+
+/// What a backend's wake-up channel has seen; a change of any field is a
+/// reason for a claim pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wakeups {
+    /// Notifications received: a job may be ready.
+    pub notifications: u64,
+    /// Connections made (the first included): notifications may have been
+    /// missed, so a claim pass is due.
+    pub reconnects: u64,
+    /// Whether the channel is connected now.
+    pub connected: bool,
+}
+
+/// The longest relay message: PostgreSQL's NOTIFY payload limit is 8000
+/// bytes.
+pub const MAX_RELAY_MESSAGE: usize = 7900;

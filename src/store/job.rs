@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::limits::Limits;
 use crate::clock::Millis;
 pub use crate::store::history::Ending;
 
@@ -98,6 +99,9 @@ pub struct NewJob {
     pub retry_count: Option<u32>,
     /// `payload.options.timeout` in seconds; `None`: JOB_TIMEOUT_SECONDS.
     pub timeout_s: Option<u32>,
+    /// `payload.options.memory_max` and `tasks_max`, for a handler that
+    /// enforces them.
+    pub limits: Limits,
     pub when: RunAt,
     pub priority: i64,
     pub unique_key: Option<String>,
@@ -128,6 +132,7 @@ impl NewJob {
             data,
             retry_count: None,
             timeout_s: None,
+            limits: Limits::default(),
             when: RunAt::Now,
             priority: 0,
             unique_key: None,
@@ -152,6 +157,7 @@ impl NewJob {
         let mut options = Map::new();
         options.insert("retry_count".into(), retry_count.into());
         options.insert("timeout".into(), timeout_s.into());
+        self.limits.write_into(&mut options);
         let mut payload = Map::new();
         payload.insert("type".into(), Value::String(self.job_type.clone()));
         payload.insert("data".into(), Value::Object(self.data.clone()));
@@ -291,6 +297,9 @@ pub enum Refusal {
     /// Another waiting job holds the same unique key.
     KeyHeld(String),
 }
+
+/// The error a cron run gets when its job was stopped by a forced cancel.
+pub const CANCELLED_WHILE_RUNNING: &str = "the job was cancelled while it ran";
 
 /// Longest error text kept per failure; a handler's output tail fits.
 pub const MAX_ERROR_BYTES: usize = 16 * 1024;

@@ -5,6 +5,7 @@ contention. Python 3.11 standard library only; talks to the real admin socket
 
     soak.py crash  --bin PATH [--jobs 100000] [--kills 30]
     soak.py multi  --bin PATH [--seconds 600]
+    soak.py multi  --bin PATH --postgres [--jobs 20000] [--seconds 600]
     soak.py diskfull --bin PATH          (root: mounts a tmpfs)
     soak.py lock   --bin PATH [--hold 10]
 
@@ -47,8 +48,10 @@ class Refused(Exception):
 class Daemon:
     """One recording_daemon process on `dir`, restartable."""
 
-    def __init__(self, binary, dir, env, name="d"):
+    def __init__(self, binary, dir, env, name="d", prefix=()):
         self.binary, self.dir, self.name = binary, dir, name
+        # Run through this, e.g. a UTS namespace with a host name of its own.
+        self.prefix = list(prefix)
         self.socket = os.path.join(dir, f"{name}.sock")
         self.log = os.path.join(dir, f"{name}.log")
         self.env = {
@@ -69,7 +72,7 @@ class Daemon:
     def start(self, limit=30.0):
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [self.binary],
+                self.prefix + [self.binary],
                 cwd=self.dir,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -164,7 +167,7 @@ def read_records(path):
             if line.startswith("# kill"):
                 window += 1
             elif line:
-                job_id, attempt = line.split(" ")
+                job_id, attempt = line.split(" ")[:2]
                 out.append((job_id, int(attempt), window))
     return out
 
@@ -352,6 +355,8 @@ def crash(args, dir):
 
 
 def multi(args, dir):
+    if args.postgres:
+        return multi_postgres(args, dir)
     rng = random.Random(args.seed)
     db = os.path.join(dir, "cronq.db")
     record = os.path.join(dir, "record.txt")
@@ -444,6 +449,366 @@ def multi(args, dir):
         "cron_minutes_expected": len(expected),
         "cron_runs_by_instance": len(per_instance),
         "integrity": integrity,
+    }, problems)
+
+
+# --------------------------------------------------------------------------
+# multi --postgres: three daemons, as on three hosts, on one PostgreSQL
+# database; one of them killed, the server restarted, mid-run.
+
+
+def pg_bin():
+    """The directory of initdb, pg_ctl and psql: PATH's, else the newest
+    /usr/lib/postgresql/*/bin."""
+    for d in os.environ.get("PATH", "").split(":"):
+        initdb = os.path.join(d, "initdb")
+        if os.path.exists(initdb):
+            real = os.path.dirname(os.path.realpath(initdb))
+            if all(os.path.exists(os.path.join(real, b)) for b in ("pg_ctl", "psql")):
+                return real
+    found = []
+    for v in os.listdir("/usr/lib/postgresql") if os.path.isdir("/usr/lib/postgresql") else []:
+        b = os.path.join("/usr/lib/postgresql", v, "bin")
+        if os.path.exists(os.path.join(b, "initdb")) and v.isdigit():
+            found.append((int(v), b))
+    return max(found)[1] if found else None
+
+
+class Postgres:
+    """A server of its own on a temp dir, on 127.0.0.1, trusting local
+    logins; run as the postgres user when this runs as root (initdb
+    refuses root)."""
+
+    def __init__(self, dir):
+        self.bin = pg_bin()
+        if self.bin is None:
+            raise SystemExit("PostgreSQL (initdb, pg_ctl, psql) is not installed")
+        # Its own temp dir: the soak's is closed to the postgres user.
+        self.dir = tempfile.mkdtemp(prefix="cronq-soak-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "server.log")
+        self.as_user = []
+        if os.geteuid() == 0:
+            import pwd
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self.as_user = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+
+    def run(self, argv):
+        out = subprocess.run(self.as_user + argv, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed ({out.returncode}): {out.stderr.strip()}; "
+                             f"see {self.log}")
+        return out
+
+    def start(self):
+        self.run([os.path.join(self.bin, "initdb"), "-D", self.data, "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8", "--locale=C"])
+        self.pg_ctl("start")
+
+    def pg_ctl(self, action):
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+        return self.run([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", opts,
+                         "-m", "fast", "-w", action])
+
+    def url(self, db="postgres"):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def psql(self, sql, db="cronq"):
+        out = subprocess.run([os.path.join(self.bin, "psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+                              self.url(db), "-c", sql], check=True, capture_output=True, text=True)
+        return [line.split("|") for line in out.stdout.splitlines() if line]
+
+    def stop(self):
+        self.pg_ctl("stop")
+
+
+def read_tagged(path):
+    """[(job_id, attempt, tag, ms)] from `JOB_ID ATTEMPT TAG MS` lines."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 4:
+                out.append((parts[0], int(parts[1]), parts[2], int(parts[3])))
+    return out
+
+
+def separate_hosts():
+    """A UTS namespace per daemon, each with a host name of its own, so the
+    daemons judge each other as nodes of other hosts do: by heartbeat only.
+    Needs root and unshare; without them they share this host's name and a
+    killed one is found by its pid instead."""
+    return os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+def multi_postgres(args, dir):
+    rng = random.Random(args.seed)
+    pg = Postgres(dir)
+    pg.start()
+    try:
+        return multi_postgres_on(args, dir, rng, pg)
+    finally:
+        try:
+            pg.stop()
+        except SystemExit as e:
+            print(f"stopping the server: {e}", file=sys.stderr)
+        if args.keep:
+            print(f"kept the server's dir {pg.dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(pg.dir, ignore_errors=True)
+
+
+def multi_postgres_on(args, dir, rng, pg):
+    pg.psql("CREATE DATABASE cronq", db="postgres")
+    record = os.path.join(dir, "record.txt")
+    crons = os.path.join(dir, "crons.toml")
+    with open(crons, "w") as f:
+        f.write('[cron.tick]\nschedule = "* * * * *"\ntype = "record"\n')
+    hosts = separate_hosts()
+    timeout_min = 1
+    daemons = []
+    for i in range(3):
+        name = f"d{i}"
+        prefix = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', f"soak-{name}"] if hosts else []
+        env = {"CRONQ_DATABASE_URL": pg.url("cronq"), "RECORD_FILE": record, "RECORD_TAG": name,
+               "CRONQ_CRONS": crons, "JOB_RESERVATION_TIMEOUT": str(timeout_min),
+               "CRONQ_DB": os.path.join(dir, f"{name}-unused.db")}
+        daemons.append(Daemon(args.bin, dir, env, name=name, prefix=prefix))
+    for d in daemons:
+        d.start()
+    ids = {d.name: d.ok({"cmd": "status"})["instance"] for d in daemons}
+    started = time.monotonic()
+    started_ms = int(time.time() * 1000)
+
+    # When the kill and the restart come. The restart is timed to take the
+    # server away across a whole minute, so the cron's run for it is due
+    # while the server is down; the kill comes early, so that what the
+    # killed daemon held is released (a heartbeat older than the timeout)
+    # while jobs still flow.
+    until_minute = 60 - (time.time() % 60)
+    # Just before the minute: a fast restart takes a few hundred ms.
+    restart_in = until_minute - 0.1
+    while restart_in < 1:
+        restart_in += 60
+    if restart_in > args.seconds:
+        restart_in = args.seconds * 0.6
+    kill_in = args.kill_at
+    if abs(kill_in - restart_in) < 4:
+        kill_in = restart_in + 4
+
+    victim = daemons[1]
+    lock = threading.Lock()
+    enqueued = {}
+    errors = []
+    done = threading.Event()
+    retried = [0]
+
+    def enqueuer():
+        try:
+            i = 0
+            total = args.jobs - args.burst
+            per_s = total / args.seconds
+            while i < total:
+                n = min(rng.randint(1, args.batch), total - i)
+                specs = [job_spec(i + k, 0.05, rng) for k in range(n)]
+                # Paced to spread the jobs over the run.
+                ahead = i / per_s - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+                for attempt in range(100):
+                    with lock:
+                        d = rng.choice([d for d in daemons if d.alive()])
+                        try:
+                            answer = d.ok({"cmd": "enqueue", "jobs": [s for s, _ in specs]})
+                            break
+                        except Refused as e:
+                            # The server was restarting: nothing was stored.
+                            if e.answer.get("error", {}).get("code") != "unavailable":
+                                raise
+                            retried[0] += 1
+                    time.sleep(0.1)
+                else:
+                    raise RuntimeError("enqueues were refused for 10 s after the restart")
+                for (_, fail), job in zip(specs, answer["jobs"]):
+                    enqueued[job["id"]] = fail
+                i += n
+        except Exception as e:  # noqa: BLE001 - reported as a problem
+            errors.append(f"enqueue: {e!r}")
+        finally:
+            done.set()
+
+    t = threading.Thread(target=enqueuer)
+    t.start()
+    events = sorted([(kill_in, "kill"), (restart_in, "restart")])
+    kill = {}
+    restart = {}
+    for at, what in events:
+        time.sleep(max(0, at - (time.monotonic() - started)))
+        with lock:
+            if what == "kill":
+                # A burst of slower jobs (20 ms each) first, so the victim
+                # holds jobs (running, and claimed ahead) when it dies: the
+                # paced flow alone leaves it idle most of the time.
+                specs = [job_spec(10_000_000 + k, 0.05, rng) for k in range(args.burst)]
+                for spec, _ in specs:
+                    spec["payload"]["data"]["sleep_ms"] = 20
+                answer = victim.ok({"cmd": "enqueue", "jobs": [s for s, _ in specs]})
+                for (_, fail), job in zip(specs, answer["jobs"]):
+                    enqueued[job["id"]] = fail
+                time.sleep(0.05)
+                kill["ms"] = int(time.time() * 1000)
+                victim.kill9()
+                # What it held, and its last heartbeat: the reservations that
+                # stay valid until that heartbeat is older than the timeout.
+                held = pg.psql(f"SELECT id FROM queues WHERE status = 'running' AND reserved_by = '{ids['d1']}'")
+                hb = pg.psql("SELECT (extract(epoch FROM heartbeat_at) * 1000)::bigint FROM instances "
+                             f"WHERE id = '{ids['d1']}'")
+                kill["held"] = [r[0] for r in held]
+                kill["heartbeat_ms"] = int(hb[0][0]) if hb else kill["ms"]
+                kill["at_s"] = round(time.monotonic() - started, 1)
+            else:
+                q = daemons[0].queue()
+                t0 = time.monotonic()
+                restart["at_ms"] = int(time.time() * 1000)
+                pg.pg_ctl("restart")
+                restart["took_ms"] = round((time.monotonic() - t0) * 1000)
+                restart["at_s"] = round(time.monotonic() - started, 1)
+                restart["ready_or_running_before"] = q["pending"] + q["running"]
+    t.join()
+    ended_ms = int(time.time() * 1000)
+    live = [d for d in daemons if d.alive()]
+    # The victim's jobs come back once its heartbeat is older than the
+    # timeout, at the next heartbeat of a live node.
+    deadline = time.monotonic() + args.drain_limit
+    while True:
+        q = live[0].queue()
+        if q["pending"] + q["scheduled"] + q["running"] == 0:
+            break
+        if time.monotonic() > deadline:
+            errors.append(f"the queue did not drain in {args.drain_limit} s: {q}")
+            break
+        time.sleep(0.25)
+    drained_s = round(time.monotonic() - started, 1)
+    processed = []
+    for d in live:
+        stats = d.ok({"cmd": "stats"})["types"].get("record", {})
+        processed.append(stats.get("succeeded", 0) + stats.get("failed", 0))
+    status_dead = live[0].queue()["dead"]
+    last_ms = int(time.time() * 1000)
+    stops = [d.stop() for d in live]
+
+    rows = {r[0]: r[1] for r in pg.psql("SELECT id, status FROM queues")}
+    runs = pg.psql("SELECT (extract(epoch FROM scheduled_for) * 1000)::bigint, count(*), "
+                   "string_agg(coalesce(job_id, ''), ','), min(instance) FROM cron_runs "
+                   "WHERE cron_id = 'tick' AND trigger = 'schedule' GROUP BY 1 ORDER BY 1")
+    records = read_tagged(record)
+    by_job = collections.defaultdict(list)
+    for job_id, attempt, tag, ms in records:
+        by_job[job_id].append((attempt, tag, ms))
+
+    problems = list(errors)
+    if any(s != 0 for s in stops):
+        problems.append(f"SIGTERM exits: {stops}")
+    # A job recorded twice: allowed only for a job the killed daemon
+    # recorded before its kill and another ran again once the killed one's
+    # reservation had lapsed: its last heartbeat older than the timeout, as
+    # nodes of other hosts judge it; on one host, its process gone.
+    if hosts:
+        lapse_ms = kill.get("heartbeat_ms", 0) + timeout_min * 60_000
+    else:
+        lapse_ms = kill.get("ms", 0)
+    twice_while_valid, reruns, same_attempt = [], [], []
+    for job_id, recs in by_job.items():
+        attempts = [a for a, _, _ in recs]
+        if len(attempts) != len(set(attempts)):
+            same_attempt.append(job_id)
+        if len(recs) < 2 or enqueued.get(job_id, False):
+            continue
+        recs.sort(key=lambda r: r[2])
+        for (a1, tag1, ms1), (a2, tag2, ms2) in zip(recs, recs[1:]):
+            if tag1 == "d1" and ms1 <= kill.get("ms", 0) and ms2 >= lapse_ms and a2 > a1:
+                reruns.append(job_id)
+            else:
+                twice_while_valid.append((job_id, recs))
+    if same_attempt:
+        problems.append(f"{len(same_attempt)} jobs had one attempt recorded twice, e.g. {same_attempt[:5]}")
+    if twice_while_valid:
+        problems.append(f"{len(twice_while_valid)} jobs were recorded twice while a reservation was valid, "
+                        f"e.g. {twice_while_valid[:3]}")
+    lost = [j for j, fail in enqueued.items() if not fail and j not in by_job]
+    if lost:
+        problems.append(f"{len(lost)} jobs were never recorded, e.g. {lost[:5]}")
+    failing_wrong = [j for j, f in enqueued.items()
+                     if f and (not by_job.get(j) or rows.get(j) != "dead"
+                               or not {a for a, _, _ in by_job[j]} <= {1, 2})]
+    if failing_wrong:
+        problems.append(f"{len(failing_wrong)} failing jobs did not end dead after their attempts, "
+                        f"e.g. {failing_wrong[:5]}")
+    left = [j for j, st in rows.items() if st != "dead"]
+    if left:
+        problems.append(f"{len(left)} jobs are still stored and not dead: {left[:5]}")
+    dead_not_failing = [j for j, st in rows.items() if st == "dead" and not enqueued.get(j, False)]
+    if dead_not_failing:
+        problems.append(f"{len(dead_not_failing)} jobs that do not fail are dead: {dead_not_failing[:5]}")
+    if status_dead != sum(1 for st in rows.values() if st == "dead"):
+        problems.append(f"status counts {status_dead} dead jobs, the table holds "
+                        f"{sum(1 for st in rows.values() if st == 'dead')}")
+    # The killed daemon's jobs ran on the others, after its reservation lapsed.
+    held = kill.get("held", [])
+    finished_elsewhere = [j for j in held if any(tag != "d1" and ms >= lapse_ms for _, tag, ms in by_job.get(j, []))
+                          or rows.get(j) == "dead"]
+    if len(finished_elsewhere) != len(held):
+        problems.append(f"of {len(held)} jobs the killed daemon held, only {len(finished_elsewhere)} "
+                        "finished on the others after its reservation lapsed")
+    if not held:
+        problems.append("the killed daemon held no job when it was killed (kill earlier, or more jobs)")
+    # Cron: one run per scheduled minute, each minute the daemons ran
+    # through, including the one the restart took the server away for;
+    # each minute's job recorded once (or rerun by the rule above).
+    minutes = [int(r[0]) for r in runs]
+    several = [r for r in runs if r[1] != "1"]
+    if several:
+        problems.append(f"a cron minute has several runs: {several}")
+    expected = list(range((started_ms // 60000 + 1) * 60000, last_ms, 60000))
+    missing = [m for m in expected if m not in minutes]
+    if missing:
+        problems.append(f"cron minutes without a run: {missing}")
+    cron_jobs = [r[2] for r in runs if r[2]]
+    cron_not_once = [j for j in cron_jobs if not by_job.get(j)
+                     or (len(by_job[j]) > 1 and j not in reruns)]
+    if cron_not_once:
+        problems.append(f"cron jobs not recorded once: {cron_not_once}")
+    restart_minute = (restart.get("at_ms", 0) // 60000 + 1) * 60000
+    restart_minute_fired = restart_minute in minutes
+    unknown = [j for j in by_job if j not in enqueued and j not in cron_jobs]
+    if unknown:
+        problems.append(f"{len(unknown)} recorded ids were never enqueued, e.g. {unknown[:5]}")
+    return finish({
+        "test": "multi",
+        "backend": "postgres",
+        "separate_hosts": hosts,
+        "daemons": len(daemons),
+        "jobs": len(enqueued),
+        "failing_jobs": sum(enqueued.values()),
+        "seconds": args.seconds,
+        "drained_after_s": drained_s,
+        "attempts_by_live_daemon": processed,
+        "recordings": len(records),
+        "kill": {"at_s": kill.get("at_s"), "held": len(held), "finished_elsewhere": len(finished_elsewhere),
+                 "reruns": len(reruns), "lapse_after_kill_s": round((lapse_ms - kill.get("ms", 0)) / 1000, 1)},
+        "restart": {**restart,
+                    "minute_due_while_down": restart.get("at_ms", 0) < restart_minute
+                    <= restart.get("at_ms", 0) + restart.get("took_ms", 0),
+                    "that_minute_fired": restart_minute_fired},
+        "enqueues_retried_after_restart": retried[0],
+        "duplicates_while_valid": len(twice_while_valid),
+        "lost": len(lost),
+        "cron_minutes": len(runs),
+        "cron_minutes_expected": len(expected),
     }, problems)
 
 
@@ -732,6 +1097,12 @@ def main():
     p.add_argument("--pace", type=float, default=0.05, help="seconds between enqueue batches")
     p.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", 600)))
     p.add_argument("--hold", type=float, default=10.0)
+    p.add_argument("--postgres", action="store_true",
+                   help="multi: three daemons on a PostgreSQL server of its own; one killed, the server restarted")
+    p.add_argument("--burst", type=int, default=1000,
+                   help="multi --postgres: of --jobs, how many are enqueued at once just before the kill")
+    p.add_argument("--kill-at", type=float, default=5.0,
+                   help="multi --postgres: seconds into the run when one daemon is killed")
     p.add_argument("--cross-minute", action="store_true",
                    help="lock: hold the lock across a minute boundary (waits up to a minute first)")
     p.add_argument("--drain-limit", type=float, default=600)

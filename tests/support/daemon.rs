@@ -1,5 +1,12 @@
 //! The real `cronq` binary on a temp directory, and a client for its real
 //! socket. Each test gets its own directory, database and socket.
+//!
+//! A test that applies to both backends takes a [`Backend`] and starts its
+//! daemons through it; `on_both_backends!` (with `#[macro_use]` on this
+//! module) makes a `sqlite::NAME` and a `postgres::NAME` test of each. The
+//! PostgreSQL one gets a fresh database on a server the test binary starts
+//! (`cronq::store::postgres::testing`); without PostgreSQL it skips
+//! loudly, and fails under CRONQ_TEST_REQUIRE_TOOLS.
 
 #![allow(dead_code)]
 
@@ -12,6 +19,100 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cronq");
+
+/// Which database a test's daemons run on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The SQLite file in the daemon's directory (`cronq-data/cronq.db`).
+    Sqlite,
+    /// A fresh database of its own on the test binary's PostgreSQL server.
+    Postgres { url: String, db: String },
+}
+
+impl Backend {
+    /// A fresh PostgreSQL database; `None`, after saying so past the test
+    /// harness's capture, when PostgreSQL is not installed (under
+    /// CRONQ_TEST_REQUIRE_TOOLS that panics instead).
+    pub fn postgres() -> Option<Backend> {
+        let Some(server) = cronq::store::postgres::testing::shared() else {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"\n*** SKIPPED: PostgreSQL (initdb) is not installed; .ci/run installs it ***\n\n",
+            );
+            return None;
+        };
+        let db = server.create_database().expect("create a test database");
+        Some(Backend::Postgres {
+            url: server.url(&db),
+            db,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// `env` plus what selects this backend.
+    pub fn env<'a>(&'a self, env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut all = env.to_vec();
+        if let Backend::Postgres { url, .. } = self {
+            all.push(("CRONQ_DATABASE_URL", url.as_str()));
+        }
+        all
+    }
+
+    /// [`Daemon::start`] on this backend.
+    pub fn start(&self, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start(&self.env(env))
+    }
+
+    /// [`Daemon::on_dir`] on this backend.
+    pub fn on_dir(&self, dir: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::on_dir(dir, &self.env(env))
+    }
+
+    /// Runs SQL in this backend's PostgreSQL database as the superuser;
+    /// the rows as psql prints them unaligned.
+    pub fn psql(&self, sql: &str) -> String {
+        match self {
+            Backend::Postgres { db, .. } => cronq::store::postgres::testing::shared()
+                .expect("the server is running")
+                .psql_in(db, sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Backend::Sqlite => panic!("psql on a SQLite backend"),
+        }
+    }
+}
+
+/// `on_both_backends! { test_a, test_b }`: for each `fn test_a(b: Backend)`
+/// of the test file, a `sqlite::test_a` and a `postgres::test_a` test.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(crate::daemon::Backend::Sqlite)
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $test() {
+                    let Some(backend) = crate::daemon::Backend::postgres() else {
+                        return;
+                    };
+                    super::$test(backend)
+                }
+            )*
+        }
+    };
+}
 
 pub struct Daemon {
     pub dir: PathBuf,

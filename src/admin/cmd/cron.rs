@@ -21,6 +21,7 @@ pub(super) fn parse(req: &Request) -> Result<(String, usize), AdminError> {
 
 pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
     let (id, limit) = parse(req)?;
+    ctx.scheduler.sync_cluster().await?;
     let view = ctx.scheduler.view(&id)?;
     let runs = ctx.queue.store().runs(id, limit).await?;
     Ok(crate::result! {

@@ -1,4 +1,5 @@
-//! `crons`: every cron with its next and last run.
+//! `crons`: every cron with its next and last run, and where the other
+//! daemons on the database define it differently.
 
 use serde_json::{Map, Value};
 
@@ -6,6 +7,9 @@ use super::Ctx;
 use crate::admin::protocol::{self, AdminError};
 
 pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
+    // The switches and the other daemons' definitions as of now, not as of
+    // this daemon's last fire.
+    ctx.scheduler.sync_cluster().await?;
     let last = ctx.queue.store().last_runs().await?;
     let crons: Vec<Value> = ctx
         .scheduler

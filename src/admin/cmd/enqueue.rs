@@ -9,6 +9,7 @@ use crate::admin::protocol::request::{EnqueueBatch, EnqueueJob};
 use crate::admin::protocol::{self, AdminError, Answer, Code, JobView, Request};
 use crate::config::MAX_BATCH_JOBS;
 use crate::queue::job::{Enqueued, NewJob, RunAt};
+use crate::store::limits::Limits;
 
 /// The jobs of a request, every field checked, and whether it was a batch.
 pub(super) fn parse(req: &Request) -> Result<(Vec<NewJob>, bool), AdminError> {
@@ -82,6 +83,10 @@ fn new_job(args: EnqueueJob, at: &str) -> Result<NewJob, AdminError> {
     job.description = args.description.unwrap_or_default();
     job.retry_count = args.payload.options.retry_count;
     job.timeout_s = args.payload.options.timeout;
+    job.limits = Limits {
+        memory_max: args.payload.options.memory_max,
+        tasks_max: args.payload.options.tasks_max,
+    };
     job.when = when;
     job.priority = args.priority.unwrap_or(0);
     job.unique_key = args.unique_key;

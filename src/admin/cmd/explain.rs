@@ -1,6 +1,7 @@
 //! `explain`: why a job is not running now, in plain words: its state, its
 //! handler, automatic processing, a pause of its type, a per-type limit, a
-//! full pool; and how a finished job ended.
+//! full pool; how a finished job ended; and for a job taken over from
+//! PocketBase, which record it was.
 
 use serde_json::{Map, Value};
 
@@ -102,6 +103,9 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
     if runnable && reasons.is_empty() {
         reasons.push("it is ready and will be claimed by the next free worker".into());
     }
+    if let Some(origin) = job.unique_key.as_deref().and_then(from_pocketbase) {
+        reasons.push(origin);
+    }
     Ok(crate::result! { "runnable": runnable, "reasons": reasons })
 }
 
@@ -130,4 +134,13 @@ async fn finished(ctx: &Ctx, id: &str) -> Result<Map<String, Value>, AdminError>
         ),
     };
     Ok(crate::result! { "runnable": false, "reasons": [how] })
+}
+
+/// Where a job taken over from PocketBase came from, read from the unique
+/// key the bridge gives it (`pocketbase:COLLECTION:RECORD_ID`).
+fn from_pocketbase(key: &str) -> Option<String> {
+    let (collection, record) = key.strip_prefix("pocketbase:")?.split_once(':')?;
+    Some(format!(
+        "it was taken over from PocketBase: record {record} of the collection {collection}"
+    ))
 }

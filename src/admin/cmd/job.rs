@@ -7,7 +7,7 @@ use super::{Ctx, IdArg};
 use crate::admin::protocol::{self, AdminError, Request};
 use crate::config::describe_span;
 use crate::queue::Queue;
-use crate::queue::job::JobStatus;
+use crate::queue::job::{Job, JobStatus};
 
 pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
     let IdArg { id } = req.args_with_id()?;
@@ -15,7 +15,7 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
     let now = queue.clock().now_ms();
     let store = queue.store();
     if let Some((job, errors)) = store.get(id.clone(), now).await? {
-        let mut shown = protocol::job(&job);
+        let mut shown = with_progress(ctx, &job);
         // A dead job's end is in the history too (with its result).
         if job.status == JobStatus::Dead
             && let Some(record) = store.finished_job(id).await?
@@ -49,4 +49,20 @@ pub(super) fn not_found(queue: &Queue, id: &str) -> AdminError {
         "finished jobs are not kept: JOB_HISTORY=off".to_string()
     };
     AdminError::not_found(format!("no job has id {id:?} ({kept})"))
+}
+
+/// A job as the protocol writes it, with `progress` when it is running and
+/// its handler has reported some.
+pub(super) fn with_progress(ctx: &Ctx, job: &Job) -> Value {
+    let mut value = protocol::job(job);
+    if job.status == JobStatus::Running
+        && let Some(progress) = ctx.queue.progress_of(&job.id, job.attempts)
+        && let Value::Object(map) = &mut value
+    {
+        map.insert(
+            "progress".into(),
+            serde_json::to_value(progress).unwrap_or(Value::Null),
+        );
+    }
+    value
 }

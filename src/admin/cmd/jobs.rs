@@ -85,7 +85,7 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
                 _ => Value::Null,
             };
             Ok(crate::result! {
-                "jobs": jobs.iter().map(protocol::job).collect::<Vec<_>>(),
+                "jobs": jobs.iter().map(|j| super::job::with_progress(ctx, j)).collect::<Vec<_>>(),
                 "next": next,
             })
         }

@@ -6,6 +6,8 @@ mod cron;
 mod crons;
 mod enqueue;
 mod explain;
+mod import;
+mod instances;
 mod job;
 mod jobs;
 mod log_level;
@@ -20,10 +22,12 @@ mod stats;
 mod status;
 mod switch;
 mod trigger;
+pub mod wait;
+pub mod watch;
 
 use std::sync::Arc;
 
-use super::protocol::request::{IdArg, NoArgs};
+use super::protocol::request::{CancelArgs, IdArg, NoArgs};
 use super::protocol::{AdminError, Answer, Code, Request};
 use super::rate::RateLimiter;
 use crate::cron::scheduler::Scheduler;
@@ -50,11 +54,14 @@ pub struct Ctx {
     pub rate: Option<RateLimiter>,
     /// Set once the daemon has finished starting.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The PocketBase follower's state, when CRONQ_POCKETBASE_URL is set.
+    pub pocketbase: Option<Arc<crate::bridge::pocketbase::FollowStatus>>,
 }
 
 /// Commands that change state: logged with the peer's uid and pid.
-const CHANGES_STATE: [&str; 11] = [
+const CHANGES_STATE: [&str; 12] = [
     "enqueue",
+    "import",
     "retry",
     "cancel",
     "purge",
@@ -113,6 +120,7 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
             status::run(ctx).await
         }
         "enqueue" => return enqueue::run(ctx, peer, req).await,
+        "import" => return import::run(ctx, peer, req).await,
         "jobs" => jobs::run(ctx, req).await,
         "job" => job::run(ctx, req).await,
         "explain" => explain::run(ctx, req).await,
@@ -136,13 +144,23 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
             no_args()?;
             metrics::run(ctx).await
         }
+        "instances" => {
+            no_args()?;
+            instances::run(ctx).await
+        }
         "reload" => {
             no_args()?;
-            reload::run(ctx)
+            reload::run(ctx).await
         }
         "log_level" => log_level::run(ctx, req),
         "pause" => pause::run(ctx, req, true).await,
         "resume" => pause::run(ctx, req, false).await,
+        "wait" => wait::run(ctx, req).await,
+        // The server serves a watch itself (the connection becomes a
+        // stream); here only its arguments can be judged.
+        "watch" => watch::parse(req).and(Err(AdminError::bad_request(
+            "watch: only on a connection of its own",
+        ))),
         other => Err(unknown_command(other)),
     }
     .map(Answer::from)
@@ -153,15 +171,19 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
 pub fn validate_only(req: &Request) -> Result<(), AdminError> {
     let no_args = || req.args::<NoArgs>().map(|_| ());
     match req.cmd.as_str() {
-        "ping" | "status" | "crons" | "stats" | "metrics" | "reload" => no_args(),
+        "ping" | "status" | "crons" | "stats" | "metrics" | "reload" | "instances" => no_args(),
         "enqueue" => enqueue::parse(req).map(|_| ()),
+        "import" => import::parse(req).map(|_| ()),
         "jobs" => jobs::parse(req).map(|_| ()),
         "retry" if bulk::is_bulk(req) => bulk::parse(req, bulk::Verb::Retry).map(|_| ()),
         "cancel" if bulk::is_bulk(req) => bulk::parse(req, bulk::Verb::Cancel).map(|_| ()),
-        "job" | "explain" | "retry" | "cancel" | "trigger" | "enable" | "disable" => {
+        "job" | "explain" | "retry" | "trigger" | "enable" | "disable" => {
             req.args_with_id::<IdArg>().map(|_| ())
         }
+        "cancel" => req.args_with_id::<CancelArgs>().map(|_| ()),
         "pause" | "resume" => pause::parse(req).map(|_| ()),
+        "wait" => wait::parse(req).map(|_| ()),
+        "watch" => watch::parse(req).map(|_| ()),
         "purge" => purge::parse(req).map(|_| ()),
         "cron" => cron::parse(req).map(|_| ()),
         "next" => next::parse(req).map(|_| ()),
@@ -203,6 +225,9 @@ mod tests {
             r#"{"cmd":"cancel","filter":{"type":"email"}}"#,
             r#"{"cmd":"purge","status":"dead","type":"email","since":"2026-01-01T00:00:00Z"}"#,
             r#"{"cmd":"jobs","status":"succeeded","name":"n","cron_id":"c","after":"12"}"#,
+            r#"{"cmd":"cancel","id":"k3j9x0c2m1q8z7a","force":true}"#,
+            r#"{"cmd":"wait","id":"k3j9x0c2m1q8z7a","timeout":5}"#,
+            r#"{"cmd":"watch","types":["email"],"events":["dead"]}"#,
         ] {
             assert_eq!(check(good), Ok(()), "{good}");
         }
@@ -221,9 +246,24 @@ mod tests {
             (r#"{"cmd":"pause","type":"*"}"#, Code::BadRequest),
             (r#"{"cmd":"resume","types":["a"]}"#, Code::BadRequest),
             (r#"{"cmd":"retry","filter":{}}"#, Code::BadRequest),
-            (r#"{"cmd":"cancel","filter":{"status":"running"}}"#, Code::BadRequest),
-            (r#"{"cmd":"purge","status":"dead","after":"x"}"#, Code::BadRequest),
-            (r#"{"cmd":"jobs","status":"succeeded","after":"1.x"}"#, Code::BadRequest),
+            (
+                r#"{"cmd":"cancel","filter":{"status":"running"}}"#,
+                Code::BadRequest,
+            ),
+            (
+                r#"{"cmd":"purge","status":"dead","after":"x"}"#,
+                Code::BadRequest,
+            ),
+            (
+                r#"{"cmd":"jobs","status":"succeeded","after":"1.x"}"#,
+                Code::BadRequest,
+            ),
+            (
+                r#"{"cmd":"cancel","id":"x","force":"yes"}"#,
+                Code::BadRequest,
+            ),
+            (r#"{"cmd":"wait","id":"x","timeout":0}"#, Code::BadRequest),
+            (r#"{"cmd":"watch","events":["boom"]}"#, Code::BadRequest),
             (r#"{"cmd":"frobnicate"}"#, Code::UnknownCommand),
         ] {
             assert_eq!(check(bad), Err(code), "{bad}");

@@ -7,7 +7,12 @@
 //! jobs this daemon holds without running them at this instant (claimed
 //! ahead of a free worker, or finished with the outcome being written).
 //! What `running` holds beyond both is another daemon's, or a dead one's
-//! awaiting recovery.
+//! awaiting recovery. On a database other hosts share, `instances` counts
+//! the daemons alive on it and `clock_offset_ms` is this host's clock
+//! against the server's.
+//!
+//! `pocketbase` is the PocketBase follower's own view (see
+//! `bridge::pocketbase::status`), null when no PocketBase is configured.
 
 use std::sync::atomic::Ordering;
 
@@ -20,6 +25,22 @@ use crate::queue::job::JobStatus;
 use crate::store::sqlite_version;
 
 pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
+    let queue = &ctx.queue;
+    let mut answer = base(ctx).await?;
+    // A database other hosts share: how many daemons are alive on it, and
+    // how far this one's clock is from the server's.
+    if queue.store().shared() {
+        answer.insert("instances".into(), json!(queue.live_instances().await?));
+        answer.insert(
+            "clock_offset_ms".into(),
+            json!(queue.store().clock_offset_ms()),
+        );
+    }
+    Ok(answer)
+}
+
+/// The fields every backend answers.
+async fn base(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
     let queue = &ctx.queue;
     let counts = queue.store().counts(queue.clock().now_ms()).await?;
     let backend = queue.store().info();
@@ -57,6 +78,7 @@ pub async fn run(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
         "last_tick": protocol::opt_time(ctx.scheduler.last_tick()),
         "handlers": handlers(queue),
         "draining": draining(queue),
+        "pocketbase": ctx.pocketbase.as_ref().map(|p| p.view()),
     })
 }
 

@@ -21,10 +21,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Every command of PROTOCOL.md, for the checks that must cover them all
 /// (the man page test, the fuzz target).
-pub const COMMANDS: [&str; 21] = [
+pub const COMMANDS: &[&str] = &[
     "ping",
     "status",
     "enqueue",
+    "import",
     "jobs",
     "job",
     "explain",
@@ -41,6 +42,9 @@ pub const COMMANDS: [&str; 21] = [
     "metrics",
     "reload",
     "log_level",
+    "instances",
+    "watch",
+    "wait",
     "pause",
     "resume",
 ];
@@ -59,6 +63,8 @@ pub enum Code {
     Forbidden,
     Unavailable,
     Internal,
+    /// A `wait` ran out of time.
+    Timeout,
 }
 
 impl Code {
@@ -75,6 +81,7 @@ impl Code {
             Code::Forbidden => "forbidden",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
+            Code::Timeout => "timeout",
         }
     }
 }
@@ -426,6 +433,14 @@ pub fn cron(view: &CronView, last_run: Option<&RunRow>) -> Value {
         "catch_up": match spec.catch_up { crate::cron::spec::CatchUp::None => "none", crate::cron::spec::CatchUp::Once => "once" },
         "next_run": if view.enabled { opt_time(view.next_run) } else { Value::Null },
         "last_run": last_run.map_or(Value::Null, run),
+        "conflict": view.conflict.as_ref().map_or(Value::Null, |c| json!({
+            "digest": c.digest,
+            "instances": c.instances.iter().map(|p| json!({
+                "id": p.id,
+                "host": p.host,
+                "digest": p.digest,
+            })).collect::<Vec<_>>(),
+        })),
     })
 }
 

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::store::limits::ByteSize;
+
 /// `enqueue`, one job: the replaced system's `{"name", "description",
 /// "payload"}` plus cronq's scheduling fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,13 @@ pub struct JobOptions {
     pub retry_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
+    /// A cap on the job's memory below the operator's (`command` jobs in a
+    /// cgroup): bytes, or text such as `"256M"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<ByteSize>,
+    /// A cap on the job's processes and threads below the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_max: Option<u64>,
 }
 
 /// `enqueue`, the batch form. Each job is parsed on its own so an error
@@ -56,6 +65,60 @@ pub struct JobOptions {
 #[serde(deny_unknown_fields)]
 pub struct EnqueueBatch {
     pub jobs: Vec<Value>,
+}
+
+/// `import`: records of another system, each taken over as one job (see
+/// `queue::import`). Each record is checked on its own; unlike an enqueue
+/// batch, a bad record is answered, not fatal to the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportArgs {
+    /// Where the records come from: `pocketbase:COLLECTION`.
+    pub source: String,
+    /// 1 to 1,000 records.
+    pub records: Vec<ImportRecord>,
+    /// Check and look up only; store nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+
+/// One record: the replaced system's `{"name", "description", "payload"}`,
+/// its id, the attempts it used there and when it was created (the job's
+/// `run_at`, so the oldest runs first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub payload: Payload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+impl ImportRecord {
+    /// The record as the queue takes it: its job, to run from `created`
+    /// on. The error names the field.
+    pub fn offer(self) -> Result<crate::queue::import::Offer, String> {
+        use crate::queue::job::{NewJob, RunAt};
+        let mut job = NewJob::new(self.name, self.payload.job_type, self.payload.data);
+        job.description = self.description.unwrap_or_default();
+        job.retry_count = self.payload.options.retry_count;
+        job.timeout_s = self.payload.options.timeout;
+        if let Some(created) = &self.created {
+            let at = crate::clock::parse_rfc3339(created).map_err(|e| format!("created: {e}"))?;
+            job.when = RunAt::At(at);
+        }
+        Ok(crate::queue::import::Offer {
+            record_id: self.id,
+            job,
+            attempts: self.attempts.unwrap_or(0),
+        })
+    }
 }
 
 /// `jobs`: filters and paging.
@@ -210,4 +273,14 @@ pub struct CancelArgs {
 pub struct PauseArgs {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub job_type: Option<String>,
+}
+
+/// `wait`: until job `id` has ended, at most `timeout` seconds (1 to
+/// 86400, default 60).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitArgs {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }

@@ -1,5 +1,6 @@
 //! `cronq check [FILE]`: validates a crons file offline, with the
-//! environment the daemon would have, and lists each fault.
+//! environment the daemon would have, and lists each fault; warns about
+//! JOB_COMMAND_ALLOW entries that no job could run.
 //!
 //! Without FILE it checks the file the daemon reads, found the way the CLI
 //! finds the daemon's socket (`client::socket`): `CRONQ_CRONS` or
@@ -102,6 +103,10 @@ pub fn run(path: Option<&Path>) -> ExitCode {
             return ExitCode::from(exit::REFUSED);
         }
     };
+    // The daemon logs the same at start-up; a job that runs one would fail.
+    for warning in crate::handlers::command::allow_warnings(&config.command_allow) {
+        eprintln!("cronq: warning: {warning}");
+    }
     let is_set =
         |var: &str| std::env::var_os(var).is_some_and(|v| !v.to_string_lossy().trim().is_empty());
     let target = resolve(

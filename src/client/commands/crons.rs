@@ -76,7 +76,34 @@ pub fn render_list(a: &Value, now: Timestamp) -> String {
             text(cron, "source"),
         ]);
     }
-    t.to_string()
+    let mut out = t.to_string();
+    for cron in crons {
+        if let Some(conflict) = conflict(cron) {
+            out.push_str(&format!("warning: {}: {conflict}\n", text(cron, "id")));
+        }
+    }
+    out
+}
+
+/// A cron's `conflict`, in words: which other daemons define it otherwise.
+fn conflict(cron: &Value) -> Option<String> {
+    let conflict = cron.get("conflict").filter(|c| c.is_object())?;
+    let nodes: Vec<String> = items(conflict, "instances")
+        .iter()
+        .map(|p| {
+            format!(
+                "{} ({}, digest {})",
+                text(p, "host"),
+                text(p, "id"),
+                text(p, "digest")
+            )
+        })
+        .collect();
+    Some(format!(
+        "defined differently by {} than here (digest {})",
+        nodes.join(", "),
+        text(conflict, "digest")
+    ))
 }
 
 /// Duration of a run, "-" while it runs.
@@ -100,6 +127,9 @@ pub fn render_cron(a: &Value, now: Timestamp) -> String {
         _ => f.add("enabled", yes_no(cron, "enabled")),
     }
     f.add("source", text(cron, "source"));
+    if let Some(conflict) = conflict(cron) {
+        f.add("conflict", conflict);
+    }
     f.add("next run", when(cron, "next_run", now));
     let (last, status) = last_run(cron, now);
     f.add("last run", format!("{last} ({status})"));
@@ -218,6 +248,24 @@ mod tests {
         json!({"id": "system_queue", "schedule": "* * * * *", "timezone": "UTC",
                "description": "Processes jobs from the database queue", "enabled": true,
                "source": "builtin", "job": null, "next_run": "2026-01-01T00:01:00.000Z", "last_run": null})
+    }
+
+    #[test]
+    fn a_conflict_is_a_warning_under_the_table() {
+        let mut report = builtin();
+        report["id"] = json!("nightly");
+        report["source"] = json!("file");
+        report["conflict"] = json!({"digest": "aaaa", "instances": [
+            {"id": "k3j9x0c2m1q8z7a", "host": "node-b", "digest": "bbbb"}]});
+        let out = render_list(&json!({"ok": true, "crons": [builtin(), report]}), now());
+        assert!(
+            out.ends_with(
+                "warning: nightly: defined differently by node-b (k3j9x0c2m1q8z7a, digest bbbb) \
+                 than here (digest aaaa)\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(out.matches("warning").count(), 1, "{out}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub fn request(args: &EnqueueArgs, stdin: &mut dyn Read) -> Result<Cmd, ClientEr
             options: JobOptions {
                 retry_count: args.retries,
                 timeout: args.timeout_s,
+                ..JobOptions::default()
             },
         },
         run_at,

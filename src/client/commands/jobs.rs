@@ -189,6 +189,9 @@ pub fn render_job(a: &Value, now: Timestamp) -> String {
         f.add("took", took(job));
     }
     f.add("last error", text(job, "last_error"));
+    if let Some(p) = job.get("progress").filter(|p| p.is_object()) {
+        f.add("progress", progress(p, now));
+    }
     let mut out = f.to_string();
     match job.get("payload") {
         Some(Value::Null) => out.push_str("\npayload: - (finished jobs do not keep it)\n"),
@@ -214,6 +217,22 @@ pub fn render_job(a: &Value, now: Timestamp) -> String {
         }
         out.push_str(&format!("\nlast failures:\n{t}"));
     }
+    out
+}
+
+/// "4096 of 10000 (rows read), 2s ago".
+fn progress(p: &Value, now: Timestamp) -> String {
+    let mut out = num(p, "done");
+    if let Some(total) = p.get("total").filter(|t| t.is_number()) {
+        out.push_str(&format!(" of {total}"));
+    }
+    if let Some(message) = opt_str(p, "message") {
+        out.push_str(&format!(" ({message})"));
+    }
+    out.push_str(&format!(
+        ", {}",
+        timefmt::relative_text(opt_str(p, "at"), now)
+    ));
     out
 }
 
@@ -537,6 +556,19 @@ mod tests {
             render_pause(&json!({"ok": true, "paused": []}), now()),
             "nothing is paused"
         );
+    }
+
+    #[test]
+    fn a_running_job_shows_its_progress() {
+        let mut j = job();
+        j["status"] = "running".into();
+        j["progress"] = json!({"done": 4096, "total": 10000, "message": "rows read", "at": "2025-12-31T23:59:58.000Z"});
+        let out = render_job(&json!({"ok": true, "job": j, "errors": []}), now());
+        assert!(
+            out.contains("   progress: 4096 of 10000 (rows read), 2s ago\n"),
+            "{out}"
+        );
+        assert!(!render_job(&json!({"ok": true, "job": job()}), now()).contains("progress"));
     }
 
     #[test]

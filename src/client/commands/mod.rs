@@ -1,28 +1,37 @@
 //! Per command: the request it sends (`plan`) and how its answer reads.
 //!
 //! - `status`: ping, status, stats, metrics;
+//! - `instances`: the daemons on the database;
 //! - `enqueue`: one job from flags, or a JSON-lines batch;
+//! - `import_pocketbase`: a PocketBase data.db, in many `import` requests;
 //! - `jobs`: jobs, job, explain, retry, cancel, purge, pause, resume;
 //! - `crons`: crons, cron, trigger, enable, disable, reload;
 //! - `log_level`: log-level;
-//! - `next`: fire times of an expression, computed here without a daemon.
+//! - `next`: fire times of an expression, computed here without a daemon;
+//! - `wait`: wait, and enqueue and trigger with `--wait`;
+//! - `watch`: the event stream.
 //!
 //! Renderers read answers as `serde_json::Value` through the accessors
 //! below rather than strict types: a newer daemon may add fields, and an
 //! operator's view should degrade to "-" for a missing one, not fail.
 
 pub mod check;
+pub mod copy_store;
 pub mod crons;
 pub mod enqueue;
+pub mod import_pocketbase;
+pub mod instances;
 pub mod jobs;
 pub mod log_level;
 pub mod next;
 pub mod status;
+pub mod wait;
+pub mod watch;
 
 use serde_json::Value;
 
 use super::args::Command;
-use super::request::{Cmd, CronQuery, LogLevelArgs, PauseArgs};
+use super::request::{CancelArgs, Cmd, CronQuery, LogLevelArgs, PauseArgs};
 use super::{ClientError, Render};
 
 /// The request a daemon command sends and the renderer of its answer.
@@ -32,6 +41,7 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Status => (Cmd::Status, status::render_status),
         Command::Stats => (Cmd::Stats, status::render_stats),
         Command::Metrics => (Cmd::Metrics, status::render_metrics),
+        Command::Instances => (Cmd::Instances, instances::render),
         Command::Enqueue(args) => (
             enqueue::request(&args, &mut std::io::stdin().lock())?,
             if args.verbose {
@@ -43,11 +53,22 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Jobs(args) => (jobs::list_request(&args)?, jobs::render_list),
         Command::Job { id } => (Cmd::Job { id }, jobs::render_job),
         Command::Explain { id } => (Cmd::Explain { id }, jobs::render_explain),
-        Command::Retry { id, filter } | Command::Cancel { id, filter }
+        Command::Retry { id, filter } | Command::Cancel { id, filter, .. }
             if id.is_some() && (filter.any() || filter.after.is_some()) =>
         {
             return Err(ClientError::Usage(
                 "give a job id or filter flags (--status, --type, ...), not both".to_string(),
+            ));
+        }
+        Command::Cancel {
+            id: None,
+            force: true,
+            ..
+        } => {
+            return Err(ClientError::Usage(
+                "--force stops one running job: give its id (a bulk cancel never touches \
+                 running jobs)"
+                    .to_string(),
             ));
         }
         Command::Retry { id, filter } => match id {
@@ -57,7 +78,14 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
                 jobs::render_bulk_retry,
             ),
         },
-        Command::Cancel { id, filter } => match id {
+        Command::Cancel { id, force, filter } => match id {
+            Some(id) if force => (
+                Cmd::CancelForce(CancelArgs {
+                    id,
+                    force: Some(true),
+                }),
+                jobs::render_cancel,
+            ),
             Some(id) => (Cmd::Cancel { id }, jobs::render_cancel),
             None => (
                 Cmd::CancelWhere(jobs::bulk_request(&filter)?),
@@ -78,7 +106,7 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
             }),
             crons::render_cron,
         ),
-        Command::Trigger { id } => (Cmd::Trigger { id }, crons::render_trigger),
+        Command::Trigger { id, .. } => (Cmd::Trigger { id }, crons::render_trigger),
         Command::Enable { id } => (Cmd::Enable { id }, crons::render_switch),
         Command::Disable { id } => (Cmd::Disable { id }, crons::render_switch),
         Command::Reload => (Cmd::Reload, crons::render_reload),
@@ -90,8 +118,12 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         ),
         Command::Daemon
         | Command::Check { .. }
+        | Command::ImportPocketbase(_)
+        | Command::CopyStore(_)
         | Command::Next(_)
         | Command::Top
+        | Command::Wait { .. }
+        | Command::Watch(_)
         | Command::Completions { .. } => {
             return Err(ClientError::Usage(
                 "this command does not talk to the daemon".to_string(),

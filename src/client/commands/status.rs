@@ -27,6 +27,13 @@ pub fn render_status(a: &Value, now: Timestamp) -> String {
     f.add("ready", yes_no(a, "ready"));
     f.add("database", text(a, "db"));
     f.add("sqlite", text(a, "sqlite_version"));
+    // A database other hosts share: the cluster and this host's clock.
+    if a.get("instances").is_some() {
+        f.add("instances", format!("{} alive", num(a, "instances")));
+    }
+    if let Some(ms) = a.get("clock_offset_ms").and_then(Value::as_i64) {
+        f.add("clock", clock_line(ms));
+    }
     f.add("workers", workers_line(workers));
     f.add("queue", queue_line(queue, workers));
     f.add("handlers", handlers_line(a));
@@ -56,6 +63,16 @@ pub fn render_status(a: &Value, now: Timestamp) -> String {
         f.add("draining", draining_line(draining, now));
     }
     f.to_string()
+}
+
+/// "1.2s ahead of the database server's", "in step with ...".
+fn clock_line(ms: i64) -> String {
+    let by = timefmt::millis(ms.unsigned_abs());
+    match ms {
+        0 => "in step with the database server's".to_string(),
+        1.. => format!("{by} ahead of the database server's"),
+        _ => format!("{by} behind the database server's"),
+    }
 }
 
 fn count(v: &Value, key: &str) -> u64 {
@@ -272,6 +289,24 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("draining"), "{out}");
+    }
+
+    #[test]
+    fn status_on_a_shared_database_shows_the_cluster_and_the_clock() {
+        let a = json!({"ok": true, "backend": "postgres",
+            "db": "postgres://cronq@db:5432/cronq?sslmode=require",
+            "instances": 3, "clock_offset_ms": -1500});
+        let out = render_status(&a, now());
+        assert!(out.contains("instances: 3 alive\n"), "{out}");
+        assert!(
+            out.contains("    clock: 1.5s behind the database server's"),
+            "{out}"
+        );
+        let out = render_status(&json!({"ok": true}), now());
+        assert!(
+            !out.contains("instances") && !out.contains("clock"),
+            "{out}"
+        );
     }
 
     #[test]

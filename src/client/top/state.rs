@@ -189,6 +189,7 @@ impl State {
             EventKind::Succeeded => {
                 self.throughput.add(second, Counter::Succeeded, 1);
                 self.end(e.job.as_ref().map(|j| j.id.as_str()));
+                self.settled(e.job.as_ref().map(|j| j.id.as_str()));
             }
             EventKind::Failed | EventKind::Dead => {
                 let dead = e.kind == EventKind::Dead;
@@ -213,7 +214,10 @@ impl State {
                     self.throughput.add(second, Counter::Failed, 1);
                 }
             }
-            EventKind::Cancelled => self.end(e.job.as_ref().map(|j| j.id.as_str())),
+            EventKind::Cancelled => {
+                self.end(e.job.as_ref().map(|j| j.id.as_str()));
+                self.settled(e.job.as_ref().map(|j| j.id.as_str()));
+            }
             EventKind::Paused | EventKind::Resumed => {
                 if let (Some(paused), Some(status)) = (e.paused, self.status.as_mut()) {
                     status.paused = paused;
@@ -244,6 +248,15 @@ impl State {
     fn end(&mut self, id: Option<&str>) {
         if let Some(id) = id {
             self.running.remove(id);
+        }
+    }
+
+    /// A job that succeeded in the end (retried) or was cancelled is no
+    /// longer a failure to act on: its failures leave the pane, which so
+    /// agrees with the polled one (the jobs dead or retrying now).
+    fn settled(&mut self, id: Option<&str>) {
+        if let Some(id) = id {
+            self.failures.retain(|f| f.id != id);
         }
     }
 

@@ -75,6 +75,21 @@ fn running_jobs_follow_started_progress_and_the_end() {
 }
 
 #[test]
+fn a_failure_leaves_the_pane_once_its_job_succeeds_or_is_cancelled() {
+    let mut s = live();
+    let now = at(T0);
+    s.apply_event(job_event("dead", "a", 1, T0), now);
+    s.apply_event(job_event("failed", "b", 1, T0), now);
+    s.apply_event(job_event("dead", "c", 1, T0), now);
+    // `a` retried by hand, then succeeded; `b` cancelled while it waited.
+    s.apply_event(job_event("started", "a", 1, T0), now);
+    s.apply_event(job_event("succeeded", "a", 1, T0), now);
+    s.apply_event(job_event("cancelled", "b", 1, T0), now);
+    let left: Vec<&str> = s.failures.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[test]
 fn failed_then_dead_of_one_attempt_is_one_failure() {
     let mut s = live();
     let now = at(T0);

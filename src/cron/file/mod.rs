@@ -23,6 +23,7 @@ pub use fault::{Fault, LoadErrors};
 
 use crate::config::Config;
 use crate::cron::schedule::{Schedule, ScheduleError, default_timezone};
+use crate::handlers::command::Containment;
 use crate::queue::handler::Registry;
 
 pub use super::spec::{CatchUp, DisabledBy, Overlap};
@@ -196,7 +197,7 @@ pub fn check(file: Option<&Path>, config: &Config) -> Result<Vec<CronDef>, LoadE
         });
     }
     let mut registry = Registry::new();
-    for registration in crate::handlers::builtin(config) {
+    for registration in crate::handlers::builtin(config, Containment::Offline) {
         registry.register(registration);
     }
     let ctx = LoadContext::new(config, &registry).map_err(|err| LoadErrors {

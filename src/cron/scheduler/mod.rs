@@ -7,6 +7,15 @@
 //! the row and fires nothing. The in-memory next-fire times only decide
 //! when to look; they never move backward, so a wall clock stepping back
 //! cannot bring a fired run round again.
+//!
+//! Whether a cron fires at all is its switch, and `enable`/`disable` on any
+//! daemon of the database holds for all of them: the switches are read
+//! again before anything is fired (`cluster.rs`, which also reports crons
+//! files that define one id differently).
+
+mod cluster;
+
+pub use cluster::{Conflict, Peer};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,6 +28,7 @@ use tracing::Instrument;
 
 use super::spec::{CatchUp, CronAction, CronSpec, DisabledBy, Overlap, SYSTEM_QUEUE};
 use crate::clock::{Clock, Millis};
+use crate::queue::events::Event;
 use crate::queue::{DrainReport, Queue, QueueError};
 use crate::store::run::{NewRun, RunRow, RunStatus, RunTrigger};
 use crate::store::{Store, StoreError};
@@ -27,12 +37,17 @@ use crate::store::{Store, StoreError};
 /// wrong clock, not time that passed: nothing missed is fired for it.
 const CLOCK_CORRECTION: SignedDuration = SignedDuration::from_hours(3);
 /// A write transaction running longer than this means the database is
-/// wedged: the watchdog is no longer pinged and systemd restarts us.
+/// wedged: the watchdog is no longer pinged and systemd restarts us (on a
+/// file; see `Backend::responsive` for a shared database).
 const WRITER_STALL_LIMIT: Duration = Duration::from_secs(20);
 /// Most missed fire times looked at when finding the latest one.
 const MAX_MISSED_SCAN: usize = 100_000;
-/// Tries to record a due run while the database is busy; each try itself
-/// waits up to the busy timeout (5 s), so together about a minute.
+/// How long a turn waits for the cluster's switches before it fires with
+/// the ones it knows (a database that does not answer).
+const SYNC_LIMIT: Duration = Duration::from_secs(2);
+/// Tries to record a due run while the database is busy or out of reach
+/// (a server restarting); each try itself waits up to the busy timeout
+/// (5 s) on a file, so together about a minute.
 const FIRE_TRIES: u32 = 10;
 const FIRE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
@@ -40,8 +55,9 @@ const FIRE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// the file and line at fault.
 pub type Loader = Arc<dyn Fn() -> Result<Vec<CronSpec>, String> + Send + Sync>;
 
-/// Called on every turn of the scheduler loop after the store answered:
-/// the systemd watchdog's proof of life.
+/// Called on every turn of the scheduler loop while the store's own
+/// machinery works (`Backend::responsive`): the systemd watchdog's proof
+/// of life.
 pub type Pulse = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +79,9 @@ pub struct CronView {
     /// Why it is off now; `None` when `enabled`.
     pub disabled_by: Option<DisabledBy>,
     pub next_run: Option<Millis>,
+    /// Other daemons on the database whose crons file defines this cron
+    /// differently; `None` when they agree (always for a built-in).
+    pub conflict: Option<Conflict>,
 }
 
 /// What one firing did.
@@ -94,6 +113,9 @@ struct Inner {
     wake: Notify,
     /// When `system_queue` last fired, for `status`.
     last_tick: Mutex<Option<Millis>>,
+    /// Bumped by every `system_queue` run: the PocketBase follower lists
+    /// its collection then.
+    ticks: tokio::sync::watch::Sender<u64>,
     /// Crons with a run in progress in this process, so a slow
     /// `system_queue` drain is not started again on top of itself.
     in_flight: Mutex<HashSet<String>>,
@@ -105,6 +127,7 @@ struct Table {
     crons: BTreeMap<String, CronSpec>,
     overrides: HashMap<String, bool>,
     next: HashMap<String, Timestamp>,
+    cluster: cluster::Cluster,
 }
 
 impl Table {
@@ -140,6 +163,7 @@ impl Scheduler {
             crons,
             overrides,
             next,
+            cluster: cluster::Cluster::unpublished(),
         };
         // One switch for automatic processing: the system_queue cron's.
         if let Some(spec) = table.crons.get(SYSTEM_QUEUE) {
@@ -152,6 +176,7 @@ impl Scheduler {
                 table: Mutex::new(table),
                 wake: Notify::new(),
                 last_tick: Mutex::new(None),
+                ticks: tokio::sync::watch::Sender::new(0),
                 in_flight: Mutex::new(HashSet::new()),
                 tasks: TaskTracker::new(),
             }),
@@ -198,6 +223,7 @@ impl Scheduler {
                     None => spec.disabled_by,
                 },
                 next_run: table.next.get(&spec.id).map(|t| t.as_millisecond()),
+                conflict: table.cluster.conflicts.get(&spec.id).cloned(),
                 spec: spec.clone(),
             })
             .collect()
@@ -208,6 +234,11 @@ impl Scheduler {
             .into_iter()
             .find(|v| v.spec.id == id)
             .ok_or_else(|| SchedulerError::NotFound(id.to_string()))
+    }
+
+    /// Changes at every `system_queue` run.
+    pub fn ticks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.ticks.subscribe()
     }
 
     pub fn last_tick(&self) -> Option<Millis> {
@@ -236,6 +267,7 @@ impl Scheduler {
         {
             let mut table = self.table();
             table.overrides.insert(id.to_string(), enabled);
+            table.cluster.switch_generation += 1;
             // Counted from now, so re-enabling never fires what passed while off.
             if let Some(spec) = table.crons.get(id).cloned()
                 && let Some(at) = spec.schedule.next_after(now, &spec.timezone)
@@ -290,6 +322,7 @@ impl Scheduler {
             }
             table.crons = crons;
         }
+        self.definitions_changed();
         tracing::info!(
             added = %report.added.join(","),
             removed = %report.removed.join(","),
@@ -305,6 +338,7 @@ impl Scheduler {
 
     async fn run(self, pulse: Option<Pulse>, turn_every: Duration) {
         let shutdown = self.inner.queue.shutdown_token().clone();
+        self.sync_before_firing().await;
         self.catch_up().await;
         let mut last_seen = self.clock().now();
         loop {
@@ -326,17 +360,32 @@ impl Scheduler {
                 );
                 self.reschedule_all(now);
             }
+            if self.due_or_unpublished(now) {
+                self.sync_before_firing().await;
+            }
             self.fire_due(now);
             last_seen = last_seen.max(now);
 
-            // The scheduler's turn is the daemon's pulse: it heartbeats
-            // (when no system_queue run did) and proves to the watchdog that
-            // this loop turns and writes get through.
-            self.inner.queue.heartbeat_if_due().await;
+            // The scheduler's turn is the daemon's pulse: it proves to the
+            // watchdog that this loop turns and the store works (see
+            // `Backend::responsive`), and heartbeats when no system_queue
+            // run did. The heartbeat waits at most half a turn, so a
+            // database server that stopped answering cannot hold the turns,
+            // and with them the watchdog's pings, back.
             if let Some(pulse) = &pulse
                 && self.store().responsive(WRITER_STALL_LIMIT)
             {
                 pulse();
+            }
+            let heartbeat = self.inner.queue.heartbeat_if_due();
+            if tokio::time::timeout(turn_every / 2, heartbeat)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "this instance's heartbeat got no answer from the database in {} ms; trying again at the next turn",
+                    (turn_every / 2).as_millis()
+                );
             }
             let earliest = {
                 let table = self.table();
@@ -360,6 +409,30 @@ impl Scheduler {
             }
         }
         tracing::debug!("scheduler stopped");
+    }
+
+    /// Whether a cron (enabled here or not: another daemon may have enabled
+    /// it) is due at `now`, or this daemon's definitions wait to be
+    /// published.
+    fn due_or_unpublished(&self, now: Timestamp) -> bool {
+        let table = self.table();
+        table.cluster.unpublished || table.next.values().any(|at| *at <= now)
+    }
+
+    /// Takes in the cluster's switches (and definitions) before firing;
+    /// when the database does not answer in time, fires by the last known.
+    async fn sync_before_firing(&self) {
+        match tokio::time::timeout(SYNC_LIMIT, self.sync_cluster()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "could not read the crons' switches from the database ({e}); firing by the last known"
+            ),
+            Err(_) => tracing::warn!(
+                "the database did not give the crons' switches in {} s; firing by the last known",
+                SYNC_LIMIT.as_secs()
+            ),
+        }
     }
 
     fn reschedule_all(&self, now: Timestamp) {
@@ -422,17 +495,20 @@ impl Scheduler {
     }
 
     /// Fires a due run, trying again while another process holds the write
-    /// lock: without this, a run due during a lock held past the busy
-    /// timeout was dropped (the scheduler has already moved on to the next
-    /// fire time). Retrying is safe: the run row's unique index makes a
-    /// second try that finds the run recorded fire nothing.
+    /// lock, or the database server cannot be reached (a restart): without
+    /// this, a run due then was dropped (the scheduler has already moved on
+    /// to the next fire time). Retrying is safe: the run row's unique index
+    /// makes a second try that finds the run recorded fire nothing.
     async fn fire_retrying_busy(&self, spec: CronSpec, at: Timestamp, trigger: RunTrigger) {
         let shutdown = self.inner.queue.shutdown_token().clone();
         let mut tries = 1;
         loop {
             match self.fire(spec.clone(), at, trigger).await {
                 Ok(_) => return,
-                Err(e) if matches!(e, StoreError::Busy(_)) && tries < FIRE_TRIES => {
+                Err(e)
+                    if matches!(e, StoreError::Busy(_) | StoreError::Unwritable(_))
+                        && tries < FIRE_TRIES =>
+                {
                     tracing::warn!(cron_id = %spec.id, error = %e, tries, "cron {}: its run is not recorded yet ({e}); trying again", spec.id);
                     tries += 1;
                     tokio::select! {
@@ -520,8 +596,14 @@ impl Scheduler {
         if let Some(reason) = self.skip_reason(&spec, trigger).await? {
             tracing::info!(reason = %reason, "cron run skipped");
             let run = store
-                .begin_run(new_run(RunStatus::Skipped, Some(reason)))
+                .begin_run(new_run(RunStatus::Skipped, Some(reason.clone())))
                 .await?;
+            if run.is_some() {
+                let (at, when) = (self.clock().now_ms(), scheduled_for.as_millisecond());
+                queue
+                    .events()
+                    .publish(|| Event::cron_skipped(at, &spec.id, when, &reason));
+            }
             return Ok(Fired { run, drain: None });
         }
         if let CronAction::SystemQueue = spec.action {
@@ -535,6 +617,9 @@ impl Scheduler {
             });
         };
         tracing::info!(scheduled_for = %scheduled_for, "cron run started");
+        if !matches!(spec.action, CronAction::Enqueue(_)) {
+            self.fired(&spec.id, scheduled_for.as_millisecond(), None);
+        }
         let started = std::time::Instant::now();
         let _in_flight = InFlight::enter(&self.inner.in_flight, &spec.id);
 
@@ -567,6 +652,11 @@ impl Scheduler {
                 match queue.enqueue_one(job).await {
                     Ok(stored) => {
                         tracing::info!(job_id = %stored.job.id, "cron enqueued its job");
+                        self.fired(
+                            &spec.id,
+                            scheduled_for.as_millisecond(),
+                            Some(&stored.job.id),
+                        );
                         // The run now follows its job: the store ends it when
                         // the job succeeds or dies.
                         let mut run = run;
@@ -617,6 +707,7 @@ impl Scheduler {
             .last_tick
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(run.now);
+        self.inner.ticks.send_modify(|n| *n = n.wrapping_add(1));
         let started = std::time::Instant::now();
         let done = self.inner.queue.run_system_queue(Some(run)).await?;
         if !done.fired {
@@ -627,6 +718,15 @@ impl Scheduler {
             });
         }
         let d = done.report;
+        // An idle minute is not news to a watcher either (100 idle watchers
+        // then cost nothing at all); one that did work is.
+        if let Some(run) = done
+            .run
+            .as_ref()
+            .filter(|_| d.processed > 0 || d.recovered > 0)
+        {
+            self.fired(&run.cron_id, run.scheduled_for, None);
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         // An idle minute is not news; one that did work is.
         if d.processed > 0 || d.recovered > 0 {
@@ -644,6 +744,15 @@ impl Scheduler {
             run: done.run,
             drain: Some(d),
         })
+    }
+
+    /// Publishes a `cron_fired` event, if anyone watches.
+    fn fired(&self, cron_id: &str, scheduled_for: Millis, job_id: Option<&str>) {
+        let at = self.clock().now_ms();
+        self.inner
+            .queue
+            .events()
+            .publish(|| Event::cron_fired(at, cron_id, scheduled_for, job_id));
     }
 
     /// Why a run should not start: its previous run is still at work.

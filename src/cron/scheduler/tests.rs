@@ -23,7 +23,7 @@ use super::{Loader, Pulse, ReloadReport, Scheduler, SchedulerError};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::cron::schedule::Schedule;
-use crate::cron::spec::{CatchUp, CronAction, CronSpec, JobTemplate, Overlap, Source};
+use crate::cron::spec::{CatchUp, CronAction, CronSpec, DisabledBy, JobTemplate, Overlap, Source};
 use crate::queue::Queue;
 use crate::queue::handler::{Handler, JobContext, JobError, Registration, Registry};
 use crate::queue::instance::Instance;
@@ -626,4 +626,129 @@ async fn disable_stops_firing_and_enable_does_not_fire_what_passed() {
         vec![schedule("00:01:00"), schedule("00:04:00")]
     );
     h.node.stop().await;
+}
+
+#[tokio::test]
+async fn a_disable_on_one_daemon_stops_the_cron_on_every_daemon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("cronq.db");
+    let open = || Store::sqlite(&path, JobDefaults::default()).expect("open");
+    let (store_a, store_b) = (open(), open());
+    let clock = Arc::new(ManualClock::new(at(START)));
+    let specs = vec![spec("shared", "* * * * *")];
+    let mut a = Node::start(store_a.clone(), &clock, dir.path(), specs.clone(), None).await;
+    let mut b = Node::start(store_b, &clock, dir.path(), specs, None).await;
+    move_clock(&clock, at("00:01:00"), &mut [&mut a, &mut b]).await;
+
+    // Switched off on a: b must not fire it either.
+    a.scheduler
+        .set_enabled("shared", false)
+        .await
+        .expect("disable");
+    for minute in 2..=3 {
+        move_clock(
+            &clock,
+            at(&format!("00:0{minute}:00")),
+            &mut [&mut a, &mut b],
+        )
+        .await;
+    }
+    assert_eq!(
+        runs(&store_a, "shared")
+            .await
+            .iter()
+            .map(|r| r.scheduled_for)
+            .collect::<Vec<_>>(),
+        vec![ms("00:01:00")]
+    );
+    b.scheduler.sync_cluster().await.expect("sync");
+    let on_b = b.scheduler.view("shared").unwrap();
+    assert!(!on_b.enabled, "b shows a's disable");
+    assert_eq!(on_b.disabled_by, Some(DisabledBy::Override));
+
+    // Switched on again on b: the next minute fires, once.
+    move_clock(&clock, at("00:03:30"), &mut [&mut a, &mut b]).await;
+    b.scheduler
+        .set_enabled("shared", true)
+        .await
+        .expect("enable");
+    move_clock(&clock, at("00:04:00"), &mut [&mut a, &mut b]).await;
+    assert_eq!(
+        runs(&store_a, "shared")
+            .await
+            .iter()
+            .map(|r| r.scheduled_for)
+            .collect::<Vec<_>>(),
+        vec![ms("00:01:00"), ms("00:04:00")]
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn daemons_whose_files_differ_mark_the_cron_until_they_agree() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("cronq.db");
+    let open = || Store::sqlite(&path, JobDefaults::default()).expect("open");
+    let clock = Arc::new(ManualClock::new(at(START)));
+    let file_b: Arc<Mutex<Vec<CronSpec>>> = Arc::new(Mutex::new(vec![
+        spec("same", "0 * * * *"),
+        spec("nightly", "0 3 * * *"),
+    ]));
+    let loader: Loader = {
+        let file = file_b.clone();
+        Arc::new(move || Ok(file.lock().unwrap().clone()))
+    };
+    let a_specs = vec![spec("same", "0 * * * *"), spec("nightly", "0 2 * * *")];
+    let a = Node::start(open(), &clock, dir.path(), a_specs, None).await;
+    let b_specs = file_b.lock().unwrap().clone();
+    let b = Node::start(open(), &clock, dir.path(), b_specs, Some(loader)).await;
+    a.queue.register().await.expect("register a");
+    b.queue.register().await.expect("register b");
+    for node in [&a, &b] {
+        node.scheduler.sync_cluster().await.expect("sync");
+    }
+    a.scheduler.sync_cluster().await.expect("sync");
+    let conflict = a
+        .scheduler
+        .view("nightly")
+        .unwrap()
+        .conflict
+        .expect("a sees b's other nightly");
+    assert_eq!(conflict.instances.len(), 1);
+    assert_eq!(conflict.instances[0].id, b.queue.instance().id);
+    assert_ne!(conflict.instances[0].digest, conflict.digest);
+    assert_eq!(a.scheduler.view("same").unwrap().conflict, None);
+    let on_b = b
+        .scheduler
+        .view("nightly")
+        .unwrap()
+        .conflict
+        .expect("and b a's");
+    assert_eq!(on_b.instances[0].id, a.queue.instance().id);
+
+    // b's file is made to agree and reloaded: the mark goes on both.
+    *file_b.lock().unwrap() = vec![spec("same", "0 * * * *"), spec("nightly", "0 2 * * *")];
+    b.scheduler.reload().expect("reload");
+    b.scheduler.sync_cluster().await.expect("sync");
+    a.scheduler.sync_cluster().await.expect("sync");
+    assert_eq!(a.scheduler.view("nightly").unwrap().conflict, None);
+    assert_eq!(b.scheduler.view("nightly").unwrap().conflict, None);
+
+    // A daemon that goes away takes its definitions with it.
+    *file_b.lock().unwrap() = vec![spec("nightly", "0 4 * * *")];
+    b.scheduler.reload().expect("reload");
+    b.scheduler.sync_cluster().await.expect("sync");
+    a.scheduler.sync_cluster().await.expect("sync");
+    assert!(a.scheduler.view("nightly").unwrap().conflict.is_some());
+    let b_id = b.queue.instance().id.clone();
+    b.stop().await;
+    a.queue
+        .store()
+        .remove_instances(vec![b_id])
+        .await
+        .expect("remove b");
+    a.scheduler.sync_cluster().await.expect("sync");
+    assert_eq!(a.scheduler.view("nightly").unwrap().conflict, None);
+    a.stop().await;
 }

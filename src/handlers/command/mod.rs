@@ -1,38 +1,47 @@
 //! `command`: runs an allowed program with arguments, no shell, in a clean
-//! environment and its own process group, under a timeout.
+//! environment, under a timeout, its processes held together so that they
+//! end with the job.
 //!
 //! This module owns running a job and judging the outcome; `payload` parses
-//! `argv`, `cwd`, `env`, `stdin` and checks the allow list, `group` owns the
-//! processes and their ending, `tail` the bounded capture of their output.
+//! `argv`, `cwd`, `env`, `stdin` and checks the allow lists, `env` says which
+//! variables a job may set, `containment` which way jobs are held in this
+//! process (`cgroup`: a cgroup each, under a delegated systemd unit; else a
+//! process group each), `processes` owns the processes and their ending,
+//! `outcome` puts how they ended into words, `tail` keeps the end of their
+//! output.
 //!
 //! The choice a reader may question is the environment: the daemon's own is
 //! never passed on (it holds SMTP_PASSWORD and the like). A command gets only
 //! [`DEFAULT_ENV`], `PATH=/usr/local/bin:/usr/bin:/bin` and `LANG=C.UTF-8`,
-//! plus the job's `env`, which may override either. PATH is there because
-//! scripts call other programs by name; LANG so that output is predictable
-//! UTF-8. Nothing else (no HOME, USER, TZ): a job that needs one says so.
+//! plus the job's `env`, whose names must be listed in JOB_COMMAND_ENV_ALLOW
+//! (overriding a default included). PATH is there because scripts call
+//! other programs by name; LANG so that output is predictable UTF-8.
+//! Nothing else (no HOME, USER, TZ): a job that needs one says so, and the
+//! operator allows it.
 
-mod group;
+mod cgroup;
+mod containment;
+mod env;
+mod outcome;
 mod payload;
+mod processes;
+mod run;
 mod tail;
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::ChildStdin;
 
+use crate::config::Config;
 use crate::queue::handler::{Handler, JobContext, JobError, Registration};
+use crate::store::limits::{ByteSize, Limits};
 
-pub use group::KILL_GRACE;
+pub use containment::Containment;
+pub use env::{EnvAllow, never_allowed};
+pub use outcome::signal_name;
 pub use payload::CommandJob;
+pub use processes::{KILL_GRACE, wait_until_ended};
 pub use tail::TAIL_BYTES;
-
-use group::ProcessGroup;
-use tail::Output;
 
 /// The environment every command starts with, before the job's `env`.
 pub const DEFAULT_ENV: &[(&str, &str)] = &[
@@ -48,8 +57,16 @@ pub enum CommandError {
     Payload { field: String, reason: String },
     #[error("argv[0]: {program:?} is not in JOB_COMMAND_ALLOW")]
     NotAllowed { program: String },
+    /// An option the job asked for cannot be honoured here.
+    #[error("{0}")]
+    Limits(String),
     #[error("cwd: {path:?} is not a directory here: {reason}")]
     Cwd { path: PathBuf, reason: String },
+    #[error("cannot make a cgroup for the job: {source}")]
+    Cgroup {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start {program}: {source}")]
     Spawn {
         program: String,
@@ -68,27 +85,46 @@ pub enum CommandError {
         status: String,
         output: String,
     },
+    #[error(
+        "{program} ran out of memory: the job reached its memory cap of {limit} and the \
+         kernel killed it (memory.events: oom_kill {kills})\n{output}"
+    )]
+    OutOfMemory {
+        program: String,
+        limit: String,
+        kills: u64,
+        output: String,
+    },
     #[error("{program} timed out after {after:?} and was terminated\n{output}")]
     TimedOut {
         program: String,
         after: std::time::Duration,
         output: String,
     },
+    /// A forced `cancel` stopped the job; its processes were ended.
+    #[error("{program} was stopped by a cancel\n{output}")]
+    Cancelled { program: String, output: String },
 }
 
 impl CommandError {
     /// Whether no later attempt of the same job can succeed.
     pub fn is_permanent(&self) -> bool {
         match self {
-            CommandError::Payload { .. } | CommandError::NotAllowed { .. } => true,
+            CommandError::Payload { .. }
+            | CommandError::NotAllowed { .. }
+            | CommandError::Limits(_) => true,
             // "Argument list too long" will be just as long next time.
             CommandError::Spawn { source, .. } => source.raw_os_error() == Some(libc::E2BIG),
             // A missing directory or program may be installed later; a
-            // failing command may succeed later (that is what retries are for).
+            // failing command may succeed later (that is what retries are
+            // for), and so may one that ran out of memory on a busier day.
             CommandError::Cwd { .. }
+            | CommandError::Cgroup { .. }
             | CommandError::Wait { .. }
             | CommandError::Failed { .. }
+            | CommandError::OutOfMemory { .. }
             | CommandError::TimedOut { .. } => false,
+            CommandError::Cancelled { .. } => true,
         }
     }
 }
@@ -103,199 +139,151 @@ impl From<CommandError> for JobError {
     }
 }
 
+/// The operator's caps on every command job (JOB_COMMAND_MEMORY_MAX,
+/// JOB_COMMAND_TASKS_MAX); a job may ask for less, never more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub memory_max: Option<ByteSize>,
+    pub tasks_max: Option<u64>,
+}
+
 /// The `command` job type.
 #[derive(Debug, Clone)]
 pub struct CommandHandler {
     allow: Vec<PathBuf>,
+    env_allow: EnvAllow,
+    caps: Caps,
+    containment: Containment,
+    description: String,
 }
 
-/// The registry entry for `allow` (JOB_COMMAND_ALLOW): disabled when it is
-/// empty, since no command could ever run.
-pub fn registration(allow: &[PathBuf]) -> Registration {
-    let handler = CommandHandler::new(allow.to_vec());
-    if allow.is_empty() {
-        Registration::disabled(handler, "JOB_COMMAND_ALLOW is empty")
-    } else {
-        Registration::new(handler)
+/// The registry entry the configuration asks for, with jobs held as
+/// `containment` says: disabled when JOB_COMMAND_ALLOW is empty (no command
+/// could ever run), and when a cap the operator set cannot be enforced.
+pub fn registration(config: &Config, containment: Containment) -> Registration {
+    let handler = CommandHandler::new(config.command_allow.clone())
+        .env_allow(EnvAllow::new(config.command_env_allow.iter().cloned()))
+        .caps(Caps {
+            memory_max: config.command_memory_max,
+            tasks_max: config.command_tasks_max,
+        })
+        .containment(containment);
+    if config.command_allow.is_empty() {
+        return Registration::disabled(handler, "JOB_COMMAND_ALLOW is empty");
     }
+    match handler.caps_refusal() {
+        Some(reason) => Registration::disabled(handler, reason),
+        None => Registration::new(handler),
+    }
+}
+
+/// Warnings about JOB_COMMAND_ALLOW entries no job could run: missing, not
+/// a file, or not executable. For the daemon's start-up and `cronq check`.
+pub fn allow_warnings(allow: &[PathBuf]) -> Vec<String> {
+    allow
+        .iter()
+        .filter_map(|path| {
+            let problem = match std::fs::metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+                Err(e) => format!("cannot be read: {e}"),
+                Ok(meta) if !meta.is_file() => "is not a file".to_string(),
+                Ok(meta) if !executable(&meta) => "is not executable".to_string(),
+                Ok(_) => return None,
+            };
+            Some(format!("JOB_COMMAND_ALLOW: {} {problem}", path.display()))
+        })
+        .collect()
+}
+
+fn executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
 }
 
 impl CommandHandler {
-    /// A handler that runs only the programs in `allow` (absolute paths).
+    /// A handler that runs only the programs in `allow` (absolute paths),
+    /// lets jobs set no variables, caps nothing and holds each job in a
+    /// process group; the methods below change that.
     pub fn new(allow: Vec<PathBuf>) -> CommandHandler {
-        CommandHandler { allow }
+        let mut handler = CommandHandler {
+            allow,
+            env_allow: EnvAllow::default(),
+            caps: Caps::default(),
+            containment: Containment::process_group("set up by the daemon only"),
+            description: String::new(),
+        };
+        handler.describe();
+        handler
     }
 
-    async fn execute(&self, job: &CommandJob, ctx: &JobContext) -> Result<(), CommandError> {
-        let program = job.program().to_string();
-        if let Some(cwd) = &job.cwd {
-            match tokio::fs::metadata(cwd).await {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) => {
-                    return Err(CommandError::Cwd {
-                        path: cwd.clone(),
-                        reason: "not a directory".to_string(),
-                    });
-                }
-                Err(e) => {
-                    return Err(CommandError::Cwd {
-                        path: cwd.clone(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
-        }
+    /// The variables a job may set.
+    pub fn env_allow(mut self, env_allow: EnvAllow) -> CommandHandler {
+        self.env_allow = env_allow;
+        self
+    }
 
-        let mut command = tokio::process::Command::new(&program);
-        command
-            .args(&job.argv[1..])
-            .env_clear()
-            .envs(DEFAULT_ENV.iter().copied())
-            .envs(&job.env)
-            .stdin(if job.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        if let Some(cwd) = &job.cwd {
-            command.current_dir(cwd);
-        }
-        let spawn_error = |source| CommandError::Spawn {
-            program: program.clone(),
-            source,
-        };
-        let mut child = command.spawn().map_err(spawn_error)?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let output = Arc::new(Output::default());
-        let mut group =
-            ProcessGroup::new(child, program.clone(), Arc::clone(&output)).map_err(spawn_error)?;
-        tracing::debug!(
-            program,
-            pgid = group.pgid(),
-            args = job.argv.len() - 1,
-            env = ?job.env.keys().collect::<Vec<_>>(),
-            cwd = ?job.cwd,
-            "command started"
+    /// The caps on every job.
+    pub fn caps(mut self, caps: Caps) -> CommandHandler {
+        self.caps = caps;
+        self
+    }
+
+    /// How jobs are held: [`Containment::detect`] in a daemon.
+    pub fn containment(mut self, containment: Containment) -> CommandHandler {
+        self.containment = containment;
+        self.describe();
+        self
+    }
+
+    fn describe(&mut self) {
+        self.description = format!(
+            "Runs an allowed program (JOB_COMMAND_ALLOW) with arguments, no shell; {}",
+            self.containment.summary()
         );
+    }
 
-        let started = Instant::now();
-        let work = async {
-            let (status, (), (), ()) = tokio::join!(
-                group.wait(),
-                drain(stdout, &output, Stream::Stdout),
-                drain(stderr, &output, Stream::Stderr),
-                feed(stdin, job.stdin.as_deref()),
-            );
-            status
+    /// Why the operator's caps cannot be enforced here, if they cannot.
+    fn caps_refusal(&self) -> Option<String> {
+        let refuse = |var: &str, value: String, why: Option<String>| {
+            why.map(|why| format!("{var}={value} cannot be enforced: {why}"))
         };
-        let status = match tokio::time::timeout(ctx.timeout, work).await {
-            Ok(status) => status.map_err(|source| CommandError::Wait {
-                program: program.clone(),
-                source,
-            })?,
-            Err(_elapsed) => {
-                group.terminate();
-                ctx.set_result(result(None, true, &output));
-                let error = CommandError::TimedOut {
-                    program: program.clone(),
-                    after: ctx.timeout,
-                    output: output.describe(),
-                };
-                log_failure(&program, "timed out", &output);
-                return Err(error);
-            }
-        };
-
-        let duration_ms = started.elapsed().as_millis() as u64;
-        ctx.set_result(result(Some(status), false, &output));
-        if status.success() {
-            tracing::debug!(
-                program,
-                duration_ms,
-                stdout_tail = %output.stdout().text(),
-                stderr_tail = %output.stderr().text(),
-                "command succeeded"
-            );
-            Ok(())
-        } else {
-            log_failure(&program, &status.to_string(), &output);
-            Err(CommandError::Failed {
-                program,
-                status: status.to_string(),
-                output: output.describe(),
+        self.caps
+            .memory_max
+            .and_then(|m| {
+                refuse(
+                    "JOB_COMMAND_MEMORY_MAX",
+                    m.to_string(),
+                    self.containment.memory_refusal(),
+                )
             })
-        }
+            .or_else(|| {
+                self.caps.tasks_max.and_then(|n| {
+                    refuse(
+                        "JOB_COMMAND_TASKS_MAX",
+                        n.to_string(),
+                        self.containment.tasks_refusal(),
+                    )
+                })
+            })
     }
-}
 
-/// The job's result, on success and failure alike: how the command ended
-/// and the last [`TAIL_BYTES`] of each stream (with how much it wrote).
-fn result(status: Option<std::process::ExitStatus>, timed_out: bool, output: &Output) -> Value {
-    use std::os::unix::process::ExitStatusExt;
-    let (stdout, stderr) = (output.stdout(), output.stderr());
-    serde_json::json!({
-        "exit_code": status.and_then(|s| s.code()),
-        "signal": status.and_then(|s| s.signal()),
-        "timed_out": timed_out,
-        "stdout": stdout.text(),
-        "stderr": stderr.text(),
-        "stdout_bytes": stdout.total(),
-        "stderr_bytes": stderr.total(),
-    })
-}
-
-fn log_failure(program: &str, status: &str, output: &Output) {
-    tracing::warn!(
-        program,
-        status,
-        stdout_tail = %output.stdout().text(),
-        stderr_tail = %output.stderr().text(),
-        "command failed"
-    );
-}
-
-#[derive(Clone, Copy)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// Reads a pipe to its end into the stream's tail. A read error ends the
-/// capture early but not the command: its exit status still decides.
-async fn drain(pipe: Option<impl AsyncRead + Unpin>, output: &Output, stream: Stream) {
-    let Some(mut pipe) = pipe else { return };
-    let mut buf = vec![0u8; 8192];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) => return,
-            Ok(n) => {
-                let mut tail = match stream {
-                    Stream::Stdout => output.stdout(),
-                    Stream::Stderr => output.stderr(),
-                };
-                tail.push(&buf[..n]);
-            }
-            Err(e) => {
-                tracing::debug!("reading the command's output failed: {e}");
-                return;
+    /// The caps that apply to one job: the lower of the operator's and the
+    /// job's own, each.
+    fn effective(&self, limits: &Limits) -> (Option<ByteSize>, Option<u64>) {
+        fn lower<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             }
         }
+        (
+            lower(self.caps.memory_max, limits.memory_max),
+            lower(self.caps.tasks_max, limits.tasks_max),
+        )
     }
-}
 
-/// Writes `data` to the command's stdin and closes it. A command that exits
-/// without reading all of it is not an error in itself (`head` does that).
-async fn feed(pipe: Option<ChildStdin>, data: Option<&str>) {
-    // Dropping the pipe closes it: the command sees end of input.
-    if let (Some(mut pipe), Some(data)) = (pipe, data)
-        && let Err(e) = pipe.write_all(data.as_bytes()).await
-    {
-        tracing::debug!("the command did not read all of its stdin: {e}");
+    fn parse(&self, data: &Value) -> Result<CommandJob, CommandError> {
+        CommandJob::parse(data, &self.allow, &self.env_allow)
     }
 }
 
@@ -306,17 +294,43 @@ impl Handler for CommandHandler {
     }
 
     fn description(&self) -> &str {
-        "Runs an allowed program (JOB_COMMAND_ALLOW) with arguments, no shell"
+        &self.description
     }
 
     fn validate(&self, data: &Value) -> Result<(), String> {
-        CommandJob::parse(data, &self.allow)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.parse(data).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), String> {
+        if let Some(asked) = limits.memory_max {
+            if let Some(why) = self.containment.memory_refusal() {
+                return Err(format!("memory_max: cannot be enforced: {why}"));
+            }
+            if let Some(cap) = self.caps.memory_max.filter(|cap| asked > *cap) {
+                return Err(format!(
+                    "memory_max: {asked} is more than JOB_COMMAND_MEMORY_MAX={cap}; a job may \
+                     ask for less, never more"
+                ));
+            }
+        }
+        if let Some(asked) = limits.tasks_max {
+            if let Some(why) = self.containment.tasks_refusal() {
+                return Err(format!("tasks_max: cannot be enforced: {why}"));
+            }
+            if let Some(cap) = self.caps.tasks_max.filter(|cap| asked > *cap) {
+                return Err(format!(
+                    "tasks_max: {asked} is more than JOB_COMMAND_TASKS_MAX={cap}; a job may \
+                     ask for less, never more"
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let job = CommandJob::parse(&ctx.data, &self.allow)?;
+        let job = self.parse(&ctx.data)?;
+        self.check_limits(&ctx.limits)
+            .map_err(CommandError::Limits)?;
         self.execute(&job, &ctx).await.map_err(JobError::from)
     }
 }
@@ -324,6 +338,7 @@ impl Handler for CommandHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn allow() -> Vec<PathBuf> {
         vec![PathBuf::from("/bin/echo")]
@@ -347,12 +362,110 @@ mod tests {
 
     #[test]
     fn an_empty_allow_list_disables_the_handler() {
-        let r = registration(&[]);
+        let mut config = Config::for_dir(Path::new("/nonexistent"));
+        let r = registration(&config, Containment::Offline);
         assert!(!r.enabled);
         assert_eq!(
             r.disabled_reason.as_deref(),
             Some("JOB_COMMAND_ALLOW is empty")
         );
-        assert!(registration(&allow()).enabled);
+        config.command_allow = allow();
+        assert!(registration(&config, Containment::Offline).enabled);
+    }
+
+    #[test]
+    fn caps_that_cannot_be_enforced_disable_the_handler() {
+        let mut config = Config::for_dir(Path::new("/nonexistent"));
+        config.command_allow = allow();
+        config.command_memory_max = Some(ByteSize(512 << 20));
+        let r = registration(&config, Containment::process_group("no Delegate=yes"));
+        assert!(!r.enabled);
+        assert_eq!(
+            r.disabled_reason.as_deref(),
+            Some(
+                "JOB_COMMAND_MEMORY_MAX=512M cannot be enforced: command jobs run in process \
+                 groups here, not cgroups: no Delegate=yes"
+            )
+        );
+        config.command_memory_max = None;
+        config.command_tasks_max = Some(64);
+        let r = registration(&config, Containment::process_group("no Delegate=yes"));
+        assert!(
+            r.disabled_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("JOB_COMMAND_TASKS_MAX=64 cannot be enforced")),
+            "{r:?}"
+        );
+        // `cronq check` does not judge the daemon's cgroup.
+        assert!(registration(&config, Containment::Offline).enabled);
+    }
+
+    #[test]
+    fn a_job_may_ask_for_less_than_the_caps_never_more() {
+        let h = CommandHandler::new(allow())
+            .caps(Caps {
+                memory_max: Some(ByteSize(512 << 20)),
+                tasks_max: Some(64),
+            })
+            .containment(Containment::Offline);
+        let asks = |memory_max: Option<u64>, tasks_max: Option<u64>| Limits {
+            memory_max: memory_max.map(ByteSize),
+            tasks_max,
+        };
+        assert_eq!(h.check_limits(&asks(Some(256 << 20), Some(8))), Ok(()));
+        assert_eq!(h.check_limits(&asks(Some(512 << 20), Some(64))), Ok(()));
+        assert_eq!(
+            h.check_limits(&asks(Some(1 << 30), None)),
+            Err(
+                "memory_max: 1G is more than JOB_COMMAND_MEMORY_MAX=512M; a job may ask for \
+                 less, never more"
+                    .to_string()
+            )
+        );
+        assert!(
+            h.check_limits(&asks(None, Some(65)))
+                .unwrap_err()
+                .starts_with("tasks_max: 65 is more than JOB_COMMAND_TASKS_MAX=64")
+        );
+        assert_eq!(
+            h.effective(&asks(Some(256 << 20), None)),
+            (Some(ByteSize(256 << 20)), Some(64))
+        );
+        assert_eq!(
+            h.effective(&asks(Some(1 << 30), Some(4))),
+            (Some(ByteSize(512 << 20)), Some(4))
+        );
+        // Where jobs run in process groups, no cap of a job's own either.
+        let h = CommandHandler::new(allow());
+        let err = h.check_limits(&asks(Some(256 << 20), None)).unwrap_err();
+        assert!(
+            err.starts_with("memory_max: cannot be enforced: command jobs run in process groups"),
+            "{err}"
+        );
+        assert_eq!(h.effective(&Limits::default()), (None, None));
+    }
+
+    #[test]
+    fn missing_or_unrunnable_allowed_programs_are_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let warnings = allow_warnings(&[
+            PathBuf::from("/bin/sh"),
+            dir.path().join("missing"),
+            dir.path().to_path_buf(),
+            plain.clone(),
+        ]);
+        assert_eq!(
+            warnings,
+            [
+                format!(
+                    "JOB_COMMAND_ALLOW: {}/missing does not exist",
+                    dir.path().display()
+                ),
+                format!("JOB_COMMAND_ALLOW: {} is not a file", dir.path().display()),
+                format!("JOB_COMMAND_ALLOW: {} is not executable", plain.display()),
+            ]
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The `command` job's `data`, parsed into a typed [`CommandJob`], and the
-//! allow list check.
+//! allow lists' checks (programs, and the variables `env` may set).
 //!
 //! One parser serves `validate` and `run`, so a row that reached the table
-//! without `validate` is held to the same rules, allow list included. The
+//! without `validate` is held to the same rules, allow lists included. The
 //! check compares `argv[0]` with each JOB_COMMAND_ALLOW entry as written,
 //! byte for byte, rather than resolving paths: `/usr/bin/../bin/rm` is
 //! refused even where it is `/bin/rm`, so the list means exactly what it
@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::CommandError;
+use super::env::EnvAllow;
 
 /// The keys `data` may hold.
 const KEYS: &[&str] = &["argv", "cwd", "env", "stdin"];
@@ -42,9 +43,13 @@ fn no_nul(field: &str, s: &str) -> Result<(), CommandError> {
 }
 
 impl CommandJob {
-    /// Parses `data` and checks `argv[0]` against `allow`; the error names
-    /// the field at fault.
-    pub fn parse(data: &Value, allow: &[PathBuf]) -> Result<CommandJob, CommandError> {
+    /// Parses `data`, checks `argv[0]` against `allow` and every name in
+    /// `env` against `env_allow`; the error names the field at fault.
+    pub fn parse(
+        data: &Value,
+        allow: &[PathBuf],
+        env_allow: &EnvAllow,
+    ) -> Result<CommandJob, CommandError> {
         let Value::Object(object) = data else {
             return Err(bad("data", "expected an object"));
         };
@@ -104,11 +109,8 @@ impl CommandJob {
                 let mut env = BTreeMap::new();
                 for (name, value) in vars {
                     let field = format!("env.{name}");
-                    if name.is_empty() || name.contains('=') || name.contains('\0') {
-                        return Err(bad(
-                            field,
-                            "a variable name cannot be empty or hold '=' or NUL",
-                        ));
+                    if let Some(reason) = env_allow.refusal(name) {
+                        return Err(bad(field, reason));
                     }
                     let value = value
                         .as_str()
@@ -154,8 +156,14 @@ mod tests {
         vec![PathBuf::from("/bin/echo")]
     }
 
+    fn env_allow() -> EnvAllow {
+        EnvAllow::new(["A", "B"])
+    }
+
     fn err(data: Value) -> String {
-        CommandJob::parse(&data, &allow()).unwrap_err().to_string()
+        CommandJob::parse(&data, &allow(), &env_allow())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -163,6 +171,7 @@ mod tests {
         let job = CommandJob::parse(
             &json!({"argv": ["/bin/echo", "hi"], "cwd": "/tmp", "env": {"A": "1"}, "stdin": "x"}),
             &allow(),
+            &env_allow(),
         )
         .unwrap();
         assert_eq!(job.argv, ["/bin/echo", "hi"]);
@@ -207,8 +216,17 @@ mod tests {
             "env.A: expected a string"
         );
         assert!(
-            err(json!({"argv": ["/bin/echo"], "env": {"A=B": "1"}}))
-                .starts_with("env.A=B: a variable name")
+            err(json!({"argv": ["/bin/echo"], "env": {"A=B": "1"}})).starts_with(
+                "env.A=B: not in JOB_COMMAND_ENV_ALLOW, and never allowed: not a plain"
+            )
+        );
+        assert_eq!(
+            err(json!({"argv": ["/bin/echo"], "env": {"A": "1", "PATH": "/tmp/evil"}})),
+            "env.PATH: not in JOB_COMMAND_ENV_ALLOW"
+        );
+        assert!(
+            err(json!({"argv": ["/bin/echo"], "env": {"LD_PRELOAD": "/tmp/evil.so"}}))
+                .starts_with("env.LD_PRELOAD: not in JOB_COMMAND_ENV_ALLOW, and never allowed")
         );
         assert_eq!(
             err(json!({"argv": ["/bin/echo"], "stdin": ["x"]})),

@@ -1,4 +1,5 @@
-//! A job's two sides: `table:NAME` and `file:REL/PATH` endpoints, parsed
+//! A job's two sides: `table:NAME` and `file:REL/PATH` endpoints (and, as
+//! a source only, `pocketbase:COLLECTION`), parsed
 //! and checked without touching the disk, so that the same rules refuse a
 //! bad job at enqueue and at run time. Where they lead on disk is the
 //! `path` module's business.
@@ -171,6 +172,25 @@ fn check_name(name: &str, top: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// A PocketBase collection's name, as PocketBase allows them, without its
+/// system collections (`_superusers`, `_authOrigins`, ...).
+fn collection_name(name: &str) -> Result<String, String> {
+    let plain = !name.is_empty()
+        && name.len() <= MAX_TABLE_NAME
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !plain {
+        return Err(format!(
+            "collection name {name:?} is not 1 to {MAX_TABLE_NAME} letters, digits and _"
+        ));
+    }
+    if name.starts_with('_') {
+        return Err(format!(
+            "collection {name:?} is one of PocketBase's own (_*), which jobs do not read"
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// The start of a long name, for a message.
 fn shown(name: &str) -> String {
     const MAX: usize = 40;
@@ -190,6 +210,10 @@ fn shown(name: &str) -> String {
 pub enum Endpoint {
     Table(TableName),
     File(FilePath),
+    /// A collection of the configured PocketBase (`pocketbase:users`):
+    /// letters, digits and `_`, not one of its system collections (`_*`).
+    /// A source only.
+    PocketBase(String),
 }
 
 impl Endpoint {
@@ -200,11 +224,17 @@ impl Endpoint {
             TableName::parse(name).map(Endpoint::Table)
         } else if let Some(path) = value.strip_prefix("file:") {
             FilePath::parse(path).map(Endpoint::File)
+        } else if let Some(collection) = value.strip_prefix("pocketbase:") {
+            collection_name(collection).map(Endpoint::PocketBase)
         } else {
             Err(format!(
-                "expected table:NAME or file:PATH.{{csv,json,jsonl}}, got {value:?}"
+                "expected table:NAME, file:PATH.{{csv,json,jsonl}} or pocketbase:COLLECTION, got {value:?}"
             ))
         }
+    }
+
+    pub fn is_pocketbase(&self) -> bool {
+        matches!(self, Endpoint::PocketBase(_))
     }
 
     pub fn is_table(&self) -> bool {
@@ -222,6 +252,7 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Table(t) => write!(f, "table:{}", t.0),
             Endpoint::File(p) => write!(f, "file:{}", p.rel().display()),
+            Endpoint::PocketBase(c) => write!(f, "pocketbase:{c}"),
         }
     }
 }
@@ -350,6 +381,17 @@ mod tests {
             Ok(Endpoint::File(_))
         ));
         assert!(Endpoint::parse("http://x/a.csv").is_err());
+        assert_eq!(
+            Endpoint::parse("pocketbase:users"),
+            Ok(Endpoint::PocketBase("users".into()))
+        );
+        assert!(
+            Endpoint::parse("pocketbase:_superusers")
+                .unwrap_err()
+                .contains("PocketBase's own")
+        );
+        assert!(Endpoint::parse("pocketbase:a/b").is_err());
+        assert!(Endpoint::parse("pocketbase:").is_err());
         assert_eq!(
             Endpoint::parse("file:./a/b.csv").unwrap().to_string(),
             "file:a/b.csv"

@@ -69,6 +69,11 @@ pub enum DataError {
     /// The blocking task ended without an answer (it panicked).
     #[error("the data task failed: {0}")]
     Task(String),
+
+    /// A PocketBase source failed: unreachable or slow (retried), or
+    /// refusing (not).
+    #[error("source: {reason}")]
+    Remote { reason: String, retry: bool },
 }
 
 impl DataError {
@@ -119,6 +124,7 @@ impl DataError {
             | DataError::Io { .. }
             | DataError::Cancelled
             | DataError::Task(_) => true,
+            DataError::Remote { retry, .. } => *retry,
             DataError::Sqlite { source, .. } => matches!(
                 source.sqlite_error_code(),
                 Some(

@@ -5,7 +5,7 @@
 //!
 //! This module owns the handler: it parses the payload, runs the work on a
 //! blocking thread and logs the result. The pipeline is in `ops`, endpoints
-//! in `endpoint` and `path`, formats in `format` above `csv` and `json`
+//! in `endpoint` and `path` (and the PocketBase source in `pocketbase`), formats in `format` above `csv` and `json`
 //! (which share `input` and `rows`), the disk bounds in `quota`, SQL in
 //! `crate::store::data`. The start-up sweep of temporary files a killed job
 //! left is [`sweep_temp_files`].
@@ -29,6 +29,7 @@ mod json;
 mod ops;
 mod path;
 mod payload;
+mod pocketbase;
 mod quota;
 mod rows;
 mod transform;
@@ -42,7 +43,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::config::{DEFAULT_DATA_MAX_BYTES, DEFAULT_DATA_MAX_GROUPS};
-use crate::queue::handler::{Handler, JobContext, JobError};
+use crate::queue::handler::{Handler, JobContext, JobError, ProgressReporter};
 
 pub use endpoint::DATABASE_FILE;
 pub use error::DataError;
@@ -74,6 +75,8 @@ pub struct DataProcessing {
     max_groups: usize,
     /// Shared by every clone, so running jobs count each other's writes.
     ledger: Arc<quota::Ledger>,
+    /// The PocketBase `pocketbase:` sources read, when one is configured.
+    pocketbase: Option<Arc<pocketbase::PocketBaseSource>>,
 }
 
 impl DataProcessing {
@@ -90,13 +93,49 @@ impl DataProcessing {
             data_dir: data_dir.into(),
             max_groups: limits.max_groups,
             ledger: quota::Ledger::new(limits.max_bytes),
+            pocketbase: None,
         }
+    }
+
+    /// Lets jobs read the collections of this PocketBase (`pocketbase:NAME`
+    /// sources); without one, such a job is refused.
+    pub fn with_pocketbase(
+        mut self,
+        config: Option<crate::config::PocketBaseConfig>,
+    ) -> DataProcessing {
+        self.pocketbase = config.map(|c| Arc::new(pocketbase::PocketBaseSource::new(c)));
+        self
+    }
+
+    /// Parses `data`, refusing a PocketBase source when none is configured.
+    fn request(&self, data: &Value) -> Result<payload::Request, DataError> {
+        let request = payload::parse(data)?;
+        if let endpoint::Endpoint::PocketBase(collection) = &request.source
+            && self.pocketbase.is_none()
+        {
+            return Err(pocketbase::not_configured(collection));
+        }
+        Ok(request)
     }
 
     /// Runs one job's `data` to the end: the work of [`Handler::run`]
     /// without the queue, for embedders and benchmarks.
     pub async fn execute(&self, job_id: &str, data: &Value) -> Result<Outcome, DataError> {
-        let request = payload::parse(data)?;
+        self.execute_reporting(job_id, data, ProgressReporter::default())
+            .await
+    }
+
+    /// [`DataProcessing::execute`], reporting the rows read to `progress`
+    /// as it streams (a job's, throttled to one report a second).
+    pub async fn execute_reporting(
+        &self,
+        job_id: &str,
+        data: &Value,
+        progress: ProgressReporter,
+    ) -> Result<Outcome, DataError> {
+        let request = self.request(data)?;
+        let pocketbase = self.pocketbase.clone();
+        let runtime = tokio::runtime::Handle::current();
         let cancel = Arc::new(AtomicBool::new(false));
         // Raised when this future is dropped (the job timed out): the
         // blocking work sees it at its next row.
@@ -111,8 +150,10 @@ impl DataProcessing {
             let bounds = ops::Bounds {
                 ledger: &ledger,
                 max_groups,
+                pocketbase: pocketbase.as_deref().map(|source| (source, runtime)),
             };
-            ops::execute(&task_request, &root, &job_id, &cancel, &bounds)
+            let report = |rows| progress.report(rows, None, Some("rows read".to_string()));
+            ops::execute(&task_request, &root, &job_id, &cancel, &report, &bounds)
         })
         .await
         .map_err(|e| DataError::Task(e.to_string()))??;
@@ -141,12 +182,20 @@ impl Handler for DataProcessing {
     }
 
     fn validate(&self, data: &Value) -> Result<(), String> {
-        payload::parse(data).map(|_| ()).map_err(|e| e.to_string())
+        self.request(data).map(|_| ()).map_err(|e| e.to_string())
     }
 
     async fn run(&self, job: JobContext) -> Result<(), JobError> {
-        let outcome = self.execute(&job.id, &job.data).await?;
-        let request = payload::parse(&job.data)?;
+        // A forced cancel drops the work: its guard stops the blocking
+        // part at the next row, and nothing is published.
+        let work = self.execute_reporting(&job.id, &job.data, job.reporter.clone());
+        let outcome = tokio::select! {
+            done = work => done?,
+            () = job.cancel.cancelled() => {
+                return Err(JobError::permanent(DataError::Cancelled));
+            }
+        };
+        let request = self.request(&job.data)?;
         job.set_result(serde_json::json!({
             "operation": request.operation.name(),
             "source": request.source.to_string(),

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
+use tokio::runtime::Handle;
 
 use super::aggregate::Aggregate;
 use super::endpoint::{Endpoint, FilePath, TableName};
@@ -26,6 +27,7 @@ use super::error::DataError;
 use super::format::{self, FileWriter, Format};
 use super::path::DataRoot;
 use super::payload::{Request, Step};
+use super::pocketbase::PocketBaseSource;
 use super::quota::{self, Charged, Ledger, Quota};
 use super::rows::{Flow, Row, RowSink};
 use super::transform::Transform;
@@ -36,12 +38,14 @@ use crate::store::data::{self as store, OpenError, TableWriter, TargetError, Wri
 /// and group may read it, no one else.
 const OUTPUT_MODE: u32 = 0o640;
 
-/// What bounds a job, besides its time.
+/// What bounds a job, besides its time, and what it may reach.
 pub struct Bounds<'a> {
     /// DATA_MAX_BYTES, shared by the handler's running jobs.
     pub ledger: &'a Arc<Ledger>,
     /// DATA_MAX_GROUPS.
     pub max_groups: usize,
+    /// The configured PocketBase, and the runtime its requests wait on.
+    pub pocketbase: Option<(&'a PocketBaseSource, Handle)>,
 }
 
 /// What a run did.
@@ -58,36 +62,55 @@ pub struct Outcome {
 enum Source<'c> {
     File(File, Format),
     Table(&'c Connection, &'c TableName),
+    PocketBase(&'c PocketBaseSource, &'c Handle, &'c str),
 }
 
+/// How many rows between two calls of the progress report.
+pub const REPORT_EVERY_ROWS: u64 = 4096;
+
 /// Runs `request` to the end. Blocking; `cancel` is checked between rows,
-/// and when it is set nothing is published.
+/// and when it is set nothing is published. `report` is told the rows
+/// read so far, every [`REPORT_EVERY_ROWS`].
 pub fn execute(
     request: &Request,
     root: &DataRoot,
     job_id: &str,
     cancel: &AtomicBool,
+    report: &dyn Fn(u64),
     bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
+    let work = Work { cancel, report };
     match &request.target {
-        Endpoint::File(path) => write_file(request, root, path, cancel, bounds),
-        Endpoint::Table(table) => write_table(request, root, table, job_id, cancel, bounds),
+        Endpoint::File(path) => write_file(request, root, path, &work, bounds),
+        Endpoint::Table(table) => write_table(request, root, table, job_id, &work, bounds),
+        Endpoint::PocketBase(_) => Err(DataError::invalid(
+            "target",
+            "a PocketBase collection is read, never written",
+        )),
     }
+}
+
+/// What the blocking work looks at as it goes: the flag that stops it and
+/// where its progress goes.
+struct Work<'a> {
+    cancel: &'a AtomicBool,
+    report: &'a dyn Fn(u64),
 }
 
 fn write_file(
     request: &Request,
     root: &DataRoot,
     path: &FilePath,
-    cancel: &AtomicBool,
+    work: &Work<'_>,
     bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
+    let cancel = work.cancel;
     let read_conn = match &request.source {
         Endpoint::Table(_) => Some(open_database(root)?),
-        Endpoint::File(_) => None,
+        Endpoint::File(_) | Endpoint::PocketBase(_) => None,
     };
     // The source first: a missing one is found before a temporary file is made.
-    let source = open_source(&request.source, root, read_conn.as_ref())?;
+    let source = open_source(&request.source, root, read_conn.as_ref(), bounds)?;
     let quota = Quota::start(bounds.ledger, root.path())?;
     let (dir, name) = root.target_dir("target", path)?;
     let (temp, file) = TempFile::create(dir, name, OUTPUT_MODE).map_err(target_error)?;
@@ -100,7 +123,7 @@ fn write_file(
         done: None,
         rows: 0,
     };
-    let rows_read = pump(&request.step, source, &mut target, cancel, bounds)?;
+    let rows_read = pump(&request.step, source, &mut target, work, bounds)?;
     let charged = target
         .done
         .take()
@@ -126,9 +149,10 @@ fn write_table(
     root: &DataRoot,
     table: &TableName,
     job_id: &str,
-    cancel: &AtomicBool,
+    work: &Work<'_>,
     bounds: &Bounds<'_>,
 ) -> Result<Outcome, DataError> {
+    let cancel = work.cancel;
     let mut conn = open_database(root)?;
     let tx = store::begin_write(&mut conn)
         .map_err(|e| DataError::sqlite("starting the write transaction", e))?;
@@ -142,7 +166,7 @@ fn write_table(
             ..Outcome::default()
         });
     }
-    let source = open_source(&request.source, root, Some(&tx))?;
+    let source = open_source(&request.source, root, Some(&tx), bounds)?;
     let mut target = TableTarget {
         conn: &tx,
         table,
@@ -151,7 +175,7 @@ fn write_table(
         quota: Quota::start(bounds.ledger, root.path())?,
         rows: 0,
     };
-    let rows_read = pump(&request.step, source, &mut target, cancel, bounds)?;
+    let rows_read = pump(&request.step, source, &mut target, work, bounds)?;
     let rows_written = target.rows;
     drop(target);
     store::record_applied(&tx, job_id, &request.target.to_string(), unix_now())
@@ -167,11 +191,13 @@ fn write_table(
 }
 
 /// Opens a file source, or pairs a table source with the connection it is
-/// read through (the write transaction when the target is a table too).
+/// read through (the write transaction when the target is a table too),
+/// or a collection with the PocketBase it is read from.
 fn open_source<'c>(
     endpoint: &'c Endpoint,
     root: &DataRoot,
     conn: Option<&'c Connection>,
+    bounds: &'c Bounds<'_>,
 ) -> Result<Source<'c>, DataError> {
     match endpoint {
         Endpoint::File(path) => Ok(Source::File(
@@ -183,6 +209,10 @@ fn open_source<'c>(
             None => Err(DataError::Task(
                 "a table source needs the data database".to_string(),
             )),
+        },
+        Endpoint::PocketBase(collection) => match &bounds.pocketbase {
+            Some((source, runtime)) => Ok(Source::PocketBase(source, runtime, collection)),
+            None => Err(super::pocketbase::not_configured(collection)),
         },
     }
 }
@@ -214,29 +244,33 @@ fn pump(
     step: &Step,
     source: Source<'_>,
     target: &mut dyn RowSink,
-    cancel: &AtomicBool,
+    work: &Work<'_>,
     bounds: &Bounds<'_>,
 ) -> Result<u64, DataError> {
     match step {
-        Step::Copy => feed(source, target, cancel),
-        Step::Transform(spec) => feed(source, &mut Transform::new(spec, target), cancel),
+        Step::Copy => feed(source, target, work),
+        Step::Transform(spec) => feed(source, &mut Transform::new(spec, target), work),
         Step::Aggregate(spec) => feed(
             source,
             &mut Aggregate::new(spec, target, bounds.max_groups),
-            cancel,
+            work,
         ),
     }
 }
 
-fn feed(source: Source<'_>, sink: &mut dyn RowSink, cancel: &AtomicBool) -> Result<u64, DataError> {
+fn feed(source: Source<'_>, sink: &mut dyn RowSink, work: &Work<'_>) -> Result<u64, DataError> {
     let mut counted = Counted {
         inner: sink,
-        cancel,
+        cancel: work.cancel,
+        report: work.report,
         rows: 0,
     };
     match source {
         Source::File(file, format) => format::read(file, format, &mut counted)?,
         Source::Table(conn, table) => read_table(conn, table, &mut counted)?,
+        Source::PocketBase(source, runtime, collection) => {
+            source.read(runtime, collection, &mut counted)?
+        }
     }
     counted.finish()?;
     Ok(counted.rows)
@@ -270,11 +304,12 @@ fn read_table(
     failure.map_or(Ok(()), Err)
 }
 
-/// The first sink after the source: counts rows and stops the work once
-/// the job has been abandoned.
+/// The first sink after the source: counts rows, reports them, and stops
+/// the work once the job has been abandoned.
 struct Counted<'a> {
     inner: &'a mut dyn RowSink,
     cancel: &'a AtomicBool,
+    report: &'a dyn Fn(u64),
     rows: u64,
 }
 
@@ -287,6 +322,9 @@ impl RowSink for Counted<'_> {
     fn row(&mut self, row: Row) -> Result<Flow, DataError> {
         check(self.cancel)?;
         self.rows += 1;
+        if self.rows.is_multiple_of(REPORT_EVERY_ROWS) {
+            (self.report)(self.rows);
+        }
         self.inner.row(row)
     }
 

@@ -255,14 +255,15 @@ fn endpoint(data: &Map<String, Value>, field: &'static str) -> Result<Endpoint, 
         Some(other) => Err(DataError::invalid(
             field,
             format!(
-                "expected a string such as table:NAME or file:PATH.csv, got {}",
+                "expected a string such as table:NAME, file:PATH.csv or pocketbase:COLLECTION, got {}",
                 shown(other)
             ),
         )),
     }
 }
 
-/// Export reads a table into a file, import a file into a table; and a
+/// Export reads a table (or a PocketBase collection) into a file, import a
+/// file into a table; a PocketBase collection is only ever read; and a
 /// table cannot be both source and target, since it would be read while it
 /// is replaced or appended to.
 fn check_directions(
@@ -270,11 +271,17 @@ fn check_directions(
     source: &Endpoint,
     target: &Endpoint,
 ) -> Result<(), DataError> {
+    if target.is_pocketbase() {
+        return Err(DataError::invalid(
+            "target",
+            "a PocketBase collection is read, never written; write to table:NAME or file:PATH",
+        ));
+    }
     match operation {
-        Operation::Export if !source.is_table() => {
+        Operation::Export if !source.is_table() && !source.is_pocketbase() => {
             return Err(DataError::invalid(
                 "source",
-                "export reads a table (table:NAME); to copy a file, use transform",
+                "export reads a table (table:NAME) or a PocketBase collection (pocketbase:NAME); to copy a file, use transform",
             ));
         }
         Operation::Export if target.is_table() => {
@@ -283,7 +290,7 @@ fn check_directions(
                 "export writes a file (file:PATH); to copy a table, use transform",
             ));
         }
-        Operation::Import if source.is_table() => {
+        Operation::Import if !matches!(source, Endpoint::File(_)) => {
             return Err(DataError::invalid(
                 "source",
                 "import reads a file (file:PATH)",
@@ -602,7 +609,19 @@ mod tests {
     fn directions_and_modes_are_checked() {
         assert_eq!(
             err(json!({"operation": "export", "source": "file:a.csv", "target": "file:b.csv"})),
-            "source: export reads a table (table:NAME); to copy a file, use transform"
+            "source: export reads a table (table:NAME) or a PocketBase collection (pocketbase:NAME); to copy a file, use transform"
+        );
+        let users = json!({"operation": "export", "source": "pocketbase:users", "target": "file:exports/users.csv"});
+        assert!(parse(&users).is_ok());
+        assert_eq!(
+            err(
+                json!({"operation": "transform", "source": "table:t", "target": "pocketbase:users"})
+            ),
+            "target: a PocketBase collection is read, never written; write to table:NAME or file:PATH"
+        );
+        assert_eq!(
+            err(json!({"operation": "import", "source": "pocketbase:users", "target": "table:t"})),
+            "source: import reads a file (file:PATH)"
         );
         assert_eq!(
             err(json!({"operation": "import", "source": "file:a.csv", "target": "file:b.csv"})),

@@ -495,6 +495,9 @@ pub async fn a_tick_claims_quotas_and_prunes(store: &Fixture) {
             version: "t".into(),
             started: NOW,
             heartbeat_at: NOW,
+            workers_max: 1,
+            workers_busy: 0,
+            clock_offset_ms: 0,
         },
         leases: Vec::new(),
         run: Some(NewRun {

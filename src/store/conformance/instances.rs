@@ -22,6 +22,9 @@ fn row(id: &str, at: Millis) -> InstanceRow {
         version: "test".into(),
         started: at,
         heartbeat_at: at,
+        workers_max: 5,
+        workers_busy: 0,
+        clock_offset_ms: 0,
     }
 }
 
@@ -43,15 +46,18 @@ fn tick(me: &str, now: Millis, run: Option<NewRun>, dead: &'static str) -> Tick 
 pub async fn instances_register_heartbeat_and_go(store: &Fixture) {
     store.register_instance(row("a", NOW)).await.unwrap();
     store.register_instance(row("b", NOW + 1)).await.unwrap();
-    assert!(
-        store
-            .heartbeat_instance(row("a", NOW), NOW + 5)
-            .await
-            .unwrap()
-    );
+    let busy = InstanceRow {
+        workers_busy: 3,
+        // Not the store's to take from the caller.
+        clock_offset_ms: 12_345,
+        ..row("a", NOW)
+    };
+    assert!(store.heartbeat_instance(busy, NOW + 5).await.unwrap());
     let rows = store.instances().await.unwrap();
     let a = rows.iter().find(|r| r.id == "a").expect("a registered");
     assert_eq!(a.heartbeat_at, NOW + 5);
+    assert_eq!((a.workers_max, a.workers_busy), (5, 3), "{a:?}");
+    assert_eq!(a.clock_offset_ms, 0, "measured by the store, 0 here: {a:?}");
     assert_eq!(rows.len(), 2);
     store.remove_instances(vec!["a".into()]).await.unwrap();
     assert_eq!(store.instances().await.unwrap().len(), 1);

@@ -7,8 +7,11 @@
 //! and `store::conformance::postgres::*` run the same list. The PostgreSQL
 //! cases run on a server the test binary starts (`postgres::testing`).
 
+mod copy;
 mod crons;
+mod definitions;
 mod history;
+mod import;
 mod instances;
 mod jobs;
 mod manage;
@@ -123,12 +126,18 @@ suite! {
     manage::retry_revives_a_dead_job_with_fresh_attempts,
     manage::retry_respects_a_held_unique_key,
     manage::cancel_refuses_running_jobs_and_purge_counts,
+    manage::cancel_running_is_fenced_records_its_end_and_fails_the_cron_run,
     crons::a_scheduled_run_is_claimed_once,
     crons::two_stores_record_a_scheduled_run_once,
     crons::finish_records_status_and_duration,
     crons::history_keeps_the_last_hundred,
     crons::switches_persist,
     crons::a_cron_job_settles_its_run,
+    definitions::definitions_are_replaced_whole_and_listed_for_registered_instances,
+    definitions::definitions_go_with_their_instance,
+    copy::export_reads_waiting_and_dead_jobs_as_stored,
+    copy::import_stores_jobs_as_given_once,
+    copy::switches_and_runs_copy_once,
     instances::instances_register_heartbeat_and_go,
     instances::a_tick_recovers_a_dead_instance_and_claims,
     instances::a_tick_of_a_run_another_store_fired_only_heartbeats,
@@ -149,4 +158,9 @@ suite! {
     history::bulk_cancel_never_touches_running_jobs,
     history::bulk_purge_deletes_matching_dead_jobs_only,
     history::a_cron_runs_job_status_follows_its_job,
+    import::a_record_becomes_one_job_even_after_it_finished,
+    import::a_record_named_twice_in_one_batch_is_one_job,
+    import::attempts_carry_over_and_a_used_up_record_is_stored_dead,
+    import::an_import_over_the_cap_stores_nothing,
+    import::two_stores_importing_at_once_take_each_record_once,
 }

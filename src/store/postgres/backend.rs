@@ -6,11 +6,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use super::PgStore;
 use crate::clock::Millis;
-use crate::store::backend::{Backend, BackendInfo};
-use crate::store::history::{Bulk, BulkFilter, FinishedJob, HistoryFilter, Prune, Pruned};
+use crate::store::backend::{Backend, BackendInfo, Wakeups};
+use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
+use crate::store::definition::{CronDefinition, DefinitionRow};
+use crate::store::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
+use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
     AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter, NewJob, Outcome,
@@ -33,12 +37,20 @@ impl Backend for PgStore {
         PgStore::defaults(self)
     }
 
-    fn responsive(&self, limit: Duration) -> bool {
-        PgStore::responsive(self, limit)
+    fn responsive(&self, _limit: Duration) -> bool {
+        PgStore::responsive(self)
     }
 
     async fn close(&self) {
         PgStore::close(self).await;
+    }
+
+    async fn publish_events(&self, messages: Vec<String>) -> Result<(), StoreError> {
+        PgStore::publish_events(self, messages).await
+    }
+
+    fn remote_events(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<str>>> {
+        Some(PgStore::remote_events(self))
     }
 
     async fn enqueue(
@@ -134,6 +146,15 @@ impl Backend for PgStore {
         PgStore::cancel(self, id, now).await
     }
 
+    async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        PgStore::cancel_running(self, lease, ending, now).await
+    }
+
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
         PgStore::purge_dead(self, before).await
     }
@@ -179,6 +200,63 @@ impl Backend for PgStore {
 
     async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError> {
         PgStore::cron_switches(self).await
+    }
+
+    async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        PgStore::set_cron_definitions(self, instance, definitions, now).await
+    }
+
+    async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        PgStore::cron_definitions(self).await
+    }
+
+    async fn export_jobs(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<CopiedJob>, Option<String>), StoreError> {
+        PgStore::export_jobs(self, after, limit).await
+    }
+
+    async fn import_jobs(
+        &self,
+        jobs: Vec<CopiedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<JobCopy>, StoreError> {
+        PgStore::import_jobs(self, jobs, dry_run).await
+    }
+
+    async fn export_switches(&self) -> Result<Vec<CopiedSwitch>, StoreError> {
+        PgStore::export_switches(self).await
+    }
+
+    async fn import_switches(
+        &self,
+        switches: Vec<CopiedSwitch>,
+        dry_run: bool,
+    ) -> Result<Vec<SwitchCopy>, StoreError> {
+        PgStore::import_switches(self, switches, dry_run).await
+    }
+
+    async fn export_runs(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<CopiedRun>, StoreError> {
+        PgStore::export_runs(self, after, limit).await
+    }
+
+    async fn import_runs(
+        &self,
+        runs: Vec<CopiedRun>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        PgStore::import_runs(self, runs, dry_run).await
     }
 
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
@@ -253,5 +331,34 @@ impl Backend for PgStore {
         before: Option<Millis>,
     ) -> Result<Bulk, StoreError> {
         PgStore::purge_matching(self, filter, before).await
+    }
+
+    async fn import(
+        &self,
+        records: Vec<ImportJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Imported>, StoreError> {
+        PgStore::import(self, records, now, max_pending).await
+    }
+
+    async fn imported(
+        &self,
+        source: String,
+        record_ids: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        PgStore::imported(self, source, record_ids).await
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn wakeups(&self) -> Option<watch::Receiver<Wakeups>> {
+        Some(PgStore::wakeups(self))
+    }
+
+    fn clock_offset_ms(&self) -> Option<i64> {
+        Some(PgStore::clock_offset_ms(self))
     }
 }

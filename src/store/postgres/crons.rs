@@ -265,17 +265,17 @@ pub(super) async fn settle_orphan_runs_on(
     tx: &Transaction<'_>,
     at: SystemTime,
 ) -> Result<usize, tokio_postgres::Error> {
-    let n = tx
-        .execute(
+    let settle = tx
+        .prepare_cached(
             "UPDATE cron_runs
                 SET status = 'failed', finished = $1,
                     duration_ms = GREATEST(0, floor(extract(epoch FROM ($1 - COALESCE(started, $1))) * 1000))::int8,
                     error = 'interrupted: the daemon running it stopped'
               WHERE status = 'running' AND job_id IS NULL
                 AND instance NOT IN (SELECT id FROM instances)",
-            &[&at],
         )
         .await?;
+    let n = tx.execute(&settle, &[&at]).await?;
     Ok(n as usize)
 }
 
@@ -287,17 +287,17 @@ pub(super) async fn finish_run_on(
     at: SystemTime,
     f: Frame,
 ) -> Result<Option<RunRow>, tokio_postgres::Error> {
+    let update = client
+        .prepare_cached(&format!(
+            "UPDATE cron_runs r SET status = $2, error = $3, finished = l.at, duration_ms = {DURATION}
+               FROM (SELECT $4::timestamptz AS at) AS l
+              WHERE r.id = $1 AND r.status = 'running'
+          RETURNING r.id, r.cron_id, r.scheduled_for, r.trigger, r.status, r.started, r.finished,
+                    r.duration_ms, r.error, r.job_id"
+        ))
+        .await?;
     let updated = client
-        .query_opt(
-            &format!(
-                "UPDATE cron_runs r SET status = $2, error = $3, finished = l.at, duration_ms = {DURATION}
-                   FROM (SELECT $4::timestamptz AS at) AS l
-                  WHERE r.id = $1 AND r.status = 'running'
-              RETURNING r.id, r.cron_id, r.scheduled_for, r.trigger, r.status, r.started, r.finished,
-                        r.duration_ms, r.error, r.job_id"
-            ),
-            &[&run_id, &status.as_str(), &error, &at],
-        )
+        .query_opt(&update, &[&run_id, &status.as_str(), &error, &at])
         .await?;
     let row = match updated {
         Some(row) => Some(row),

@@ -32,13 +32,13 @@ const INSERT: &str = "INSERT INTO queues (id, name, description, payload, max_at
      RETURNING id";
 
 /// A new job's row, and the job as answered.
-struct NewRow {
-    job: Job,
+pub(super) struct NewRow {
+    pub(super) job: Job,
     cron_run: Option<i64>,
 }
 
 impl NewRow {
-    fn new(new: &NewJob, defaults: &JobDefaults, now: Millis) -> NewRow {
+    pub(super) fn new(new: &NewJob, defaults: &JobDefaults, now: Millis) -> NewRow {
         let retry_count = new.retry_count.unwrap_or(defaults.max_retries);
         let timeout_s = new.timeout_s.unwrap_or(defaults.timeout_s);
         let payload = new.payload(retry_count, timeout_s);
@@ -69,6 +69,22 @@ impl NewRow {
     }
 }
 
+/// Refuses rows holding U+0000, which `jsonb` and `text` cannot store.
+pub(super) fn refuse_nul(rows: &[NewRow]) -> Result<(), StoreError> {
+    for (i, row) in rows.iter().enumerate() {
+        let text_nul = [&row.job.name, &row.job.description]
+            .into_iter()
+            .chain(row.job.unique_key.as_ref())
+            .any(|s| s.contains('\0'));
+        if text_nul || holds_nul(&row.job.payload) {
+            return Err(StoreError::Database(format!(
+                "job {i}: PostgreSQL cannot store the character U+0000 (in its name, description, unique key or data)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Whether a JSON value holds U+0000, which `jsonb` and `text` refuse.
 fn holds_nul(value: &Value) -> bool {
     match value {
@@ -94,20 +110,45 @@ impl PgStore {
             .iter()
             .map(|job| NewRow::new(job, &defaults, now))
             .collect();
-        for (i, row) in rows.iter().enumerate() {
-            let text_nul = [&row.job.name, &row.job.description]
-                .into_iter()
-                .chain(row.job.unique_key.as_ref())
-                .any(|s| s.contains('\0'));
-            if text_nul || holds_nul(&row.job.payload) {
-                return Err(StoreError::Database(format!(
-                    "job {i}: PostgreSQL cannot store the character U+0000 (in its name, description, unique key or data)"
-                )));
-            }
-        }
-        let f = self.frame();
+        refuse_nul(&rows)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(&e))?;
+        let (out, inserted) = self.insert_rows(&tx, &mut rows, now).await?;
+        if inserted > 0 {
+            self.check_cap(&tx, inserted, max_pending).await?;
+        }
+        tx.commit().await.map_err(|e| self.err(&e))?;
+        Ok(out)
+    }
+
+    /// Refuses the transaction's `inserted` jobs when they put more than
+    /// `max_pending` jobs in `pending` and `scheduled` together.
+    pub(super) async fn check_cap(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        inserted: u64,
+        max_pending: u64,
+    ) -> Result<(), StoreError> {
+        let pending = pending_count(tx).await.map_err(|e| self.err(&e))?;
+        if pending > max_pending {
+            return Err(StoreError::QueueFull {
+                pending: pending - inserted,
+                limit: max_pending,
+            });
+        }
+        Ok(())
+    }
+
+    /// Inserts `rows` inside `tx` with one multi-row statement (a few when
+    /// fresh ids collide), and points their cron runs at them. Answers by
+    /// position, and how many were stored (the rest are duplicates).
+    pub(super) async fn insert_rows(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        rows: &mut [NewRow],
+        now: Millis,
+    ) -> Result<(Vec<Enqueued>, u64), StoreError> {
+        let f = self.frame();
         let insert = tx.prepare_cached(INSERT).await.map_err(|e| self.err(&e))?;
         // Answers by position; None until the row is stored or a duplicate.
         let mut out: Vec<Option<Enqueued>> = vec![None; rows.len()];
@@ -178,7 +219,7 @@ impl PgStore {
                     missed_keys.push(key.clone());
                 }
             }
-            let holders = self.holders(&tx, &missed_keys, now).await?;
+            let holders = self.holders(tx, &missed_keys, now).await?;
             for i in todo {
                 if out[i].is_some() {
                     continue;
@@ -215,17 +256,7 @@ impl PgStore {
             .await
             .map_err(|e| self.err(&e))?;
         }
-        if inserted > 0 {
-            let pending = pending_count(&tx).await.map_err(|e| self.err(&e))?;
-            if pending > max_pending {
-                return Err(StoreError::QueueFull {
-                    pending: pending - inserted,
-                    limit: max_pending,
-                });
-            }
-        }
-        tx.commit().await.map_err(|e| self.err(&e))?;
-        Ok(out)
+        Ok((out, inserted))
     }
 
     /// The waiting or running jobs holding `keys`, by key.

@@ -180,6 +180,13 @@ impl Finisher {
         }
     }
 
+    /// Whether the batching task runs (it ends only at `close`, or by a
+    /// panic).
+    pub fn is_running(&self) -> bool {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Writes what is queued (without waiting out an outage) and stops.
     pub async fn close(&self) {
         self.closing.cancel();

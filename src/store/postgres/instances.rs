@@ -69,13 +69,15 @@ async fn upsert_on(
     client
         .execute(
             "INSERT INTO instances
-                 (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at, clock_offset_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at,
+                  clock_offset_ms, workers_max, workers_busy)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (id) DO UPDATE SET
                  host = excluded.host, boot_id = excluded.boot_id, pid = excluded.pid,
                  start_ticks = excluded.start_ticks, version = excluded.version,
                  started = excluded.started, heartbeat_at = excluded.heartbeat_at,
-                 clock_offset_ms = excluded.clock_offset_ms",
+                 clock_offset_ms = excluded.clock_offset_ms,
+                 workers_max = excluded.workers_max, workers_busy = excluded.workers_busy",
             &[
                 &row.id,
                 &row.host,
@@ -86,6 +88,8 @@ async fn upsert_on(
                 &f.db(row.started),
                 &heartbeat_at,
                 &offset_ms,
+                &row.workers_max,
+                &row.workers_busy,
             ],
         )
         .await?;
@@ -99,10 +103,16 @@ pub(super) async fn heartbeat_on(
     offset_ms: i64,
     f: Frame,
 ) -> Result<bool, tokio_postgres::Error> {
+    let update = tx
+        .prepare_cached(
+            "UPDATE instances SET heartbeat_at = $2, clock_offset_ms = $3, workers_busy = $4
+              WHERE id = $1",
+        )
+        .await?;
     let n = tx
         .execute(
-            "UPDATE instances SET heartbeat_at = $2, clock_offset_ms = $3 WHERE id = $1",
-            &[&row.id, &f.db(now), &offset_ms],
+            &update,
+            &[&row.id, &f.db(now), &offset_ms, &row.workers_busy],
         )
         .await?;
     if n == 0 {
@@ -115,13 +125,14 @@ pub(super) async fn instances_on(
     client: &impl GenericClient,
     f: Frame,
 ) -> Result<Vec<InstanceRow>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT id, host, boot_id, pid, start_ticks, version, started, heartbeat_at
+    let select = client
+        .prepare_cached(
+            "SELECT id, host, boot_id, pid, start_ticks, version, started, heartbeat_at,
+                    workers_max, workers_busy, clock_offset_ms
                FROM instances ORDER BY started",
-            &[],
         )
         .await?;
+    let rows = client.query(&select, &[]).await?;
     rows.iter()
         .map(|row| {
             Ok(InstanceRow {
@@ -133,6 +144,9 @@ pub(super) async fn instances_on(
                 version: row.try_get(5)?,
                 started: f.ms(row.try_get(6)?),
                 heartbeat_at: f.ms(row.try_get(7)?),
+                workers_max: row.try_get(8)?,
+                workers_busy: row.try_get(9)?,
+                clock_offset_ms: row.try_get(10)?,
             })
         })
         .collect()
@@ -146,6 +160,7 @@ pub(super) async fn remove_instances_on(
         client
             .execute("DELETE FROM instances WHERE id = ANY($1)", &[&ids])
             .await?;
+        super::definitions::remove_definitions_on(client, ids).await?;
     }
     Ok(())
 }

@@ -3,6 +3,10 @@
 //! commit by the schema's statement trigger, also for rows an application
 //! inserts with plain SQL) bumps a counter that the dispatcher waits on.
 //!
+//! The same connection LISTENs on [`EVENTS_CHANNEL`], the event relay's
+//! (`queue::relay`): each payload there is handed on as it came, through a
+//! bounded broadcast that drops the oldest when nobody keeps up.
+//!
 //! The connection reconnects by itself, with a pause growing to
 //! [`MAX_PAUSE`]. Notifications sent while it was down are lost, so every
 //! (re)connection bumps `reconnects`: the dispatcher then makes a claim
@@ -12,7 +16,9 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -21,27 +27,21 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{APP_LISTEN, connector, pg_config};
 use super::error::{OpenError, describe};
 use super::url::PgSettings;
+use crate::store::backend::Wakeups;
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "cronq_jobs";
+/// The channel of relayed events, forced cancels and interest.
+pub const EVENTS_CHANNEL: &str = "cronq_events";
+/// Relay messages held for a slow reader before the oldest are dropped.
+const EVENTS_BUFFER: usize = 4096;
 /// The longest pause between reconnection attempts.
 pub const MAX_PAUSE: Duration = Duration::from_secs(5);
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 
-/// What the LISTEN connection has seen; compare with the last value seen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Wakeups {
-    /// Notifications received: a job may be ready.
-    pub notifications: u64,
-    /// Connections made (the first included): notifications may have been
-    /// missed, so a claim pass is due.
-    pub reconnects: u64,
-    /// Whether the connection is up now.
-    pub connected: bool,
-}
-
 pub(super) struct Listener {
     state: watch::Receiver<Wakeups>,
+    events: broadcast::Sender<Arc<str>>,
     stop: CancellationToken,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -53,10 +53,12 @@ impl Listener {
         let config = pg_config(settings, APP_LISTEN);
         let server = settings.server();
         let (tx, state) = watch::channel(Wakeups::default());
+        let (events, _) = broadcast::channel(EVENTS_BUFFER);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(config, tls, server, tx, stop.clone()));
+        let task = tokio::spawn(run(config, tls, server, tx, events.clone(), stop.clone()));
         Ok(Listener {
             state,
+            events,
             stop,
             task: std::sync::Mutex::new(Some(task)),
         })
@@ -64,6 +66,18 @@ impl Listener {
 
     pub fn subscribe(&self) -> watch::Receiver<Wakeups> {
         self.state.clone()
+    }
+
+    /// Whether the listening task runs (it ends only at `stop`, or by a
+    /// panic).
+    pub fn is_running(&self) -> bool {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Payloads of [`EVENTS_CHANNEL`] from now on.
+    pub fn events(&self) -> broadcast::Receiver<Arc<str>> {
+        self.events.subscribe()
     }
 
     pub async fn stop(&self) {
@@ -87,16 +101,19 @@ async fn run(
     tls: MakeRustlsConnect,
     server: String,
     state: watch::Sender<Wakeups>,
+    events: broadcast::Sender<Arc<str>>,
     stop: CancellationToken,
 ) {
     let mut pause = FIRST_PAUSE;
     let mut down_logged = false;
     while !stop.is_cancelled() {
         let connected = tokio::select! {
-            r = listen_once(&config, &tls, &state, &stop, &mut pause, &mut down_logged) => r,
+            r = listen_once(&config, &tls, &state, &events, &stop, &mut pause, &mut down_logged) => r,
             () = stop.cancelled() => return,
         };
-        state.send_modify(|w| w.connected = false);
+        // Only a real change is told: each failed reconnection attempt
+        // would otherwise wake every subscriber for nothing.
+        state.send_if_modified(|w| std::mem::replace(&mut w.connected, false));
         if let Err(reason) = connected
             && !down_logged
         {
@@ -121,6 +138,7 @@ async fn listen_once(
     config: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
     state: &watch::Sender<Wakeups>,
+    events: &broadcast::Sender<Arc<str>>,
     stop: &CancellationToken,
     pause: &mut Duration,
     down_logged: &mut bool,
@@ -133,10 +151,14 @@ async fn listen_once(
     // statement runs beside it.
     let (ended_tx, mut ended) = tokio::sync::oneshot::channel::<Result<(), String>>();
     let forward = {
-        let state = state.clone();
+        let (state, events) = (state.clone(), events.clone());
         async move {
             let result = loop {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(n))) if n.channel() == EVENTS_CHANNEL => {
+                        // No receiver yet is no error: nobody relays.
+                        let _ = events.send(Arc::from(n.payload()));
+                    }
                     Some(Ok(AsyncMessage::Notification(_))) => {
                         state.send_modify(|w| w.notifications += 1);
                     }
@@ -149,7 +171,7 @@ async fn listen_once(
         }
     };
     let driver = tokio::spawn(forward);
-    let listen = format!("LISTEN {CHANNEL}");
+    let listen = format!("LISTEN {CHANNEL}; LISTEN {EVENTS_CHANNEL}");
     let listened = tokio::select! {
         r = client.batch_execute(&listen) => r.map_err(|e| describe(&e)),
         r = &mut ended => r.unwrap_or(Err("the connection ended".into())).and(Err("the connection ended".into())),

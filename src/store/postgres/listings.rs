@@ -290,8 +290,11 @@ async fn few_due(
 /// Folds the count deltas into one row per (type, status), unless another
 /// node is folding them right now. Inside the caller's transaction.
 pub(super) async fn compact_counts(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    let try_lock = tx
+        .prepare_cached("SELECT pg_try_advisory_xact_lock($1)")
+        .await?;
     let locked: bool = tx
-        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&COMPACT_LOCK])
+        .query_one(&try_lock, &[&COMPACT_LOCK])
         .await?
         .try_get(0)?;
     if locked {

@@ -21,7 +21,7 @@ use crate::clock::Millis;
 use crate::store::history::{Ending, FinalStatus};
 use crate::store::job::Recovered;
 use crate::store::job::Refusal;
-use crate::store::job::{Job, JobStatus, Lease};
+use crate::store::job::{CANCELLED_WHILE_RUNNING, Job, JobStatus, Lease};
 use crate::store::{JobDefaults, StoreError};
 
 const NOTIFY: &str = "SELECT pg_notify('cronq_jobs', 'ready')";
@@ -169,6 +169,55 @@ impl PgStore {
         Ok(Ok(()))
     }
 
+    /// Deletes a running job whose attempt a forced `cancel` stopped,
+    /// fenced on its lease, leaving its history record as `cancelled`; a
+    /// cron run waiting on it ends `failed`.
+    pub async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let f = self.frame();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(&e))?;
+        let attempt = lease.attempt.min(i32::MAX as u32) as i32;
+        let row = EndingRow {
+            id: lease.job_id.clone(),
+            fence: Some((attempt, lease.instance.clone())),
+            at: f.db(now),
+            ending,
+        };
+        record_endings(&tx, self.defaults(), FinalStatus::Cancelled, vec![row])
+            .await
+            .map_err(|e| self.err(&e))?;
+        let n = tx
+            .execute(
+                "DELETE FROM queues
+                  WHERE id = $1 AND attempts = $2 AND reserved_by = $3 AND status = 'running'",
+                &[
+                    &lease.job_id,
+                    &(lease.attempt.min(i32::MAX as u32) as i32),
+                    &lease.instance,
+                ],
+            )
+            .await
+            .map_err(|e| self.err(&e))?;
+        if n == 1 {
+            settle_job_runs(
+                &tx,
+                "failed",
+                &[lease.job_id],
+                &[Some(CANCELLED_WHILE_RUNNING.to_string())],
+                &[f.db(now)],
+            )
+            .await
+            .map_err(|e| self.err(&e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(&e))?;
+        Ok(n == 1)
+    }
+
     /// Deletes dead jobs last updated before `before` (all when `None`).
     pub async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
         let f = self.frame();
@@ -239,16 +288,14 @@ pub(super) async fn recover_on(
     now: Millis,
     f: Frame,
 ) -> Result<Vec<Recovered>, tokio_postgres::Error> {
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM queues
-                  WHERE status = 'running' AND (reserved_at < $1 OR reserved_by = ANY($2))
-                    FOR UPDATE SKIP LOCKED"
-            ),
-            &[&f.db(stale_before), &dead],
-        )
+    let select = tx
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM queues
+              WHERE status = 'running' AND (reserved_at < $1 OR reserved_by = ANY($2))
+                FOR UPDATE SKIP LOCKED"
+        ))
         .await?;
+    let rows = tx.query(&select, &[&f.db(stale_before), &dead]).await?;
     let mut candidates = Vec::with_capacity(rows.len());
     for row in &rows {
         candidates.push(job_from_row(row, defaults, now, f)?);

@@ -20,8 +20,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         2,
-        "0002_history",
-        include_str!("../../../migrations/postgres/0002_history.sql"),
+        "0002_import_ledger",
+        include_str!("../../../migrations/postgres/0002_import_ledger.sql"),
+    ),
+    (
+        3,
+        "0003_cron_definitions",
+        include_str!("../../../migrations/postgres/0003_cron_definitions.sql"),
+    ),
+    (
+        4,
+        "0004_history",
+        include_str!("../../../migrations/postgres/0004_history.sql"),
     ),
 ];
 

@@ -19,8 +19,9 @@
 //! `time.rs`). Wake-ups come over LISTEN/NOTIFY on a connection of its own
 //! (`listen.rs`).
 //!
-//! Not wired into the daemon yet: it is plugged in behind the store
-//! interface once `src/store/` is split into the interface and backends.
+//! The daemon opens it through `store::open` when `CRONQ_DATABASE_URL` is
+//! set; above the store it is a `Backend` like SQLite's, which says it is
+//! `shared` by other hosts and offers its `wakeups` and `clock_offset_ms`.
 //!
 //! [`Store`]: crate::store::Store
 
@@ -28,11 +29,14 @@ mod backend;
 mod bulk;
 mod claim;
 mod connect;
+mod copy;
 mod crons;
+mod definitions;
 mod enqueue;
 mod error;
 mod finish;
 mod history;
+mod import;
 mod instances;
 mod listen;
 mod listings;
@@ -55,9 +59,9 @@ use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
 
+pub use crate::store::backend::Wakeups;
 pub use connect::POOL_SIZE;
 pub use error::OpenError;
-pub use listen::Wakeups;
 pub use migrate::SCHEMA_VERSION;
 pub use password::Secret;
 pub use time::ClockSync;
@@ -114,7 +118,7 @@ impl PgStore {
         let server = settings.server();
         let mut first = connect::connect_once(&settings, connect::APP_POOL).await?;
         migrate::run(&mut first, &url).await?;
-        let offset = ClockOffset::new(options.clock_sync);
+        let offset = ClockOffset::new(options.clock_sync, server.clone());
         offset
             .measure(&first, options.clock.as_ref(), true)
             .await
@@ -169,10 +173,40 @@ impl PgStore {
         self.inner.listener.subscribe()
     }
 
-    /// Whether outcome writes are getting through: the batcher is idle, or
-    /// its current batch is younger than `limit`. Costs no round trip.
-    pub fn responsive(&self, limit: Duration) -> bool {
-        self.inner.finisher.stalled_for() < limit
+    /// Sends relay messages on [`listen::EVENTS_CHANNEL`], all in one
+    /// statement: delivered together, in order, at its commit.
+    pub async fn publish_events(&self, messages: Vec<String>) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let notify = format!(
+            "SELECT pg_notify('{}', m) FROM unnest($1::text[]) AS m",
+            listen::EVENTS_CHANNEL
+        );
+        client
+            .execute(&notify, &[&messages])
+            .await
+            .map_err(|e| self.err(&e))?;
+        Ok(())
+    }
+
+    /// Relay messages from every node, this one's included.
+    pub fn remote_events(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.inner.listener.events()
+    }
+
+    /// Whether the store's own tasks (the outcome batcher, the LISTEN
+    /// connection) are alive. The server's state does not count: see
+    /// `Backend::responsive`. Costs no round trip.
+    pub fn responsive(&self) -> bool {
+        self.inner.finisher.is_running() && self.inner.listener.is_running()
+    }
+
+    /// How long the outcome batcher has been at its current batch (zero
+    /// when idle): longer than a round trip while the server is down.
+    pub fn outcomes_stalled_for(&self) -> Duration {
+        self.inner.finisher.stalled_for()
     }
 
     /// Writes the outcomes already queued, stops the LISTEN connection and

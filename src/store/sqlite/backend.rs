@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use super::SqliteStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo};
-use crate::store::history::{Bulk, BulkFilter, FinishedJob, HistoryFilter, Prune, Pruned};
+use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
+use crate::store::definition::{CronDefinition, DefinitionRow};
+use crate::store::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
+use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
     AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, Lease, ListFilter, NewJob, Outcome,
@@ -134,6 +137,15 @@ impl Backend for SqliteStore {
         SqliteStore::cancel(self, id, now).await
     }
 
+    async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        SqliteStore::cancel_running(self, lease, ending, now).await
+    }
+
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
         SqliteStore::purge_dead(self, before).await
     }
@@ -179,6 +191,63 @@ impl Backend for SqliteStore {
 
     async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError> {
         SqliteStore::cron_switches(self).await
+    }
+
+    async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        SqliteStore::set_cron_definitions(self, instance, definitions, now).await
+    }
+
+    async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        SqliteStore::cron_definitions(self).await
+    }
+
+    async fn export_jobs(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<CopiedJob>, Option<String>), StoreError> {
+        SqliteStore::export_jobs(self, after, limit).await
+    }
+
+    async fn import_jobs(
+        &self,
+        jobs: Vec<CopiedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<JobCopy>, StoreError> {
+        SqliteStore::import_jobs(self, jobs, dry_run).await
+    }
+
+    async fn export_switches(&self) -> Result<Vec<CopiedSwitch>, StoreError> {
+        SqliteStore::export_switches(self).await
+    }
+
+    async fn import_switches(
+        &self,
+        switches: Vec<CopiedSwitch>,
+        dry_run: bool,
+    ) -> Result<Vec<SwitchCopy>, StoreError> {
+        SqliteStore::import_switches(self, switches, dry_run).await
+    }
+
+    async fn export_runs(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<CopiedRun>, StoreError> {
+        SqliteStore::export_runs(self, after, limit).await
+    }
+
+    async fn import_runs(
+        &self,
+        runs: Vec<CopiedRun>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        SqliteStore::import_runs(self, runs, dry_run).await
     }
 
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
@@ -253,5 +322,22 @@ impl Backend for SqliteStore {
         before: Option<Millis>,
     ) -> Result<Bulk, StoreError> {
         SqliteStore::purge_matching(self, filter, before).await
+    }
+
+    async fn import(
+        &self,
+        records: Vec<ImportJob>,
+        now: Millis,
+        max_pending: u64,
+    ) -> Result<Vec<Imported>, StoreError> {
+        SqliteStore::import(self, records, now, max_pending).await
+    }
+
+    async fn imported(
+        &self,
+        source: String,
+        record_ids: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        SqliteStore::imported(self, source, record_ids).await
     }
 }

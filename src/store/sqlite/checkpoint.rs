@@ -104,7 +104,7 @@ fn run(conn: Connection, nudged: Receiver<()>) {
 mod tests {
     use serde_json::{Map, json};
 
-    use crate::queue::job::NewJob;
+    use crate::store::job::NewJob;
     use crate::store::sqlite::test_support::open_temp;
 
     #[tokio::test]

@@ -47,8 +47,9 @@ impl SqliteStore {
 fn insert_on(conn: &Connection, row: &InstanceRow, heartbeat_at: Millis) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO instances
-             (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at,
+              workers_max, workers_busy)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         row.id,
@@ -58,7 +59,9 @@ fn insert_on(conn: &Connection, row: &InstanceRow, heartbeat_at: Millis) -> Resu
         row.start_ticks,
         row.version,
         row.started,
-        heartbeat_at
+        heartbeat_at,
+        row.workers_max,
+        row.workers_busy
     ])?;
     Ok(())
 }
@@ -69,8 +72,8 @@ pub(super) fn heartbeat_on(
     now: Millis,
 ) -> Result<bool, StoreError> {
     let n = conn
-        .prepare_cached("UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1")?
-        .execute(params![row.id, now])?;
+        .prepare_cached("UPDATE instances SET heartbeat_at = ?2, workers_busy = ?3 WHERE id = ?1")?
+        .execute(params![row.id, now, row.workers_busy])?;
     if n == 0 {
         insert_on(conn, &row, now)?;
     }
@@ -79,7 +82,8 @@ pub(super) fn heartbeat_on(
 
 pub(super) fn instances_on(conn: &Connection) -> Result<Vec<InstanceRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, host, boot_id, pid, start_ticks, version, started, heartbeat_at
+        "SELECT id, host, boot_id, pid, start_ticks, version, started, heartbeat_at,
+                workers_max, workers_busy
            FROM instances ORDER BY started",
     )?;
     let rows = stmt.query_map([], |row| {
@@ -92,6 +96,9 @@ pub(super) fn instances_on(conn: &Connection) -> Result<Vec<InstanceRow>, StoreE
             version: row.get(5)?,
             started: row.get(6)?,
             heartbeat_at: row.get(7)?,
+            workers_max: row.get(8)?,
+            workers_busy: row.get(9)?,
+            clock_offset_ms: 0,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -102,5 +109,5 @@ pub(super) fn remove_instances_on(conn: &Connection, ids: &[String]) -> Result<(
     for id in ids {
         stmt.execute([id])?;
     }
-    Ok(())
+    super::definitions::remove_definitions_on(conn, ids)
 }

@@ -432,14 +432,14 @@ impl SqliteStore {
 /// A new job's row, made before the writer's turn: the payload's JSON text
 /// and the job as answered are built on the caller's thread, so the one
 /// writer thread only inserts.
-struct NewRow {
-    job: Job,
+pub(super) struct NewRow {
+    pub(super) job: Job,
     payload_text: String,
     cron_run: Option<i64>,
 }
 
 impl NewRow {
-    fn new(new: &NewJob, defaults: &JobDefaults, now: Millis) -> NewRow {
+    pub(super) fn new(new: &NewJob, defaults: &JobDefaults, now: Millis) -> NewRow {
         let retry_count = new.retry_count.unwrap_or(defaults.max_retries);
         let timeout_s = new.timeout_s.unwrap_or(defaults.timeout_s);
         let payload = new.payload(retry_count, timeout_s);
@@ -471,7 +471,7 @@ impl NewRow {
     }
 }
 
-fn insert_job(
+pub(super) fn insert_job(
     conn: &Connection,
     defaults: &JobDefaults,
     mut row: NewRow,
@@ -606,7 +606,7 @@ fn few_due(conn: &Connection, ready: bool, now: Millis) -> Result<bool, StoreErr
     Ok(n <= FEW_DUE)
 }
 
-fn pending_count(conn: &Connection) -> Result<u64, StoreError> {
+pub(super) fn pending_count(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn
         .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM queue_counts WHERE status = 'pending'")?
         .query_row([], |row| row.get(0))?;

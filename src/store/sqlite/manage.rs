@@ -10,7 +10,7 @@ use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
 use crate::store::history::{Ending, FinalStatus};
-use crate::store::job::{Job, JobDefaults, JobStatus, Refusal};
+use crate::store::job::{CANCELLED_WHILE_RUNNING, Job, JobDefaults, JobStatus, Lease, Refusal};
 use crate::store::run::RunStatus;
 
 impl SqliteStore {
@@ -68,6 +68,38 @@ impl SqliteStore {
             }
             cancel_on(conn, defaults, &id, now)?;
             Ok(Ok(()))
+        })
+        .await
+    }
+
+    /// Deletes a running job whose attempt a forced `cancel` stopped,
+    /// fenced on its lease, leaving its history record as `cancelled`; a
+    /// cron run waiting on it ends `failed`.
+    pub async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.write(Mode::Durable, move |conn, defaults| {
+            let (id, cancelled) = (lease.job_id.as_str(), FinalStatus::Cancelled);
+            record_ending(conn, defaults, id, Some(&lease), cancelled, &ending, now)?;
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM queues
+                      WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
+                )?
+                .execute(params![lease.job_id, lease.attempt, lease.instance])?;
+            if n == 1 {
+                settle_job_run(
+                    conn,
+                    &lease.job_id,
+                    RunStatus::Failed,
+                    Some(CANCELLED_WHILE_RUNNING),
+                    now,
+                )?;
+            }
+            Ok(n == 1)
         })
         .await
     }

@@ -29,8 +29,23 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         4,
-        "0004_history",
-        include_str!("../../../migrations/sqlite/0004_history.sql"),
+        "0004_instance_workers",
+        include_str!("../../../migrations/sqlite/0004_instance_workers.sql"),
+    ),
+    (
+        5,
+        "0005_import_ledger",
+        include_str!("../../../migrations/sqlite/0005_import_ledger.sql"),
+    ),
+    (
+        6,
+        "0006_cron_definitions",
+        include_str!("../../../migrations/sqlite/0006_cron_definitions.sql"),
+    ),
+    (
+        7,
+        "0007_history",
+        include_str!("../../../migrations/sqlite/0007_history.sql"),
     ),
 ];
 

@@ -10,8 +10,11 @@ mod backend;
 mod bulk;
 mod checkpoint;
 mod connection;
+mod copy;
 mod crons;
+mod definitions;
 mod history;
+mod import;
 mod instances;
 mod jobs;
 mod manage;
@@ -200,5 +203,46 @@ pub(crate) mod test_support {
         let store =
             Store::sqlite(&dir.path().join("cronq.db"), JobDefaults::default()).expect("open");
         (dir, store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::store::job::NewJob;
+
+    /// The watchdog's half of the store on a file: a write stuck behind
+    /// another process's lock makes the store unresponsive, and it is
+    /// responsive again once the write goes through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_stuck_on_a_lock_makes_the_store_unresponsive() {
+        let (dir, store) = test_support::open_temp();
+        let limit = Duration::from_millis(200);
+        assert!(store.responsive(limit));
+        let other = Connection::open(dir.path().join("cronq.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let enqueue = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let job = NewJob::new("j", "noop", serde_json::Map::new());
+                store.enqueue(vec![job], 0, 10).await
+            })
+        };
+        let started = Instant::now();
+        while store.responsive(limit) && started.elapsed() < Duration::from_secs(4) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!store.responsive(limit), "the stuck write was noticed");
+        other.execute_batch("ROLLBACK").unwrap();
+        enqueue.await.unwrap().unwrap();
+        // The writer answers before it marks its transaction over.
+        let answered = Instant::now();
+        while !store.responsive(limit) && answered.elapsed() < Duration::from_secs(4) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(store.responsive(limit), "responsive again after the write");
+        store.close().await;
     }
 }

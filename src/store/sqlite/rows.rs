@@ -400,7 +400,7 @@ impl Reader<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::job::NewJob;
+    use crate::store::job::NewJob;
     use crate::store::sqlite::test_support::open_temp;
     use crate::store::{ListFilter, Store};
 

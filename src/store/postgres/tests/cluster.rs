@@ -12,12 +12,12 @@ use tokio::sync::watch;
 use super::{fresh_url, open_at, settings};
 use super::{job, types};
 use crate::clock::{Clock, Millis, SystemClock};
-use crate::store::JobDefaults;
 use crate::store::job::RunAt;
 use crate::store::postgres::{
     ClockSync, OpenError, PgOptions, PgStore, SCHEMA_VERSION, Wakeups, testing,
 };
 use crate::store::run::{NewRun, RunStatus, RunTrigger};
+use crate::store::{Backend, JobDefaults};
 
 /// Waits (generously: the machine is shared) until `ok` holds for the
 /// store's wake-up counters.
@@ -374,14 +374,20 @@ async fn outcomes_during_an_outage_are_written_when_the_server_is_back() {
         .collect();
     // The batcher keeps them while the server is down...
     let started = Instant::now();
-    while store.responsive(Duration::from_millis(200))
+    while store.outcomes_stalled_for() < Duration::from_millis(200)
         && started.elapsed() < Duration::from_secs(30)
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        !store.responsive(Duration::from_millis(200)),
+        store.outcomes_stalled_for() >= Duration::from_millis(200),
         "the batcher is waiting"
+    );
+    // ...and the store still counts as working for the watchdog: the
+    // outage is the server's, which a restart of this node would not cure.
+    assert!(
+        Backend::responsive(&store, Duration::from_millis(100)),
+        "an outage must not stop the watchdog's pings"
     );
     let err = store.enqueue(vec![job("x")], now, 10).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
@@ -413,14 +419,18 @@ async fn outcomes_during_an_outage_are_written_when_the_server_is_back() {
 async fn each_heartbeat_measures_the_offset_again_and_records_it() {
     let Some(url) = fresh_url() else { return };
     let clock = Arc::new(crate::clock::ManualClock::new(jiff::Timestamp::now()));
+    // The manual clock stands still while real time (the server's) goes
+    // on: what it moved by, less the time since it was set, is its offset.
+    let set = Instant::now();
+    let expected = |moved_ms: i64| moved_ms - set.elapsed().as_millis() as i64;
     let store = open_at(&url, clock.clone(), ClockSync::Measure).await;
-    assert!(store.clock_offset_ms().abs() < 1_000);
+    assert!((store.clock_offset_ms() - expected(0)).abs() < 1_000);
     clock.advance(Duration::from_secs(300));
     let row = super::instance("me", clock.now_ms());
     store.register_instance(row.clone()).await.unwrap();
     let offset = store.clock_offset_ms();
     assert!(
-        (offset - 300_000).abs() < 1_000,
+        (offset - expected(300_000)).abs() < 1_000,
         "the heartbeat saw the clock move: {offset} ms"
     );
     let server = testing::shared().unwrap();
@@ -436,6 +446,64 @@ async fn each_heartbeat_measures_the_offset_again_and_records_it() {
     assert_eq!(listed[0].heartbeat_at, row.heartbeat_at);
     clock.advance(Duration::from_secs(60));
     store.heartbeat_instance(row, clock.now_ms()).await.unwrap();
-    assert!((store.clock_offset_ms() - 360_000).abs() < 1_000);
+    assert!((store.clock_offset_ms() - expected(360_000)).abs() < 1_000);
+    store.close().await;
+}
+
+/// What a test's log lines say, caught by a subscriber of this thread.
+#[derive(Clone, Default)]
+struct Caught(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Caught {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Caught {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_clock_two_minutes_off_is_warned_about_once_naming_host_server_and_offset() {
+    let Some(url) = fresh_url() else { return };
+    let caught = Caught::default();
+    let writer = caught.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store = open_at(&url, Arc::new(Skewed(120_000)), ClockSync::Measure).await;
+    // Each heartbeat measures again; the warning is not repeated.
+    let row = super::instance("me", SystemClock.now_ms() + 120_000);
+    store.register_instance(row.clone()).await.unwrap();
+    store
+        .heartbeat_instance(row, SystemClock.now_ms() + 120_000)
+        .await
+        .unwrap();
+    let text = caught.text();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let server = settings(&url).server();
+    for part in [
+        format!("the clock of {} is 120.", host.trim()),
+        format!("s ahead of the PostgreSQL server's at {server}"),
+        "clock_offset_ms=1".to_string(),
+    ] {
+        assert!(
+            warnings[0].contains(&part),
+            "{part:?} not in {}",
+            warnings[0]
+        );
+    }
     store.close().await;
 }

@@ -61,5 +61,8 @@ fn instance(id: &str, at: Millis) -> InstanceRow {
         version: "0.1.0".into(),
         started: at,
         heartbeat_at: at,
+        workers_max: 5,
+        workers_busy: 0,
+        clock_offset_ms: 0,
     }
 }

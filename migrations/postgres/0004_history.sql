@@ -1,5 +1,5 @@
--- cronq schema for PostgreSQL, version 2: the history of finished jobs and
--- pauses, as SQLite's 0004_history.sql (issue 14).
+-- cronq schema for PostgreSQL, version 4: the history of finished jobs and
+-- pauses, as SQLite's 0007_history.sql (issue 14).
 --
 -- A job that ends (succeeded, dead, cancelled) leaves a record in
 -- job_history, written in the same transaction as its outcome. `seq`

@@ -1,4 +1,4 @@
--- cronq schema, version 4: the history of finished jobs, pauses, and the
+-- cronq schema, version 7: the history of finished jobs, pauses, and the
 -- index the dead jobs' retention prunes by (issue 14).
 --
 -- A job that ends (succeeded, dead, cancelled) leaves a record in

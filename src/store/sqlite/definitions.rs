@@ -1,0 +1,64 @@
+//! The SQL of `cron_definitions`: each daemon on the file publishes a digest
+//! of every file cron it defines, so differences between their crons files
+//! are reported (see `store::definition`).
+
+use rusqlite::{Connection, params};
+
+use super::writer::Mode;
+use super::{SqliteStore, StoreError};
+use crate::clock::Millis;
+use crate::store::definition::{CronDefinition, DefinitionRow};
+
+impl SqliteStore {
+    /// Replaces `instance`'s published definitions with `definitions`.
+    pub async fn set_cron_definitions(
+        &self,
+        instance: String,
+        definitions: Vec<CronDefinition>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(Mode::Grouped, move |conn, _| {
+            conn.prepare_cached("DELETE FROM cron_definitions WHERE instance_id = ?1")?
+                .execute([&instance])?;
+            let mut insert = conn.prepare_cached(
+                "INSERT OR REPLACE INTO cron_definitions (instance_id, cron_id, digest, updated)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for d in &definitions {
+                insert.execute(params![instance, d.cron_id, d.digest, now])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The definitions of every registered instance.
+    pub async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        self.read(|conn, _| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.instance_id, i.host, d.cron_id, d.digest
+                   FROM cron_definitions d JOIN instances i ON i.id = d.instance_id
+                  ORDER BY d.instance_id, d.cron_id",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(DefinitionRow {
+                    instance_id: row.get(0)?,
+                    host: row.get(1)?,
+                    cron_id: row.get(2)?,
+                    digest: row.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}
+
+/// Deletes the definitions of removed instances, in their removal's write.
+pub(super) fn remove_definitions_on(conn: &Connection, ids: &[String]) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached("DELETE FROM cron_definitions WHERE instance_id = ?1")?;
+    for id in ids {
+        stmt.execute([id])?;
+    }
+    Ok(())
+}
