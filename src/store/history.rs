@@ -129,6 +129,18 @@ pub struct Bulk {
     /// Where the next call continues: the `(created, id)` of the last job
     /// looked at, when more match.
     pub next: Option<(Millis, String)>,
+    /// A bulk cancel's jobs, each as its `cancelled` event names it.
+    pub cancelled: Vec<CancelledJob>,
+}
+
+/// A job a bulk cancel ended: what the queue's `cancelled` event says of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CancelledJob {
+    pub id: String,
+    pub name: String,
+    pub job_type: String,
+    pub attempts: u32,
+    pub cron_id: Option<String>,
 }
 
 /// What one round of pruning may delete.

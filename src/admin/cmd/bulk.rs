@@ -126,8 +126,7 @@ pub(super) async fn retry(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>
 /// `cancel` with a filter.
 pub(super) async fn cancel(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
     let filter = parse(req, Verb::Cancel)?;
-    let now = ctx.queue.clock().now_ms();
-    let bulk = ctx.queue.store().cancel_matching(filter, now).await?;
+    let bulk = ctx.queue.cancel_matching(filter).await?;
     Ok(crate::result! { "count": bulk.count, "next": next(&bulk) })
 }
 

@@ -1,13 +1,15 @@
 //! `pause` and `resume`: stop and restart the claims of one job type, or
 //! of every type when `type` is absent. Running jobs finish; the pause is
 //! stored in the database, so it outlives restarts and holds for every
-//! daemon on it (each claim reads it).
+//! daemon on it (each claim reads it). Each one is a `paused` or
+//! `resumed` event for `watch`, with the pauses in force after it.
 
 use serde_json::{Map, Value};
 
 use super::Ctx;
 use crate::admin::protocol::request::PauseArgs;
 use crate::admin::protocol::{AdminError, Request};
+use crate::queue::events::Event;
 
 /// The type named, checked.
 pub(super) fn parse(req: &Request) -> Result<Option<String>, AdminError> {
@@ -27,10 +29,9 @@ pub async fn run(ctx: &Ctx, req: &Request, pause: bool) -> Result<Map<String, Va
     let job_type = parse(req)?;
     let queue = &ctx.queue;
     let store = queue.store();
+    let now = queue.clock().now_ms();
     let paused = if pause {
-        store
-            .pause(job_type.clone(), queue.clock().now_ms())
-            .await?
+        store.pause(job_type.clone(), now).await?
     } else {
         let paused = store.resume(job_type.clone()).await?;
         // Jobs held back may be ready now.
@@ -44,5 +45,8 @@ pub async fn run(ctx: &Ctx, req: &Request, pause: bool) -> Result<Map<String, Va
         if pause { "paused" } else { "resumed" },
         job_type.as_deref().map_or("every job type".to_string(), |t| format!("job type {t}"))
     );
+    queue
+        .events()
+        .publish(|| Event::pause(!pause, now, job_type.as_deref(), paused.clone()));
     Ok(crate::result! { "paused": paused })
 }

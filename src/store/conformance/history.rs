@@ -7,7 +7,9 @@ use serde_json::{Map, json};
 use super::Fixture;
 use crate::clock::Millis;
 use crate::store::Store;
-use crate::store::history::{BulkFilter, Ending, FinalStatus, HistoryFilter, PRUNE_BATCH, Prune};
+use crate::store::history::{
+    BulkFilter, CancelledJob, Ending, FinalStatus, HistoryFilter, PRUNE_BATCH, Prune,
+};
 use crate::store::job::{AfterFailure, JobStatus, ListFilter, NewJob, Outcome, RunAt};
 use crate::store::run::{NewRun, RunStatus, RunTrigger};
 
@@ -609,6 +611,7 @@ pub async fn bulk_cancel_never_touches_running_jobs(store: &Fixture) {
     let mut jobs: Vec<NewJob> = (0..4).map(|i| job(&format!("n{i}"))).collect();
     let mut later = job("later");
     later.when = RunAt::At(NOW + 60_000);
+    later.cron_id = Some("nightly".into());
     jobs.push(later);
     let ids = enqueue(store, jobs).await;
     let running = store.claim("me", &noop(), 1, NOW).await.unwrap().remove(0);
@@ -621,16 +624,30 @@ pub async fn bulk_cancel_never_touches_running_jobs(store: &Fixture) {
         status: Some(JobStatus::Scheduled),
         ..all.clone()
     };
+    let first = store.cancel_matching(scheduled_only, NOW).await.unwrap();
+    assert_eq!(first.count, 1);
+    // Each cancelled job as its `cancelled` event names it.
     assert_eq!(
-        store
-            .cancel_matching(scheduled_only, NOW)
-            .await
-            .unwrap()
-            .count,
-        1
+        first.cancelled,
+        vec![CancelledJob {
+            id: ids[4].clone(),
+            name: "later".into(),
+            job_type: "noop".into(),
+            attempts: 0,
+            cron_id: Some("nightly".into()),
+        }]
     );
     let done = store.cancel_matching(all.clone(), NOW).await.unwrap();
-    assert_eq!((done.count, done.next), (3, None));
+    assert_eq!((done.count, done.next.clone()), (3, None));
+    let mut named: Vec<String> = done.cancelled.iter().map(|c| c.id.clone()).collect();
+    named.sort();
+    let mut waiting: Vec<String> = ids[..4]
+        .iter()
+        .filter(|id| **id != running.job.id)
+        .cloned()
+        .collect();
+    waiting.sort();
+    assert_eq!(named, waiting, "the cancelled jobs, not the running one");
     let (job, _) = store
         .get(running.job.id.clone(), NOW)
         .await

@@ -15,7 +15,7 @@ use super::maintenance::cancel_on;
 use super::time::Frame;
 use crate::clock::Millis;
 use crate::store::StoreError;
-use crate::store::history::{Bulk, BulkFilter};
+use crate::store::history::{Bulk, BulkFilter, CancelledJob};
 use crate::store::job::JobStatus;
 
 /// Which rows a verb may touch at all.
@@ -30,6 +30,8 @@ struct Candidate {
     id: String,
     created: SystemTime,
     unique_key: Option<String>,
+    /// What a cancel's event names.
+    job: CancelledJob,
 }
 
 impl PgStore {
@@ -103,6 +105,7 @@ impl PgStore {
             count,
             skipped,
             next: next.map(|(t, id)| (f.ms(t), id)),
+            cancelled: Vec::new(),
         })
     }
 
@@ -117,7 +120,8 @@ impl PgStore {
         let (found, next) = candidates(&tx, &filter, Verb::Cancel, now, f)
             .await
             .map_err(|e| self.err(&e))?;
-        let ids: Vec<String> = found.into_iter().map(|c| c.id).collect();
+        let ids: Vec<String> = found.iter().map(|c| c.id.clone()).collect();
+        // Locked and not running, every one is deleted.
         let count = cancel_on(&tx, self.defaults(), ids, f.db(now))
             .await
             .map_err(|e| self.err(&e))?;
@@ -126,6 +130,7 @@ impl PgStore {
             count,
             skipped: 0,
             next: next.map(|(t, id)| (f.ms(t), id)),
+            cancelled: found.into_iter().map(|c| c.job).collect(),
         })
     }
 
@@ -156,6 +161,7 @@ impl PgStore {
             count,
             skipped: 0,
             next: next.map(|(t, id)| (f.ms(t), id)),
+            cancelled: Vec::new(),
         })
     }
 }
@@ -230,7 +236,8 @@ async fn candidates(
     }
     let limit = bind(Box::new(filter.limit.min(i64::MAX as usize - 1) as i64 + 1));
     let sql = format!(
-        "SELECT id, created, unique_key FROM queues WHERE {} ORDER BY created, id LIMIT {limit}
+        "SELECT id, created, unique_key, name, type, attempts, cron_id FROM queues
+          WHERE {} ORDER BY created, id LIMIT {limit}
             FOR UPDATE SKIP LOCKED",
         conditions.join(" AND ")
     );
@@ -242,10 +249,19 @@ async fn candidates(
     let mut found = rows
         .iter()
         .map(|r| {
+            let id: String = r.try_get(0)?;
+            let attempts: i32 = r.try_get(5)?;
             Ok(Candidate {
-                id: r.try_get(0)?,
+                id: id.clone(),
                 created: r.try_get(1)?,
                 unique_key: r.try_get(2)?,
+                job: CancelledJob {
+                    id,
+                    name: r.try_get(3)?,
+                    job_type: r.try_get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    attempts: attempts.max(0) as u32,
+                    cron_id: r.try_get(6)?,
+                },
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;

@@ -10,7 +10,7 @@ use super::rows;
 use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
-use crate::store::history::{Bulk, BulkFilter};
+use crate::store::history::{Bulk, BulkFilter, CancelledJob};
 use crate::store::job::JobStatus;
 
 /// Which rows a verb may touch at all.
@@ -21,11 +21,16 @@ enum Verb {
     Purge(Option<Millis>),
 }
 
-/// A matched row: id, created, unique key.
+/// A matched row: id, created, unique key, and what a cancel's event
+/// names.
 struct Candidate {
     id: String,
     created: Millis,
     unique_key: Option<String>,
+    name: String,
+    job_type: String,
+    attempts: u32,
+    cron_id: Option<String>,
 }
 
 impl SqliteStore {
@@ -69,14 +74,22 @@ impl SqliteStore {
     ) -> Result<Bulk, StoreError> {
         self.write(Mode::Alone, move |conn, defaults| {
             let (found, next) = candidates(conn, &filter, Verb::Cancel, now)?;
-            let count = found.len() as u64;
+            let mut cancelled = Vec::with_capacity(found.len());
             for c in found {
                 cancel_on(conn, defaults, &c.id, now)?;
+                cancelled.push(CancelledJob {
+                    id: c.id,
+                    name: c.name,
+                    job_type: c.job_type,
+                    attempts: c.attempts,
+                    cron_id: c.cron_id,
+                });
             }
             Ok(Bulk {
-                count,
+                count: cancelled.len() as u64,
                 skipped: 0,
                 next,
+                cancelled,
             })
         })
         .await
@@ -99,6 +112,7 @@ impl SqliteStore {
                 count,
                 skipped: 0,
                 next,
+                cancelled: Vec::new(),
             })
         })
         .await
@@ -161,7 +175,8 @@ fn candidates(
     }
     values.push((":limit", Box::new(filter.limit as i64 + 1)));
     let sql = format!(
-        "SELECT id, created, unique_key FROM queues WHERE {} ORDER BY created, id LIMIT :limit",
+        "SELECT id, created, unique_key, name, type, attempts, cron_id FROM queues
+          WHERE {} ORDER BY created, id LIMIT :limit",
         conditions.join(" AND ")
     );
     let params: Vec<(&str, &dyn ToSql)> = values.iter().map(|(k, v)| (*k, v.as_ref())).collect();
@@ -172,6 +187,13 @@ fn candidates(
                 id: rows::lossy(row.get_ref(0)?).unwrap_or_default(),
                 created: rows::millis(row.get_ref(1)?).unwrap_or(0),
                 unique_key: rows::lossy(row.get_ref(2)?),
+                name: rows::lossy(row.get_ref(3)?).unwrap_or_default(),
+                job_type: rows::lossy(row.get_ref(4)?).unwrap_or_default(),
+                attempts: row
+                    .get::<_, Option<i64>>(5)?
+                    .unwrap_or(0)
+                    .clamp(0, u32::MAX.into()) as u32,
+                cron_id: rows::lossy(row.get_ref(6)?),
             })
         })?
         .collect::<Result<_, _>>()?;
