@@ -233,6 +233,13 @@ fn a_forced_cancel_ends_a_running_commands_processes() {
     let r = cronq(&d, &["wait", &id]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.stdout.trim(), format!("job {id} (command) was cancelled"));
+    // Its history record says so, with what the stopped attempt ran and left.
+    let record = d.finished(&id).expect("a history record");
+    assert_eq!(record["status"], "cancelled", "{record}");
+    assert_eq!(record["attempts"], 1, "{record}");
+    assert!(record["duration_ms"].is_u64(), "{record}");
+    assert_eq!(record["result"]["timed_out"], false, "{record}");
+    assert_eq!(record["result"]["exit_code"], Value::Null, "{record}");
     assert!(
         d.log()
             .contains(&format!("job {id} (command) was cancelled while it ran")),
