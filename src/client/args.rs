@@ -61,9 +61,10 @@ pub enum Command {
     /// Take a PocketBase collection's records over as jobs, from its data.db
     /// (each record once, however often this runs)
     ImportPocketbase(ImportPocketbaseArgs),
-    /// Copy the waiting and dead jobs, cron switches and run history of one
-    /// database into another (SQLite file to PostgreSQL, or back), without
-    /// a daemon; again, it copies nothing twice
+    /// Copy the waiting and dead jobs, cron switches, run history and
+    /// history of finished jobs of one database into another (SQLite file
+    /// to PostgreSQL, or back), without a daemon; again, it copies nothing
+    /// twice
     CopyStore(CopyStoreArgs),
     /// List jobs, newest first
     Jobs(JobsArgs),

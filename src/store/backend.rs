@@ -409,6 +409,23 @@ pub trait Backend: Send + Sync + 'static {
         dry_run: bool,
     ) -> Result<Vec<bool>, StoreError>;
 
+    /// Up to `limit` history records with a `seq` after `after`, oldest
+    /// first.
+    async fn export_history(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FinishedJob>, StoreError>;
+
+    /// Stores each record (under a new `seq`, in the order given) unless a
+    /// record of its job is there; answers whether each was stored.
+    /// `dry_run` as for jobs. Whatever JOB_HISTORY says: a copy copies.
+    async fn import_history(
+        &self,
+        records: Vec<FinishedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError>;
+
     // Many hosts on one database. The defaults are a file's, which only
     // processes on this host can share.
 

@@ -138,6 +138,7 @@ suite! {
     copy::export_reads_waiting_and_dead_jobs_as_stored,
     copy::import_stores_jobs_as_given_once,
     copy::switches_and_runs_copy_once,
+    copy::finished_job_records_copy_once_oldest_first,
     instances::instances_register_heartbeat_and_go,
     instances::a_tick_recovers_a_dead_instance_and_claims,
     instances::a_tick_of_a_run_another_store_fired_only_heartbeats,

@@ -18,7 +18,7 @@ use crate::store::history::{
 };
 use crate::store::{JobDefaults, StoreError};
 
-const HISTORY_COLUMNS: &str = "seq, id, name, description, type, status, attempts, max_attempts, \
+pub(super) const HISTORY_COLUMNS: &str = "seq, id, name, description, type, status, attempts, max_attempts, \
      priority, run_at, last_error, unique_key, cron_id, created, started, finished, duration_ms, result";
 
 /// One job's ending, to be recorded.
@@ -328,7 +328,7 @@ async fn history_cut(
     Ok(cut.filter(|c| *c > 0))
 }
 
-fn finished_from_row(row: &Row, f: Frame) -> Result<FinishedJob, tokio_postgres::Error> {
+pub(super) fn finished_from_row(row: &Row, f: Frame) -> Result<FinishedJob, tokio_postgres::Error> {
     let at = |i: usize| -> Result<Option<Millis>, tokio_postgres::Error> {
         Ok(row.try_get::<_, Option<SystemTime>>(i)?.map(|t| f.ms(t)))
     };

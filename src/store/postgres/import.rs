@@ -11,8 +11,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::PgStore;
-use super::history::{EndingRow, record_endings};
 use super::enqueue::{NewRow, refuse_nul};
+use super::history::{EndingRow, record_endings};
 use crate::clock::Millis;
 use crate::store::StoreError;
 use crate::store::history::{Ending, FinalStatus};

@@ -250,6 +250,22 @@ impl Backend for SqliteStore {
         SqliteStore::import_runs(self, runs, dry_run).await
     }
 
+    async fn export_history(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FinishedJob>, StoreError> {
+        SqliteStore::export_history(self, after, limit).await
+    }
+
+    async fn import_history(
+        &self,
+        records: Vec<FinishedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        SqliteStore::import_history(self, records, dry_run).await
+    }
+
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
         SqliteStore::register_instance(self, row).await
     }

@@ -15,7 +15,7 @@ use crate::clock::Millis;
 use crate::store::history::{Ending, FinalStatus, FinishedJob, HistoryFilter, Prune, Pruned};
 use crate::store::job::{JobDefaults, Lease};
 
-const HISTORY_COLUMNS: &str = "seq, id, name, description, type, status, attempts, max_attempts, \
+pub(super) const HISTORY_COLUMNS: &str = "seq, id, name, description, type, status, attempts, max_attempts, \
      priority, run_at, last_error, unique_key, cron_id, created, started, finished, duration_ms, result";
 
 impl SqliteStore {
@@ -197,7 +197,7 @@ fn history_cut(conn: &Connection, prune: &Prune, batch: usize) -> Result<Option<
     Ok(cut.filter(|c| *c > 0))
 }
 
-fn finished_from_row(row: &Row<'_>) -> rusqlite::Result<FinishedJob> {
+pub(super) fn finished_from_row(row: &Row<'_>) -> rusqlite::Result<FinishedJob> {
     let status: String = row.get(5)?;
     let result: Option<String> = row.get(17)?;
     Ok(FinishedJob {
