@@ -124,6 +124,37 @@ fn a_pause_holds_claims_across_a_restart_and_lets_running_jobs_finish() {
 }
 
 #[test]
+fn pauses_of_made_up_types_stop_at_their_cap() {
+    let d = Daemon::start(&[]);
+    let mut c = d.client();
+    for i in 0..1000 {
+        let a = c.request(json!({"cmd": "pause", "type": format!("made_up_{i}")}));
+        assert_eq!(a["ok"], true, "{a}");
+    }
+    let a = c.request(json!({"cmd": "pause", "type": "one_more"}));
+    assert_eq!(a["error"]["code"], "too_large", "{a}");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 job types are paused already"),
+        "{a}"
+    );
+    // Pausing every type is still taken, and resuming makes room.
+    let a = c.request(json!({"cmd": "pause"}));
+    assert_eq!(a["paused"][0], "*", "{a}");
+    c.request(json!({"cmd": "resume", "type": "made_up_7"}));
+    let a = c.request(json!({"cmd": "pause", "type": "one_more"}));
+    assert_eq!(a["ok"], true, "{a}");
+    assert_eq!(
+        d.ok(json!({"cmd": "status"}))["paused"]
+            .as_array()
+            .map(Vec::len),
+        Some(1001)
+    );
+}
+
+#[test]
 fn disabling_system_queue_stops_automatic_processing_until_enabled_even_after_a_restart() {
     let temp = tempfile::tempdir().unwrap();
     let mut d = Daemon::on_dir(temp.path(), &[]);

@@ -171,6 +171,11 @@ impl Limits {
 
     /// Why a ready job of `job_type` is held back by a limit now, if it is.
     pub fn holding_back(&self, job_type: &str, now: Instant) -> Option<String> {
+        // No state for a type without a limit: `explain` of any job must
+        // not grow this map.
+        if !self.is_limited(job_type) {
+            return None;
+        }
         let mut state = super::lock(&self.state);
         let s = state.entry(job_type.to_string()).or_default();
         if let Some(max) = self.concurrency.get(job_type)

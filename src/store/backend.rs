@@ -297,7 +297,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Stops claims of `job_type` (of every type when `None`) by every
     /// daemon on this database until resumed; the pauses now in force,
-    /// sorted (`*` for every type).
+    /// sorted (`*` for every type). A type is not paused (and so is absent
+    /// from the answer) while [`MAX_PAUSES`](super::history::MAX_PAUSES)
+    /// pauses are in force.
     async fn pause(&self, job_type: Option<String>, now: Millis)
     -> Result<Vec<String>, StoreError>;
 

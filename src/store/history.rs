@@ -211,6 +211,11 @@ fn without_nul(value: Value) -> Value {
 /// The pause that stops every type.
 pub const ALL_TYPES: &str = "*";
 
+/// Pauses of single types in force at most: every claim reads them all, so
+/// a client pausing made-up types cannot grow that without bound. The
+/// pause of every type ([`ALL_TYPES`]) is always taken.
+pub const MAX_PAUSES: usize = 1000;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,14 +2,16 @@
 //! of every type when `type` is absent. Running jobs finish; the pause is
 //! stored in the database, so it outlives restarts and holds for every
 //! daemon on it (each claim reads it). Each one is a `paused` or
-//! `resumed` event for `watch`, with the pauses in force after it.
+//! `resumed` event for `watch`, with the pauses in force after it. At most
+//! [`MAX_PAUSES`] single types are paused at once (`too_large` beyond).
 
 use serde_json::{Map, Value};
 
 use super::Ctx;
 use crate::admin::protocol::request::PauseArgs;
-use crate::admin::protocol::{AdminError, Request};
+use crate::admin::protocol::{AdminError, Code, Request};
 use crate::queue::events::Event;
+use crate::store::history::MAX_PAUSES;
 
 /// The type named, checked.
 pub(super) fn parse(req: &Request) -> Result<Option<String>, AdminError> {
@@ -31,7 +33,19 @@ pub async fn run(ctx: &Ctx, req: &Request, pause: bool) -> Result<Map<String, Va
     let store = queue.store();
     let now = queue.clock().now_ms();
     let paused = if pause {
-        store.pause(job_type.clone(), now).await?
+        let paused = store.pause(job_type.clone(), now).await?;
+        if let Some(t) = &job_type
+            && !paused.contains(t)
+        {
+            return Err(AdminError::new(
+                Code::TooLarge,
+                format!(
+                    "type: {t:?} is not paused: {MAX_PAUSES} job types are paused already; \
+                     resume some, or pause every type (no type)"
+                ),
+            ));
+        }
+        paused
     } else {
         let paused = store.resume(job_type.clone()).await?;
         // Jobs held back may be ready now.

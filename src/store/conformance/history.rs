@@ -444,6 +444,30 @@ pub async fn a_pause_stops_every_claim_of_its_type_until_resumed(store: &Fixture
     another.close().await;
 }
 
+pub async fn pauses_of_single_types_stop_at_their_cap(store: &Fixture) {
+    use crate::store::history::MAX_PAUSES;
+    for i in 0..MAX_PAUSES {
+        store.pause(Some(format!("t{i:04}")), NOW).await.unwrap();
+    }
+    let full = store.pause(Some("one_more".into()), NOW).await.unwrap();
+    assert_eq!(full.len(), MAX_PAUSES);
+    assert!(
+        !full.iter().any(|t| t == "one_more"),
+        "not paused past the cap"
+    );
+    // A type paused already stays so; the pause of every type is taken.
+    let again = store.pause(Some("t0001".into()), NOW).await.unwrap();
+    assert_eq!(again.len(), MAX_PAUSES);
+    let all = store.pause(None, NOW).await.unwrap();
+    assert_eq!((all.len(), all[0].as_str()), (MAX_PAUSES + 1, "*"));
+    store.resume(Some("t0000".into())).await.unwrap();
+    let room = store.pause(Some("one_more".into()), NOW).await.unwrap();
+    assert!(
+        room.iter().any(|t| t == "one_more"),
+        "room again once one is resumed"
+    );
+}
+
 pub async fn claim_quotas_takes_each_type_up_to_its_number(store: &Fixture) {
     let mut jobs: Vec<NewJob> = (0..5).map(|i| job(&format!("n{i}"))).collect();
     for i in 0..5 {

@@ -153,6 +153,7 @@ suite! {
     history::pruning_keeps_the_newest_under_the_cap_and_drops_the_expired,
     history::pruning_drops_dead_jobs_past_their_retention,
     history::a_pause_stops_every_claim_of_its_type_until_resumed,
+    history::pauses_of_single_types_stop_at_their_cap,
     history::claim_quotas_takes_each_type_up_to_its_number,
     history::a_tick_claims_quotas_and_prunes,
     history::bulk_retry_revives_matching_jobs_in_pages_and_skips_held_keys,

@@ -14,7 +14,8 @@ use super::PgStore;
 use super::time::Frame;
 use crate::clock::Millis;
 use crate::store::history::{
-    ALL_TYPES, Ending, FinalStatus, FinishedJob, HistoryFilter, Prune, Pruned, bound_result,
+    ALL_TYPES, Ending, FinalStatus, FinishedJob, HistoryFilter, MAX_PAUSES, Prune, Pruned,
+    bound_result,
 };
 use crate::store::{JobDefaults, StoreError};
 
@@ -126,8 +127,10 @@ impl PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO job_pauses (type, paused_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&job_type, &f.db(now)],
+                "INSERT INTO job_pauses (type, paused_at)
+                 SELECT $1, $2 WHERE $1 = $3 OR (SELECT count(*) FROM job_pauses WHERE type <> $3) < $4
+                 ON CONFLICT DO NOTHING",
+                &[&job_type, &f.db(now), &ALL_TYPES, &(MAX_PAUSES as i64)],
             )
             .await
             .map_err(|e| self.err(&e))?;

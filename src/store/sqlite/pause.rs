@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
-use crate::store::history::ALL_TYPES;
+use crate::store::history::{ALL_TYPES, MAX_PAUSES};
 
 impl SqliteStore {
     pub async fn pause(
@@ -21,9 +21,11 @@ impl SqliteStore {
         let job_type = job_type.unwrap_or_else(|| ALL_TYPES.to_string());
         self.write(Mode::Durable, move |conn, _| {
             conn.prepare_cached(
-                "INSERT INTO job_pauses (type, paused_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                "INSERT INTO job_pauses (type, paused_at)
+                 SELECT ?1, ?2 WHERE ?1 = ?3 OR (SELECT count(*) FROM job_pauses WHERE type != ?3) < ?4
+                 ON CONFLICT DO NOTHING",
             )?
-            .execute(params![job_type, now])?;
+            .execute(params![job_type, now, ALL_TYPES, MAX_PAUSES as i64])?;
             paused_on(conn)
         })
         .await
