@@ -279,6 +279,36 @@ fn retention_and_the_row_cap_prune_on_the_system_queue_tick() {
 }
 
 #[test]
+fn with_system_queue_off_the_heartbeats_prune() {
+    // A heartbeat every 15 s (a quarter of the 1-minute reservation timeout).
+    let d = Daemon::start(&[
+        ("ENABLE_SYSTEM_QUEUE_CRON", "false"),
+        ("JOB_RESERVATION_TIMEOUT", "1"),
+        ("JOB_HISTORY_MAX", "2"),
+    ]);
+    let ids: Vec<String> = (0..4).map(|_| d.enqueue("noop", json!({}))).collect();
+    // Run by hand; the drain's own pruning came before these records.
+    let drained = d.ok(json!({"cmd": "trigger", "id": "system_queue"}));
+    assert_eq!(drained["run"]["processed"], 4, "{drained}");
+    assert_eq!(
+        listed(&d, json!({"cmd": "jobs", "status": "succeeded"})).len(),
+        4
+    );
+    // No minute's run follows while system_queue is off: a heartbeat
+    // prunes to the cap.
+    d.until(Duration::from_secs(90), "a heartbeat to prune", |d| {
+        let kept = listed(d, json!({"cmd": "jobs", "status": "succeeded"}));
+        (kept.len() == 2).then_some(())
+    });
+    let still: Vec<&String> = ids.iter().filter(|id| d.finished(id).is_some()).collect();
+    assert_eq!(
+        still.len(),
+        2,
+        "two of the four records are left: {still:?}"
+    );
+}
+
+#[test]
 fn with_the_history_off_nothing_is_kept_and_not_found_says_why() {
     let d = Daemon::start(&[("JOB_HISTORY", "off")]);
     let id = d.enqueue("noop", json!({}));

@@ -324,7 +324,9 @@ impl Queue {
         let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
         let judge_as = inner.instance.clone();
         let shared = inner.store.shared();
-        let prune = run.as_ref().map(|_| self.prune_now(now));
+        // With the minute's system_queue run; with automatic processing
+        // off there is none, and the heartbeats prune instead.
+        let prune = (run.is_some() || !self.automatic()).then(|| self.prune_now(now));
         let tick = Tick {
             now,
             instance: self.instance_row(now),
@@ -520,7 +522,10 @@ impl Queue {
             let ticked = inner.store.tick(tick).await;
             inner.limits.settle(reserved, &[], Instant::now());
             match ticked {
-                Ok(ticked) => self.after_tick(&ticked),
+                Ok(ticked) => {
+                    self.after_tick(&ticked);
+                    self.prune_more(ticked.pruned);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}")
                 }
@@ -544,6 +549,16 @@ impl Queue {
         }
         self.heartbeat_done();
         self.fallback_poll();
+        if !self.automatic() {
+            // No system_queue minute prunes: the heartbeat does.
+            match inner.store.prune(self.prune_now(now)).await {
+                Ok(pruned) => self.prune_more(pruned),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not prune finished jobs: {e}; the next heartbeat tries again"
+                ),
+            }
+        }
     }
 
     /// On a database other hosts share, a heartbeat that did not drain the
