@@ -33,7 +33,8 @@ pub struct Tick {
     /// Types claimed each up to its own number besides (the per-type
     /// limits), within `limit`.
     pub quotas: Vec<(String, usize)>,
-    /// The first round of pruning, when the run is recorded.
+    /// The first round of pruning: with the minute's `system_queue` run,
+    /// or, while automatic processing is off, with a heartbeat.
     pub prune: Option<Prune>,
 }
 

@@ -277,7 +277,8 @@ fn render_result(result: &Value) -> String {
             (_, _, Some(true)) => "timed out".to_string(),
             (Some(code), _, _) => format!("exit status {code}"),
             (None, Some(signal), _) => format!("killed by signal {signal}"),
-            _ => "-".to_string(),
+            // A forced cancel ended it: no status of its own.
+            _ => "stopped before it exited".to_string(),
         };
         out.push_str(&format!("  {how}\n"));
         for (name, text) in [("stdout", stdout), ("stderr", stderr)] {
@@ -488,6 +489,15 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("\nresult:\n  exit status 0\nstdout (last 5 of 9000 bytes):\ndone\nstderr: (empty)\n"), "{out}");
+        let mut stopped = finished_job();
+        stopped["status"] = json!("cancelled");
+        stopped["result"] = json!({"exit_code": null, "signal": null, "timed_out": false,
+            "stdout": "half", "stderr": "", "stdout_bytes": 4, "stderr_bytes": 0});
+        let out = render_job(&json!({"ok": true, "job": stopped, "errors": []}), now());
+        assert!(
+            out.contains("\nresult:\n  stopped before it exited\n"),
+            "{out}"
+        );
         let mut other = finished_job();
         other["result"] = json!({"rows_written": 3});
         let out = render_job(&json!({"ok": true, "job": other, "errors": []}), now());
