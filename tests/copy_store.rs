@@ -110,6 +110,38 @@ fn fill(d: &Daemon) -> (String, String) {
     (done, dropped)
 }
 
+/// A cron's runs as `d` shows them, and the clock offset it showed them
+/// in (read on both sides, so the two belong together).
+fn as_shown(d: &Daemon, cron: &str) -> (Value, i64) {
+    let offset = |d: &Daemon| d.ok(json!({"cmd": "status"}))["clock_offset_ms"].as_i64();
+    loop {
+        let before = offset(d);
+        let runs = d.ok(json!({"cmd": "cron", "id": cron}))["runs"].clone();
+        if before == offset(d) {
+            return (runs, before.unwrap_or(0));
+        }
+    }
+}
+
+/// `runs` (as a daemon on SQLite showed them) as a daemon whose clock is
+/// `offset_ms` ahead of its PostgreSQL server (`status`'s
+/// `clock_offset_ms`) shows the same stored runs: `started` and `finished`
+/// are instants of the server's, shown in the daemon's frame (plus the
+/// offset); `scheduled_for` is a time of the schedule, as stored.
+fn shifted(runs: &Value, offset_ms: i64) -> Value {
+    let mut runs = runs.clone();
+    for run in runs.as_array_mut().expect("a list") {
+        for field in ["started", "finished"] {
+            if let Some(at) = run[field].as_str() {
+                let at: jiff::Timestamp = at.parse().expect("a timestamp");
+                let shown = at + jiff::SignedDuration::from_millis(offset_ms);
+                run[field] = json!(shown.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            }
+        }
+    }
+    runs
+}
+
 /// How `job` answers for each finished id: (status, attempts, name),
 /// with a finish time. (Times are not compared: a daemon on PostgreSQL
 /// shows them in its own clock's frame.)
@@ -200,8 +232,8 @@ fn a_file_queue_moves_to_postgres_and_back_once() {
     );
     let nightly = on_pg.ok(json!({"cmd": "cron", "id": "nightly"}))["cron"].clone();
     assert_eq!(nightly["disabled_by"], "override", "{nightly}");
-    let runs_there = on_pg.ok(json!({"cmd": "cron", "id": "hourly"}))["runs"].clone();
-    assert_eq!(runs_there, history);
+    let (runs_there, offset) = as_shown(&on_pg, "hourly");
+    assert_eq!(runs_there, shifted(&history, offset));
     // The unique key still holds there.
     let dup = on_pg.ok(
         json!({"cmd": "enqueue", "name": "keyed", "unique_key": "user:42",
