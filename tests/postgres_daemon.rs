@@ -393,10 +393,14 @@ fn a_silent_node_loses_its_jobs_at_a_heartbeat_even_with_system_queue_off() {
          VALUES ('silentjob000002', 's', '{\"type\": \"noop\"}', 'running', 1,
                  now() - interval '2 minutes', 'silent000000002');",
     );
-    let job = d.until(Duration::from_secs(40), "a heartbeat to release the job", |d| {
-        d.job("silentjob000002")
-            .filter(|j| j["status"] != "running")
-    });
+    let job = d.until(
+        Duration::from_secs(40),
+        "a heartbeat to release the job",
+        |d| {
+            d.job("silentjob000002")
+                .filter(|j| j["status"] != "running")
+        },
+    );
     assert_eq!(job["status"], "pending", "{job}");
     assert_eq!(job["attempts"], 1, "{job}");
     assert!(
