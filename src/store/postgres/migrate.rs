@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_cron_definitions",
         include_str!("../../../migrations/postgres/0003_cron_definitions.sql"),
     ),
+    (
+        4,
+        "0004_history",
+        include_str!("../../../migrations/postgres/0004_history.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -9,14 +9,15 @@
 //! extend.
 
 use super::PgStore;
-use super::claim::claim_on;
+use super::claim::{claim_on, claim_quotas_on};
 use super::crons::{begin_run_on, finish_run_on, settle_orphan_runs_on};
+use super::history::prune_on;
 use super::instances::{heartbeat_on, instances_on, remove_instances_on};
 use super::listings::compact_counts;
 use super::maintenance::{extend_on, recover_on};
 use crate::store::StoreError;
 use crate::store::run::RunStatus;
-use crate::store::tick::{Tick, Ticked};
+use crate::store::tick::{Tick, Ticked, within};
 
 impl PgStore {
     pub async fn tick(&self, tick: Tick) -> Result<Ticked, StoreError> {
@@ -65,17 +66,19 @@ impl PgStore {
         out.removed_instances = dead.len();
         out.orphan_runs = settle_orphan_runs_on(&tx, at).await.map_err(e)?;
         compact_counts(&tx).await.map_err(e)?;
-        out.claimed = claim_on(
-            &tx,
-            self.defaults(),
-            &own_id,
-            &tick.types,
-            tick.limit,
-            now,
-            f,
-        )
-        .await
-        .map_err(e)?;
+        // Types with a limit first, within their quotas, as on SQLite.
+        let quotas = within(&tick.quotas, tick.limit);
+        out.claimed = claim_quotas_on(&tx, self.defaults(), &own_id, &quotas, now, f)
+            .await
+            .map_err(e)?;
+        let room = tick.limit.saturating_sub(out.claimed.len());
+        let more = claim_on(&tx, self.defaults(), &own_id, &tick.types, room, now, f)
+            .await
+            .map_err(e)?;
+        out.claimed.extend(more);
+        if let Some(prune) = &tick.prune {
+            out.pruned = prune_on(&tx, prune, f).await.map_err(e)?;
+        }
         if out.claimed.is_empty()
             && let Some(run) = &out.run
         {
