@@ -26,6 +26,15 @@
 //!   test's real aiosmtpd (tests/support/smtp.rs) on a free port, and the
 //!   mail the examples send must arrive there.
 //! - `socat` is the real one behind a wrapper that records each answer.
+//! - `DATABASE_URL`, the application's connection string in the examples
+//!   that enqueue from SQL (psql, Python), names a fresh database on a
+//!   PostgreSQL server the test starts (`cronq::store::postgres::testing`),
+//!   served by a second daemon the test runs on it, as the cronq hosts of
+//!   README's "Several machines" would be: with the mail settings the
+//!   examples' own daemon is given, so what the SQL enqueues is sent to the
+//!   test's SMTP server. The examples' own daemon stays on its SQLite file.
+//! - `python3` runs the ```` ```python ```` blocks: the test's Python
+//!   (`CRONQ_TEST_PYTHON`), which must import what the blocks import.
 //! - The daemon runs as the test's user, who stands for the `cronq` user:
 //!   `sudo -u cronq COMMAND` runs COMMAND (and no other `sudo` runs).
 //!   /usr/local/bin/backup, which cronq(8) runs, is a script that succeeds.
@@ -58,7 +67,7 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const DOC_SMTP_PORT: &str = "SMTP_PORT=8025";
 
 /// The programs an example may need beyond the shell and coreutils.
-const TOOLS: [&str; 3] = ["socat", "jq", "rsync"];
+const TOOLS: [&str; 4] = ["socat", "jq", "rsync", "psql"];
 
 /// How long one document's examples may take.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -74,6 +83,8 @@ struct Run {
     ex: PathBuf,
     socket: PathBuf,
     smtp: Option<SmtpServer>,
+    /// The PostgreSQL database the SQL examples write, and the daemon on it.
+    app: Option<(daemon::Backend, daemon::Daemon)>,
     shell: Option<Child>,
     temp: Option<tempfile::TempDir>,
 }
@@ -120,6 +131,23 @@ impl Run {
             }
         }
 
+        let python = match python_modules(&doc) {
+            Some(modules) => match tools::python_with(&modules) {
+                Some(python) => Some(python),
+                None => return None,
+            },
+            None => None,
+        };
+        let app_database = uses_app_database(&runnable);
+        let backend = if app_database {
+            match daemon::Backend::postgres() {
+                Some(backend) => Some(backend),
+                None => return None,
+            }
+        } else {
+            None
+        };
+
         let socket = match doc.layout {
             Layout::Checkout => work.join("cronq-data/admin.sock"),
             Layout::Installed => root.join("run/cronq/admin.sock"),
@@ -131,10 +159,21 @@ impl Run {
             ex,
             socket,
             smtp,
+            app: None,
             shell: None,
             temp: Some(temp),
         };
         run.lay_out();
+        if let Some(python) = python {
+            // A wrapper, not a link: a venv's Python finds its packages only
+            // when started by its own path.
+            let wrapper = format!("#!/bin/sh\nexec '{}' \"$@\"\n", python.display());
+            executable(&run.ex.join("bin/python3"), &wrapper);
+        }
+        if let Some(backend) = backend {
+            let app = run.start_app_daemon(&backend);
+            run.app = Some((backend, app));
+        }
         run.spawn(&doc);
         run.wait_for_epilogue();
         run.check_answers(&doc);
@@ -179,6 +218,23 @@ impl Run {
         executable(&self.ex.join("bin/sudo"), SUDO);
     }
 
+    /// The daemon on the SQL examples' database, with the mail settings of
+    /// the examples' own daemon (README's, exported in a block).
+    fn start_app_daemon(&self, backend: &daemon::Backend) -> daemon::Daemon {
+        let templates = self.work.join("packaging/templates").display().to_string();
+        let port = self.smtp.as_ref().map(|s| s.port.to_string());
+        let mut env = vec![("EMAIL_TEMPLATES_DIR", templates.as_str())];
+        if let Some(port) = &port {
+            env.extend([
+                ("SMTP_HOST", "127.0.0.1"),
+                ("SMTP_PORT", port.as_str()),
+                ("SMTP_TLS", "none"),
+                ("MAIL_FROM", "cronq <cronq@example.com>"),
+            ]);
+        }
+        backend.start(&env)
+    }
+
     fn spawn(&mut self, doc: &Doc) {
         std::fs::write(self.ex.join("prelude.sh"), PRELUDE).unwrap();
         let script = script(self.name, doc);
@@ -210,6 +266,9 @@ impl Run {
             }
         }
         env.extend(doc.env.iter().cloned());
+        if let Some((daemon::Backend::Postgres { url, .. }, _)) = &self.app {
+            env.push(("DATABASE_URL".into(), url.clone()));
+        }
         let child = Command::new("sh")
             .arg(self.ex.join("script.sh"))
             .current_dir(&self.work)
@@ -435,6 +494,44 @@ impl Drop for Run {
     }
 }
 
+/// Whether the examples connect to the application's database.
+fn uses_app_database(text: &str) -> bool {
+    text.match_indices("DATABASE_URL")
+        .any(|(at, _)| !text[..at].ends_with("CRONQ_"))
+}
+
+/// The modules the ```python blocks import, as one `import` list; `None`
+/// without such blocks.
+fn python_modules(doc: &Doc) -> Option<String> {
+    let blocks: Vec<&str> = doc
+        .blocks
+        .iter()
+        .filter(|b| b.kind == Kind::Python)
+        .map(|b| b.text.as_str())
+        .collect();
+    if blocks.is_empty() {
+        return None;
+    }
+    let mut modules: Vec<String> = blocks
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter_map(|line| {
+            let rest = line
+                .strip_prefix("import ")
+                .or_else(|| line.strip_prefix("from "))?;
+            let module = rest.split([' ', ',', '.']).next()?;
+            (!module.is_empty()).then(|| module.to_string())
+        })
+        .collect();
+    modules.sort();
+    modules.dedup();
+    Some(if modules.is_empty() {
+        "sys".to_string()
+    } else {
+        modules.join(", ")
+    })
+}
+
 fn which(tool: &str) -> Option<String> {
     let out = Command::new("sh")
         .arg("-c")
@@ -465,6 +562,30 @@ fn readme_examples_run_as_written() {
     let copied = std::fs::read_to_string(run.root.join("srv/b/hello.txt"))
         .expect("the command example's rsync copy");
     assert_eq!(copied, "hello from /srv/a\n");
+    // The SQL examples: what committed ran on PostgreSQL, what rolled back
+    // never existed.
+    let (_, app) = run.app.as_ref().expect("README enqueues from SQL");
+    app.until(
+        Duration::from_secs(60),
+        "the SQL-enqueued jobs to run",
+        |d| {
+            let jobs = d.ok(json!({"cmd": "jobs", "limit": 1000}));
+            jobs["jobs"].as_array()?.is_empty().then_some(())
+        },
+    );
+    for (to, subject, sent) in [
+        ("grace@example.com", "Welcome Grace!", 1),
+        ("alan@example.com", "Welcome Alan!", 1),
+        ("eve@example.com", "Welcome Eve!", 0),
+    ] {
+        assert_eq!(
+            run.mail_to(to, subject).len(),
+            sent,
+            "{to}\n{}\n{}",
+            run.report(),
+            app.log()
+        );
+    }
     run.finish();
 }
 

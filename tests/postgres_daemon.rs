@@ -190,6 +190,49 @@ fn a_job_enqueued_by_sql_runs_if_and_only_if_its_transaction_commits() {
 }
 
 #[test]
+fn a_job_inserted_by_sql_that_fails_its_handlers_check_goes_dead_with_the_reason() {
+    let Some(b) = Backend::postgres() else { return };
+    let d = b.start(&[("JOB_COMMAND_ALLOW", "/bin/true")]);
+    listening(&b, &d);
+    // cronq_enqueue checks what SQL can; the allow list is the handler's,
+    // checked when a daemon claims the job.
+    let refused_argv = b.psql(
+        "SELECT cronq_enqueue('not allowed',
+                '{\"type\": \"command\", \"data\": {\"argv\": [\"/bin/rm\", \"-rf\", \"/nowhere\"]}}')",
+    );
+    // A plain INSERT skips even cronq_enqueue's checks: a handler's limit
+    // out of range reaches the claim too.
+    b.psql(
+        "INSERT INTO queues (id, name, payload) VALUES ('sqlbadoption001', 'bad option',
+                '{\"type\": \"command\", \"data\": {\"argv\": [\"/bin/true\"]},
+                  \"options\": {\"tasks_max\": 0}}')",
+    );
+    for (id, reason) in [
+        (
+            refused_argv.as_str(),
+            "payload.data: argv[0]: \"/bin/rm\" is not in JOB_COMMAND_ALLOW",
+        ),
+        (
+            "sqlbadoption001",
+            "payload.options.tasks_max: must be from 1 to",
+        ),
+    ] {
+        let dead = d.until(WAIT, "the job to go dead", |d| {
+            d.job(id).filter(|j| j["status"] == "dead")
+        });
+        assert_eq!(dead["attempts"], 1, "dead at its first claim: {dead}");
+        let error = dead["last_error"].as_str().expect("a reason");
+        eprintln!("{id}: {error}");
+        assert!(error.starts_with(reason), "{error}");
+    }
+    assert!(
+        d.log().contains("/bin/rm"),
+        "the log says what was refused:\n{}",
+        d.log()
+    );
+}
+
+#[test]
 fn a_cleanly_stopped_node_hands_its_job_back_and_an_idle_one_runs_it_at_once() {
     let Some(b) = Backend::postgres() else { return };
     let env = [("JOB_COMMAND_ALLOW", "/bin/sleep")];

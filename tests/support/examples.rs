@@ -11,6 +11,8 @@
 //!   /var/lib/cronq, /run/cronq); the variables are the daemon's settings,
 //!   as in /etc/cronq/cronq.env.
 //! - Markdown: every fenced block is an example. ```` ```sh ```` blocks run,
+//!   ```` ```python ```` blocks run with `python3` (the test's Python, in the
+//!   session's directory and environment) and must exit 0,
 //!   ```` ```toml ```` blocks are crons files that must pass `cronq check`,
 //!   and a ```` ```json ```` block right after a `sh` block holds the answers
 //!   that block prints. Any other block needs a marker.
@@ -38,6 +40,8 @@ pub enum Layout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Shell,
+    /// A Python program, run with `python3`.
+    Python,
     /// A crons file, checked with these extra variables.
     Toml(Vec<(String, String)>),
     Skip(String),
@@ -160,6 +164,7 @@ pub fn markdown(name: &str, text: &str) -> Result<Doc, String> {
             (Some(Kind::Toml(env)), "toml") => Kind::Toml(env),
             (None, "toml") => Kind::Toml(Vec::new()),
             (None, "sh") => Kind::Shell,
+            (None, "python") => Kind::Python,
             (None, "json") if answer_to.is_some() => {
                 let answers = json_values(&body).map_err(|e| format!("{at}: {e}"))?;
                 let shell = blocks.last_mut().expect("the shell block before");
@@ -173,8 +178,8 @@ pub fn markdown(name: &str, text: &str) -> Result<Doc, String> {
             }
             (None, info) => {
                 return Err(format!(
-                    "{at}: a ```{info} block is neither run (sh, toml, or json answers right after a sh block) \
-                     nor marked <!-- example: skip: REASON -->"
+                    "{at}: a ```{info} block is neither run (sh, python, toml, or json answers right after \
+                     a sh block) nor marked <!-- example: skip: REASON -->"
                 ));
             }
         };
@@ -362,6 +367,18 @@ mod tests {
             Kind::Toml(vec![("B".into(), "2".into())])
         );
         assert!(matches!(&doc.blocks[2].kind, Kind::Skip(r) if r.contains("systemd")));
+    }
+
+    #[test]
+    fn python_blocks_run_and_take_no_answers() {
+        let doc = markdown(
+            "t.md",
+            &format!("{HEAD}```python\nprint(1)\n```\n\n```json\n{{}}\n```\n"),
+        );
+        assert!(doc.is_err(), "a json block answers only a sh block");
+        let doc = markdown("t.md", &format!("{HEAD}```python\nprint(1)\n```\n")).unwrap();
+        assert_eq!(doc.blocks[0].kind, Kind::Python);
+        assert_eq!(doc.blocks[0].text, "print(1)\n");
     }
 
     #[test]

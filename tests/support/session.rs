@@ -124,6 +124,13 @@ pub fn script(name: &str, doc: &Doc) -> String {
                     shell_text(&at, text)
                 );
             }
+            Kind::Python => {
+                let _ = write!(
+                    s,
+                    "__block {n} {}\npython3 - >\"$__EX/out.{n}\" <<'__CRONQ_EXAMPLE__'\n{text}__CRONQ_EXAMPLE__\n",
+                    quote(&at)
+                );
+            }
             Kind::Toml(env) => {
                 let vars: Vec<String> = env
                     .iter()
