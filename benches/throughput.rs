@@ -19,15 +19,19 @@
 //!    and request written → handler started.
 //! 3. **Memory**: the binary's VmRSS idle after start-up, and its peak
 //!    VmRSS sampled during the 100,000-job run (VmHWM at the end).
-//! 4. **The ceiling**: the same insert (batches of 1,000, fsynced), claim of
+//! 4. **The cost of the history**: the end-to-end run at 5 workers with
+//!    JOB_HISTORY on (the default: every finished job leaves a record in
+//!    the same transaction) and off, alternated HISTORY_ROUNDS times (3) so
+//!    the shared machine's noise falls on both alike; reports each side's
+//!    range and median, and their ratio (target: on within 15% of off).
+//! 5. **The ceiling**: the same insert (batches of 1,000, fsynced), claim of
 //!    50 (one `UPDATE ... RETURNING` over the `queues_ready` range of the one
 //!    priority and type there are, one transaction) and fenced delete of
 //!    each (one transaction per 50) on cronq's own schema (its indexes and
 //!    count triggers) with plain rusqlite in this thread: what SQLite alone
 //!    does on this machine, without the socket, JSON, the writer thread, the
 //!    dispatcher, the workers or the logs.
-//!
-//! 5. **PostgreSQL** (benches/throughput/postgres.rs, skipped without
+//! 6. **PostgreSQL** (benches/throughput/postgres.rs, skipped without
 //!    PostgreSQL): the same end-to-end load with 1, 2 and 3 release daemons
 //!    on one database of a server the bench starts, with statements, round
 //!    trips, WAL bytes and CPU per job; an enqueue on one daemon started on
@@ -39,6 +43,7 @@
 //! the PostgreSQL runs of those daemon counts. `THROUGHPUT_BEFORE=PATH`
 //! also runs the one-daemon and cross-node PostgreSQL measures with another
 //! build of cronq (an earlier commit's binary), in the same run.
+//! `THROUGHPUT_HISTORY_ONLY=1` runs part 4 alone.
 
 mod support;
 
@@ -63,6 +68,7 @@ const LATENCY_JOBS: usize = 1_000;
 const CEILING_CLAIM: usize = 50;
 /// Connections the PostgreSQL ceiling claims and deletes on side by side.
 const CEILING_CONNECTIONS: usize = 4;
+const HISTORY_ROUNDS: usize = 3;
 
 fn main() {
     let jobs = std::env::var("THROUGHPUT_JOBS")
@@ -75,6 +81,11 @@ fn main() {
     );
     let only = std::env::var("THROUGHPUT_ONLY").unwrap_or_default();
     let mut table: Vec<Row> = Vec::new();
+    if std::env::var_os("THROUGHPUT_HISTORY_ONLY").is_some() {
+        history_table(jobs, &mut table);
+        print_table(&table);
+        return;
+    }
     if only != "postgres" {
         sqlite(jobs, &mut table);
     }
@@ -84,8 +95,12 @@ fn main() {
             None => println!("PostgreSQL is not installed: SQLite only"),
         }
     }
+    print_table(&table);
+}
+
+fn print_table(table: &[Row]) {
     println!("\n| measure | figure | target |\n|---|---|---|");
-    for (what, figure, target) in &table {
+    for (what, figure, target) in table {
         println!("| {what} | {figure} | {target} |");
     }
 }
@@ -96,7 +111,7 @@ type Row = (String, String, String);
 fn sqlite(jobs: usize, table: &mut Vec<Row>) {
     let ceiling = bare_ceiling(jobs);
     for workers in ["5", "32"] {
-        let run = end_to_end(jobs, workers);
+        let run = end_to_end(jobs, workers, &[]);
         table.push((
             format!("enqueue over the socket, batches of {BATCH}, {workers} workers"),
             format!("{:.0} jobs/s", run.enqueue_rate),
@@ -117,6 +132,7 @@ fn sqlite(jobs: usize, table: &mut Vec<Row>) {
             format!("idle ≤ 20 MB: {}", verdict(run.idle_rss <= 20.0)),
         ));
     }
+    history_table(jobs, table);
     let (enqueue_rate, in_process) = end_to_end_in_process(jobs);
     table.push((
         "end to end, daemon built in-process through the library, 5 workers".into(),
@@ -282,27 +298,76 @@ fn postgres_parts(bench: &postgres::Bench, jobs: usize, table: &mut Vec<Row>) {
     ));
 }
 
+/// Part 4's runs and its row of the table.
+fn history_table(jobs: usize, table: &mut Vec<Row>) {
+    let (on_runs, off_runs) = history_cost(jobs);
+    let rates = |runs: &[Sample]| runs.iter().map(|r| r.0).collect::<Vec<_>>();
+    let cpus = |runs: &[Sample]| runs.iter().map(|r| r.1).collect::<Vec<_>>();
+    let (on, off) = (rates(&on_runs), rates(&off_runs));
+    let (on_median, off_median) = (median(&on), median(&off));
+    let (on_cpu, off_cpu) = (cpus(&on_runs), cpus(&off_runs));
+    table.push((
+        "daemon CPU per job, 5 workers, JOB_HISTORY=on / off: median (range)".into(),
+        format!(
+            "{:.1} ({:.1}–{:.1}) / {:.1} ({:.1}–{:.1}) µs",
+            median(&on_cpu),
+            min(&on_cpu),
+            max(&on_cpu),
+            median(&off_cpu),
+            min(&off_cpu),
+            max(&off_cpu)
+        ),
+        format!(
+            "on costs {:+.0}%",
+            100.0 * (median(&on_cpu) / median(&off_cpu) - 1.0)
+        ),
+    ));
+    table.push((
+        "end to end, 5 workers, JOB_HISTORY=on (default) / off: median (range)".into(),
+        format!(
+            "{on_median:.0} ({:.0}–{:.0}) / {off_median:.0} ({:.0}–{:.0}) jobs/s",
+            min(&on),
+            max(&on),
+            min(&off),
+            max(&off)
+        ),
+        format!(
+            "on ≥ 85% of off ({:.0}%): {}",
+            100.0 * on_median / off_median,
+            verdict(on_median >= 0.85 * off_median)
+        ),
+    ));
+}
+
 struct Run {
     enqueue_rate: f64,
     end_to_end_rate: f64,
+    /// The daemon's CPU time (all threads, user + system) per job, in µs:
+    /// steadier than a rate on a shared machine.
+    cpu_us_per_job: f64,
     idle_rss: f64,
     peak_rss: f64,
 }
 
-fn end_to_end(jobs: usize, workers: &str) -> Run {
-    let d = Daemon::start(&[("JOB_MAX_WORKERS", workers)]);
+fn end_to_end(jobs: usize, workers: &str, env: &[(&str, &str)]) -> Run {
+    let mut vars = vec![("JOB_MAX_WORKERS", workers)];
+    vars.extend_from_slice(env);
+    let d = Daemon::start(&vars);
     std::thread::sleep(Duration::from_millis(500));
     let pid = d.pid() as u32;
     let idle_rss = rss_mb(pid);
     let mut client = d.client();
     let mut peak_rss = idle_rss;
+    let cpu_before = cpu_ms(pid);
     let (enqueued, done) = drive(std::slice::from_mut(&mut client), jobs, || {
         peak_rss = peak_rss.max(rss_mb(pid))
     });
+    let cpu = cpu_ms(pid) - cpu_before;
     let hwm = status_kb(pid, "VmHWM") as f64 / 1024.0;
     let run = Run {
         enqueue_rate: jobs as f64 / enqueued.as_secs_f64(),
         end_to_end_rate: jobs as f64 / done.as_secs_f64(),
+        cpu_us_per_job: cpu * 1000.0 / jobs as f64,
         idle_rss,
         peak_rss: peak_rss.max(hwm),
     };
@@ -312,6 +377,47 @@ fn end_to_end(jobs: usize, workers: &str) -> Run {
         done.as_secs_f64()
     );
     run
+}
+
+/// The daemon's CPU time so far (all threads, user + system), in ms.
+fn cpu_ms(pid: u32) -> f64 {
+    support::cpu_ticks(pid) as f64 * 1000.0 / postgres::clock_ticks()
+}
+
+/// One run's (jobs/s, daemon CPU µs per job).
+type Sample = (f64, f64);
+
+/// End-to-end runs at 5 workers with the history on and off, alternated
+/// (on, off, on, off, ...): (on runs, off runs).
+fn history_cost(jobs: usize) -> (Vec<Sample>, Vec<Sample>) {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for round in 0..HISTORY_ROUNDS {
+        for (history, runs) in [("on", &mut on), ("off", &mut off)] {
+            let run = end_to_end(jobs, "5", &[("JOB_HISTORY", history)]);
+            println!(
+                "history {history}, round {}: {:.0} jobs/s, {:.1} µs CPU per job",
+                round + 1,
+                run.end_to_end_rate,
+                run.cpu_us_per_job
+            );
+            runs.push((run.end_to_end_rate, run.cpu_us_per_job));
+        }
+    }
+    (on, off)
+}
+
+fn median(rates: &[f64]) -> f64 {
+    let mut sorted = rates.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+fn min(rates: &[f64]) -> f64 {
+    rates.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(rates: &[f64]) -> f64 {
+    rates.iter().copied().fold(0.0, f64::max)
 }
 
 /// The same load on a daemon built in-process through the library (the

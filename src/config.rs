@@ -145,6 +145,30 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+/// A per-type start rate (JOB_TYPE_RATE): at most `starts` in any
+/// rolling window of `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeRate {
+    pub starts: u32,
+    pub per: Duration,
+}
+
+impl TypeRate {
+    /// "second", "minute" or "hour".
+    pub fn unit(&self) -> &'static str {
+        match self.per.as_secs() {
+            1 => "second",
+            60 => "minute",
+            _ => "hour",
+        }
+    }
+
+    /// "s", "m" or "h", as written in JOB_TYPE_RATE.
+    pub fn unit_letter(&self) -> &'static str {
+        &self.unit()[..1]
+    }
+}
+
 /// Everything the daemon reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -159,6 +183,21 @@ pub struct Config {
     pub backoff_max: Duration,
     pub max_pending: u64,
     pub enqueue_rate: Option<RateLimit>,
+
+    // Finished jobs and per-type limits (issue 14).
+    /// JOB_HISTORY: whether jobs that end leave a record.
+    pub history: bool,
+    /// JOB_HISTORY_RETENTION: how long a record is kept.
+    pub history_retention: Duration,
+    /// JOB_HISTORY_MAX: records kept at most.
+    pub history_max: u64,
+    /// JOB_DEAD_RETENTION: how long a dead job stays in the queue; `None`
+    /// (the default) until it is retried, cancelled or purged.
+    pub dead_retention: Option<Duration>,
+    /// JOB_TYPE_CONCURRENCY: at most this many jobs of a type at once.
+    pub type_concurrency: std::collections::BTreeMap<String, usize>,
+    /// JOB_TYPE_RATE: at most so many starts of a type per window.
+    pub type_rate: std::collections::BTreeMap<String, TypeRate>,
 
     // Logging.
     pub log_level: String,
@@ -213,6 +252,12 @@ pub const MAX_BATCH_JOBS: usize = 10_000;
 /// DATA_MAX_BYTES when unset: 10 GiB. (Whatever it says, a data job also
 /// stops before DATA_DIR's disk drops below 5% free, at most 1 GiB.)
 pub const DEFAULT_DATA_MAX_BYTES: u64 = 10 << 30;
+
+/// JOB_HISTORY_RETENTION when unset: 7 days.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// JOB_HISTORY_MAX when unset.
+pub const DEFAULT_HISTORY_MAX: u64 = 1_000_000;
 
 /// DATA_MAX_GROUPS when unset.
 pub const DEFAULT_DATA_MAX_GROUPS: usize = 100_000;
@@ -317,6 +362,23 @@ impl Config {
                 .parse_range("JOB_MAX_PENDING", 1, i64::MAX as u64)?
                 .unwrap_or(1_000_000),
             enqueue_rate: env.rate("JOB_ENQUEUE_RATE")?,
+
+            history: env.on_off("JOB_HISTORY")?.unwrap_or(true),
+            history_retention: env
+                .duration("JOB_HISTORY_RETENTION")?
+                .unwrap_or(DEFAULT_HISTORY_RETENTION),
+            history_max: env
+                .parse_range("JOB_HISTORY_MAX", 1, 1_000_000_000)?
+                .unwrap_or(DEFAULT_HISTORY_MAX),
+            dead_retention: match env.string("JOB_DEAD_RETENTION") {
+                Some(v) if v.eq_ignore_ascii_case("off") => None,
+                _ => env.duration("JOB_DEAD_RETENTION")?,
+            },
+            type_concurrency: env.per_type(
+                "JOB_TYPE_CONCURRENCY",
+                crate::queue::limits::parse_concurrency,
+            )?,
+            type_rate: env.per_type("JOB_TYPE_RATE", crate::queue::limits::parse_rate)?,
 
             log_level: env
                 .log_level("LOG_LEVEL")?
@@ -650,6 +712,68 @@ impl Env<'_> {
         }
     }
 
+    /// `on`/`off` (or true/false, yes/no, 1/0).
+    fn on_off(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        parse_bool(&value)
+            .map(Some)
+            .ok_or_else(|| Self::invalid(var, &value, "expected on or off"))
+    }
+
+    /// A span of time: whole seconds (`604800`), or a whole number followed
+    /// by `s`, `m`, `h` or `d` (`90s`, `30m`, `12h`, `7d`); 1 second to
+    /// 10 years.
+    fn duration(&self, var: &'static str) -> Result<Option<Duration>, ConfigError> {
+        let Some(value) = self.string(var) else {
+            return Ok(None);
+        };
+        parse_span(&value)
+            .map(Some)
+            .ok_or_else(|| Self::invalid(var, &value, "expected a time such as 7d, 12h, 30m, 90s or a number of seconds, from 1 second to 3650 days"))
+    }
+
+    /// `TYPE=VALUE,TYPE=VALUE` (spaces around either allowed), each VALUE
+    /// read by `parse`; a type named twice is refused.
+    fn per_type<T>(
+        &self,
+        var: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Result<std::collections::BTreeMap<String, T>, ConfigError> {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(value) = self.string(var) else {
+            return Ok(out);
+        };
+        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let Some((job_type, setting)) = entry.split_once('=') else {
+                return Err(Self::invalid(
+                    var,
+                    &value,
+                    format!("{entry:?} is not TYPE=VALUE, e.g. email=2"),
+                ));
+            };
+            let job_type = job_type.trim();
+            if job_type.is_empty() {
+                return Err(Self::invalid(
+                    var,
+                    &value,
+                    format!("{entry:?} names no type"),
+                ));
+            }
+            let setting = parse(setting.trim())
+                .map_err(|reason| Self::invalid(var, &value, format!("{job_type}: {reason}")))?;
+            if out.insert(job_type.to_string(), setting).is_some() {
+                return Err(Self::invalid(
+                    var,
+                    &value,
+                    format!("the type {job_type:?} is named twice"),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     fn log_level(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
         let Some(value) = self.string(var) else {
             return Ok(None);
@@ -728,6 +852,40 @@ impl Env<'_> {
         }
         Ok(Some(RateLimit { rate, burst }))
     }
+}
+
+/// `7d`, `12h`, `30m`, `90s` or whole seconds, 1 s to 3650 days.
+pub fn parse_span(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let n: u64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    let secs = n.checked_mul(scale)?;
+    (1..=3650 * 86_400)
+        .contains(&secs)
+        .then(|| Duration::from_secs(secs))
+}
+
+/// A span as people say it: "7 days", "12 hours", "90 seconds".
+pub fn describe_span(span: Duration) -> String {
+    let secs = span.as_secs();
+    let (n, unit) = if secs.is_multiple_of(86_400) {
+        (secs / 86_400, "day")
+    } else if secs.is_multiple_of(3600) {
+        (secs / 3600, "hour")
+    } else if secs.is_multiple_of(60) {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The `CRONQ_POCKETBASE_*` settings: none without a URL; with one, the
@@ -1276,5 +1434,74 @@ mod tests {
         // DATA_DIR that is the database's WAL file's name.
         let err = with(root.join("q.db"), root.join("q.db-wal")).unwrap_err();
         assert!(err.to_string().contains("(its -wal file)"), "{err}");
+    }
+
+    #[test]
+    fn the_history_settings_read_their_formats() {
+        let c = config(&[]).unwrap();
+        assert!(c.history);
+        assert_eq!(c.history_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.history_max, 1_000_000);
+        assert_eq!(c.dead_retention, None);
+        let c = config(&[
+            ("JOB_HISTORY", "off"),
+            ("JOB_HISTORY_RETENTION", "12h"),
+            ("JOB_HISTORY_MAX", "5"),
+            ("JOB_DEAD_RETENTION", "30d"),
+        ])
+        .unwrap();
+        assert!(!c.history);
+        assert_eq!(c.history_retention, Duration::from_secs(12 * 3600));
+        assert_eq!(c.history_max, 5);
+        assert_eq!(c.dead_retention, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(
+            config(&[("JOB_DEAD_RETENTION", "off")])
+                .unwrap()
+                .dead_retention,
+            None
+        );
+        for (text, secs) in [("90", 90), ("90s", 90), ("30m", 1800), ("7d", 604_800)] {
+            assert_eq!(parse_span(text), Some(Duration::from_secs(secs)), "{text}");
+        }
+        for bad in ["0", "7w", "d", "-1", "3651d", "1.5h"] {
+            assert_eq!(parse_span(bad), None, "{bad}");
+            let err = config(&[("JOB_HISTORY_RETENTION", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("JOB_HISTORY_RETENTION"), "{err}");
+        }
+        assert_eq!(describe_span(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(describe_span(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(describe_span(Duration::from_secs(90)), "90 seconds");
+    }
+
+    #[test]
+    fn per_type_limits_read_type_value_pairs_and_name_what_is_wrong() {
+        let c = config(&[
+            ("JOB_TYPE_CONCURRENCY", " email=2, data_processing = 1 "),
+            ("JOB_TYPE_RATE", "email=14/s,report=600/m"),
+        ])
+        .unwrap();
+        assert_eq!(c.type_concurrency["email"], 2);
+        assert_eq!(c.type_concurrency["data_processing"], 1);
+        assert_eq!(c.type_rate["email"].starts, 14);
+        assert_eq!(c.type_rate["report"].per, Duration::from_secs(60));
+        for (var, value, says) in [
+            ("JOB_TYPE_CONCURRENCY", "email", "is not TYPE=VALUE"),
+            (
+                "JOB_TYPE_CONCURRENCY",
+                "email=0",
+                "email: \"0\" is not a number",
+            ),
+            ("JOB_TYPE_CONCURRENCY", "email=1,email=2", "named twice"),
+            ("JOB_TYPE_CONCURRENCY", "=2", "names no type"),
+            ("JOB_TYPE_RATE", "email=14", "email: \"14\" is not a rate"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(var) && err.contains(says),
+                "{var}={value}: {err}"
+            );
+        }
     }
 }

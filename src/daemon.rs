@@ -129,6 +129,7 @@ impl Builder {
         let defaults = JobDefaults {
             max_retries: config.max_retries,
             timeout_s: config.job_timeout.as_secs() as u32,
+            history: config.history,
         };
         let store = crate::store::open(&config.database, defaults, self.clock.clone()).await?;
         sweep_data_dir(config.data_dir.clone()).await;
@@ -252,12 +253,13 @@ impl Builder {
             Access::new(group),
             socket_open.clone(),
         ));
-        if config.system_queue_cron {
-            queue.spawn_dispatcher();
-        } else {
+        // It claims nothing while automatic processing is off (the
+        // system_queue cron disabled), and starts when it is switched on.
+        queue.spawn_dispatcher();
+        if !queue.automatic() {
             tracing::warn!(
-                "ENABLE_SYSTEM_QUEUE_CRON=false: jobs are not processed automatically; \
-                 `cronq trigger system_queue` drains a batch"
+                "the system_queue cron is off (ENABLE_SYSTEM_QUEUE_CRON=false or `disable system_queue`): \
+                 jobs are not processed automatically; `cronq trigger system_queue` drains a batch"
             );
         }
         queue.spawn_heartbeat();

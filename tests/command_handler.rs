@@ -36,6 +36,7 @@ fn job(data: Value, timeout: Duration) -> JobContext {
         shutdown: CancellationToken::new(),
         cancel: CancellationToken::new(),
         reporter: Default::default(),
+        result: Default::default(),
     }
 }
 

@@ -85,13 +85,21 @@ fn daemon(b: &Backend, dir: &Path) -> Daemon {
 
 /// The queue every copy carries: a dead job with its error, pending and
 /// scheduled jobs, one with a unique key; a disabled cron; a run of a cron,
-/// and its job (pending: 3, scheduled: 1, dead: 1).
-fn fill(d: &Daemon) {
+/// and its job (pending: 3, scheduled: 1, dead: 1); and in the history, the
+/// dead job's record, a job that succeeded and one cancelled, whose ids
+/// are returned.
+fn fill(d: &Daemon) -> (String, String) {
     let failing =
         json!({"type": "command", "data": {"argv": [FALSE]}, "options": {"retry_count": 0}});
     d.ok(json!({"cmd": "enqueue", "name": "dies", "payload": failing}));
+    let done = d.enqueue("noop", json!({}));
     let drained = d.ok(json!({"cmd": "trigger", "id": "system_queue"}));
     assert_eq!(drained["run"]["failed"], 1, "{drained}");
+    assert_eq!(drained["run"]["processed"], 2, "{drained}");
+    let dropped = d.ok(json!({"cmd": "enqueue", "name": "dropped", "delay": 3600,
+                              "payload": {"type": "noop"}}));
+    let dropped = dropped["job"]["id"].as_str().unwrap().to_string();
+    d.ok(json!({"cmd": "cancel", "id": dropped}));
     d.ok(json!({"cmd": "enqueue", "jobs": [
         {"name": "now", "payload": {"type": "noop", "data": {"n": 1}}},
         {"name": "later", "delay": 3600, "priority": 5, "payload": {"type": "noop", "data": {"n": 2}}},
@@ -99,6 +107,56 @@ fn fill(d: &Daemon) {
     ]}));
     d.ok(json!({"cmd": "disable", "id": "nightly"}));
     d.ok(json!({"cmd": "trigger", "id": "hourly"}));
+    (done, dropped)
+}
+
+/// A cron's runs as `d` shows them, and the clock offset it showed them
+/// in (read on both sides, so the two belong together).
+fn as_shown(d: &Daemon, cron: &str) -> (Value, i64) {
+    let offset = |d: &Daemon| d.ok(json!({"cmd": "status"}))["clock_offset_ms"].as_i64();
+    loop {
+        let before = offset(d);
+        let runs = d.ok(json!({"cmd": "cron", "id": cron}))["runs"].clone();
+        if before == offset(d) {
+            return (runs, before.unwrap_or(0));
+        }
+    }
+}
+
+/// `runs` (as a daemon on SQLite showed them) as a daemon whose clock is
+/// `offset_ms` ahead of its PostgreSQL server (`status`'s
+/// `clock_offset_ms`) shows the same stored runs: `started` and `finished`
+/// are instants of the server's, shown in the daemon's frame (plus the
+/// offset); `scheduled_for` is a time of the schedule, as stored.
+fn shifted(runs: &Value, offset_ms: i64) -> Value {
+    let mut runs = runs.clone();
+    for run in runs.as_array_mut().expect("a list") {
+        for field in ["started", "finished"] {
+            if let Some(at) = run[field].as_str() {
+                let at: jiff::Timestamp = at.parse().expect("a timestamp");
+                let shown = at + jiff::SignedDuration::from_millis(offset_ms);
+                run[field] = json!(shown.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            }
+        }
+    }
+    runs
+}
+
+/// How `job` answers for each finished id: (status, attempts, name),
+/// with a finish time. (Times are not compared: a daemon on PostgreSQL
+/// shows them in its own clock's frame.)
+fn ended(d: &Daemon, ids: &[&str]) -> Vec<(Value, Value, Value)> {
+    ids.iter()
+        .map(|id| {
+            let job = d.ok(json!({"cmd": "job", "id": id}))["job"].clone();
+            assert!(job["finished"].is_string(), "{job}");
+            (
+                job["status"].clone(),
+                job["attempts"].clone(),
+                job["name"].clone(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -111,9 +169,12 @@ fn a_file_queue_moves_to_postgres_and_back_once() {
     };
     let root = tempfile::tempdir().unwrap();
     let mut source = daemon(&Backend::Sqlite, &root.path().join("a"));
-    fill(&source);
+    let (done, dropped) = fill(&source);
     let before = jobs(&source);
     assert_eq!(before.len(), 5);
+    let finished = ended(&source, &[&done, &dropped]);
+    assert_eq!(finished[0].0, "succeeded");
+    assert_eq!(finished[1].0, "cancelled");
     let dead = before.iter().find(|j| j.1 == "dead").expect("a dead job");
     assert!(dead.3.as_str().unwrap().contains("exit"), "{dead:?}");
     let history = source.ok(json!({"cmd": "cron", "id": "hourly"}))["runs"].clone();
@@ -144,6 +205,9 @@ fn a_file_queue_moves_to_postgres_and_back_once() {
         json!({"copied": 1, "present": 0, "kept": 0})
     );
     assert_eq!(report["runs"]["copied"], all_runs);
+    // The dead job's record, the success and the cancel.
+    assert_eq!(report["history"], json!({"copied": 3, "present": 0}));
+    assert_eq!(dry["history"], report["history"]);
     assert!(!report["from"].as_str().unwrap().is_empty());
 
     // Again: nothing new, nothing changed.
@@ -154,10 +218,12 @@ fn a_file_queue_moves_to_postgres_and_back_once() {
     );
     assert_eq!(again["switches"]["copied"], 0);
     assert_eq!(again["runs"]["copied"], 0);
+    assert_eq!(again["history"], json!({"copied": 0, "present": 3}));
 
     // A daemon on PostgreSQL finds the same queue.
     let mut on_pg = daemon(&pg, &root.path().join("b"));
     assert_eq!(jobs(&on_pg), before);
+    assert_eq!(ended(&on_pg, &[&done, &dropped]), finished);
     let dead_there = on_pg.ok(json!({"cmd": "job", "id": dead.0}));
     assert_eq!(
         dead_there["errors"].as_array().map(Vec::len),
@@ -166,8 +232,8 @@ fn a_file_queue_moves_to_postgres_and_back_once() {
     );
     let nightly = on_pg.ok(json!({"cmd": "cron", "id": "nightly"}))["cron"].clone();
     assert_eq!(nightly["disabled_by"], "override", "{nightly}");
-    let runs_there = on_pg.ok(json!({"cmd": "cron", "id": "hourly"}))["runs"].clone();
-    assert_eq!(runs_there, history);
+    let (runs_there, offset) = as_shown(&on_pg, "hourly");
+    assert_eq!(runs_there, shifted(&history, offset));
     // The unique key still holds there.
     let dup = on_pg.ok(
         json!({"cmd": "enqueue", "name": "keyed", "unique_key": "user:42",
@@ -189,8 +255,10 @@ fn a_file_queue_moves_to_postgres_and_back_once() {
         copied(&["--from", url, "--to", back_s])["jobs"]["present"],
         5
     );
+    assert_eq!(report["history"]["copied"], 3);
     let on_file = daemon(&Backend::Sqlite, &root.path().join("c"));
     assert_eq!(jobs(&on_file), before);
+    assert_eq!(ended(&on_file, &[&done, &dropped]), finished);
     assert_eq!(
         on_file.ok(json!({"cmd": "cron", "id": "hourly"}))["runs"],
         history
@@ -201,7 +269,7 @@ fn a_file_queue_moves_to_postgres_and_back_once() {
 fn a_dry_run_into_a_missing_file_creates_nothing() {
     let root = tempfile::tempdir().unwrap();
     let mut source = daemon(&Backend::Sqlite, &root.path().join("a"));
-    fill(&source);
+    let _ = fill(&source);
     assert!(source.stop().success());
     let file = root.path().join("a/cronq-data/cronq.db");
     let target = root.path().join("new.db");
@@ -235,7 +303,7 @@ fn running_jobs_and_live_daemons_are_refused() {
     };
     let root = tempfile::tempdir().unwrap();
     let mut source = daemon(&Backend::Sqlite, &root.path().join("a"));
-    fill(&source);
+    let _ = fill(&source);
     let file = root.path().join("a/cronq-data/cronq.db");
     let file = file.to_str().unwrap();
     let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();

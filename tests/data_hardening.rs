@@ -36,6 +36,7 @@ fn context(id: &str, data: Value) -> JobContext {
         limits: Default::default(),
         cancel: CancellationToken::new(),
         reporter: Default::default(),
+        result: Default::default(),
     }
 }
 

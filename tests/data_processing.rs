@@ -25,6 +25,7 @@ fn context(id: &str, data: Value) -> JobContext {
         shutdown: CancellationToken::new(),
         cancel: CancellationToken::new(),
         reporter: Default::default(),
+        result: Default::default(),
     }
 }
 
@@ -976,4 +977,25 @@ async fn clear_exports_deletes_old_exports_only() {
     assert!(!dir.path().join("exports/old").exists());
     assert!(dir.path().join("exports/new.csv").exists());
     assert!(dir.path().join("in/people.jsonl").exists());
+}
+
+#[tokio::test]
+async fn a_finished_job_leaves_its_rows_and_endpoints_as_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "in/users.csv",
+        "id,name\n1,Ada\n2,Grace\n3,Linus\n",
+    );
+    let data = op("import", "file:in/users.csv", "table:users", json!({}));
+    let handler = DataProcessing::new(dir.path());
+    let ctx = context("result-1", data);
+    let result = ctx.result.clone();
+    handler.run(ctx).await.unwrap();
+    assert_eq!(
+        result.take(),
+        Some(json!({"operation": "import", "source": "file:in/users.csv",
+            "target": "table:users", "rows_read": 3, "rows_written": 3,
+            "already_applied": false}))
+    );
 }

@@ -74,6 +74,7 @@ fn job(data: Value) -> JobContext {
         shutdown: CancellationToken::new(),
         cancel: CancellationToken::new(),
         reporter: Default::default(),
+        result: Default::default(),
     }
 }
 

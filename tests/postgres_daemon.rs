@@ -60,6 +60,42 @@ fn clear_of_the_minute(room: Duration) {
     }
 }
 
+fn ms_of(time: &Value) -> i64 {
+    time.as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_millisecond())
+        .unwrap_or_else(|| panic!("not a timestamp: {time}"))
+}
+
+/// Waits until this minute's `system_queue` drain of `d` is done and the
+/// next is at least `room` away; returns when the next one is due (ms since
+/// the epoch). A job claimed before then was not claimed by a drain: the
+/// last one ran before the job was there. (`disable system_queue` would
+/// stop every claim, the dispatcher's too, so the drains stay on.)
+fn between_drains(d: &Daemon, room: Duration) -> i64 {
+    loop {
+        clear_of_the_minute(room);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let minute = now - now % 60_000;
+        let runs = d.ok(json!({"cmd": "cron", "id": "system_queue", "limit": 1}))["runs"].clone();
+        let run = &runs[0];
+        if run.is_object() && ms_of(&run["scheduled_for"]) >= minute && run["status"] != "running" {
+            return minute + 60_000;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// When the job's first attempt was claimed, from its history record.
+fn started(d: &Daemon, id: &str) -> i64 {
+    let record = d.finished(id).expect("a history record");
+    assert_eq!(record["status"], "succeeded", "{record}");
+    ms_of(&record["started"])
+}
+
 #[test]
 fn a_live_node_on_another_host_keeps_its_jobs_and_a_silent_one_loses_them() {
     let Some(b) = Backend::postgres() else { return };
@@ -143,10 +179,14 @@ fn a_job_enqueued_by_sql_runs_if_and_only_if_its_transaction_commits() {
     d.until(Duration::from_secs(5), "the inserted job to run", |_| {
         marker.join("inserted").exists().then_some(())
     });
+    // The command's file exists a moment before its outcome is written.
+    d.until(WAIT, "the jobs' outcomes to be written", |_| {
+        (b.psql("SELECT count(*) FROM queues") == "0").then_some(())
+    });
     let run = d.ok(json!({"cmd": "trigger", "id": "system_queue"}));
     assert_eq!(run["run"]["processed"], 0, "{run}");
     assert!(!marker.join("rolled-back").exists());
-    assert_eq!(b.psql("SELECT count(*) FROM queues"), "0");
+    assert_eq!(b.psql("SELECT count(*) FROM job_history"), "2");
 }
 
 #[test]
@@ -355,10 +395,11 @@ fn a_bad_url_or_an_unreachable_server_stops_start_up_naming_the_variable() {
 fn a_job_no_notification_announced_is_found_by_the_fallback_poll() {
     let Some(b) = Backend::postgres() else { return };
     // Heartbeats every 15 s (a quarter of the one-minute reservation
-    // timeout), and no system_queue drain that could find the job instead.
+    // timeout), and no system_queue drain before the job is claimed that
+    // could find it instead.
     let d = b.start(&[("JOB_RESERVATION_TIMEOUT", "1")]);
-    d.ok(json!({"cmd": "disable", "id": "system_queue"}));
     listening(&b, &d);
+    let next_drain = between_drains(&d, Duration::from_secs(45));
     // A row whose notification never comes (as if lost).
     b.psql(
         "ALTER TABLE queues DISABLE TRIGGER queues_notify_insert;
@@ -371,6 +412,11 @@ fn a_job_no_notification_announced_is_found_by_the_fallback_poll() {
         "the fallback poll to run it",
         |d| d.job("unannounced0001").is_none().then_some(()),
     );
+    let at = started(&d, "unannounced0001");
+    assert!(
+        at < next_drain,
+        "claimed by the drain at {next_drain}, not a heartbeat: {at}"
+    );
 }
 
 #[test]
@@ -379,11 +425,12 @@ fn a_job_enqueued_while_the_listen_connection_was_down_is_claimed_when_it_comes_
     let Backend::Postgres { db, .. } = &b else {
         unreachable!()
     };
-    // No system_queue drain and the default heartbeat (a minute or more):
-    // only the claim pass after the reconnect can find the job in time.
+    // No system_queue drain before the job is claimed, and the default
+    // heartbeat (a minute or more): only the claim pass after the reconnect
+    // can find the job in time.
     let d = b.start(&[]);
-    d.ok(json!({"cmd": "disable", "id": "system_queue"}));
     listening(&b, &d);
+    let next_drain = between_drains(&d, Duration::from_secs(30));
     // The LISTEN connection is cut, as a server restart or a network fault
     // would, and cannot come back yet: the database takes no new
     // connections (those open, the pool's, go on).
@@ -412,6 +459,11 @@ fn a_job_enqueued_while_the_listen_connection_was_down_is_claimed_when_it_comes_
     d.until(Duration::from_secs(15), "the reconnect's claim pass", |d| {
         d.job("missed000000001").is_none().then_some(())
     });
+    let at = started(&d, "missed000000001");
+    assert!(
+        at < next_drain,
+        "claimed by the drain at {next_drain}, not the reconnect: {at}"
+    );
     d.until(WAIT, "the log to say so", |d| {
         d.log()
             .contains("the LISTEN connection to PostgreSQL is back")

@@ -8,69 +8,13 @@
 //! tests pass through to the test output, and exits 1 naming every property
 //! that did not hold.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
-use std::time::SystemTime;
 
-/// The `recording_daemon` example, built if it is missing or older than
-/// the sources. `cargo test` builds examples before it runs tests, so this
-/// normally finds it fresh; `cargo test --test soak` alone does not, and a
-/// nested `cargo build --example` then builds it (with the dev-dependencies'
-/// features left out, which rebuilds the library once: slow, so it is
-/// skipped whenever the binary is fresh).
-fn recording_daemon() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // target/debug/deps/soak-HASH -> target/debug/examples/recording_daemon
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let bin = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/debug")
-            .join("examples/recording_daemon");
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let sources = newest(&[
-            root.join("src"),
-            root.join("examples/recording_daemon.rs"),
-            root.join("Cargo.toml"),
-            root.join("Cargo.lock"),
-        ]);
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        if built.is_none_or(|built| built < sources) {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--example", "recording_daemon"])
-                .current_dir(root)
-                .status()
-                .expect("run cargo build --example recording_daemon");
-            assert!(
-                status.success(),
-                "cargo build --example recording_daemon failed"
-            );
-        }
-        assert!(bin.exists(), "{} was not built", bin.display());
-        bin
-    })
-}
-
-/// The latest modification time of the files under `paths`.
-fn newest(paths: &[PathBuf]) -> SystemTime {
-    let mut latest = SystemTime::UNIX_EPOCH;
-    let mut stack: Vec<PathBuf> = paths.to_vec();
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(modified) = meta.modified() {
-            latest = latest.max(modified);
-        }
-    }
-    latest
-}
+#[path = "support/daemon.rs"]
+mod daemon;
+#[path = "support/recording.rs"]
+mod recording;
 
 fn python() -> String {
     std::env::var("CRONQ_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
@@ -89,7 +33,7 @@ fn soak(test: &str, args: &[&str]) {
         .arg(&script)
         .arg(test)
         .arg("--bin")
-        .arg(recording_daemon())
+        .arg(recording::binary())
         .args(args)
         .output()
         .expect("run tests/soak/soak.py with python3");

@@ -233,6 +233,13 @@ fn a_forced_cancel_ends_a_running_commands_processes() {
     let r = cronq(&d, &["wait", &id]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.stdout.trim(), format!("job {id} (command) was cancelled"));
+    // Its history record says so, with what the stopped attempt ran and left.
+    let record = d.finished(&id).expect("a history record");
+    assert_eq!(record["status"], "cancelled", "{record}");
+    assert_eq!(record["attempts"], 1, "{record}");
+    assert!(record["duration_ms"].is_u64(), "{record}");
+    assert_eq!(record["result"]["timed_out"], false, "{record}");
+    assert_eq!(record["result"]["exit_code"], Value::Null, "{record}");
     assert!(
         d.log()
             .contains(&format!("job {id} (command) was cancelled while it ran")),
@@ -294,4 +301,64 @@ fn the_wait_command_over_the_socket() {
     d.until(Duration::from_secs(10), "the wait to be dropped", |d| {
         d.log().contains("a client gave up its wait").then_some(())
     });
+}
+
+#[test]
+fn a_wait_on_a_job_that_ended_before_a_restart_is_answered_from_the_history() {
+    let mut d = Daemon::start(&[("JOB_COMMAND_ALLOW", "/bin/sh")]);
+    let fine = command_job(&d, "echo all done", 0);
+    let broken = command_job(&d, "echo oh no >&2; exit 3", 0);
+    let waiting = d
+        .ok(json!({"cmd": "enqueue", "name": "later", "payload": {"type": "noop"}, "delay": 3600}));
+    let waiting = waiting["job"]["id"].as_str().unwrap().to_string();
+    d.ok(json!({"cmd": "cancel", "id": waiting}));
+    for id in [&fine, &broken] {
+        d.until(Duration::from_secs(20), "the job to end", |d| {
+            let job = d.finished(id).or_else(|| d.job(id))?;
+            (job["status"] != "pending" && job["status"] != "running").then_some(())
+        });
+    }
+    // A new daemon knows no event of these ends: only the history does.
+    assert!(d.stop().success());
+    d.spawn();
+
+    let started = Instant::now();
+    let a = half_closed(&d.socket, json!({"cmd": "wait", "id": fine, "timeout": 30}));
+    assert_eq!(a["job"]["status"], "succeeded", "{a}");
+    assert_eq!(a["job"]["result"]["exit_code"], 0, "{a}");
+    assert_eq!(a["job"]["result"]["stdout"], "all done\n", "{a}");
+    assert!(a["job"]["finished"].is_string(), "{a}");
+    assert!(a["job"]["duration_ms"].is_u64(), "{a}");
+    let a = half_closed(
+        &d.socket,
+        json!({"cmd": "wait", "id": broken, "timeout": 30}),
+    );
+    assert_eq!(a["job"]["status"], "dead", "{a}");
+    assert_eq!(a["job"]["result"]["exit_code"], 3, "{a}");
+    assert_eq!(a["job"]["result"]["stderr"], "oh no\n", "{a}");
+    assert!(a["job"]["finished"].is_string(), "{a}");
+    let a = half_closed(
+        &d.socket,
+        json!({"cmd": "wait", "id": waiting, "timeout": 30}),
+    );
+    assert_eq!(a["job"]["status"], "cancelled", "{a}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once, not at a recheck: {:?}",
+        started.elapsed()
+    );
+    let r = cronq(&d, &["wait", &fine, &broken, &waiting]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("(command) succeeded"), "{}", r.stdout);
+    assert!(r.stdout.contains("(command) is dead"), "{}", r.stdout);
+    assert!(r.stdout.contains("(noop) was cancelled"), "{}", r.stdout);
+    let a = half_closed(&d.socket, json!({"cmd": "wait", "id": "nosuchjob000000"}));
+    assert_eq!(a["error"]["code"], "not_found", "{a}");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("finished jobs are kept for 7 days"),
+        "{a}"
+    );
 }

@@ -308,3 +308,67 @@ fn a_stalled_watcher_does_not_hold_up_a_shutdown() {
         started.elapsed()
     );
 }
+
+#[test]
+fn pauses_resumes_and_a_bulk_cancel_are_events() {
+    let d = Daemon::start(&[]);
+    let mut w = watch(&d, json!({"events": ["paused", "resumed", "cancelled"]}));
+    let mut emails = watch(
+        &d,
+        json!({"types": ["email"], "events": ["paused", "resumed"]}),
+    );
+    d.ok(json!({"cmd": "pause", "type": "noop"}));
+    d.ok(json!({"cmd": "pause"}));
+    let e = w.read_line().unwrap();
+    assert_eq!(
+        (&e["event"], &e["type"], &e["paused"]),
+        (&json!("paused"), &json!("noop"), &json!(["noop"])),
+        "{e}"
+    );
+    assert!(e["at"].is_string(), "{e}");
+    let e = w.read_line().unwrap();
+    assert_eq!(e["event"], "paused", "{e}");
+    assert!(e.get("type").is_none(), "every type: no type: {e}");
+    assert_eq!(e["paused"], json!(["*", "noop"]), "{e}");
+    // A watcher of email sees the pause of every type, not that of noop.
+    let e = emails.read_line().unwrap();
+    assert_eq!(
+        (&e["event"], &e["paused"]),
+        (&json!("paused"), &json!(["*", "noop"]))
+    );
+
+    // Held by the pause, three jobs wait; a bulk cancel ends them, each
+    // with its event, and a wait on one of them is answered.
+    let ids: Vec<String> = (0..3).map(|_| d.enqueue("noop", json!({}))).collect();
+    let mut waiter = d.client();
+    waiter
+        .send_raw(format!("{}\n", json!({"cmd": "wait", "id": ids[1], "timeout": 60})).as_bytes());
+    let a = d.ok(json!({"cmd": "cancel", "filter": {"type": "noop", "status": "pending"}}));
+    assert_eq!(a["count"], 3, "{a}");
+    let mut cancelled = Vec::new();
+    while cancelled.len() < 3 {
+        let e = w.read_line().unwrap();
+        assert_eq!(e["event"], "cancelled", "{e}");
+        assert_eq!(e["job"]["type"], "noop", "{e}");
+        assert_eq!(e["job"]["attempt"], 0, "{e}");
+        cancelled.push(e["job"]["id"].as_str().unwrap().to_string());
+    }
+    cancelled.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(cancelled, expected);
+    let answer = waiter.read_line().expect("the wait's answer");
+    assert_eq!(answer["job"]["status"], "cancelled", "{answer}");
+    assert_eq!(answer["job"]["id"], ids[1].as_str(), "{answer}");
+
+    d.ok(json!({"cmd": "resume"}));
+    let e = w.read_line().unwrap();
+    assert_eq!(
+        (&e["event"], &e["paused"]),
+        (&json!("resumed"), &json!([])),
+        "{e}"
+    );
+    assert!(e.get("type").is_none(), "{e}");
+    let e = emails.read_line().unwrap();
+    assert_eq!(e["event"], "resumed", "{e}");
+}

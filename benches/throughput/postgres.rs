@@ -496,7 +496,7 @@ fn parent_of(pid: u32) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn clock_ticks() -> f64 {
+pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf with a valid name.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
 }

@@ -56,7 +56,8 @@ END $$;
 -- heartbeat, the extension of its reservations, the minute's run
 -- (unique per (cron, scheduled time): when another node has it, nothing
 -- more is done), the orphan runs, the count deltas folded, the claim, and
--- the run's end when nothing was claimed. Committed without waiting for
+-- the run's end when nothing was claimed, and one round of pruning of the
+-- history and of dead jobs (version 4's tables). Committed without waiting for
 -- the WAL flush, as on SQLite: a lost minute is only drained again.
 --
 -- Which registered instances are dead is the caller's to judge (a process
@@ -71,7 +72,7 @@ END $$;
 -- whose meta is {"server_ms", "lost" (1-based positions of the leases no
 -- longer held), "fired", "run" ({"id", "status", "finished_ms",
 -- "duration_ms", "error"}, or null), "instances" (each row, instants in
--- ms), "suspects", "orphans"}.
+-- ms), "suspects", "orphans", "pruned_history", "pruned_dead"}.
 CREATE FUNCTION cronq_tick(
     p_id text, p_host text, p_boot_id text, p_pid bigint, p_start_ticks bigint,
     p_version text, p_started timestamptz, p_now timestamptz, p_offset_ms bigint,
@@ -80,7 +81,10 @@ CREATE FUNCTION cronq_tick(
     p_run_cron text, p_run_scheduled timestamptz, p_run_trigger text, p_run_status text,
     p_run_started timestamptz, p_run_finished timestamptz, p_run_error text,
     p_run_instance text, p_kept_runs bigint,
-    p_stale_before timestamptz, p_types text[], p_limit integer, p_compact_lock bigint)
+    p_stale_before timestamptz, p_types text[], p_limit integer, p_compact_lock bigint,
+    p_quota_types text[], p_quota_counts integer[],
+    p_history_before timestamptz, p_history_max bigint, p_dead_before timestamptz,
+    p_prune_batch bigint)
 RETURNS TABLE (meta jsonb, job queues) LANGUAGE plpgsql AS $$
 DECLARE
     v_server bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
@@ -92,6 +96,12 @@ DECLARE
     v_suspects boolean;
     v_orphans integer;
     v_claimed integer := 0;
+    v_n integer;
+    v_quota record;
+    v_cut bigint;
+    v_expired bigint;
+    v_pruned_history bigint := 0;
+    v_pruned_dead bigint := 0;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     INSERT INTO instances (id, host, boot_id, pid, start_ticks, version, started, heartbeat_at,
@@ -165,10 +175,55 @@ BEGIN
              SELECT g.type, g.status, SUM(g.n) FROM gone g GROUP BY g.type, g.status
              HAVING SUM(g.n) <> 0;
     END IF;
+    -- One round of pruning (the history past JOB_HISTORY_RETENTION or
+    -- beyond JOB_HISTORY_MAX records, dead jobs past JOB_DEAD_RETENTION), at
+    -- most p_prune_batch rows a kind, as store::postgres::history::prune_on.
+    IF p_prune_batch > 0 THEN
+        IF p_history_max IS NOT NULL THEN
+            SELECT max(h.seq) - p_history_max INTO v_cut FROM job_history h;
+        END IF;
+        IF p_history_before IS NOT NULL
+           AND EXISTS (SELECT 1 FROM (SELECT h.finished FROM job_history h ORDER BY h.seq LIMIT 1) o
+                        WHERE o.finished < p_history_before) THEN
+            WITH oldest AS (SELECT h.seq, h.finished FROM job_history h ORDER BY h.seq
+                             LIMIT p_prune_batch)
+            SELECT max(o.seq) INTO v_expired FROM oldest o
+             WHERE o.seq < coalesce((SELECT min(k.seq) FROM oldest k
+                                      WHERE k.finished >= p_history_before),
+                                    9223372036854775807);
+            v_cut := greatest(v_cut, v_expired);
+        END IF;
+        IF v_cut > 0 THEN
+            DELETE FROM job_history WHERE seq IN
+                (SELECT h.seq FROM job_history h WHERE h.seq <= v_cut ORDER BY h.seq
+                  LIMIT p_prune_batch);
+            GET DIAGNOSTICS v_pruned_history = ROW_COUNT;
+        END IF;
+        IF p_dead_before IS NOT NULL THEN
+            DELETE FROM queues WHERE id IN
+                (SELECT q.id FROM queues q WHERE q.status = 'dead' AND q.updated < p_dead_before
+                  ORDER BY q.updated LIMIT p_prune_batch FOR UPDATE SKIP LOCKED);
+            GET DIAGNOSTICS v_pruned_dead = ROW_COUNT;
+        END IF;
+    END IF;
     IF NOT v_suspects THEN
-        IF p_limit > 0 THEN
-            RETURN QUERY SELECT NULL::jsonb, c FROM cronq_claim(p_id, p_types, p_limit, p_now) AS c;
-            GET DIAGNOSTICS v_claimed = ROW_COUNT;
+        -- Types with a limit first, each within its quota, then the others
+        -- in what is left of p_limit, as on SQLite.
+        FOR v_quota IN SELECT * FROM unnest(p_quota_types, p_quota_counts) AS u(type, n) LOOP
+            EXIT WHEN v_claimed >= p_limit;
+            IF v_quota.n > 0 THEN
+                RETURN QUERY SELECT NULL::jsonb, c
+                  FROM cronq_claim(p_id, ARRAY[v_quota.type],
+                                   least(v_quota.n, p_limit - v_claimed), p_now) AS c;
+                GET DIAGNOSTICS v_n = ROW_COUNT;
+                v_claimed := v_claimed + v_n;
+            END IF;
+        END LOOP;
+        IF p_limit > v_claimed THEN
+            RETURN QUERY SELECT NULL::jsonb, c
+              FROM cronq_claim(p_id, p_types, p_limit - v_claimed, p_now) AS c;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+            v_claimed := v_claimed + v_n;
         END IF;
         IF v_claimed = 0 AND v_run_id IS NOT NULL THEN
             UPDATE cron_runs r
@@ -185,6 +240,8 @@ BEGIN
     END IF;
     RETURN QUERY SELECT jsonb_build_object('server_ms', v_server, 'lost', v_lost, 'fired', true,
                                            'run', v_run, 'instances', v_instances,
-                                           'suspects', v_suspects, 'orphans', v_orphans),
+                                           'suspects', v_suspects, 'orphans', v_orphans,
+                                           'pruned_history', v_pruned_history,
+                                           'pruned_dead', v_pruned_dead),
                         NULL::queues;
 END $$;

@@ -61,9 +61,10 @@ pub enum Command {
     /// Take a PocketBase collection's records over as jobs, from its data.db
     /// (each record once, however often this runs)
     ImportPocketbase(ImportPocketbaseArgs),
-    /// Copy the waiting and dead jobs, cron switches and run history of one
-    /// database into another (SQLite file to PostgreSQL, or back), without
-    /// a daemon; again, it copies nothing twice
+    /// Copy the waiting and dead jobs, cron switches, run history and
+    /// history of finished jobs of one database into another (SQLite file
+    /// to PostgreSQL, or back), without a daemon; again, it copies nothing
+    /// twice
     CopyStore(CopyStoreArgs),
     /// List jobs, newest first
     Jobs(JobsArgs),
@@ -77,25 +78,46 @@ pub enum Command {
         /// The job's id
         id: String,
     },
-    /// Make a dead or scheduled job pending again, with its attempts reset
+    /// Make a dead or scheduled job pending again, with its attempts reset;
+    /// or, with filter flags instead of an id, up to 10,000 such jobs
     Retry {
         /// The job's id
-        id: String,
+        #[arg(required_unless_present_any = FILTER_FLAGS)]
+        id: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
-    /// Delete a job that is not running (--force stops a running one)
+    /// Delete a job that is not running (--force stops a running one); or,
+    /// with filter flags instead of an id, up to 10,000 waiting jobs
     Cancel {
         /// The job's id
-        id: String,
+        #[arg(required_unless_present_any = FILTER_FLAGS)]
+        id: Option<String>,
         /// Stop the job if it is running: its handler is told to stop (a
         /// command's processes are ended) and the job ends cancelled
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
-    /// Delete dead jobs
+    /// Delete dead jobs (their history records stay)
     Purge {
         /// Only those last updated at least this many seconds ago
         #[arg(long, value_name = "SECS")]
         older_than: Option<u64>,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Stop claiming jobs of a type, or of every type (running jobs finish;
+    /// the pause outlives restarts)
+    Pause {
+        /// The job type [default: every type]
+        job_type: Option<String>,
+    },
+    /// Claim jobs of a paused type again, or lift every pause
+    Resume {
+        /// The job type [default: every pause]
+        job_type: Option<String>,
     },
     /// List the crons with their next and last runs
     Crons,
@@ -317,6 +339,55 @@ pub struct JobsArgs {
     /// The cursor printed after the previous page
     #[arg(long, value_name = "CURSOR")]
     pub after: Option<String>,
+    /// Only jobs of this name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only jobs this cron enqueued
+    #[arg(long = "cron-id", value_name = "CRON")]
+    pub cron_id: Option<String>,
+}
+
+/// The filter flags of `retry`, `cancel` and `purge` (PROTOCOL.md's
+/// `filter`), used instead of a job id.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct FilterArgs {
+    /// Only jobs in this state (retry: dead, scheduled; cancel: pending,
+    /// scheduled, dead; purge: dead)
+    #[arg(long)]
+    pub status: Option<JobStatus>,
+    /// Only jobs of this type
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: Option<String>,
+    /// Only jobs of this name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only jobs this cron enqueued
+    #[arg(long = "cron-id", value_name = "CRON")]
+    pub cron_id: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only jobs created before this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// The cursor printed after the previous call, to go on
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+}
+
+/// The flags that make `retry` and `cancel` take a filter instead of an id.
+pub const FILTER_FLAGS: [&str; 6] = ["status", "job_type", "name", "cron_id", "since", "until"];
+
+impl FilterArgs {
+    /// Whether any filter flag (not counting `--after`) was given.
+    pub fn any(&self) -> bool {
+        self.status.is_some()
+            || self.job_type.is_some()
+            || self.name.is_some()
+            || self.cron_id.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -343,6 +414,10 @@ pub enum JobStatus {
     Scheduled,
     Running,
     Dead,
+    /// Finished: from the history.
+    Succeeded,
+    /// Finished: from the history.
+    Cancelled,
 }
 
 impl JobStatus {
@@ -352,6 +427,8 @@ impl JobStatus {
             JobStatus::Scheduled => "scheduled",
             JobStatus::Running => "running",
             JobStatus::Dead => "dead",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 }

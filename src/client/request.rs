@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::admin::protocol::request::{
-    CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, ImportArgs, ImportRecord, JobOptions,
-    JobsQuery, LogLevelArgs, PauseArgs, Payload, PurgeArgs, WaitArgs, WatchArgs,
+    BulkArgs, CancelArgs, CronQuery, EnqueueBatch, EnqueueJob, ImportArgs, ImportRecord, JobFilter,
+    JobOptions, JobsQuery, LogLevelArgs, PauseArgs, Payload, PurgeArgs, WaitArgs, WatchArgs,
 };
 
 /// One request line: the envelope's `id` and the command with its arguments.
@@ -92,6 +92,12 @@ pub enum Cmd {
     Pause(PauseArgs),
     /// Second wave.
     Resume(PauseArgs),
+    /// Second wave: `retry` with a `filter` instead of an id.
+    #[serde(rename = "retry")]
+    RetryWhere(BulkArgs),
+    /// Second wave: `cancel` with a `filter` instead of an id.
+    #[serde(rename = "cancel")]
+    CancelWhere(BulkArgs),
     /// Second wave: until a job has ended.
     Wait(WaitArgs),
 }
@@ -141,6 +147,8 @@ impl Cmd {
             Cmd::CancelForce(_) => "cancel",
             Cmd::Pause(_) => "pause",
             Cmd::Resume(_) => "resume",
+            Cmd::RetryWhere(_) => "retry",
+            Cmd::CancelWhere(_) => "cancel",
             Cmd::Wait(_) => "wait",
         }
     }
@@ -174,7 +182,7 @@ mod tests {
         assert_eq!(
             wire(Cmd::Purge(PurgeArgs {
                 status: "dead".into(),
-                older_than: None
+                ..PurgeArgs::default()
             })),
             json!({"cmd": "purge", "id": 7, "status": "dead"})
         );

@@ -41,6 +41,14 @@ pub(super) async fn run(queue: Queue) {
     let mut wakeups = inner.store.wakeups();
     let mut errors: u32 = 0;
     while !inner.shutdown.is_cancelled() {
+        if !queue.automatic() {
+            // Automatic processing is off (the system_queue cron is
+            // disabled): nothing is claimed until it is switched on.
+            tokio::select! {
+                () = inner.wake.notified() => continue,
+                () = inner.shutdown.cancelled() => break,
+            }
+        }
         start_workers(&queue);
         let buffered = lock(&inner.ready).len();
         let free = inner.slots.available_permits();
@@ -53,16 +61,7 @@ pub(super) async fn run(queue: Queue) {
             let want = target - buffered;
             let now = inner.clock.now_ms();
             inner.refilling.store(true, Ordering::Release);
-            let claimed = inner
-                .store
-                .claim_batches(
-                    &inner.instance.id,
-                    &inner.types,
-                    want,
-                    inner.config.batch_size,
-                    now,
-                )
-                .await;
+            let claimed = queue.claim_ready(want, now).await;
             if let Ok(claimed) = &claimed {
                 lock(&inner.ready).extend(claimed.iter().cloned());
             }
@@ -103,6 +102,7 @@ pub(super) async fn run(queue: Queue) {
         queue.refilled();
         tokio::select! {
             () = inner.wake.notified() => {}
+            () = until_room(&queue) => {}
             () = woken(&mut wakeups) => {}
             () = inner.shutdown.cancelled() => break,
         }
@@ -154,7 +154,17 @@ async fn sleep_until_due(
         () = inner.wake.notified() => true,
         () = woken(wakeups) => true,
         () = sleep => true,
+        () = until_room(queue) => true,
         () = inner.shutdown.cancelled() => false,
+    }
+}
+
+/// Until a rate-limited type whose jobs wait gets room in its window
+/// (JOB_TYPE_RATE); forever when none waits.
+async fn until_room(queue: &Queue) {
+    match queue.limits_next_room() {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -46,6 +46,9 @@ pub struct JobContext {
     pub cancel: CancellationToken,
     /// Where [`JobContext::progress`] goes; the default goes nowhere.
     pub reporter: ProgressReporter,
+    /// Where [`JobContext::set_result`] keeps the attempt's result; a
+    /// context made by hand (a test) takes `JobResult::default()`.
+    pub result: JobResult,
 }
 
 impl JobContext {
@@ -56,6 +59,40 @@ impl JobContext {
     /// Shown by `job`, `jobs` and as `progress` events of `watch`.
     pub fn progress(&self, done: u64, total: Option<u64>, message: Option<String>) {
         self.reporter.report(done, total, message);
+    }
+
+    /// Sets this attempt's result: a small JSON summary of what it did
+    /// (rows written, a message id), kept in the job's history record when
+    /// the attempt ends the job, whether it succeeded or not. A later call
+    /// replaces an earlier one. A result longer than 16 KiB as JSON text is
+    /// kept as `{"truncated": true, "bytes": N}` instead, with a warning in
+    /// the log: a result is a summary, not the output.
+    pub fn set_result(&self, result: impl Into<Value>) {
+        self.result.set(result.into());
+    }
+}
+
+/// A handler's result for the attempt, shared between its context and the
+/// worker that records it.
+#[derive(Debug, Clone, Default)]
+pub struct JobResult(Arc<Mutex<Option<Value>>>);
+
+impl JobResult {
+    fn set(&self, value: Value) {
+        let (bounded, cut) = crate::store::history::bounded(value);
+        if let Some(bytes) = cut {
+            tracing::warn!(
+                bytes,
+                "the handler's result is {bytes} bytes as JSON, over the 16 KiB kept; \
+                 only its size is recorded"
+            );
+        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bounded);
+    }
+
+    /// The result set so far, taken.
+    pub fn take(&self) -> Option<Value> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -271,6 +308,19 @@ mod tests {
             Some(LookupError::Unknown("c".to_string()))
         );
         assert_eq!(registry.enabled_types(), vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn a_result_is_kept_whole_when_small_and_as_its_size_past_16_kib() {
+        let slot = JobResult::default();
+        let ctx_result = slot.clone();
+        ctx_result.set(serde_json::json!({"rows": 3}));
+        assert_eq!(slot.take(), Some(serde_json::json!({"rows": 3})));
+        assert_eq!(slot.take(), None, "taken once");
+        ctx_result.set(serde_json::json!({"out": "x".repeat(20_000)}));
+        let kept = slot.take().unwrap();
+        assert_eq!(kept["truncated"], true);
+        assert_eq!(kept["bytes"], 20_010);
     }
 
     #[test]

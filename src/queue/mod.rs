@@ -12,6 +12,7 @@ pub mod handler;
 pub mod import;
 pub mod instance;
 pub use crate::store::job;
+pub mod limits;
 pub mod live;
 mod relay;
 pub mod retry;
@@ -30,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::store::history::{PRUNE_BATCH, Prune, Pruned};
 use crate::store::instance::InstanceRow;
 use crate::store::job::Recovered;
 use crate::store::run::{NewRun, RunRow, RunStatus};
@@ -87,6 +89,16 @@ struct Inner {
     instance: Instance,
     /// The types this process claims: those of its enabled handlers.
     types: Vec<String>,
+    /// Of `types`, those without a per-type limit: claimed as a whole.
+    unlimited: Vec<String>,
+    /// JOB_TYPE_CONCURRENCY and JOB_TYPE_RATE, and what each type holds.
+    limits: limits::Limits,
+    /// Whether jobs are claimed as they become ready (the dispatcher) and
+    /// each minute (`system_queue`): the system_queue cron's switch, set
+    /// by ENABLE_SYSTEM_QUEUE_CRON and by `enable`/`disable system_queue`.
+    automatic: AtomicBool,
+    /// A round of pruning after a tick is under way.
+    pruning: AtomicBool,
     /// One permit per worker: JOB_MAX_WORKERS jobs at once, whoever claimed
     /// them (the dispatcher or a `system_queue` drain).
     slots: Arc<Semaphore>,
@@ -144,6 +156,8 @@ impl Queue {
     ) -> Queue {
         let types = registry.enabled_types();
         let uncommitted = AHEAD_BATCHES * config.batch_size.max(1);
+        let limits = limits::Limits::new(&config);
+        let automatic = AtomicBool::new(config.system_queue_cron);
         Queue {
             inner: Arc::new(Inner {
                 slots: Arc::new(Semaphore::new(config.max_workers)),
@@ -152,7 +166,11 @@ impl Queue {
                 config,
                 clock,
                 instance,
+                unlimited: limits.unlimited(&types),
                 types,
+                limits,
+                automatic,
+                pruning: AtomicBool::new(false),
                 busy: AtomicUsize::new(0),
                 ready: Mutex::new(VecDeque::new()),
                 outcomes: Arc::new(Semaphore::new(uncommitted)),
@@ -283,29 +301,92 @@ impl Queue {
     /// daemon calls it at start-up, so a predecessor killed with -9 does
     /// not hold its jobs for minutes.
     pub async fn recover(&self) -> Result<Vec<Recovered>, QueueError> {
-        let ticked = self.inner.store.tick(self.tick(None, 0)).await?;
+        let (tick, reserved) = self.tick(None, 0);
+        let ticked = self.inner.store.tick(tick).await;
+        self.inner.limits.settle(reserved, &[], Instant::now());
+        let ticked = ticked?;
         self.after_tick(&ticked);
         Ok(ticked.recovered)
     }
 
     /// What one tick of the store is to do: heartbeat and extend always,
-    /// then record `run`, recover, and claim up to `limit` jobs.
-    fn tick(&self, run: Option<NewRun>, limit: usize) -> Tick {
+    /// then record `run`, recover, claim up to `limit` jobs (limited types
+    /// each within the quota reserved for it, returned to be settled), and
+    /// prune.
+    fn tick(&self, run: Option<NewRun>, limit: usize) -> (Tick, limits::Reserved) {
         let inner = &self.inner;
+        // Reserved before `now` is read: a job claimed under a rate limit
+        // is stamped no earlier than its room in the window. Only for free
+        // workers: a limited job is never claimed to wait.
+        let room = limit.min(inner.slots.available_permits());
+        let reserved = inner.limits.reserve(&inner.types, room, Instant::now());
         let now = inner.clock.now_ms();
         let timeout_ms = inner.config.reservation_timeout.as_millis() as i64;
         let judge_as = inner.instance.clone();
         let shared = inner.store.shared();
-        Tick {
+        // With the minute's system_queue run; with automatic processing
+        // off there is none, and the heartbeats prune instead.
+        let prune = (run.is_some() || !self.automatic()).then(|| self.prune_now(now));
+        let tick = Tick {
             now,
             instance: self.instance_row(now),
             leases: self.held_leases(),
             run,
             stale_before: now - timeout_ms,
             judge: Box::new(move |row| judge_as.judges_dead(row, now, timeout_ms, shared)),
-            types: inner.types.clone(),
+            types: inner.unlimited.clone(),
             limit,
+            quotas: reserved.0.clone(),
+            prune,
+        };
+        (tick, reserved)
+    }
+
+    /// What retention and the row caps prune at `now`.
+    fn prune_now(&self, now: crate::clock::Millis) -> Prune {
+        let config = &self.inner.config;
+        let ago = |d: Duration| now.saturating_sub(d.as_millis().min(i64::MAX as u128) as i64);
+        Prune {
+            history_before: Some(ago(config.history_retention)),
+            history_max: Some(config.history_max),
+            dead_before: config.dead_retention.map(ago),
+            batch: PRUNE_BATCH,
         }
+    }
+
+    /// After a tick that pruned a whole batch of some kind: further rounds,
+    /// each its own short transaction, until nothing is left (one such
+    /// run at a time). An idle daemon never gets here.
+    fn prune_more(&self, pruned: Pruned) {
+        if pruned.history + pruned.dead > 0 {
+            tracing::debug!(
+                history = pruned.history,
+                dead = pruned.dead,
+                "pruned finished job records and dead jobs"
+            );
+        }
+        if !pruned.more || self.inner.pruning.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let queue = self.clone();
+        self.inner.tasks.spawn(async move {
+            let inner = &queue.inner;
+            loop {
+                if inner.shutdown.is_cancelled() {
+                    break;
+                }
+                let prune = queue.prune_now(inner.clock.now_ms());
+                match inner.store.prune(prune).await {
+                    Ok(round) if round.more => tokio::task::yield_now().await,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not prune finished jobs: {e}; the next minute tries again");
+                        break;
+                    }
+                }
+            }
+            inner.pruning.store(false, Ordering::Release);
+        });
     }
 
     fn after_tick(&self, ticked: &Ticked) {
@@ -325,11 +406,13 @@ impl Queue {
         run: Option<NewRun>,
     ) -> Result<SystemQueueRun, StoreError> {
         let inner = &self.inner;
-        let ticked = inner
-            .store
-            .tick(self.tick(run, inner.config.batch_size))
-            .await?;
+        let (tick, reserved) = self.tick(run, inner.config.batch_size);
+        let ticked = inner.store.tick(tick).await;
+        let claimed = ticked.as_ref().map_or(&[][..], |t| t.claimed.as_slice());
+        inner.limits.settle(reserved, claimed, Instant::now());
+        let ticked = ticked?;
         self.after_tick(&ticked);
+        self.prune_more(ticked.pruned);
         if !ticked.fired {
             self.fallback_poll();
         }
@@ -435,8 +518,14 @@ impl Queue {
         // system_queue run happens to do it (up to a minute later, and
         // never while system_queue is off).
         if inner.store.shared() {
-            match inner.store.tick(self.tick(None, 0)).await {
-                Ok(ticked) => self.after_tick(&ticked),
+            let (tick, reserved) = self.tick(None, 0);
+            let ticked = inner.store.tick(tick).await;
+            inner.limits.settle(reserved, &[], Instant::now());
+            match ticked {
+                Ok(ticked) => {
+                    self.after_tick(&ticked);
+                    self.prune_more(ticked.pruned);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not record this instance's heartbeat: {e}")
                 }
@@ -460,6 +549,16 @@ impl Queue {
         }
         self.heartbeat_done();
         self.fallback_poll();
+        if !self.automatic() {
+            // No system_queue minute prunes: the heartbeat does.
+            match inner.store.prune(self.prune_now(now)).await {
+                Ok(pruned) => self.prune_more(pruned),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not prune finished jobs: {e}; the next heartbeat tries again"
+                ),
+            }
+        }
     }
 
     /// On a database other hosts share, a heartbeat that did not drain the
@@ -662,9 +761,92 @@ impl Queue {
         self.inner.started.elapsed()
     }
 
-    /// Whether jobs are claimed automatically (ENABLE_SYSTEM_QUEUE_CRON).
+    /// Whether jobs are claimed automatically: the system_queue cron is on
+    /// (ENABLE_SYSTEM_QUEUE_CRON, then `enable`/`disable system_queue`).
     pub fn automatic(&self) -> bool {
-        self.inner.config.system_queue_cron
+        self.inner.automatic.load(Ordering::Relaxed)
+    }
+
+    /// Turns automatic processing on or off (the scheduler does, as the
+    /// system_queue cron is switched); the dispatcher follows at once.
+    pub fn set_automatic(&self, on: bool) {
+        let was = self.inner.automatic.swap(on, Ordering::Relaxed);
+        if was != on {
+            tracing::info!(
+                automatic = on,
+                "automatic processing is {}",
+                if on {
+                    "on"
+                } else {
+                    "off: jobs wait for `trigger system_queue`"
+                }
+            );
+            self.wake();
+        }
+    }
+
+    /// The per-type limits, for `status` and `explain`.
+    pub fn limits(&self) -> &limits::Limits {
+        &self.inner.limits
+    }
+
+    /// Claims up to `want` ready jobs for the dispatcher: types with a
+    /// per-type limit first, each within its quota and only for the free
+    /// workers, then the others as one claim of batches (with no limit
+    /// configured, just that claim).
+    async fn claim_ready(
+        &self,
+        want: usize,
+        now: crate::clock::Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let inner = &self.inner;
+        let (id, batch) = (&inner.instance.id, inner.config.batch_size);
+        if inner.limits.is_empty() {
+            return inner
+                .store
+                .claim_batches(id, &inner.types, want, batch, now)
+                .await;
+        }
+        // Jobs of a limited type are claimed only for free workers, never
+        // ahead: a claim counts as the job's start, so it must start now.
+        let room = want.min(inner.slots.available_permits());
+        let reserved = inner.limits.reserve(&inner.types, room, Instant::now());
+        // Read after the reservation: the claim stamps the jobs with it.
+        let now = now.max(inner.clock.now_ms());
+        let limited = if reserved.0.is_empty() {
+            Ok(Vec::new())
+        } else {
+            inner.store.claim_quotas(id, &reserved.0, now).await
+        };
+        inner.limits.settle(
+            reserved,
+            limited.as_deref().unwrap_or_default(),
+            Instant::now(),
+        );
+        let mut claimed = limited?;
+        let room = want.saturating_sub(claimed.len());
+        if room > 0 && !inner.unlimited.is_empty() {
+            let more = inner
+                .store
+                .claim_batches(id, &inner.unlimited, room, batch, now)
+                .await?;
+            claimed.extend(more);
+        }
+        // The limited ones first: they were claimed for free workers.
+        Ok(claimed)
+    }
+
+    /// A job of `job_type` this daemon claimed is done with its worker:
+    /// its type's concurrency quota grows, and the dispatcher claims again.
+    fn limit_ended(&self, job_type: &str) {
+        if self.inner.limits.ended(job_type) {
+            self.wake();
+        }
+    }
+
+    /// When a rate-limited type gets room again, for the dispatcher's sleep.
+    fn limits_next_room(&self) -> Option<Instant> {
+        self.inner.limits.next_room(Instant::now())
     }
 
     pub fn stats(&self) -> BTreeMap<String, TypeStats> {

@@ -10,6 +10,9 @@
 //! under its lease. A handler that returns success despite the token did
 //! its work: that job ends `succeeded`, and the cancel says so.
 //!
+//! A bulk cancel (a `filter`) takes only jobs that are not running, and
+//! publishes each one's end as a single cancel does.
+//!
 //! A job running on another daemon (a shared PostgreSQL database) is
 //! reached through the relay: a message names the job and its holder,
 //! which fires the token there. It arrives within milliseconds while the
@@ -21,7 +24,8 @@ use std::time::Duration;
 use super::events::{Event, EventKind, JobRef};
 use super::{Queue, QueueError};
 use crate::store::StoreError;
-use crate::store::job::{JobStatus, Lease, Refusal};
+use crate::store::history::{Bulk, BulkFilter};
+use crate::store::job::{Ending, JobStatus, Lease, Refusal};
 
 /// How long a handler may take to return after its cancel token fired
 /// before it is abandoned.
@@ -117,13 +121,53 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Cancels up to `filter.limit` matching jobs that are not running (a
+    /// bulk `cancel`), each as [`Queue::cancel`] cancels one: its history
+    /// record says `cancelled`, and its end is published, for watchers and
+    /// waiters.
+    pub async fn cancel_matching(&self, filter: BulkFilter) -> Result<Bulk, QueueError> {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let bulk = inner.store.cancel_matching(filter, now).await?;
+        for job in &bulk.cancelled {
+            let job = JobRef {
+                id: job.id.clone(),
+                name: job.name.clone(),
+                job_type: job.job_type.clone(),
+                attempt: job.attempts,
+                cron_id: job.cron_id.clone(),
+            };
+            inner
+                .events
+                .job_ended(Event::job(EventKind::Cancelled, now, job));
+        }
+        if bulk.count > 0 {
+            self.touch();
+        }
+        Ok(bulk)
+    }
+}
+
 /// The worker's end of an attempt a forced cancel stopped: the row is
-/// deleted under the lease, and the end published.
-pub(super) async fn end_cancelled(queue: &Queue, lease: Lease, job: JobRef, abandoned: bool) {
+/// deleted under the lease, its history record written as `cancelled`
+/// with what the attempt ran and returned, and the end published.
+pub(super) async fn end_cancelled(
+    queue: &Queue,
+    lease: Lease,
+    ending: Ending,
+    job: JobRef,
+    abandoned: bool,
+) {
     let inner = &queue.inner;
     let now = inner.clock.now_ms();
     let id = lease.job_id.clone();
-    let written = super::worker::write(|| inner.store.cancel_running(lease.clone(), now)).await;
+    let written = super::worker::write(|| {
+        inner
+            .store
+            .cancel_running(lease.clone(), ending.clone(), now)
+    })
+    .await;
     match written {
         Ok(true) => {
             if abandoned {

@@ -19,11 +19,11 @@ use tracing::Instrument;
 
 use super::Queue;
 use super::events::{Event, EventKind, JobRef};
-use super::handler::{Handler, JobContext, JobError, ProgressReporter};
+use super::handler::{Handler, JobContext, JobError, JobResult, ProgressReporter};
 use super::job::{Claimed, Job, Lease};
 use super::retry;
 use crate::clock::Millis;
-use crate::store::job::{AfterFailure, Outcome};
+use crate::store::job::{AfterFailure, Ending, Outcome};
 use crate::store::limits::Limits;
 use crate::store::{Pending, StoreError};
 
@@ -149,10 +149,12 @@ impl Written {
             Outcome::Failed {
                 error,
                 after: AfterFailure::Dead,
+                ..
             } => events.job_ended(Event::failed(now, job, error, None, Some(took))),
             Outcome::Failed {
                 error,
                 after: AfterFailure::RetryAt(at),
+                ..
             } => events.publish(|| Event::failed(now, job, error, Some(*at), Some(took))),
         }
     }
@@ -209,6 +211,8 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
         inner.busy.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(max_attempts = job.max_attempts, "job started");
         let started = Instant::now();
+        // The handler's result, kept in the history when this attempt ends the job.
+        let result_slot = JobResult::default();
         let live = inner.live.start(&lease, JobRef::of(&job, lease.attempt));
         let cancel = live.running.cancel.clone();
         let at = inner.clock.now_ms();
@@ -234,6 +238,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                         cron_id: job.cron_id.clone(),
                         limits,
                         shutdown: inner.shutdown.child_token(),
+                        result: result_slot.clone(),
                         cancel: cancel.clone(),
                         reporter: ProgressReporter::new(
                             live.running.clone(),
@@ -249,6 +254,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                             // aborted with it (a command's group is ended).
                             inner.busy.fetch_sub(1, Ordering::Relaxed);
                             hand_back(queue, &job.id, &job.job_type, lease).await;
+                            queue.limit_ended(&job.job_type);
                             return (false, None);
                         }
                         // A forced cancel the handler ignores: `run` is
@@ -265,14 +271,23 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
         inner.busy.fetch_sub(1, Ordering::Relaxed);
         if cancel.is_cancelled() && result.is_err() {
             super::lock(&inner.leases).remove(&lease);
+            queue.limit_ended(&job.job_type);
             let job = live.running.job.clone();
             drop(live);
-            super::stop::end_cancelled(queue, lease, job, abandoned).await;
+            let ending = Ending {
+                ran_ms: Some(took.as_millis().min(i64::MAX as u128) as i64),
+                result: result_slot.take(),
+            };
+            super::stop::end_cancelled(queue, lease, ending, job, abandoned).await;
             return (false, None);
         }
         inner.stats.record(&job.job_type, result.is_ok(), took);
         queue.pace(took);
         let duration_ms = took.as_millis() as u64;
+        let ending = Ending {
+            ran_ms: Some(duration_ms.min(i64::MAX as u64) as i64),
+            result: result_slot.take(),
+        };
 
         let now = inner.clock.now_ms();
         let outcome = match &result {
@@ -280,6 +295,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                 tracing::info!(duration_ms, "job finished");
                 Outcome::Succeeded {
                     from_cron: job.cron_id.is_some(),
+                    ending,
                 }
             }
             Err(error) => {
@@ -323,6 +339,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
                 Outcome::Failed {
                     error: error.message().to_string(),
                     after,
+                    ending,
                 }
             }
         };
@@ -332,6 +349,7 @@ async fn attempt_job(queue: &Queue, claimed: Claimed) -> (bool, Option<Pending<b
         // No longer running: the heartbeat stops extending the lease, and a
         // heartbeat queued after the outcome would find the job finished.
         super::lock(&inner.leases).remove(&lease);
+        queue.limit_ended(&job.job_type);
         drop(live);
         let lease_attempt = lease.attempt;
         let written = Written {

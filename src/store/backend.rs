@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use super::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
 use super::definition::{ClusterCrons, CronDefinition, DefinitionRow};
+use super::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
 use super::import::{ImportJob, Imported};
 use super::instance::InstanceRow;
 use super::job::{
@@ -123,7 +124,7 @@ pub trait Backend: Send + Sync + 'static {
         from_cron: bool,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now, None);
+        let finished = self.finish(lease, Outcome::succeeded(from_cron), now, None);
         finished.await?.committed().await
     }
 
@@ -136,7 +137,7 @@ pub trait Backend: Send + Sync + 'static {
         after: AfterFailure,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Failed { error, after }, now, None);
+        let finished = self.finish(lease, Outcome::failed(error, after), now, None);
         finished.await?.committed().await
     }
 
@@ -193,9 +194,15 @@ pub trait Backend: Send + Sync + 'static {
     async fn cancel(&self, id: String, now: Millis) -> Result<Result<(), Refusal>, StoreError>;
 
     /// Deletes a running job whose attempt was stopped by a forced
-    /// `cancel`, fenced on its lease; a cron run waiting on it ends
-    /// `failed`. False when the lease no longer holds (nothing is written).
-    async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError>;
+    /// `cancel`, fenced on its lease, leaving its history record as
+    /// `cancelled` with `ending`; a cron run waiting on it ends `failed`.
+    /// False when the lease no longer holds (nothing is written).
+    async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes dead jobs last updated before `before` (all when `None`).
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError>;
@@ -281,6 +288,65 @@ pub trait Backend: Send + Sync + 'static {
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError>;
 
+    // Issue 14, the durable half: the history of finished jobs, pauses,
+    // per-type claims, the operator's bulk verbs and pruning (row types in
+    // `store::history`). Every outcome verb above also writes the history
+    // record of a job it ends, in the same transaction.
+
+    /// A finished job's record, while the history keeps it.
+    async fn finished_job(&self, id: String) -> Result<Option<FinishedJob>, StoreError>;
+
+    /// Finished jobs, the latest record first, and whether more follow.
+    async fn list_finished(
+        &self,
+        filter: HistoryFilter,
+    ) -> Result<(Vec<FinishedJob>, bool), StoreError>;
+
+    /// One bounded round of deleting what the history's retention and row
+    /// cap, and the dead jobs' retention, no longer keep.
+    async fn prune(&self, prune: Prune) -> Result<Pruned, StoreError>;
+
+    /// Stops claims of `job_type` (of every type when `None`) by every
+    /// daemon on this database until resumed; the pauses now in force,
+    /// sorted (`*` for every type). A type is not paused (and so is absent
+    /// from the answer) while [`MAX_PAUSES`](super::history::MAX_PAUSES)
+    /// pauses are in force.
+    async fn pause(&self, job_type: Option<String>, now: Millis)
+    -> Result<Vec<String>, StoreError>;
+
+    /// Lifts the pause of `job_type` (every pause when `None`); the pauses
+    /// still in force.
+    async fn resume(&self, job_type: Option<String>) -> Result<Vec<String>, StoreError>;
+
+    /// The pauses in force, sorted.
+    async fn paused(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Claims up to each quota's number of ready jobs of its type for
+    /// `instance`, in one transaction, each type as [`Backend::claim`]
+    /// would: the claim of types with a per-type limit.
+    async fn claim_quotas(
+        &self,
+        instance: &str,
+        quotas: &[(String, usize)],
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Makes pending now, with attempts reset, up to `filter.limit` dead or
+    /// scheduled jobs that match, oldest first; a job whose unique key
+    /// another waiting job holds is skipped.
+    async fn retry_matching(&self, filter: BulkFilter, now: Millis) -> Result<Bulk, StoreError>;
+
+    /// Cancels up to `filter.limit` matching jobs that are not running,
+    /// oldest first, as [`Backend::cancel`] does each.
+    async fn cancel_matching(&self, filter: BulkFilter, now: Millis) -> Result<Bulk, StoreError>;
+
+    /// Deletes up to `filter.limit` matching dead jobs last updated before
+    /// `before` (any when `None`), oldest first. Their history records stay.
+    async fn purge_matching(
+        &self,
+        filter: BulkFilter,
+        before: Option<Millis>,
+    ) -> Result<Bulk, StoreError>;
     // Records taken over from another system (see `store::import`).
 
     /// Stores each record's job and its ledger entry in one transaction,
@@ -353,6 +419,23 @@ pub trait Backend: Send + Sync + 'static {
     async fn import_runs(
         &self,
         runs: Vec<CopiedRun>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Up to `limit` history records with a `seq` after `after`, oldest
+    /// first.
+    async fn export_history(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FinishedJob>, StoreError>;
+
+    /// Stores each record (under a new `seq`, in the order given) unless a
+    /// record of its job is there; answers whether each was stored.
+    /// `dry_run` as for jobs. Whatever JOB_HISTORY says: a copy copies.
+    async fn import_history(
+        &self,
+        records: Vec<FinishedJob>,
         dry_run: bool,
     ) -> Result<Vec<bool>, StoreError>;
 

@@ -1,15 +1,17 @@
 //! Moving a queue from one database to another (`cronq copy-store`): the
 //! row types the export and import verbs of [`Backend`] take and return,
-//! and [`copy`], which pages through one store's jobs, cron switches and
-//! run history and hands them to the other.
+//! and [`copy`], which pages through one store's jobs, cron switches, run
+//! history and history of finished jobs and hands them to the other.
 //!
 //! Everything is copied as stored, with its own ids and instants (not
 //! moved by either server's clock offset), and every import is keyed, so a
 //! second copy finds everything there and changes nothing: a job by its
 //! id, a switch by its cron, a run by its cron, trigger, scheduled time and
-//! start (run ids are each database's own). Only what waits or is dead is
-//! copied; running jobs belong to a live daemon, and the caller refuses to
-//! copy while there are any.
+//! start (run ids are each database's own), a finished job's record by its
+//! job's id (`seq` is each database's own; records go in oldest first, so
+//! the order holds). Of the queue only what waits or is dead is copied;
+//! running jobs belong to a live daemon, and the caller refuses to copy
+//! while there are any.
 //!
 //! [`Backend`]: super::Backend
 
@@ -137,6 +139,8 @@ pub struct CopyReport {
     pub jobs: JobCounts,
     pub switches: SwitchCounts,
     pub runs: RunCounts,
+    /// Records of finished jobs (the history).
+    pub history: HistoryCounts,
     /// Jobs the target cannot store, each with why.
     pub invalid: Vec<String>,
 }
@@ -175,6 +179,13 @@ pub struct RunCounts {
     pub present: u64,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryCounts {
+    pub copied: u64,
+    /// The target has a record of that job already.
+    pub present: u64,
+}
+
 impl ByStatus {
     pub fn total(&self) -> u64 {
         self.pending + self.scheduled + self.dead
@@ -189,8 +200,8 @@ impl ByStatus {
     }
 }
 
-/// Copies `from`'s pending, scheduled and dead jobs, cron switches and run
-/// history into `to`, a page at a time; with `dry_run` each page's import
+/// Copies `from`'s pending, scheduled and dead jobs, cron switches, run
+/// history and records of finished jobs into `to`, a page at a time; with `dry_run` each page's import
 /// is rolled back, so the report counts what a copy would do and nothing
 /// changes. `now` decides which pending jobs count as scheduled.
 pub async fn copy(
@@ -241,6 +252,18 @@ pub async fn copy(
             match copied {
                 true => report.runs.copied += 1,
                 false => report.runs.present += 1,
+            }
+        }
+    }
+    let mut after = None;
+    loop {
+        let page = from.export_history(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        for copied in to.import_history(page, dry_run).await? {
+            match copied {
+                true => report.history.copied += 1,
+                false => report.history.present += 1,
             }
         }
     }

@@ -2,10 +2,11 @@
 //!
 //! This module is the interface: the [`Backend`] verbs (the queue's, the
 //! crons', the instances', the imports'), the row types they take and
-//! return (`job`, `run`, `instance`, `tick`, `import`, `definition`), and [`Store`], the
-//! cheap `Clone` handle the rest of the daemon holds. Each database is a
-//! folder below: `sqlite/` (the embedded default) and `postgres/` (many
-//! daemons on many hosts). [`open`] is the one place that picks a backend,
+//! return (`job`, `run`, `instance`, `tick`, `import`, `definition`;
+//! `history` holds those of finished jobs, pauses, bulk verbs and
+//! pruning), and [`Store`], the cheap `Clone` handle the rest of the
+//! daemon holds. Each database is a folder below: `sqlite/` (the embedded
+//! default) and `postgres/` (many daemons on many hosts). [`open`] is the one place that picks a backend,
 //! from the configuration's [`Database`]; nothing above the store knows
 //! which one answers, and where the rest needs a backend's facts (is the
 //! database shared by other hosts, its wake-ups, its clock) it asks
@@ -20,6 +21,7 @@ pub mod copy;
 pub mod data;
 pub mod definition;
 mod error;
+pub mod history;
 pub mod import;
 pub mod instance;
 pub mod job;

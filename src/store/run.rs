@@ -65,6 +65,11 @@ pub struct RunRow {
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
     pub job_id: Option<String>,
+    /// Where the run's job is now: its stored queue status (`pending`,
+    /// which includes a retry's wait, `running`, `dead`) or how it ended
+    /// (`succeeded`, `dead`, `cancelled`); `None` without a job, or once
+    /// the history no longer has it.
+    pub job_status: Option<String>,
 }
 
 /// A run to record.

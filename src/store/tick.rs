@@ -6,6 +6,7 @@
 //! separate write wakes the database side and the task awaiting it, and an
 //! idle minute should cost a handful of wake-ups, not dozens.
 
+use super::history::{Prune, Pruned};
 use super::instance::InstanceRow;
 use super::job::{Claimed, Lease, Recovered};
 use super::run::{NewRun, RunRow};
@@ -29,6 +30,12 @@ pub struct Tick {
     /// Types to claim, and how many.
     pub types: Vec<String>,
     pub limit: usize,
+    /// Types claimed each up to its own number besides (the per-type
+    /// limits), within `limit`.
+    pub quotas: Vec<(String, usize)>,
+    /// The first round of pruning: with the minute's `system_queue` run,
+    /// or, while automatic processing is off, with a heartbeat.
+    pub prune: Option<Prune>,
 }
 
 /// What the tick did.
@@ -43,4 +50,18 @@ pub struct Ticked {
     pub removed_instances: usize,
     pub orphan_runs: usize,
     pub claimed: Vec<Claimed>,
+    pub pruned: Pruned,
+}
+
+/// `quotas` cut so that together they claim at most `room` jobs, in order.
+pub fn within(quotas: &[(String, usize)], mut room: usize) -> Vec<(String, usize)> {
+    let mut out = Vec::with_capacity(quotas.len());
+    for (job_type, n) in quotas {
+        let n = (*n).min(room);
+        if n > 0 {
+            out.push((job_type.clone(), n));
+            room -= n;
+        }
+    }
+    out
 }

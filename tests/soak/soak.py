@@ -898,7 +898,8 @@ def diskfull(args, dir):
         # And a job that runs now is processed.
         now_id = d.ok({"cmd": "enqueue", "name": "now", "payload": {"type": "record", "data": {}}})["job"]["id"]
         deadline = time.monotonic() + 20
-        while d.request({"cmd": "job", "id": now_id}).get("ok"):
+        # Until it is found succeeded in the history.
+        while d.request({"cmd": "job", "id": now_id}).get("job", {}).get("status") != "succeeded":
             if time.monotonic() > deadline:
                 problems.append("a job enqueued after the disk was freed did not run")
                 break

@@ -284,8 +284,21 @@ impl Daemon {
         }
     }
 
-    /// The stored job, or `None` once it is deleted (succeeded).
+    /// The job while it is in the queue, or `None` once it left it
+    /// (succeeded, cancelled, purged); [`Daemon::finished`] reads the
+    /// history's record then.
     pub fn job(&self, id: &str) -> Option<Value> {
+        self.job_answer(id).filter(|job| !job["payload"].is_null())
+    }
+
+    /// The history's record of a job that left the queue, if it has one.
+    pub fn finished(&self, id: &str) -> Option<Value> {
+        self.job_answer(id).filter(|job| job["payload"].is_null())
+    }
+
+    /// What `job` answers: the job from the queue (a live row has its
+    /// payload) or from the history (whose records keep none).
+    fn job_answer(&self, id: &str) -> Option<Value> {
         let answer = self.request(json!({"cmd": "job", "id": id}));
         if answer["ok"] == true {
             Some(answer["job"].clone())

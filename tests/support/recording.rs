@@ -31,6 +31,7 @@ pub fn binary() -> &'static Path {
             root.join("src"),
             root.join("examples/recording_daemon.rs"),
             root.join("Cargo.toml"),
+            root.join("Cargo.lock"),
         ]);
         let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
         if built.is_none_or(|built| built < sources) {

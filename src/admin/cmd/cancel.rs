@@ -1,5 +1,6 @@
-//! `cancel`: deletes a job that is not running; with `force`, stops a
-//! running one (see `queue::stop`).
+//! `cancel`: deletes a job that is not running (its history record says
+//! `cancelled`); with `force`, stops a running one (see `queue::stop`);
+//! with a `filter`, cancels every waiting job it matches (see `bulk`).
 
 use serde_json::{Map, Value};
 
@@ -10,6 +11,9 @@ use crate::queue::job::{JobStatus, Refusal};
 use crate::queue::stop::{Cancel, FORCE_WAIT};
 
 pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    if super::bulk::is_bulk(req) {
+        return super::bulk::cancel(ctx, req).await;
+    }
     let CancelArgs { id, force } = req.args_with_id()?;
     match ctx.queue.cancel(id.clone(), force == Some(true)).await? {
         Cancel::Cancelled => Ok(crate::result! { "cancelled": id }),

@@ -1,5 +1,7 @@
-//! `explain`: why a job is not running now, in plain words; for a job
-//! taken over from PocketBase, also which record it was.
+//! `explain`: why a job is not running now, in plain words: its state, its
+//! handler, automatic processing, a pause of its type, a per-type limit, a
+//! full pool; how a finished job ended; and for a job taken over from
+//! PocketBase, which record it was.
 
 use serde_json::{Map, Value};
 
@@ -7,16 +9,15 @@ use super::{Ctx, IdArg};
 use crate::admin::protocol::{AdminError, Request};
 use crate::clock::format_ms;
 use crate::queue::job::JobStatus;
+use crate::store::history::{ALL_TYPES, FinalStatus};
 
 pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
     let IdArg { id } = req.args_with_id()?;
     let queue = &ctx.queue;
     let now = queue.clock().now_ms();
-    let (job, _) = queue.store().get(id.clone(), now).await?.ok_or_else(|| {
-        AdminError::not_found(format!(
-            "no job has id {id:?} (jobs that succeeded are deleted)"
-        ))
-    })?;
+    let Some((job, _)) = queue.store().get(id.clone(), now).await? else {
+        return finished(ctx, &id).await;
+    };
     let mut reasons = Vec::new();
     let mut runnable = false;
     match job.status {
@@ -66,11 +67,32 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
         if !queue.automatic() {
             runnable = false;
             reasons.push(
-                "automatic processing is off (ENABLE_SYSTEM_QUEUE_CRON=false); \
+                "automatic processing is off (the system_queue cron is disabled: \
+                 ENABLE_SYSTEM_QUEUE_CRON=false or `disable system_queue`); \
                  `trigger system_queue` drains a batch by hand"
                     .into(),
             );
         }
+        let paused = queue.store().paused().await?;
+        if paused.iter().any(|p| p == ALL_TYPES || *p == job.job_type) {
+            runnable = false;
+            let which = if paused.iter().any(|p| p == ALL_TYPES) {
+                "every job type is paused".to_string()
+            } else {
+                format!("the {} type is paused", job.job_type)
+            };
+            reasons.push(format!(
+                "{which}: no daemon claims it until `resume` (running jobs finish)"
+            ));
+        }
+    }
+    if runnable
+        && let Some(limit) = queue
+            .limits()
+            .holding_back(&job.job_type, std::time::Instant::now())
+    {
+        runnable = false;
+        reasons.push(limit);
     }
     if runnable && queue.busy() >= queue.max_workers() {
         reasons.push(format!(
@@ -85,6 +107,33 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
         reasons.push(origin);
     }
     Ok(crate::result! { "runnable": runnable, "reasons": reasons })
+}
+
+/// A job no longer in the queue: how it ended, from the history.
+async fn finished(ctx: &Ctx, id: &str) -> Result<Map<String, Value>, AdminError> {
+    let Some(record) = ctx.queue.store().finished_job(id.to_string()).await? else {
+        return Err(super::job::not_found(&ctx.queue, id));
+    };
+    let how = match record.status {
+        FinalStatus::Succeeded => format!(
+            "it succeeded on attempt {} of {} at {}",
+            record.attempts,
+            record.max_attempts,
+            format_ms(record.finished)
+        ),
+        FinalStatus::Cancelled => format!("it was cancelled at {}", format_ms(record.finished)),
+        FinalStatus::Dead => format!(
+            "it died after {} of {} attempts at {} and was purged from the queue: {}",
+            record.attempts,
+            record.max_attempts,
+            format_ms(record.finished),
+            record
+                .last_error
+                .as_deref()
+                .unwrap_or("no error was recorded")
+        ),
+    };
+    Ok(crate::result! { "runnable": false, "reasons": [how] })
 }
 
 /// Where a job taken over from PocketBase came from, read from the unique

@@ -1,5 +1,6 @@
 //! One module per admin command, and the dispatch from `cmd` to them.
 
+mod bulk;
 mod cancel;
 mod cron;
 mod crons;
@@ -12,6 +13,7 @@ mod jobs;
 mod log_level;
 mod metrics;
 mod next;
+mod pause;
 mod ping;
 mod purge;
 mod reload;
@@ -57,7 +59,7 @@ pub struct Ctx {
 }
 
 /// Commands that change state: logged with the peer's uid and pid.
-const CHANGES_STATE: [&str; 10] = [
+const CHANGES_STATE: [&str; 12] = [
     "enqueue",
     "import",
     "retry",
@@ -68,6 +70,8 @@ const CHANGES_STATE: [&str; 10] = [
     "disable",
     "reload",
     "log_level",
+    "pause",
+    "resume",
 ];
 
 impl Ctx {
@@ -149,6 +153,8 @@ pub async fn dispatch(ctx: &Ctx, peer: Peer, req: &Request) -> Result<Answer, Ad
             reload::run(ctx).await
         }
         "log_level" => log_level::run(ctx, req),
+        "pause" => pause::run(ctx, req, true).await,
+        "resume" => pause::run(ctx, req, false).await,
         "wait" => wait::run(ctx, req).await,
         // The server serves a watch itself (the connection becomes a
         // stream); here only its arguments can be judged.
@@ -169,10 +175,13 @@ pub fn validate_only(req: &Request) -> Result<(), AdminError> {
         "enqueue" => enqueue::parse(req).map(|_| ()),
         "import" => import::parse(req).map(|_| ()),
         "jobs" => jobs::parse(req).map(|_| ()),
+        "retry" if bulk::is_bulk(req) => bulk::parse(req, bulk::Verb::Retry).map(|_| ()),
+        "cancel" if bulk::is_bulk(req) => bulk::parse(req, bulk::Verb::Cancel).map(|_| ()),
         "job" | "explain" | "retry" | "trigger" | "enable" | "disable" => {
             req.args_with_id::<IdArg>().map(|_| ())
         }
         "cancel" => req.args_with_id::<CancelArgs>().map(|_| ()),
+        "pause" | "resume" => pause::parse(req).map(|_| ()),
         "wait" => wait::parse(req).map(|_| ()),
         "watch" => watch::parse(req).map(|_| ()),
         "purge" => purge::parse(req).map(|_| ()),
@@ -210,6 +219,12 @@ mod tests {
             r#"{"cmd":"cron","id":"system_queue","limit":3}"#,
             r#"{"cmd":"next","schedule":"@hourly","timezone":"Europe/Berlin"}"#,
             r#"{"cmd":"log_level","level":"trace"}"#,
+            r#"{"cmd":"pause","type":"email"}"#,
+            r#"{"cmd":"resume"}"#,
+            r#"{"cmd":"retry","id":7,"filter":{"status":"dead"},"after":"1.abc"}"#,
+            r#"{"cmd":"cancel","filter":{"type":"email"}}"#,
+            r#"{"cmd":"purge","status":"dead","type":"email","since":"2026-01-01T00:00:00Z"}"#,
+            r#"{"cmd":"jobs","status":"succeeded","name":"n","cron_id":"c","after":"12"}"#,
             r#"{"cmd":"cancel","id":"k3j9x0c2m1q8z7a","force":true}"#,
             r#"{"cmd":"wait","id":"k3j9x0c2m1q8z7a","timeout":5}"#,
             r#"{"cmd":"watch","types":["email"],"events":["dead"]}"#,
@@ -228,6 +243,21 @@ mod tests {
                 Code::BadRequest,
             ),
             (r#"{"cmd":"log_level","level":"loud"}"#, Code::BadRequest),
+            (r#"{"cmd":"pause","type":"*"}"#, Code::BadRequest),
+            (r#"{"cmd":"resume","types":["a"]}"#, Code::BadRequest),
+            (r#"{"cmd":"retry","filter":{}}"#, Code::BadRequest),
+            (
+                r#"{"cmd":"cancel","filter":{"status":"running"}}"#,
+                Code::BadRequest,
+            ),
+            (
+                r#"{"cmd":"purge","status":"dead","after":"x"}"#,
+                Code::BadRequest,
+            ),
+            (
+                r#"{"cmd":"jobs","status":"succeeded","after":"1.x"}"#,
+                Code::BadRequest,
+            ),
             (
                 r#"{"cmd":"cancel","id":"x","force":"yes"}"#,
                 Code::BadRequest,

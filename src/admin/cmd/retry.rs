@@ -1,4 +1,5 @@
-//! `retry`: a dead or scheduled job, pending now with fresh attempts.
+//! `retry`: a dead or scheduled job, pending now with fresh attempts; or,
+//! with a `filter`, every such job it matches (see `bulk`).
 
 use serde_json::{Map, Value};
 
@@ -7,6 +8,9 @@ use crate::admin::protocol::{self, AdminError, Code, Request};
 use crate::store::job::Refusal;
 
 pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminError> {
+    if super::bulk::is_bulk(req) {
+        return super::bulk::retry(ctx, req).await;
+    }
     let IdArg { id } = req.args_with_id()?;
     let now = ctx.queue.clock().now_ms();
     match ctx.queue.store().retry(id.clone(), now).await? {

@@ -44,6 +44,7 @@ async fn base(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
     let queue = &ctx.queue;
     let counts = queue.store().counts(queue.clock().now_ms()).await?;
     let backend = queue.store().info();
+    let paused = queue.store().paused().await?;
     let total = |status: JobStatus| -> u64 {
         counts
             .values()
@@ -71,6 +72,8 @@ async fn base(ctx: &Ctx) -> Result<Map<String, Value>, AdminError> {
             "dead": total(JobStatus::Dead),
         }),
         "automatic": queue.automatic(),
+        "paused": paused,
+        "limits": queue.limits().describe(),
         "instance": queue.instance().id,
         "last_tick": protocol::opt_time(ctx.scheduler.last_tick()),
         "handlers": handlers(queue),

@@ -8,12 +8,15 @@
 //! [`RECHECK`] besides, for ends no event reported (another process on the
 //! same SQLite file, a relay message lost).
 //!
-//! Until the history of finished jobs is in the store (issue 14, item 1),
-//! a job that succeeded or was cancelled is deleted from `queues`, so its
-//! final record is put together here from the last record read and the
-//! event that ended it (kept for the last `RECENT_ENDS` ends). A job that
-//! is gone without a word is taken as succeeded: see [`gone_silently`],
-//! the one place to change once the history answers for it.
+//! The final record is the history's (`store::history`): a job that
+//! ended left it in the same transaction that took it out of the queue,
+//! so a job the queue no longer holds is found there, and a dead one is
+//! answered with what its record adds (`started`, `finished`,
+//! `duration_ms`, `result`). Only with the history off (`JOB_HISTORY=off`)
+//! or past its retention is the record put together here, from the last
+//! one read and the event that ended it (kept for the last `RECENT_ENDS`
+//! ends); a job gone without a word is then taken as succeeded (see
+//! [`gone_silently`]).
 
 use std::time::Duration;
 
@@ -50,21 +53,40 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
     let waiter = events.wait_for(&id);
     let mut seen: Option<Job> = None;
     loop {
+        let store = ctx.queue.store();
         let now = ctx.queue.clock().now_ms();
-        let stored = ctx.queue.store().get(id.clone(), now).await?;
-        let ended = waiter.seen().or_else(|| events.recent_end(&id));
-        match (stored, ended) {
-            (Some((job, _)), _) if has_ended(job.status) => return Ok(answer(protocol::job(&job))),
-            // Ended, and retried since: it did end, as the event says.
-            (Some((job, _)), Some(event)) if waiter.seen().is_some() => {
-                return Ok(answer(record_from(Some(&job), &event)));
+        let stored = store.get(id.clone(), now).await?;
+        match stored {
+            Some((job, _)) if job.status == JobStatus::Dead => {
+                let record = store.finished_job(id.clone()).await?;
+                let shown = protocol::job(&job);
+                return Ok(answer(match record {
+                    Some(record) => protocol::with_ending(shown, &record),
+                    None => shown,
+                }));
             }
-            (Some((job, _)), _) => seen = Some(job),
-            (None, Some(event)) => return Ok(answer(record_from(seen.as_ref(), &event))),
-            (None, None) => {
+            // Ended, and retried since: it did end, as its record (or, with
+            // the history off, the event) says.
+            Some((job, _)) if waiter.seen().is_some() => {
+                let record = store.finished_job(id.clone()).await?;
+                return Ok(answer(match (record, waiter.seen()) {
+                    (Some(record), _) => protocol::finished_job(&record),
+                    (None, Some(event)) => record_from(Some(&job), &event),
+                    (None, None) => protocol::job(&job),
+                }));
+            }
+            Some((job, _)) => seen = Some(job),
+            // Read after the queue: a job that left it left its record first.
+            None => {
+                if let Some(record) = store.finished_job(id.clone()).await? {
+                    return Ok(answer(protocol::finished_job(&record)));
+                }
+                if let Some(event) = waiter.seen().or_else(|| events.recent_end(&id)) {
+                    return Ok(answer(record_from(seen.as_ref(), &event)));
+                }
                 return match &seen {
                     Some(job) => Ok(answer(gone_silently(job, now))),
-                    None => Err(AdminError::not_found(format!("no job has id {id:?}"))),
+                    None => Err(super::job::not_found(&ctx.queue, &id)),
                 };
             }
         }
@@ -89,18 +111,12 @@ pub async fn run(ctx: &Ctx, req: &Request) -> Result<Map<String, Value>, AdminEr
     }
 }
 
-/// Whether a job the store still holds has ended. The history adds
-/// `succeeded` and `cancelled` here.
-fn has_ended(status: JobStatus) -> bool {
-    matches!(status, JobStatus::Dead)
-}
-
 fn answer(job: Value) -> Map<String, Value> {
     crate::result! { "job": job }
 }
 
-/// The final record of a job the store no longer holds, from its last
-/// record read (if any) and the event that ended it.
+/// The final record of a job neither the queue nor the history holds, from
+/// its last record read (if any) and the event that ended it.
 fn record_from(job: Option<&Job>, event: &Event) -> Value {
     let mut record = match (job, &event.job) {
         (Some(job), _) => protocol::job(job),
@@ -124,10 +140,9 @@ fn record_from(job: Option<&Job>, event: &Event) -> Value {
 }
 
 /// A job that was read while it waited or ran and is gone now, with no
-/// event saying how it ended: succeeded, since a cancel and a death are
-/// announced (a death even leaves the row). Once the history answers for
-/// finished jobs, the store says, and this is only reached past its
-/// retention.
+/// record and no event saying how it ended (the history is off, or another
+/// process ended it and its record is already pruned): succeeded, since a
+/// cancel and a death are announced (a death even leaves the row).
 fn gone_silently(job: &Job, now: Millis) -> Value {
     let mut record = protocol::job(job);
     finish(&mut record, "succeeded", now);

@@ -10,6 +10,7 @@ use crate::cron::scheduler::{CronView, SchedulerError};
 use crate::queue::QueueError;
 use crate::queue::job::Job;
 use crate::store::StoreError;
+use crate::store::history::FinishedJob;
 use crate::store::job::AttemptError;
 use crate::store::run::RunRow;
 
@@ -44,6 +45,8 @@ pub const COMMANDS: &[&str] = &[
     "instances",
     "watch",
     "wait",
+    "pause",
+    "resume",
 ];
 
 /// The error codes of PROTOCOL.md.
@@ -354,6 +357,49 @@ pub fn job(job: &Job) -> Value {
     serde_json::to_value(JobView::new(job)).unwrap_or(Value::Null)
 }
 
+/// A finished job as the protocol writes it: the job object's fields (the
+/// payload is not kept: null; `updated` is when it finished), and
+/// `started`, `finished`, `duration_ms` and `result`.
+pub fn finished_job(job: &FinishedJob) -> Value {
+    json!({
+        "id": job.id,
+        "name": job.name,
+        "description": job.description,
+        "type": job.job_type,
+        "payload": null,
+        "status": job.status.as_str(),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "run_at": time(job.run_at),
+        "reserved_at": null,
+        "reserved_by": null,
+        "last_error": job.last_error,
+        "unique_key": job.unique_key,
+        "cron_id": job.cron_id,
+        "created": time(job.created),
+        "updated": time(job.finished),
+        "started": opt_time(job.started),
+        "finished": time(job.finished),
+        "duration_ms": job.duration_ms,
+        "result": job.result,
+    })
+}
+
+/// Adds to a dead job's object what its history record says of its end.
+pub fn with_ending(mut job: Value, record: &FinishedJob) -> Value {
+    if let Value::Object(map) = &mut job {
+        map.insert("started".into(), opt_time(record.started));
+        map.insert("finished".into(), time(record.finished));
+        map.insert("duration_ms".into(), json!(record.duration_ms));
+        map.insert(
+            "result".into(),
+            record.result.clone().unwrap_or(Value::Null),
+        );
+    }
+    job
+}
+
 pub fn attempt_error(e: &AttemptError) -> Value {
     json!({"attempt": e.attempt, "at": time(e.at), "error": e.error})
 }
@@ -368,6 +414,7 @@ pub fn run(run: &RunRow) -> Value {
         "error": run.error,
         "trigger": run.trigger,
         "job_id": run.job_id,
+        "job_status": run.job_status,
     })
 }
 

@@ -138,6 +138,10 @@ pub struct JobsQuery {
     /// The previous page's `next`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_id: Option<String>,
 }
 
 /// The commands about one job or cron: `job`, `explain`, `retry`,
@@ -157,13 +161,58 @@ pub struct CronQuery {
     pub limit: Option<usize>,
 }
 
-/// `purge`: dead jobs, optionally only those older than `older_than` s.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `purge`: dead jobs, optionally only those older than `older_than` s,
+/// and only those the filter fields match (then at most 10,000 per call,
+/// continued from `after`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeArgs {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub older_than: Option<u64>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// The previous call's `next`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// The `filter` of a bulk `retry` or `cancel`: every field optional, at
+/// least one given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_id: Option<String>,
+    /// Bounds on `created` (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// `retry` or `cancel` with a `filter` instead of an `id`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkArgs {
+    pub filter: JobFilter,
+    /// The previous call's `next`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// `next`: fire times of any expression.

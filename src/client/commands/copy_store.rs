@@ -272,6 +272,7 @@ fn to_json(report: &CopyReport, from: &str, to: &str) -> serde_json::Value {
         "jobs": report.jobs,
         "switches": report.switches,
         "runs": report.runs,
+        "history": report.history,
         "invalid": report.invalid,
     })
 }
@@ -319,8 +320,12 @@ pub fn render(report: &CopyReport, from: &str, to: &str) -> String {
         ));
     }
     out.push_str(&format!(
-        "\n  cron runs: {} {done}; {} there already\n",
+        "\n  cron runs: {} {done}; {} there already",
         report.runs.copied, report.runs.present
+    ));
+    out.push_str(&format!(
+        "\n  finished jobs (history): {} {done}; {} there already\n",
+        report.history.copied, report.history.present
     ));
     out
 }
@@ -362,12 +367,14 @@ mod tests {
         report.jobs.key_held = 1;
         report.runs.copied = 4;
         report.switches.present = 1;
+        report.history.copied = 7;
+        report.history.present = 2;
         assert_eq!(
             render(&report, "cronq.db", "postgres://cronq@db:5432/cronq"),
             "copied from cronq.db to postgres://cronq@db:5432/cronq:\n  jobs: 3 copied (2 pending, \
              0 scheduled, 1 dead); 0 there already; 1 not copied: a waiting or running job there \
              holds its unique key\n  cron switches: 0 copied; 1 there already\n  cron runs: 4 \
-             copied; 0 there already\n"
+             copied; 0 there already\n  finished jobs (history): 7 copied; 2 there already\n"
         );
         report.dry_run = true;
         assert!(

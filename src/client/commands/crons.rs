@@ -141,24 +141,31 @@ pub fn render_cron(a: &Value, now: Timestamp) -> String {
     if runs.is_empty() {
         return format!("{f}\nno runs yet\n");
     }
-    let mut t = Table::new(&[
-        "SCHEDULED FOR",
-        "TRIGGER",
-        "STATUS",
-        "STARTED",
-        "TOOK",
-        "ERROR",
-    ])
-    .right(&["TOOK"]);
+    // The job a run enqueued, and where it is now, when any run has one.
+    let with_jobs = runs.iter().any(|r| opt_str(r, "job_id").is_some());
+    let mut headers = vec!["SCHEDULED FOR", "TRIGGER", "STATUS", "STARTED", "TOOK"];
+    if with_jobs {
+        headers.push("JOB");
+    }
+    headers.push("ERROR");
+    let mut t = Table::new(&headers).right(&["TOOK"]);
     for run in runs {
-        t.row(vec![
+        let mut row = vec![
             timefmt::short(&text(run, "scheduled_for")),
             text(run, "trigger"),
             text(run, "status"),
             timefmt::relative_text(opt_str(run, "started"), now),
             run_duration(run),
-            opt_str(run, "error").unwrap_or("").to_string(),
-        ]);
+        ];
+        if with_jobs {
+            row.push(match (opt_str(run, "job_id"), opt_str(run, "job_status")) {
+                (Some(id), Some(status)) => format!("{id} ({status})"),
+                (Some(id), None) => id.to_string(),
+                _ => "-".to_string(),
+            });
+        }
+        row.push(opt_str(run, "error").unwrap_or("").to_string());
+        t.row(row);
     }
     format!("{f}\nruns, newest first:\n{t}")
 }

@@ -4,7 +4,7 @@
 //! - `instances`: the daemons on the database;
 //! - `enqueue`: one job from flags, or a JSON-lines batch;
 //! - `import_pocketbase`: a PocketBase data.db, in many `import` requests;
-//! - `jobs`: jobs, job, explain, retry, cancel, purge;
+//! - `jobs`: jobs, job, explain, retry, cancel, purge, pause, resume;
 //! - `crons`: crons, cron, trigger, enable, disable, reload;
 //! - `log_level`: log-level;
 //! - `next`: fire times of an expression, computed here without a daemon;
@@ -31,7 +31,7 @@ pub mod watch;
 use serde_json::Value;
 
 use super::args::Command;
-use super::request::{CancelArgs, Cmd, CronQuery, LogLevelArgs, PurgeArgs};
+use super::request::{CancelArgs, Cmd, CronQuery, LogLevelArgs, PauseArgs};
 use super::{ClientError, Render};
 
 /// The request a daemon command sends and the renderer of its answer.
@@ -53,22 +53,51 @@ pub fn plan(command: Command) -> Result<(Cmd, Render), ClientError> {
         Command::Jobs(args) => (jobs::list_request(&args)?, jobs::render_list),
         Command::Job { id } => (Cmd::Job { id }, jobs::render_job),
         Command::Explain { id } => (Cmd::Explain { id }, jobs::render_explain),
-        Command::Retry { id } => (Cmd::Retry { id }, jobs::render_retry),
-        Command::Cancel { id, force: false } => (Cmd::Cancel { id }, jobs::render_cancel),
-        Command::Cancel { id, force: true } => (
-            Cmd::CancelForce(CancelArgs {
-                id,
-                force: Some(true),
-            }),
-            jobs::render_cancel,
-        ),
-        Command::Purge { older_than } => (
-            Cmd::Purge(PurgeArgs {
-                status: "dead".to_string(),
-                older_than,
-            }),
+        Command::Retry { id, filter } | Command::Cancel { id, filter, .. }
+            if id.is_some() && (filter.any() || filter.after.is_some()) =>
+        {
+            return Err(ClientError::Usage(
+                "give a job id or filter flags (--status, --type, ...), not both".to_string(),
+            ));
+        }
+        Command::Cancel {
+            id: None,
+            force: true,
+            ..
+        } => {
+            return Err(ClientError::Usage(
+                "--force stops one running job: give its id (a bulk cancel never touches \
+                 running jobs)"
+                    .to_string(),
+            ));
+        }
+        Command::Retry { id, filter } => match id {
+            Some(id) => (Cmd::Retry { id }, jobs::render_retry),
+            None => (
+                Cmd::RetryWhere(jobs::bulk_request(&filter)?),
+                jobs::render_bulk_retry,
+            ),
+        },
+        Command::Cancel { id, force, filter } => match id {
+            Some(id) if force => (
+                Cmd::CancelForce(CancelArgs {
+                    id,
+                    force: Some(true),
+                }),
+                jobs::render_cancel,
+            ),
+            Some(id) => (Cmd::Cancel { id }, jobs::render_cancel),
+            None => (
+                Cmd::CancelWhere(jobs::bulk_request(&filter)?),
+                jobs::render_bulk_cancel,
+            ),
+        },
+        Command::Purge { older_than, filter } => (
+            Cmd::Purge(jobs::purge_request(older_than, &filter)?),
             jobs::render_purge,
         ),
+        Command::Pause { job_type } => (Cmd::Pause(PauseArgs { job_type }), jobs::render_pause),
+        Command::Resume { job_type } => (Cmd::Resume(PauseArgs { job_type }), jobs::render_pause),
         Command::Crons => (Cmd::Crons, crons::render_list),
         Command::Cron { id, limit } => (
             Cmd::Cron(CronQuery {

@@ -37,6 +37,27 @@ pub fn render_status(a: &Value, now: Timestamp) -> String {
     f.add("workers", workers_line(workers));
     f.add("queue", queue_line(queue, workers));
     f.add("handlers", handlers_line(a));
+    if let Some(paused) = a
+        .get("paused")
+        .and_then(Value::as_array)
+        .filter(|p| !p.is_empty())
+    {
+        let names: Vec<&str> = paused.iter().filter_map(Value::as_str).collect();
+        f.add(
+            "paused",
+            if names.contains(&"*") {
+                "every job type".to_string()
+            } else {
+                names.join(", ")
+            },
+        );
+    }
+    if a.get("automatic") == Some(&Value::Bool(false)) {
+        f.add(
+            "automatic",
+            "off: jobs run only on `cronq trigger system_queue`",
+        );
+    }
     f.add("last tick", when(a, "last_tick", now));
     if let Some(draining) = a.get("draining").filter(|d| d.is_object()) {
         f.add("draining", draining_line(draining, now));

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Scheduler;
+use crate::cron::spec::SYSTEM_QUEUE;
 use crate::store::StoreError;
 use crate::store::definition::{CronDefinition, DefinitionRow};
 
@@ -82,7 +83,7 @@ impl Scheduler {
         let me = self.inner.queue.instance().id.clone();
         let published = rows.iter().any(|r| r.instance_id == me);
         let own = self.own_definitions();
-        {
+        let automatic = {
             let mut table = self.table();
             if table.cluster.switch_generation == generation {
                 table.overrides = switches;
@@ -91,6 +92,13 @@ impl Scheduler {
             let differing = differing(&rows);
             log_changes(&table.cluster.logged, &differing);
             table.cluster.logged = differing;
+            let system_queue = table.crons.get(SYSTEM_QUEUE);
+            system_queue.map(|spec| table.enabled(spec))
+        };
+        // Another daemon's `disable system_queue` turns automatic
+        // processing off here too, as this daemon's own would.
+        if let Some(on) = automatic {
+            self.inner.queue.set_automatic(on);
         }
         // Removed as dead while it stalled, this daemon came back without
         // its definitions: the others cannot compare with it until it

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::spec::{CatchUp, CronAction, CronSpec, DisabledBy, Overlap};
+use super::spec::{CatchUp, CronAction, CronSpec, DisabledBy, Overlap, SYSTEM_QUEUE};
 use crate::clock::{Clock, Millis};
 use crate::queue::events::Event;
 use crate::queue::{DrainReport, Queue, QueueError};
@@ -158,17 +158,22 @@ impl Scheduler {
             .values()
             .filter_map(|s| Some((s.id.clone(), s.schedule.next_after(now, &s.timezone)?)))
             .collect();
+        let table = Table {
+            builtins,
+            crons,
+            overrides,
+            next,
+            cluster: cluster::Cluster::unpublished(),
+        };
+        // One switch for automatic processing: the system_queue cron's.
+        if let Some(spec) = table.crons.get(SYSTEM_QUEUE) {
+            queue.set_automatic(table.enabled(spec));
+        }
         Ok(Scheduler {
             inner: Arc::new(Inner {
                 queue,
                 loader,
-                table: Mutex::new(Table {
-                    builtins,
-                    crons,
-                    overrides,
-                    next,
-                    cluster: cluster::Cluster::unpublished(),
-                }),
+                table: Mutex::new(table),
                 wake: Notify::new(),
                 last_tick: Mutex::new(None),
                 ticks: tokio::sync::watch::Sender::new(0),
@@ -271,6 +276,9 @@ impl Scheduler {
             }
         }
         tracing::info!(cron_id = id, enabled, "cron switched");
+        if id == SYSTEM_QUEUE {
+            self.inner.queue.set_automatic(enabled);
+        }
         self.inner.wake.notify_one();
         self.view(id)
     }
@@ -652,6 +660,11 @@ impl Scheduler {
                         // The run now follows its job: the store ends it when
                         // the job succeeds or dies.
                         let mut run = run;
+                        // As `runs` reads it: the stored status, a delay included.
+                        run.job_status = Some(match stored.job.status {
+                            crate::queue::job::JobStatus::Scheduled => "pending".to_string(),
+                            other => other.as_str().to_string(),
+                        });
                         run.job_id = Some(stored.job.id);
                         return Ok(Fired {
                             run: Some(run),

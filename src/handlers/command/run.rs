@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdin;
 
@@ -99,6 +100,7 @@ impl CommandHandler {
             outcome = work => outcome,
             () = ctx.cancel.cancelled() => {
                 processes.end();
+                ctx.set_result(result(None, false, &output));
                 log_failure(&program, "cancelled", &output);
                 return Err(CommandError::Cancelled {
                     program: program.clone(),
@@ -113,6 +115,7 @@ impl CommandHandler {
             })?,
             Err(_elapsed) => {
                 processes.end();
+                ctx.set_result(result(None, true, &output));
                 let error = CommandError::TimedOut {
                     program: program.clone(),
                     after: ctx.timeout,
@@ -124,6 +127,7 @@ impl CommandHandler {
         };
 
         let duration_ms = started.elapsed().as_millis() as u64;
+        ctx.set_result(result(Some(status), false, &output));
         if status.success() {
             tracing::debug!(
                 program,
@@ -162,6 +166,24 @@ async fn check_cwd(cwd: &Path) -> Result<(), CommandError> {
     Err(CommandError::Cwd {
         path: cwd.to_path_buf(),
         reason,
+    })
+}
+
+/// The job's result, on success and failure alike: how the command ended
+/// (no status when it was stopped: a timeout, a forced cancel) and the
+/// last [`TAIL_BYTES`](super::tail::TAIL_BYTES) of each stream, with how
+/// much it wrote.
+fn result(status: Option<std::process::ExitStatus>, timed_out: bool, output: &Output) -> Value {
+    use std::os::unix::process::ExitStatusExt;
+    let (stdout, stderr) = (output.stdout(), output.stderr());
+    serde_json::json!({
+        "exit_code": status.and_then(|s| s.code()),
+        "signal": status.and_then(|s| s.signal()),
+        "timed_out": timed_out,
+        "stdout": stdout.text(),
+        "stderr": stderr.text(),
+        "stdout_bytes": stdout.total(),
+        "stderr_bytes": stderr.total(),
     })
 }
 

@@ -27,6 +27,11 @@ impl Tail {
         self.kept.extend(chunk);
     }
 
+    /// How many bytes were written in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     /// The kept bytes as text: invalid UTF-8 replaced, and a character cut
     /// in half by the rolling window dropped.
     pub fn text(&self) -> String {

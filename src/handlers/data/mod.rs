@@ -189,10 +189,22 @@ impl Handler for DataProcessing {
         // A forced cancel drops the work: its guard stops the blocking
         // part at the next row, and nothing is published.
         let work = self.execute_reporting(&job.id, &job.data, job.reporter.clone());
-        tokio::select! {
-            done = work => done.map(|_| ()).map_err(JobError::from),
-            () = job.cancel.cancelled() => Err(JobError::permanent(DataError::Cancelled)),
-        }
+        let outcome = tokio::select! {
+            done = work => done?,
+            () = job.cancel.cancelled() => {
+                return Err(JobError::permanent(DataError::Cancelled));
+            }
+        };
+        let request = self.request(&job.data)?;
+        job.set_result(serde_json::json!({
+            "operation": request.operation.name(),
+            "source": request.source.to_string(),
+            "target": request.target.to_string(),
+            "rows_read": outcome.rows_read,
+            "rows_written": outcome.rows_written,
+            "already_applied": outcome.already_applied,
+        }));
+        Ok(())
     }
 }
 

@@ -388,8 +388,19 @@ impl Handler for EmailHandler {
             .get_raw("Message-ID")
             .unwrap_or_default()
             .to_string();
-        let recipients = message.envelope().to().len();
+        let to: Vec<String> = message
+            .envelope()
+            .to()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let recipients = to.len();
         outbox.mailer.send(message).await?;
+        job.set_result(serde_json::json!({
+            "message_id": message_id,
+            "recipients": to,
+            "server": outbox.mailer.server(),
+        }));
         tracing::info!(
             server = outbox.mailer.server(),
             recipients,

@@ -330,3 +330,102 @@ pub async fn switches_and_runs_copy_once(store: &Fixture) {
     assert_eq!(rest.len(), 1);
     assert!(exported[0].id < exported[1].id && exported[1].id < rest[0].id);
 }
+
+pub async fn finished_job_records_copy_once_oldest_first(store: &Fixture) {
+    use crate::store::history::{FinalStatus, FinishedJob, HistoryFilter};
+    // One record the store made itself: a job that succeeded here.
+    store
+        .enqueue(vec![NewJob::new("here", "noop", Map::new())], NOW, 100)
+        .await
+        .unwrap();
+    let claimed = store.claim("me", &types(), 1, NOW).await.unwrap().remove(0);
+    let done = store.finish(
+        claimed.lease,
+        crate::store::job::Outcome::succeeded(false),
+        NOW + 5,
+        None,
+    );
+    assert!(done.await.unwrap().committed().await.unwrap());
+    let record = |id: &str, status: FinalStatus, finished: Millis| FinishedJob {
+        seq: 0,
+        id: id.into(),
+        name: format!("copied {id}"),
+        description: "from elsewhere".into(),
+        job_type: "email".into(),
+        status,
+        attempts: 2,
+        max_attempts: 4,
+        priority: 3,
+        run_at: NOW - 9_000,
+        last_error: Some("smtp: 421".into()),
+        unique_key: Some(format!("key-{id}")),
+        cron_id: Some("nightly".into()),
+        created: NOW - 10_000,
+        started: Some(NOW - 8_000),
+        finished,
+        duration_ms: Some(120),
+        result: Some(json!({"message_id": "<m@x>", "recipients": ["a@example.com"]})),
+    };
+    let exported_here = store.export_history(None, 10).await.unwrap();
+    assert_eq!(exported_here.len(), 1);
+    let here_id = exported_here[0].id.clone();
+    let records = vec![
+        record("copiedjob000001", FinalStatus::Succeeded, NOW - 2_000),
+        record("copiedjob000002", FinalStatus::Cancelled, NOW - 1_000),
+        // A record of a job the target has a record of: kept as it is.
+        FinishedJob {
+            id: here_id.clone(),
+            ..record("x", FinalStatus::Dead, NOW)
+        },
+    ];
+    assert_eq!(
+        store.import_history(records.clone(), true).await.unwrap(),
+        vec![true, true, false]
+    );
+    assert_eq!(
+        store.finished_job("copiedjob000001".into()).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.import_history(records.clone(), false).await.unwrap(),
+        vec![true, true, false]
+    );
+    assert_eq!(
+        store.import_history(records, false).await.unwrap(),
+        vec![false, false, false],
+        "a second copy copies nothing"
+    );
+    let copied = store.finished_job("copiedjob000001".into()).await.unwrap();
+    let copied = copied.expect("copied");
+    assert_eq!(
+        FinishedJob {
+            seq: 0,
+            ..copied.clone()
+        },
+        record("copiedjob000001", FinalStatus::Succeeded, NOW - 2_000)
+    );
+    let kept = store.finished_job(here_id.clone()).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.status, kept.name.as_str()),
+        (FinalStatus::Succeeded, "here")
+    );
+    // Exported oldest first, by seq, a page at a time.
+    let first = store.export_history(None, 2).await.unwrap();
+    let rest = store.export_history(Some(first[1].seq), 2).await.unwrap();
+    let ids: Vec<&str> = first.iter().chain(&rest).map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [here_id.as_str(), "copiedjob000001", "copiedjob000002"]
+    );
+    // Listed as the target's own records are.
+    let (listed, _) = store
+        .list_finished(HistoryFilter {
+            status: Some(FinalStatus::Cancelled),
+            limit: 10,
+            ..HistoryFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, "copiedjob000002");
+}

@@ -120,6 +120,8 @@ pub async fn definitions_go_with_their_instance(store: &Fixture) {
         judge: Box::new(|r: &InstanceRow| r.id == "b"),
         types: vec!["noop".into()],
         limit: 0,
+        quotas: Vec::new(),
+        prune: None,
     };
     assert_eq!(store.tick(tick).await.unwrap().removed_instances, 1);
     assert_eq!(

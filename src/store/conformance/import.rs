@@ -135,7 +135,15 @@ pub async fn attempts_carry_over_and_a_used_up_record_is_stored_dead(store: &Fix
         let (read, _) = store.get(dead.id.clone(), NOW).await.unwrap().unwrap();
         assert_eq!(read.status, JobStatus::Dead);
         assert_eq!(read.last_error, dead.last_error);
+        // Its history record, as a job that dies here leaves, so `job`
+        // still answers `dead` after a purge.
+        let record = store.finished_job(dead.id.clone()).await.unwrap();
+        let record = record.expect("a dead record has its history record");
+        assert_eq!(record.status, crate::store::history::FinalStatus::Dead);
+        assert_eq!((record.attempts, record.finished), (attempts, NOW));
+        assert_eq!(record.last_error, dead.last_error);
     }
+    assert_eq!(store.finished_job(fresh.id.clone()).await.unwrap(), None);
     let counts = store.counts(NOW).await.unwrap();
     assert_eq!(counts["noop"][&JobStatus::Pending], 1);
     assert_eq!(counts["noop"][&JobStatus::Dead], 2);

@@ -38,6 +38,8 @@ fn tick(me: &str, now: Millis, run: Option<NewRun>, dead: &'static str) -> Tick 
         judge: Box::new(move |r: &InstanceRow| r.id == dead),
         types: vec!["noop".into()],
         limit: 10,
+        quotas: Vec::new(),
+        prune: None,
     }
 }
 
@@ -178,6 +180,8 @@ pub async fn tick_heartbeats_recovers_and_claims_once_per_run(store: &Fixture) {
         judge: Box::new(|row: &InstanceRow| row.id == "dead"),
         types: vec!["noop".into()],
         limit: 10,
+        quotas: Vec::new(),
+        prune: None,
     };
     let minute = NewRun {
         cron_id: "system_queue".into(),

@@ -454,12 +454,9 @@ pub async fn finish_answers_after_the_commit_and_runs_then(store: &Fixture) {
     let mut pending = Vec::new();
     for (i, c) in claimed.into_iter().enumerate() {
         let outcome = if i % 2 == 0 {
-            Outcome::Succeeded { from_cron: false }
+            Outcome::succeeded(false)
         } else {
-            Outcome::Failed {
-                error: "nope\0with a NUL".into(),
-                after: AfterFailure::Dead,
-            }
+            Outcome::failed("nope\0with a NUL".into(), AfterFailure::Dead)
         };
         let seen = seen.clone();
         let then = Box::new(move |answer: &Result<bool, StoreError>| {

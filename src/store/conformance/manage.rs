@@ -76,7 +76,8 @@ pub async fn cancel_refuses_running_jobs_and_purge_counts(store: &Fixture) {
     );
 }
 
-pub async fn cancel_running_is_fenced_and_fails_the_cron_run(store: &Fixture) {
+pub async fn cancel_running_is_fenced_records_its_end_and_fails_the_cron_run(store: &Fixture) {
+    use crate::store::history::{Ending, FinalStatus};
     use crate::store::job::{CANCELLED_WHILE_RUNNING, Lease};
     use crate::store::run::{NewRun, RunStatus, RunTrigger};
     let run = store
@@ -114,12 +115,37 @@ pub async fn cancel_running_is_fenced_and_fails_the_cron_run(store: &Fixture) {
             ..lease.clone()
         },
     ] {
-        assert!(!store.cancel_running(stale, NOW + 1).await.unwrap());
+        let nothing = Ending::default();
+        assert!(!store.cancel_running(stale, nothing, NOW + 1).await.unwrap());
     }
     assert!(store.get(id.clone(), NOW + 1).await.unwrap().is_some());
-    assert!(store.cancel_running(lease.clone(), NOW + 20).await.unwrap());
+    assert_eq!(store.finished_job(id.clone()).await.unwrap(), None);
+    let ending = Ending {
+        ran_ms: Some(19),
+        result: Some(serde_json::json!({"exit_code": null, "stdout": "half"})),
+    };
+    let cancelled = store.cancel_running(lease.clone(), ending.clone(), NOW + 20);
+    assert!(cancelled.await.unwrap());
     assert!(store.get(id.clone(), NOW + 21).await.unwrap().is_none());
-    assert!(!store.cancel_running(lease, NOW + 22).await.unwrap());
+    // The history says how it ended, with what the attempt ran and returned.
+    let record = store
+        .finished_job(id.clone())
+        .await
+        .unwrap()
+        .expect("a record");
+    assert_eq!(record.status, FinalStatus::Cancelled);
+    assert_eq!(record.attempts, 1);
+    assert_eq!(record.finished, NOW + 20);
+    assert_eq!(record.started, Some(NOW));
+    assert_eq!(record.duration_ms, Some(19));
+    assert_eq!(record.result, ending.result);
+    assert_eq!(record.cron_id.as_deref(), Some("nightly"));
+    assert!(!store.cancel_running(lease, ending, NOW + 22).await.unwrap());
+    assert_eq!(
+        store.finished_job(id).await.unwrap().map(|r| r.finished),
+        Some(NOW + 20),
+        "a stale second cancel leaves the record alone"
+    );
     let runs = store.runs("nightly".into(), 1).await.unwrap();
     assert_eq!(runs[0].status, RunStatus::Failed);
     assert_eq!(runs[0].error.as_deref(), Some(CANCELLED_WHILE_RUNNING));

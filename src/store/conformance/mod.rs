@@ -10,6 +10,7 @@
 mod copy;
 mod crons;
 mod definitions;
+mod history;
 mod import;
 mod instances;
 mod jobs;
@@ -125,7 +126,7 @@ suite! {
     manage::retry_revives_a_dead_job_with_fresh_attempts,
     manage::retry_respects_a_held_unique_key,
     manage::cancel_refuses_running_jobs_and_purge_counts,
-    manage::cancel_running_is_fenced_and_fails_the_cron_run,
+    manage::cancel_running_is_fenced_records_its_end_and_fails_the_cron_run,
     crons::a_scheduled_run_is_claimed_once,
     crons::two_stores_record_a_scheduled_run_once,
     crons::finish_records_status_and_duration,
@@ -138,10 +139,28 @@ suite! {
     copy::export_reads_waiting_and_dead_jobs_as_stored,
     copy::import_stores_jobs_as_given_once,
     copy::switches_and_runs_copy_once,
+    copy::finished_job_records_copy_once_oldest_first,
     instances::instances_register_heartbeat_and_go,
     instances::a_tick_recovers_a_dead_instance_and_claims,
     instances::a_tick_of_a_run_another_store_fired_only_heartbeats,
     instances::tick_heartbeats_recovers_and_claims_once_per_run,
+    history::a_success_leaves_a_record_in_the_outcomes_transaction,
+    history::a_stale_lease_leaves_no_record,
+    history::a_dead_job_is_recorded_when_it_dies_and_a_later_end_replaces_it,
+    history::a_purged_dead_job_keeps_its_record,
+    history::recovery_and_cancel_record_their_ends,
+    history::finished_jobs_list_latest_first_with_filters_and_pages,
+    history::queue_listings_filter_by_name_and_cron,
+    history::pruning_keeps_the_newest_under_the_cap_and_drops_the_expired,
+    history::pruning_drops_dead_jobs_past_their_retention,
+    history::a_pause_stops_every_claim_of_its_type_until_resumed,
+    history::pauses_of_single_types_stop_at_their_cap,
+    history::claim_quotas_takes_each_type_up_to_its_number,
+    history::a_tick_claims_quotas_and_prunes,
+    history::bulk_retry_revives_matching_jobs_in_pages_and_skips_held_keys,
+    history::bulk_cancel_never_touches_running_jobs,
+    history::bulk_purge_deletes_matching_dead_jobs_only,
+    history::a_cron_runs_job_status_follows_its_job,
     import::a_record_becomes_one_job_even_after_it_finished,
     import::a_record_named_twice_in_one_batch_is_one_job,
     import::attempts_carry_over_and_a_used_up_record_is_stored_dead,

@@ -13,6 +13,7 @@ use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo, Wakeups};
 use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
 use crate::store::definition::{ClusterCrons, CronDefinition, DefinitionRow};
+use crate::store::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
 use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
@@ -145,8 +146,13 @@ impl Backend for PgStore {
         PgStore::cancel(self, id, now).await
     }
 
-    async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
-        PgStore::cancel_running(self, lease, now).await
+    async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        PgStore::cancel_running(self, lease, ending, now).await
     }
 
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
@@ -257,6 +263,22 @@ impl Backend for PgStore {
         PgStore::import_runs(self, runs, dry_run).await
     }
 
+    async fn export_history(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FinishedJob>, StoreError> {
+        PgStore::export_history(self, after, limit).await
+    }
+
+    async fn import_history(
+        &self,
+        records: Vec<FinishedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        PgStore::import_history(self, records, dry_run).await
+    }
+
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
         PgStore::register_instance(self, row).await
     }
@@ -271,6 +293,64 @@ impl Backend for PgStore {
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError> {
         PgStore::remove_instances(self, ids).await
+    }
+
+    // Issue 14: history, pauses, per-type claims, bulk verbs, pruning.
+
+    async fn finished_job(&self, id: String) -> Result<Option<FinishedJob>, StoreError> {
+        PgStore::finished_job(self, id).await
+    }
+
+    async fn list_finished(
+        &self,
+        filter: HistoryFilter,
+    ) -> Result<(Vec<FinishedJob>, bool), StoreError> {
+        PgStore::list_finished(self, filter).await
+    }
+
+    async fn prune(&self, prune: Prune) -> Result<Pruned, StoreError> {
+        PgStore::prune(self, prune).await
+    }
+
+    async fn pause(
+        &self,
+        job_type: Option<String>,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        PgStore::pause(self, job_type, now).await
+    }
+
+    async fn resume(&self, job_type: Option<String>) -> Result<Vec<String>, StoreError> {
+        PgStore::resume(self, job_type).await
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        PgStore::paused(self).await
+    }
+
+    async fn claim_quotas(
+        &self,
+        instance: &str,
+        quotas: &[(String, usize)],
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        PgStore::claim_quotas(self, instance, quotas, now).await
+    }
+
+    async fn retry_matching(&self, filter: BulkFilter, now: Millis) -> Result<Bulk, StoreError> {
+        PgStore::retry_matching(self, filter, now).await
+    }
+
+    async fn cancel_matching(&self, filter: BulkFilter, now: Millis) -> Result<Bulk, StoreError> {
+        PgStore::cancel_matching(self, filter, now).await
+    }
+
+    async fn purge_matching(
+        &self,
+        filter: BulkFilter,
+        before: Option<Millis>,
+    ) -> Result<Bulk, StoreError> {
+        PgStore::purge_matching(self, filter, before).await
     }
 
     async fn import(

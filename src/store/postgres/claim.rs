@@ -4,7 +4,7 @@
 //! LOCKED`), so any number of daemons claim side by side, never the same
 //! job, never waiting on each other's rows. Attempts are counted at claim
 //! time, as on SQLite, so a job that crashes its daemon still uses up its
-//! attempts.
+//! attempts. `cronq_claim` leaves paused types alone (`job_pauses`).
 //!
 //! Claims commit without waiting for the WAL flush (`synchronous_commit =
 //! off`, set by `cronq_claim_batches` for its own transaction, and by the
@@ -66,6 +66,49 @@ impl PgStore {
             .map_err(|e| self.err(&e))?;
         claimed_from(rows, self.defaults(), instance, now, f).map_err(|e| self.err(&e))
     }
+}
+
+impl PgStore {
+    /// Claims up to each quota's number of ready jobs of its type, in one
+    /// transaction.
+    pub async fn claim_quotas(
+        &self,
+        instance: &str,
+        quotas: &[(String, usize)],
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if quotas.iter().all(|(_, n)| *n == 0) {
+            return Ok(Vec::new());
+        }
+        let f = self.frame();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(&e))?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(|e| self.err(&e))?;
+        let claimed = claim_quotas_on(&tx, self.defaults(), instance, quotas, now, f)
+            .await
+            .map_err(|e| self.err(&e))?;
+        tx.commit().await.map_err(|e| self.err(&e))?;
+        Ok(claimed)
+    }
+}
+
+/// Each quota's claim, inside the caller's transaction.
+pub(super) async fn claim_quotas_on(
+    client: &impl GenericClient,
+    defaults: &JobDefaults,
+    instance: &str,
+    quotas: &[(String, usize)],
+    now: Millis,
+    f: Frame,
+) -> Result<Vec<Claimed>, tokio_postgres::Error> {
+    let mut claimed = Vec::new();
+    for (job_type, n) in quotas.iter().filter(|(_, n)| *n > 0) {
+        let types = std::slice::from_ref(job_type);
+        claimed.extend(claim_on(client, defaults, instance, types, *n, now, f).await?);
+    }
+    Ok(claimed)
 }
 
 /// One claim statement, inside the caller's transaction; the jobs in claim

@@ -15,10 +15,12 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::PgStore;
+use super::history::{HISTORY_COLUMNS, finished_from_row};
 use super::row::{JOB_COLUMNS, job_from_row, storable_text};
 use super::time::{self, Frame};
 use crate::store::StoreError;
 use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
+use crate::store::history::{FinishedJob, bound_result};
 use crate::store::job::{AttemptError, JobStatus};
 
 impl PgStore {
@@ -300,6 +302,85 @@ impl PgStore {
                         &r.error.as_deref().map(storable_text),
                         &r.job_id,
                         &r.instance,
+                    ],
+                )
+                .await
+                .map_err(e)?;
+            out.push(n == 1);
+        }
+        if !dry_run {
+            tx.commit().await.map_err(e)?;
+        }
+        Ok(out)
+    }
+
+    pub async fn export_history(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FinishedJob>, StoreError> {
+        let client = self.client().await?;
+        let e = |e: tokio_postgres::Error| self.err(&e);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {HISTORY_COLUMNS} FROM job_history WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ),
+                &[&after.unwrap_or(0), &(limit as i64)],
+            )
+            .await
+            .map_err(e)?;
+        // As stored: the raw frame.
+        rows.iter()
+            .map(|r| finished_from_row(r, Frame(0)))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(e)
+    }
+
+    pub async fn import_history(
+        &self,
+        records: Vec<FinishedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut client = self.client().await?;
+        let e = |e: tokio_postgres::Error| self.err(&e);
+        let tx = client.transaction().await.map_err(e)?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO job_history
+                     (id, name, description, type, status, attempts, max_attempts, priority,
+                      run_at, last_error, unique_key, cron_id, created, started, finished,
+                      duration_ms, result)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                         $16, $17)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .await
+            .map_err(e)?;
+        let text = |t: &Option<String>| t.as_deref().map(storable_text);
+        let mut out = Vec::with_capacity(records.len());
+        for r in &records {
+            let n = tx
+                .execute(
+                    &insert,
+                    &[
+                        &storable_text(&r.id),
+                        &storable_text(&r.name),
+                        &storable_text(&r.description),
+                        &storable_text(&r.job_type),
+                        &r.status.as_str(),
+                        &(r.attempts.min(i32::MAX as u32) as i32),
+                        &(r.max_attempts.min(i32::MAX as u32) as i32),
+                        &r.priority,
+                        &time::time_of(r.run_at),
+                        &text(&r.last_error),
+                        &text(&r.unique_key),
+                        &text(&r.cron_id),
+                        &time::time_of(r.created),
+                        &r.started.map(time::time_of),
+                        &time::time_of(r.finished),
+                        &r.duration_ms,
+                        &r.result.clone().map(bound_result),
                     ],
                 )
                 .await

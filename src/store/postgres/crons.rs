@@ -19,8 +19,11 @@ use crate::clock::Millis;
 use crate::store::StoreError;
 use crate::store::run::{KEPT_RUNS, NewRun, RunRow, RunStatus};
 
-const RUN_COLUMNS: &str =
-    "id, cron_id, scheduled_for, trigger, status, started, finished, duration_ms, error, job_id";
+/// The run's columns, and its job's status now (see `RunRow::job_status`).
+const RUN_COLUMNS: &str = "id, cron_id, scheduled_for, trigger, status, started, finished, \
+     duration_ms, error, job_id, \
+     COALESCE((SELECT q.status FROM queues q WHERE q.id = cron_runs.job_id), \
+              (SELECT h.status FROM job_history h WHERE h.id = cron_runs.job_id))";
 
 /// `finished - started` in whole milliseconds, never negative.
 const DURATION: &str =
@@ -251,6 +254,7 @@ pub(super) async fn begin_run_on(
         duration_ms: finished.map(|_| 0),
         error: run.error,
         job_id: None,
+        job_status: None,
     }))
 }
 
@@ -333,5 +337,11 @@ fn run_from_row(row: &Row, f: Frame) -> Result<RunRow, tokio_postgres::Error> {
         duration_ms: row.try_get(7)?,
         error: row.try_get(8)?,
         job_id: row.try_get(9)?,
+        // An UPDATE ... RETURNING reads the run's own columns only.
+        job_status: if row.len() > 10 {
+            row.try_get(10)?
+        } else {
+            None
+        },
     })
 }

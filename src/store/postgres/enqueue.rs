@@ -153,7 +153,7 @@ impl PgStore {
         // Answers by position; None until the row is stored or a duplicate.
         let mut out: Vec<Option<Enqueued>> = vec![None; rows.len()];
         let mut inserted = 0u64;
-        // A fresh id collides once in 36^15; such rows try again.
+        // Fresh ids of one millisecond rarely collide (see `new_id`); such rows try again.
         for _ in 0..3 {
             let todo: Vec<usize> = (0..rows.len()).filter(|i| out[*i].is_none()).collect();
             if todo.is_empty() {

@@ -38,12 +38,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::crons::settle_job_runs;
 use super::error::{is_outage, pool_error, store_error};
+use super::history::{EndingRow, record_endings};
 use super::row::storable_text;
 use super::{PgStore, time};
 use crate::clock::Millis;
+use crate::store::history::FinalStatus;
 use crate::store::job::Lease;
 use crate::store::job::{AfterFailure, KEPT_ERRORS, Outcome, truncate_error};
-use crate::store::{AfterCommit, Pending, StoreError};
+use crate::store::{AfterCommit, JobDefaults, Pending, StoreError};
 
 /// Outcomes waiting for the task; senders wait when it is full.
 const QUEUE_CAPACITY: usize = 4096;
@@ -89,7 +91,7 @@ impl PgStore {
         from_cron: bool,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Succeeded { from_cron }, now, None);
+        let finished = self.finish(lease, Outcome::succeeded(from_cron), now, None);
         finished.await?.committed().await
     }
 
@@ -102,7 +104,7 @@ impl PgStore {
         after: AfterFailure,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let finished = self.finish(lease, Outcome::Failed { error, after }, now, None);
+        let finished = self.finish(lease, Outcome::failed(error, after), now, None);
         finished.await?.committed().await
     }
 
@@ -119,13 +121,18 @@ impl PgStore {
     ) -> Result<Pending<bool>, StoreError> {
         let f = self.frame();
         let outcome = match outcome {
-            Outcome::Failed { error, after } => Outcome::Failed {
+            Outcome::Failed {
+                error,
+                after,
+                ending,
+            } => Outcome::Failed {
                 error: storable_text(&truncate_error(error)),
                 // The retry time is an instant of the caller's clock too.
                 after: match after {
                     AfterFailure::RetryAt(at) => AfterFailure::RetryAt(time::millis_of(f.db(at))),
                     AfterFailure::Dead => AfterFailure::Dead,
                 },
+                ending,
             },
             done => done,
         };
@@ -145,14 +152,21 @@ impl PgStore {
 }
 
 impl Finisher {
-    pub fn start(pool: Pool, server: String) -> Finisher {
+    pub fn start(pool: Pool, server: String, defaults: JobDefaults) -> Finisher {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let busy = Arc::new(Busy {
             base: Instant::now(),
             since: AtomicU64::new(0),
         });
         let closing = CancellationToken::new();
-        let task = tokio::spawn(run(pool, server, rx, busy.clone(), closing.clone()));
+        let task = tokio::spawn(run(
+            pool,
+            server,
+            defaults,
+            rx,
+            busy.clone(),
+            closing.clone(),
+        ));
         Finisher {
             tx,
             task: Mutex::new(Some(task)),
@@ -202,6 +216,7 @@ struct Answer {
 async fn run(
     pool: Pool,
     server: String,
+    defaults: JobDefaults,
     mut rx: mpsc::Receiver<Op>,
     busy: Arc<Busy>,
     closing: CancellationToken,
@@ -250,7 +265,7 @@ async fn run(
             .unzip();
         let ms = busy.base.elapsed().as_millis() as u64;
         busy.since.store(ms + 1, Ordering::Relaxed);
-        let answer = write_until_done(&pool, &server, &items, &closing).await;
+        let answer = write_until_done(&pool, &server, &defaults, &items, &closing).await;
         busy.since.store(0, Ordering::Relaxed);
         for (item, op) in items.iter().zip(answers) {
             let result = match &answer {
@@ -270,13 +285,14 @@ async fn run(
 async fn write_until_done(
     pool: &Pool,
     server: &str,
+    defaults: &JobDefaults,
     ops: &[Item],
     closing: &CancellationToken,
 ) -> Result<HashSet<Lease>, StoreError> {
     let mut pause = Duration::from_millis(100);
     let mut logged = false;
     loop {
-        let (error, outage) = match write_batch(pool, ops).await {
+        let (error, outage) = match write_batch(pool, defaults, ops).await {
             Ok(matched) => {
                 if logged {
                     tracing::info!(server, "job outcomes are being written again");
@@ -320,7 +336,11 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-async fn write_batch(pool: &Pool, ops: &[Item]) -> Result<HashSet<Lease>, Failure> {
+async fn write_batch(
+    pool: &Pool,
+    defaults: &JobDefaults,
+    ops: &[Item],
+) -> Result<HashSet<Lease>, Failure> {
     let mut client = pool.get().await.map_err(Failure::Pool)?;
     let tx = client.transaction().await?;
     tx.batch_execute("SET LOCAL synchronous_commit = off")
@@ -331,14 +351,14 @@ async fn write_batch(pool: &Pool, ops: &[Item]) -> Result<HashSet<Lease>, Failur
         .filter(|op| matches!(op.outcome, Outcome::Succeeded { .. }))
         .collect();
     if !done.is_empty() {
-        matched.extend(complete_all(&tx, &done).await?);
+        matched.extend(complete_all(&tx, defaults, &done).await?);
     }
     let failed: Vec<&Item> = ops
         .iter()
         .filter(|op| matches!(op.outcome, Outcome::Failed { .. }))
         .collect();
     if !failed.is_empty() {
-        matched.extend(fail_all(&tx, &failed).await?);
+        matched.extend(fail_all(&tx, defaults, &failed).await?);
     }
     tx.commit().await?;
     Ok(matched)
@@ -364,9 +384,25 @@ fn lease_of(row: &tokio_postgres::Row) -> Result<Lease, tokio_postgres::Error> {
 
 async fn complete_all(
     tx: &Transaction<'_>,
+    defaults: &JobDefaults,
     ops: &[&Item],
 ) -> Result<Vec<Lease>, tokio_postgres::Error> {
     let (ids, attempts, holders) = lease_arrays(ops);
+    let endings = ops
+        .iter()
+        .zip(&attempts)
+        .map(|(op, attempt)| EndingRow {
+            id: op.lease.job_id.clone(),
+            fence: Some((*attempt, op.lease.instance.clone())),
+            at: op.at,
+            ending: match &op.outcome {
+                Outcome::Succeeded { ending, .. } | Outcome::Failed { ending, .. } => {
+                    ending.clone()
+                }
+            },
+        })
+        .collect();
+    record_endings(tx, defaults, FinalStatus::Succeeded, endings).await?;
     let held = tx
         .query_typed(
             "DELETE FROM queues q
@@ -387,7 +423,15 @@ async fn complete_all(
     let held_set: HashSet<&Lease> = held.iter().collect();
     let (runs, ats): (Vec<String>, Vec<SystemTime>) = ops
         .iter()
-        .filter(|op| matches!(op.outcome, Outcome::Succeeded { from_cron: true }))
+        .filter(|op| {
+            matches!(
+                op.outcome,
+                Outcome::Succeeded {
+                    from_cron: true,
+                    ..
+                }
+            )
+        })
         .filter(|op| held_set.contains(&op.lease))
         .map(|op| (op.lease.job_id.clone(), op.at))
         .unzip();
@@ -400,6 +444,7 @@ async fn complete_all(
 
 async fn fail_all(
     tx: &Transaction<'_>,
+    defaults: &JobDefaults,
     ops: &[&Item],
 ) -> Result<Vec<Lease>, tokio_postgres::Error> {
     let (ids, attempts, holders) = lease_arrays(ops);
@@ -407,7 +452,7 @@ async fn fail_all(
     let mut run_ats: Vec<Option<SystemTime>> = Vec::with_capacity(ops.len());
     let mut errors = Vec::with_capacity(ops.len());
     for op in ops {
-        if let Outcome::Failed { error, after } = &op.outcome {
+        if let Outcome::Failed { error, after, .. } = &op.outcome {
             match after {
                 AfterFailure::RetryAt(at) => {
                     statuses.push("pending");
@@ -463,6 +508,20 @@ async fn fail_all(
         .filter(|i| statuses[*i] == "dead")
         .collect();
     if !dead.is_empty() {
+        let endings = dead
+            .iter()
+            .map(|i| EndingRow {
+                id: ids[*i].clone(),
+                fence: None,
+                at: ats[*i],
+                ending: match &ops[*i].outcome {
+                    Outcome::Succeeded { ending, .. } | Outcome::Failed { ending, .. } => {
+                        ending.clone()
+                    }
+                },
+            })
+            .collect();
+        record_endings(tx, defaults, FinalStatus::Dead, endings).await?;
         let runs: Vec<String> = dead.iter().map(pick).collect();
         let texts: Vec<Option<String>> = dead.iter().map(|i| Some(errors[*i].clone())).collect();
         let at: Vec<SystemTime> = dead.iter().map(|i| ats[*i]).collect();

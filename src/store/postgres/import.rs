@@ -12,8 +12,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::PgStore;
 use super::enqueue::{NewRow, refuse_nul};
+use super::history::{EndingRow, record_endings};
 use crate::clock::Millis;
 use crate::store::StoreError;
+use crate::store::history::{Ending, FinalStatus};
 use crate::store::import::{ImportJob, Imported, used_up};
 use crate::store::job::JobStatus;
 
@@ -233,7 +235,8 @@ impl PgStore {
         Ok(())
     }
 
-    /// Sets carried-over attempts, burying the jobs that used them all.
+    /// Sets carried-over attempts, burying the jobs that used them all
+    /// (with their history records, as jobs that die here get).
     async fn carry_attempts(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
@@ -260,6 +263,19 @@ impl PgStore {
         )
         .await
         .map_err(|e| self.err(&e))?;
+        let endings = carried
+            .iter()
+            .filter(|c| c.2)
+            .map(|c| EndingRow {
+                id: c.0.clone(),
+                fence: None,
+                at: self.frame().db(now),
+                ending: Ending::default(),
+            })
+            .collect();
+        record_endings(tx, self.defaults(), FinalStatus::Dead, endings)
+            .await
+            .map_err(|e| self.err(&e))?;
         Ok(())
     }
 }

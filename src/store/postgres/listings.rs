@@ -113,6 +113,12 @@ impl PgStore {
         if let Some(t) = filter.job_type.clone() {
             conditions.push(format!("type = {}", bind(Box::new(t))));
         }
+        if let Some(name) = filter.name.clone() {
+            conditions.push(format!("name = {}", bind(Box::new(name))));
+        }
+        if let Some(cron_id) = filter.cron_id.clone() {
+            conditions.push(format!("cron_id = {}", bind(Box::new(cron_id))));
+        }
         match filter.status {
             Some(JobStatus::Pending) => conditions.push(format!(
                 "{PENDING_DUE} AND run_at <= {}",

@@ -15,9 +15,11 @@ use tokio_postgres::types::Type;
 use super::PgStore;
 use super::crons::settle_job_runs;
 use super::finish::record_errors;
+use super::history::{EndingRow, record_endings};
 use super::row::{JOB_COLUMNS, job_from_row};
 use super::time::Frame;
 use crate::clock::Millis;
+use crate::store::history::{Ending, FinalStatus};
 use crate::store::job::Recovered;
 use crate::store::job::Refusal;
 use crate::store::job::{CANCELLED_WHILE_RUNNING, Job, JobStatus, Lease};
@@ -161,31 +163,35 @@ impl PgStore {
             Some("running") => return Ok(Err(Refusal::WrongStatus(JobStatus::Running))),
             Some(_) => {}
         }
-        tx.execute(
-            "DELETE FROM queues WHERE id = $1 AND status <> 'running'",
-            &[&id],
-        )
-        .await
-        .map_err(|e| self.err(&e))?;
-        settle_job_runs(
-            &tx,
-            "failed",
-            &[id],
-            &[Some("the job was cancelled".to_string())],
-            &[f.db(now)],
-        )
-        .await
-        .map_err(|e| self.err(&e))?;
+        cancel_on(&tx, self.defaults(), vec![id], f.db(now))
+            .await
+            .map_err(|e| self.err(&e))?;
         tx.commit().await.map_err(|e| self.err(&e))?;
         Ok(Ok(()))
     }
 
     /// Deletes a running job whose attempt a forced `cancel` stopped,
-    /// fenced on its lease; a cron run waiting on it ends `failed`.
-    pub async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
+    /// fenced on its lease, leaving its history record as `cancelled`; a
+    /// cron run waiting on it ends `failed`.
+    pub async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         let f = self.frame();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(&e))?;
+        let attempt = lease.attempt.min(i32::MAX as u32) as i32;
+        let row = EndingRow {
+            id: lease.job_id.clone(),
+            fence: Some((attempt, lease.instance.clone())),
+            at: f.db(now),
+            ending,
+        };
+        record_endings(&tx, self.defaults(), FinalStatus::Cancelled, vec![row])
+            .await
+            .map_err(|e| self.err(&e))?;
         let n = tx
             .execute(
                 "DELETE FROM queues
@@ -353,6 +359,16 @@ pub(super) async fn recover_on(
         .filter(|i| statuses[*i] == "dead")
         .collect();
     if !dead_ones.is_empty() {
+        let endings = dead_ones
+            .iter()
+            .map(|i| EndingRow {
+                id: ids[*i].clone(),
+                fence: None,
+                at,
+                ending: Ending::default(),
+            })
+            .collect();
+        record_endings(tx, defaults, FinalStatus::Dead, endings).await?;
         let runs: Vec<String> = dead_ones.iter().map(|i| ids[*i].clone()).collect();
         let texts: Vec<Option<String>> =
             dead_ones.iter().map(|i| Some(errors[*i].clone())).collect();
@@ -374,4 +390,38 @@ pub(super) async fn recover_on(
             }
         })
         .collect())
+}
+
+/// Cancels the jobs `ids`, locked and known not to be running, inside a
+/// transaction: their records go to the history as `cancelled`, the rows
+/// are deleted, and cron runs waiting on them end `failed`.
+pub(super) async fn cancel_on(
+    tx: &Transaction<'_>,
+    defaults: &JobDefaults,
+    ids: Vec<String>,
+    at: SystemTime,
+) -> Result<u64, tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let endings = ids
+        .iter()
+        .map(|id| EndingRow {
+            id: id.clone(),
+            fence: None,
+            at,
+            ending: Ending::default(),
+        })
+        .collect();
+    record_endings(tx, defaults, FinalStatus::Cancelled, endings).await?;
+    let n = tx
+        .execute(
+            "DELETE FROM queues WHERE id = ANY($1) AND status <> 'running'",
+            &[&ids],
+        )
+        .await?;
+    let errors = vec![Some("the job was cancelled".to_string()); ids.len()];
+    let ats = vec![at; ids.len()];
+    settle_job_runs(tx, "failed", &ids, &errors, &ats).await?;
+    Ok(n)
 }

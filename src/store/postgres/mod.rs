@@ -26,6 +26,7 @@
 //! [`Store`]: crate::store::Store
 
 mod backend;
+mod bulk;
 mod claim;
 mod connect;
 mod copy;
@@ -34,6 +35,7 @@ mod definitions;
 mod enqueue;
 mod error;
 mod finish;
+mod history;
 mod import;
 mod instances;
 mod listen;
@@ -123,7 +125,8 @@ impl PgStore {
             .map_err(|e| connect::connect_error(&settings, &e))?;
         drop(first);
         let pool = connect::pool(&settings)?;
-        let finisher = finish::Finisher::start(pool.clone(), server.clone());
+        let finisher =
+            finish::Finisher::start(pool.clone(), server.clone(), options.defaults.clone());
         let listener = listen::Listener::start(&settings)?;
         tracing::info!(
             database = %url,

@@ -1,7 +1,9 @@
 //! The `system_queue` minute, as on SQLite one store operation: heartbeat
 //! (and a fresh clock offset), extend the reservations of running jobs,
 //! record the run, recover what dead or silent holders left, fold the
-//! count deltas, and claim a batch.
+//! count deltas, claim a batch (types with a per-type limit first, each
+//! within its quota), and one round of pruning of the history and of dead
+//! jobs.
 //!
 //! It is one statement, the schema's `cronq_tick`, so one round trip: an
 //! idle daemon's minute is a few wake-ups, not the dozen that thirteen
@@ -26,7 +28,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::PgStore;
-use super::claim::claim_on;
+use super::claim::{claim_on, claim_quotas_on};
 use super::crons::{finish_run_on, parse_status, settle_orphan_runs_on};
 use super::instances::remove_instances_on;
 use super::listings::COMPACT_LOCK;
@@ -34,10 +36,11 @@ use super::maintenance::recover_on;
 use super::row::{JOB_COLUMNS, job_from_row};
 use super::time::Frame;
 use crate::store::StoreError;
+use crate::store::history::Pruned;
 use crate::store::instance::InstanceRow;
 use crate::store::job::{Claimed, Lease};
 use crate::store::run::{KEPT_RUNS, RunRow, RunStatus};
-use crate::store::tick::{Tick, Ticked};
+use crate::store::tick::{Tick, Ticked, within};
 
 impl PgStore {
     pub async fn tick(&self, tick: Tick) -> Result<Ticked, StoreError> {
@@ -61,6 +64,16 @@ impl PgStore {
             .filter(|r| r.status != RunStatus::Running)
             .map(|r| f.db(r.now));
         let limit = tick.limit.min(i32::MAX as usize) as i32;
+        let (quota_types, quota_counts): (Vec<&str>, Vec<i32>) = tick
+            .quotas
+            .iter()
+            .map(|(t, n)| (t.as_str(), (*n).min(i32::MAX as usize) as i32))
+            .unzip();
+        let prune = tick.prune.as_ref();
+        let history_max = prune
+            .and_then(|p| p.history_max)
+            .map(|max| i64::try_from(max).unwrap_or(i64::MAX));
+        let prune_batch = prune.map_or(0, |p| p.batch.max(1) as i64);
         let before = self.inner.clock.now_ms();
         let rows = client
             .query(
@@ -93,6 +106,12 @@ impl PgStore {
                     &tick.types,
                     &limit,
                     &COMPACT_LOCK,
+                    &quota_types,
+                    &quota_counts,
+                    &prune.and_then(|p| p.history_before).map(|ms| f.db(ms)),
+                    &history_max,
+                    &prune.and_then(|p| p.dead_before).map(|ms| f.db(ms)),
+                    &prune_batch,
                 ],
             )
             .await
@@ -108,6 +127,7 @@ impl PgStore {
             fired: field("fired").as_bool().unwrap_or(false),
             orphan_runs: field("orphans").as_u64().unwrap_or(0) as usize,
             claimed,
+            pruned: pruned(field("pruned_history"), field("pruned_dead"), prune_batch),
             ..Ticked::default()
         };
         if !out.fired {
@@ -129,11 +149,13 @@ impl PgStore {
                 stale_before,
                 types,
                 limit,
+                quotas,
                 ..
             } = tick;
             let claim = Claim {
                 instance: &instance.id,
                 types: &types,
+                quotas: &quotas,
                 limit,
                 now,
             };
@@ -206,6 +228,12 @@ impl PgStore {
         remove_instances_on(&tx, &dead).await.map_err(e)?;
         out.removed_instances = dead.len();
         out.orphan_runs += settle_orphan_runs_on(&tx, at).await.map_err(e)?;
+        // Types with a limit first, within their quotas, as on SQLite.
+        let quotas = within(claim.quotas, claim.limit.saturating_sub(out.claimed.len()));
+        let limited = claim_quotas_on(&tx, self.defaults(), claim.instance, &quotas, now, f)
+            .await
+            .map_err(e)?;
+        out.claimed.extend(limited);
         let room = claim.limit.saturating_sub(out.claimed.len());
         let more = claim_on(
             &tx,
@@ -235,6 +263,7 @@ impl PgStore {
 struct Claim<'a> {
     instance: &'a str,
     types: &'a [String],
+    quotas: &'a [(String, usize)],
     limit: usize,
     now: crate::clock::Millis,
 }
@@ -246,12 +275,25 @@ fn tick_statement() -> String {
         .split(',')
         .map(|c| format!("(t.job).{}", c.trim()))
         .collect();
-    let params: Vec<String> = (1..=27).map(|n| format!("${n}")).collect();
+    let params: Vec<String> = (1..=33).map(|n| format!("${n}")).collect();
     format!(
         "SELECT {}, t.meta FROM cronq_tick({}) AS t",
         columns.join(", "),
         params.join(", ")
     )
+}
+
+/// What `cronq_tick`'s round of pruning deleted; another round is due when
+/// a kind reached the batch.
+fn pruned(history: &Value, dead: &Value, batch: i64) -> Pruned {
+    let history = history.as_u64().unwrap_or(0);
+    let dead = dead.as_u64().unwrap_or(0);
+    let full = |n: u64| batch > 0 && n >= batch as u64;
+    Pruned {
+        history,
+        dead,
+        more: full(history) || full(dead),
+    }
 }
 
 /// The leases at the 1-based positions `lost` names.
@@ -316,5 +358,6 @@ fn run_row(new: &crate::store::run::NewRun, stored: &Value, f: Frame) -> RunRow 
             .and_then(Value::as_str)
             .map(str::to_string),
         job_id: None,
+        job_status: None,
     }
 }

@@ -12,6 +12,7 @@ use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo};
 use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
 use crate::store::definition::{CronDefinition, DefinitionRow};
+use crate::store::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
 use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
 use crate::store::job::{
@@ -136,8 +137,13 @@ impl Backend for SqliteStore {
         SqliteStore::cancel(self, id, now).await
     }
 
-    async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
-        SqliteStore::cancel_running(self, lease, now).await
+    async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        SqliteStore::cancel_running(self, lease, ending, now).await
     }
 
     async fn purge_dead(&self, before: Option<Millis>) -> Result<u64, StoreError> {
@@ -244,6 +250,22 @@ impl Backend for SqliteStore {
         SqliteStore::import_runs(self, runs, dry_run).await
     }
 
+    async fn export_history(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FinishedJob>, StoreError> {
+        SqliteStore::export_history(self, after, limit).await
+    }
+
+    async fn import_history(
+        &self,
+        records: Vec<FinishedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        SqliteStore::import_history(self, records, dry_run).await
+    }
+
     async fn register_instance(&self, row: InstanceRow) -> Result<(), StoreError> {
         SqliteStore::register_instance(self, row).await
     }
@@ -258,6 +280,64 @@ impl Backend for SqliteStore {
 
     async fn remove_instances(&self, ids: Vec<String>) -> Result<(), StoreError> {
         SqliteStore::remove_instances(self, ids).await
+    }
+
+    // Issue 14: history, pauses, per-type claims, bulk verbs, pruning.
+
+    async fn finished_job(&self, id: String) -> Result<Option<FinishedJob>, StoreError> {
+        SqliteStore::finished_job(self, id).await
+    }
+
+    async fn list_finished(
+        &self,
+        filter: HistoryFilter,
+    ) -> Result<(Vec<FinishedJob>, bool), StoreError> {
+        SqliteStore::list_finished(self, filter).await
+    }
+
+    async fn prune(&self, prune: Prune) -> Result<Pruned, StoreError> {
+        SqliteStore::prune(self, prune).await
+    }
+
+    async fn pause(
+        &self,
+        job_type: Option<String>,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        SqliteStore::pause(self, job_type, now).await
+    }
+
+    async fn resume(&self, job_type: Option<String>) -> Result<Vec<String>, StoreError> {
+        SqliteStore::resume(self, job_type).await
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        SqliteStore::paused(self).await
+    }
+
+    async fn claim_quotas(
+        &self,
+        instance: &str,
+        quotas: &[(String, usize)],
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        SqliteStore::claim_quotas(self, instance, quotas, now).await
+    }
+
+    async fn retry_matching(&self, filter: BulkFilter, now: Millis) -> Result<Bulk, StoreError> {
+        SqliteStore::retry_matching(self, filter, now).await
+    }
+
+    async fn cancel_matching(&self, filter: BulkFilter, now: Millis) -> Result<Bulk, StoreError> {
+        SqliteStore::cancel_matching(self, filter, now).await
+    }
+
+    async fn purge_matching(
+        &self,
+        filter: BulkFilter,
+        before: Option<Millis>,
+    ) -> Result<Bulk, StoreError> {
+        SqliteStore::purge_matching(self, filter, before).await
     }
 
     async fn import(

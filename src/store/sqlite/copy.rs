@@ -10,10 +10,12 @@
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::history::{HISTORY_COLUMNS, finished_from_row};
 use super::rows::{self, JOB_COLUMNS};
 use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
+use crate::store::history::FinishedJob;
 use crate::store::job::{AttemptError, JobStatus};
 
 impl SqliteStore {
@@ -224,6 +226,67 @@ impl SqliteStore {
                             r.job_id,
                             r.instance
                         ])?;
+                    out.push(n == 1);
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    pub async fn export_history(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<FinishedJob>, StoreError> {
+        self.read(move |conn, _| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {HISTORY_COLUMNS} FROM job_history WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let rows =
+                stmt.query_map(params![after.unwrap_or(0), limit as i64], finished_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn import_history(
+        &self,
+        records: Vec<FinishedJob>,
+        dry_run: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.write(Mode::Alone, move |conn, _| {
+            in_savepoint(conn, dry_run, |conn| {
+                let mut insert = conn.prepare_cached(
+                    "INSERT INTO job_history
+                         (id, name, description, type, status, attempts, max_attempts, priority,
+                          run_at, last_error, unique_key, cron_id, created, started, finished,
+                          duration_ms, result)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                             ?16, ?17)
+                     ON CONFLICT DO NOTHING",
+                )?;
+                let mut out = Vec::with_capacity(records.len());
+                for r in &records {
+                    let n = insert.execute(params![
+                        r.id,
+                        r.name,
+                        r.description,
+                        r.job_type,
+                        r.status.as_str(),
+                        r.attempts,
+                        r.max_attempts,
+                        r.priority,
+                        r.run_at,
+                        r.last_error,
+                        r.unique_key,
+                        r.cron_id,
+                        r.created,
+                        r.started,
+                        r.finished,
+                        r.duration_ms,
+                        r.result.as_ref().map(|v| v.to_string()),
+                    ])?;
                     out.push(n == 1);
                 }
                 Ok(out)

@@ -15,8 +15,11 @@ use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
 use crate::store::run::{KEPT_RUNS, NewRun, RunRow, RunStatus};
 
-const RUN_COLUMNS: &str =
-    "id, cron_id, scheduled_for, trigger, status, started, finished, duration_ms, error, job_id";
+/// The run's columns, and its job's status now (see `RunRow::job_status`).
+const RUN_COLUMNS: &str = "id, cron_id, scheduled_for, trigger, status, started, finished, \
+     duration_ms, error, job_id, \
+     COALESCE((SELECT q.status FROM queues q WHERE q.id = cron_runs.job_id), \
+              (SELECT h.status FROM job_history h WHERE h.id = cron_runs.job_id))";
 
 impl SqliteStore {
     /// Records a run. For a scheduled or catch-up run, `None` means another
@@ -197,6 +200,7 @@ pub(super) fn begin_run_on(conn: &Connection, run: NewRun) -> Result<Option<RunR
         duration_ms: finished.map(|_| 0),
         error: run.error,
         job_id: None,
+        job_status: None,
     }))
 }
 
@@ -260,5 +264,6 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         duration_ms: row.get(7)?,
         error: row.get(8)?,
         job_id: row.get(9)?,
+        job_status: row.get(10)?,
     })
 }

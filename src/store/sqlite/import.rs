@@ -5,10 +5,12 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::history::record_ending;
 use super::jobs::{NewRow, insert_job, pending_count};
 use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
+use crate::store::history::{Ending, FinalStatus};
 use crate::store::import::{ImportJob, Imported, used_up};
 use crate::store::job::{Job, JobDefaults, JobStatus};
 
@@ -114,14 +116,16 @@ fn import_one(
         });
     }
     let mut job = enqueued.job;
-    carry_attempts(conn, &mut job, record, now)?;
+    carry_attempts(conn, defaults, &mut job, record, now)?;
     Ok(Imported::Stored(Box::new(job)))
 }
 
 /// Sets the attempts a record used elsewhere on its new job, burying it
-/// when they reach the job's limit.
+/// when they reach the job's limit (with its history record, as a job that
+/// dies here gets).
 fn carry_attempts(
     conn: &Connection,
+    defaults: &JobDefaults,
     job: &mut Job,
     record: &ImportJob,
     now: Millis,
@@ -148,5 +152,9 @@ fn carry_attempts(
         job.last_error,
         now
     ])?;
+    if job.status == JobStatus::Dead {
+        let (dead, nothing) = (FinalStatus::Dead, Ending::default());
+        record_ending(conn, defaults, &job.id, None, dead, &nothing, now)?;
+    }
     Ok(())
 }

@@ -10,11 +10,13 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params, params};
 
 use super::crons::settle_job_run;
+use super::history::record_ending;
 pub(super) use super::rows::JOB_COLUMNS;
 use super::rows::{self, RowRead};
 use super::writer::Mode;
 use super::{AfterCommit, Pending, SqliteStore, StoreError};
 use crate::clock::Millis;
+use crate::store::history::{Ending, FinalStatus};
 use crate::store::job::{
     AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, JobStatus,
     KEPT_ERRORS, Lease, ListFilter, NewJob, Outcome, Recovered, new_id, truncate_error,
@@ -111,6 +113,22 @@ impl SqliteStore {
         .await
     }
 
+    /// Claims up to each quota's number of ready jobs of its type, in one
+    /// transaction.
+    pub async fn claim_quotas(
+        &self,
+        instance: &str,
+        quotas: &[(String, usize)],
+        now: Millis,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let instance = instance.to_string();
+        let quotas = quotas.to_vec();
+        self.write(Mode::Grouped, move |conn, defaults| {
+            claim_quotas_on(conn, defaults, &instance, &quotas, now)
+        })
+        .await
+    }
+
     /// Queues the record of an attempt's outcome, fenced on its lease: the
     /// answer, once committed, is false when the lease no longer held.
     /// Outcomes are grouped into few transactions: the caller runs its
@@ -123,17 +141,28 @@ impl SqliteStore {
         then: Option<AfterCommit<bool>>,
     ) -> Result<Pending<bool>, StoreError> {
         let outcome = match outcome {
-            Outcome::Failed { error, after } => Outcome::Failed {
+            Outcome::Failed {
+                error,
+                after,
+                ending,
+            } => Outcome::Failed {
                 error: truncate_error(error),
                 after,
+                ending,
             },
             done => done,
         };
         self.write_queued(
             Mode::Grouped,
-            move |conn, _| match &outcome {
-                Outcome::Succeeded { from_cron } => complete_on(conn, &lease, *from_cron, now),
-                Outcome::Failed { error, after } => fail_on(conn, &lease, error, *after, now),
+            move |conn, defaults| match &outcome {
+                Outcome::Succeeded { from_cron, ending } => {
+                    complete_on(conn, defaults, &lease, *from_cron, ending, now)
+                }
+                Outcome::Failed {
+                    error,
+                    after,
+                    ending,
+                } => fail_on(conn, defaults, &lease, error, *after, ending, now),
             },
             then,
         )
@@ -255,6 +284,14 @@ impl SqliteStore {
             if let Some(t) = filter.job_type.clone() {
                 conditions.push("type = :type");
                 values.push((":type", Box::new(t)));
+            }
+            if let Some(name) = filter.name.clone() {
+                conditions.push("name = :name");
+                values.push((":name", Box::new(name)));
+            }
+            if let Some(cron_id) = filter.cron_id.clone() {
+                conditions.push("cron_id = :cron_id");
+                values.push((":cron_id", Box::new(cron_id)));
             }
             match filter.status {
                 Some(JobStatus::Pending) => conditions.push("status = 'pending' AND run_at <= :now"),
@@ -446,7 +483,7 @@ pub(super) fn insert_job(
          VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
          ON CONFLICT DO NOTHING",
     )?;
-    // A fresh id collides once in 36^15; try again rather than fail.
+    // Fresh ids of one millisecond rarely collide (see `new_id`); try again rather than fail.
     for _ in 0..3 {
         let job = &row.job;
         let n = stmt.execute(params![
@@ -606,10 +643,14 @@ pub(super) fn job_from_row(
 
 fn complete_on(
     conn: &Connection,
+    defaults: &JobDefaults,
     lease: &Lease,
     from_cron: bool,
+    ending: &Ending,
     now: Millis,
 ) -> Result<bool, StoreError> {
+    let (id, status) = (&lease.job_id, FinalStatus::Succeeded);
+    record_ending(conn, defaults, id, Some(lease), status, ending, now)?;
     let n = conn
         .prepare_cached(
             "DELETE FROM queues
@@ -624,9 +665,11 @@ fn complete_on(
 
 fn fail_on(
     conn: &Connection,
+    defaults: &JobDefaults,
     lease: &Lease,
     error: &str,
     after: AfterFailure,
+    ending: &Ending,
     now: Millis,
 ) -> Result<bool, StoreError> {
     let (status, run_at) = match after {
@@ -652,6 +695,8 @@ fn fail_on(
     if n == 1 {
         record_error(conn, &lease.job_id, lease.attempt, now, error)?;
         if after == AfterFailure::Dead {
+            let dead = FinalStatus::Dead;
+            record_ending(conn, defaults, &lease.job_id, None, dead, ending, now)?;
             settle_job_run(conn, &lease.job_id, RunStatus::Failed, Some(error), now)?;
         }
     }
@@ -674,10 +719,12 @@ pub(super) fn claim_on(
     now: Millis,
 ) -> Result<Vec<Claimed>, StoreError> {
     let mut claimed = Vec::with_capacity(limit);
+    let types = super::pause::unpaused(conn, types)?;
+    let types = types.as_slice();
     for _ in 0..CLAIM_ROUNDS {
         let mut buried = 0;
         for read in rows::unreachable_pending(conn, defaults, limit, now)? {
-            rows::bury(conn, &read, now)?;
+            rows::bury(conn, defaults, &read, now)?;
             buried += 1;
         }
         let picked = pick_ready(conn, types, limit - claimed.len(), now)?;
@@ -693,7 +740,7 @@ pub(super) fn claim_on(
                     lease,
                 });
             } else {
-                rows::bury(conn, &read, now)?;
+                rows::bury(conn, defaults, &read, now)?;
                 buried += 1;
             }
         }
@@ -708,6 +755,22 @@ pub(super) fn claim_on(
             .cmp(&a.job.priority)
             .then(a.job.run_at.cmp(&b.job.run_at))
     });
+    Ok(claimed)
+}
+
+/// Each quota's claim, inside a transaction.
+pub(super) fn claim_quotas_on(
+    conn: &Connection,
+    defaults: &JobDefaults,
+    instance: &str,
+    quotas: &[(String, usize)],
+    now: Millis,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut claimed = Vec::new();
+    for (job_type, n) in quotas.iter().filter(|(_, n)| *n > 0) {
+        let types = std::slice::from_ref(job_type);
+        claimed.extend(claim_on(conn, defaults, instance, types, *n, now)?);
+    }
     Ok(claimed)
 }
 
@@ -729,7 +792,8 @@ fn reserve(
         "UPDATE queues
             SET status = 'running',
                 attempts = CASE typeof(attempts) WHEN 'integer' THEN attempts + 1 ELSE attempts END,
-                reserved_at = :now, reserved_by = :instance, updated = :now
+                reserved_at = :now, reserved_by = :instance, updated = :now,
+                started = COALESCE(started, :now)
           WHERE rowid IN (SELECT value FROM json_each(:rowids)) AND status = 'pending'
       RETURNING {JOB_COLUMNS}"
     ))?;
@@ -767,7 +831,7 @@ pub(super) fn recover_on(
     let mut recovered = Vec::with_capacity(candidates.len());
     for read in candidates {
         if !read.faults.is_empty() {
-            rows::bury(conn, &read, now)?;
+            rows::bury(conn, defaults, &read, now)?;
             continue;
         }
         let job = read.job;
@@ -796,6 +860,8 @@ pub(super) fn recover_on(
         if n == 1 {
             record_error(conn, &job.id, job.attempts, now, &error)?;
             if is_dead {
+                let (dead, nothing) = (FinalStatus::Dead, Ending::default());
+                record_ending(conn, defaults, &job.id, None, dead, &nothing, now)?;
                 settle_job_run(conn, &job.id, RunStatus::Failed, Some(&error), now)?;
             }
             recovered.push(Recovered {

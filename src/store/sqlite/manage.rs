@@ -1,13 +1,16 @@
-//! The operator's hand on stored jobs: retry, cancel, purge.
+//! The operator's hand on stored jobs: retry, cancel, purge (one job, or
+//! many by filter in `bulk`).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::crons::settle_job_run;
+use super::history::record_ending;
 use super::jobs::{JOB_COLUMNS, job_from_row};
 use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
-use crate::store::job::{CANCELLED_WHILE_RUNNING, Job, JobStatus, Lease, Refusal};
+use crate::store::history::{Ending, FinalStatus};
+use crate::store::job::{CANCELLED_WHILE_RUNNING, Job, JobDefaults, JobStatus, Lease, Refusal};
 use crate::store::run::RunStatus;
 
 impl SqliteStore {
@@ -53,7 +56,7 @@ impl SqliteStore {
     /// Deletes a job that is not running. A cron run waiting on it ends
     /// `failed`.
     pub async fn cancel(&self, id: String, now: Millis) -> Result<Result<(), Refusal>, StoreError> {
-        self.write(Mode::Durable, move |conn, _| {
+        self.write(Mode::Durable, move |conn, defaults| {
             let status: Option<String> = conn
                 .prepare_cached("SELECT status FROM queues WHERE id = ?1")?
                 .query_row([&id], |row| row.get(0))
@@ -63,24 +66,24 @@ impl SqliteStore {
                 Some("running") => return Ok(Err(Refusal::WrongStatus(JobStatus::Running))),
                 Some(_) => {}
             }
-            conn.prepare_cached("DELETE FROM queues WHERE id = ?1 AND status != 'running'")?
-                .execute([&id])?;
-            settle_job_run(
-                conn,
-                &id,
-                RunStatus::Failed,
-                Some("the job was cancelled"),
-                now,
-            )?;
+            cancel_on(conn, defaults, &id, now)?;
             Ok(Ok(()))
         })
         .await
     }
 
     /// Deletes a running job whose attempt a forced `cancel` stopped,
-    /// fenced on its lease; a cron run waiting on it ends `failed`.
-    pub async fn cancel_running(&self, lease: Lease, now: Millis) -> Result<bool, StoreError> {
-        self.write(Mode::Durable, move |conn, _| {
+    /// fenced on its lease, leaving its history record as `cancelled`; a
+    /// cron run waiting on it ends `failed`.
+    pub async fn cancel_running(
+        &self,
+        lease: Lease,
+        ending: Ending,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.write(Mode::Durable, move |conn, defaults| {
+            let (id, cancelled) = (lease.job_id.as_str(), FinalStatus::Cancelled);
+            record_ending(conn, defaults, id, Some(&lease), cancelled, &ending, now)?;
             let n = conn
                 .prepare_cached(
                     "DELETE FROM queues
@@ -113,4 +116,27 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Cancels job `id`, known not to be running, inside a transaction: its
+/// record goes to the history as `cancelled`, the row is deleted, and a
+/// cron run waiting on it ends `failed`.
+pub(super) fn cancel_on(
+    conn: &Connection,
+    defaults: &JobDefaults,
+    id: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let (cancelled, nothing) = (FinalStatus::Cancelled, Ending::default());
+    record_ending(conn, defaults, id, None, cancelled, &nothing, now)?;
+    conn.prepare_cached("DELETE FROM queues WHERE id = ?1 AND status != 'running'")?
+        .execute([id])?;
+    settle_job_run(
+        conn,
+        id,
+        RunStatus::Failed,
+        Some("the job was cancelled"),
+        now,
+    )?;
+    Ok(())
 }

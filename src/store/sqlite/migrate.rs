@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_cron_definitions",
         include_str!("../../../migrations/sqlite/0006_cron_definitions.sql"),
     ),
+    (
+        7,
+        "0007_history",
+        include_str!("../../../migrations/sqlite/0007_history.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -7,16 +7,19 @@
 //! pool of writers would only take turns through the busy handler's sleeps.
 
 mod backend;
+mod bulk;
 mod checkpoint;
 mod connection;
 mod copy;
 mod crons;
 mod definitions;
+mod history;
 mod import;
 mod instances;
 mod jobs;
 mod manage;
 mod migrate;
+mod pause;
 mod rows;
 mod tick;
 mod writer;

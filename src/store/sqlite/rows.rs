@@ -24,8 +24,10 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::crons::settle_job_run;
+use super::history::record_ending;
 use super::jobs::record_error;
 use crate::clock::{MAX_MS, Millis};
+use crate::store::history::{Ending, FinalStatus};
 use crate::store::job::{Job, JobDefaults, JobStatus, new_id};
 use crate::store::run::RunStatus;
 
@@ -169,7 +171,12 @@ pub(super) fn read_job(
 /// Moves a row at fault to `dead`, with its faults as the error (also in
 /// the job's error history, and on the cron run waiting for it), the
 /// numeric columns at fault reset and its text made valid.
-pub(super) fn bury(conn: &Connection, read: &RowRead, now: Millis) -> Result<(), StoreError> {
+pub(super) fn bury(
+    conn: &Connection,
+    defaults: &JobDefaults,
+    read: &RowRead,
+    now: Millis,
+) -> Result<(), StoreError> {
     let reason = read.reason();
     let mut sets = vec![
         "status = 'dead'".to_string(),
@@ -198,6 +205,8 @@ pub(super) fn bury(conn: &Connection, read: &RowRead, now: Millis) -> Result<(),
     conn.prepare(&sql)?.execute(params.as_slice())?;
     let job = &read.job;
     record_error(conn, &job.id, job.attempts, now, &reason)?;
+    let (dead, nothing) = (FinalStatus::Dead, Ending::default());
+    record_ending(conn, defaults, &job.id, None, dead, &nothing, now)?;
     settle_job_run(conn, &job.id, RunStatus::Failed, Some(&reason), now)?;
     tracing::warn!(
         job_id = %job.id,

@@ -7,12 +7,13 @@
 //! idle minute should cost a handful of wake-ups, not dozens.
 
 use super::crons::{begin_run_on, finish_run_on, settle_orphan_runs_on};
+use super::history::prune_on;
 use super::instances::{heartbeat_on, instances_on, remove_instances_on};
-use super::jobs::{claim_on, extend_on, recover_on};
+use super::jobs::{claim_on, claim_quotas_on, extend_on, recover_on};
 use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::store::run::RunStatus;
-use crate::store::tick::{Tick, Ticked};
+use crate::store::tick::{Tick, Ticked, within};
 
 impl SqliteStore {
     pub async fn tick(&self, tick: Tick) -> Result<Ticked, StoreError> {
@@ -47,7 +48,16 @@ impl SqliteStore {
             remove_instances_on(conn, &dead)?;
             out.removed_instances = dead.len();
             out.orphan_runs = settle_orphan_runs_on(conn, now)?;
-            out.claimed = claim_on(conn, defaults, &own_id, &tick.types, tick.limit, now)?;
+            // Types with a limit first, within their quotas, so a busy
+            // unlimited type cannot crowd them out of the batch.
+            let quotas = within(&tick.quotas, tick.limit);
+            out.claimed = claim_quotas_on(conn, defaults, &own_id, &quotas, now)?;
+            let room = tick.limit.saturating_sub(out.claimed.len());
+            let more = claim_on(conn, defaults, &own_id, &tick.types, room, now)?;
+            out.claimed.extend(more);
+            if let Some(prune) = &tick.prune {
+                out.pruned = prune_on(conn, prune)?;
+            }
             if out.claimed.is_empty()
                 && let Some(run) = &out.run
             {

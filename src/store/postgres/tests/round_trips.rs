@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{instance, job, open_at, types};
 use crate::clock::{Clock, SystemClock};
+use crate::store::history::{PRUNE_BATCH, Prune};
 use crate::store::postgres::{ClockSync, PgStore, testing};
 use crate::store::run::{NewRun, RunStatus, RunTrigger};
 use crate::store::tick::Tick;
@@ -76,6 +77,14 @@ fn minute(now: i64) -> Tick {
         judge: Box::new(|_| false),
         types: types(),
         limit: 50,
+        // A real minute's: one limited type, and a round of pruning.
+        quotas: vec![("limited".into(), 2)],
+        prune: Some(Prune {
+            history_before: Some(now - 7 * 86_400_000),
+            history_max: Some(1_000_000),
+            dead_before: Some(now - 30 * 86_400_000),
+            batch: PRUNE_BATCH,
+        }),
     }
 }
 
