@@ -1,4 +1,5 @@
-//! Queue throughput, latency and memory, and the bare SQLite ceiling.
+//! Queue throughput, latency and memory, and the bare SQLite ceiling; the
+//! same on PostgreSQL, with several daemons on one database.
 //!
 //! `cargo bench --bench throughput` reports, in one run:
 //!
@@ -30,11 +31,24 @@
 //!    count triggers) with plain rusqlite in this thread: what SQLite alone
 //!    does on this machine, without the socket, JSON, the writer thread, the
 //!    dispatcher, the workers or the logs.
+//! 6. **PostgreSQL** (benches/throughput/postgres.rs, skipped without
+//!    PostgreSQL): the same end-to-end load with 1, 2 and 3 release daemons
+//!    on one database of a server the bench starts, with statements, round
+//!    trips, WAL bytes and CPU per job; an enqueue on one daemon started on
+//!    another; and the same ceiling with plain tokio-postgres, on one
+//!    connection and on four.
 //!
-//! `THROUGHPUT_JOBS=10000` makes a quick run; `THROUGHPUT_HISTORY_ONLY=1`
-//! runs part 4 alone.
+//! `THROUGHPUT_JOBS=10000` makes a quick run; `THROUGHPUT_ONLY=sqlite` or
+//! `=postgres` runs one backend, `THROUGHPUT_DAEMONS=1` (default `1,2,3`)
+//! the PostgreSQL runs of those daemon counts. `THROUGHPUT_BEFORE=PATH`
+//! also runs the one-daemon and cross-node PostgreSQL measures with another
+//! build of cronq (an earlier commit's binary), in the same run.
+//! `THROUGHPUT_HISTORY_ONLY=1` runs part 4 alone.
 
 mod support;
+
+#[path = "throughput/postgres.rs"]
+mod postgres;
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -52,6 +66,8 @@ const DEFAULT_JOBS: usize = 100_000;
 const BATCH: usize = 1_000;
 const LATENCY_JOBS: usize = 1_000;
 const CEILING_CLAIM: usize = 50;
+/// Connections the PostgreSQL ceiling claims and deletes on side by side.
+const CEILING_CONNECTIONS: usize = 4;
 const HISTORY_ROUNDS: usize = 3;
 
 fn main() {
@@ -63,13 +79,36 @@ fn main() {
         "throughput: {jobs} noop jobs, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let mut table: Vec<(String, String, String)> = Vec::new();
+    let only = std::env::var("THROUGHPUT_ONLY").unwrap_or_default();
+    let mut table: Vec<Row> = Vec::new();
     if std::env::var_os("THROUGHPUT_HISTORY_ONLY").is_some() {
         history_table(jobs, &mut table);
         print_table(&table);
         return;
     }
+    if only != "postgres" {
+        sqlite(jobs, &mut table);
+    }
+    if only != "sqlite" {
+        match postgres::Bench::start() {
+            Some(bench) => postgres_parts(&bench, jobs, &mut table),
+            None => println!("PostgreSQL is not installed: SQLite only"),
+        }
+    }
+    print_table(&table);
+}
 
+fn print_table(table: &[Row]) {
+    println!("\n| measure | figure | target |\n|---|---|---|");
+    for (what, figure, target) in table {
+        println!("| {what} | {figure} | {target} |");
+    }
+}
+
+/// A line of the final table: what, the figure, the target and verdict.
+type Row = (String, String, String);
+
+fn sqlite(jobs: usize, table: &mut Vec<Row>) {
     let ceiling = bare_ceiling(jobs);
     for workers in ["5", "32"] {
         let run = end_to_end(jobs, workers, &[]);
@@ -93,7 +132,7 @@ fn main() {
             format!("idle ≤ 20 MB: {}", verdict(run.idle_rss <= 20.0)),
         ));
     }
-    history_table(jobs, &mut table);
+    history_table(jobs, table);
     let (enqueue_rate, in_process) = end_to_end_in_process(jobs);
     table.push((
         "end to end, daemon built in-process through the library, 5 workers".into(),
@@ -124,19 +163,143 @@ fn main() {
             verdict(ms(start.0) <= 1.0 && ms(start.1) <= 5.0)
         ),
     ));
-
-    print_table(&table);
 }
 
-fn print_table(table: &[(String, String, String)]) {
-    println!("\n| measure | figure | target |\n|---|---|---|");
-    for (what, figure, target) in table {
-        println!("| {what} | {figure} | {target} |");
+fn postgres_parts(bench: &postgres::Bench, jobs: usize, table: &mut Vec<Row>) {
+    let ceiling_one = bench.ceiling(jobs, 1);
+    let ceiling = bench.ceiling(jobs, CEILING_CONNECTIONS).max(ceiling_one);
+    let counts: Vec<usize> = std::env::var("THROUGHPUT_DAEMONS")
+        .unwrap_or_else(|_| "1,2,3".into())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("THROUGHPUT_DAEMONS: numbers, as 1,2,3")
+        })
+        .collect();
+    let before = std::env::var_os("THROUGHPUT_BEFORE").map(std::path::PathBuf::from);
+    if let Some(bin) = &before {
+        let (run, _) = bench.cluster(jobs, 1, Some(bin));
+        table.push((
+            format!(
+                "PostgreSQL, before ({}): end to end, 1 daemon",
+                bin.display()
+            ),
+            format!(
+                "{:.0} jobs/s (enqueue {:.0}; {:.3} statements, {:.0} + {:.0} µs CPU per job)",
+                run.end_to_end_rate,
+                run.enqueue_rate,
+                run.per_job.statements,
+                run.server_cpu_us,
+                run.daemons_cpu_us
+            ),
+            String::new(),
+        ));
+        let (ack, start, _) = bench.cross_node(Some(bin));
+        table.push((
+            "PostgreSQL, before: enqueue answered on A / A → started on B (p50 / p99)".into(),
+            format!(
+                "{:.3} / {:.3} ms, {:.3} / {:.3} ms",
+                ms(ack.0),
+                ms(ack.1),
+                ms(start.0),
+                ms(start.1)
+            ),
+            String::new(),
+        ));
     }
+    let mut one = 0.0;
+    for daemons in counts {
+        let (run, vacuum) = bench.cluster(jobs, daemons, None);
+        if daemons == 1 {
+            one = run.end_to_end_rate;
+        }
+        table.push((
+            format!("PostgreSQL: enqueue over the sockets, {daemons} daemon(s)"),
+            format!("{:.0} jobs/s", run.enqueue_rate),
+            String::new(),
+        ));
+        let target = if daemons == 1 {
+            format!(
+                "≥ 15,000 and ≥ half the ceiling ({:.0}%): {}",
+                100.0 * run.end_to_end_rate / ceiling,
+                verdict(run.end_to_end_rate >= 15_000.0 && run.end_to_end_rate >= ceiling / 2.0)
+            )
+        } else {
+            format!("{:.2}× one daemon", run.end_to_end_rate / one)
+        };
+        table.push((
+            format!("PostgreSQL: end to end, {daemons} daemon(s), 5 workers each"),
+            format!("{:.0} jobs/s", run.end_to_end_rate),
+            target,
+        ));
+        let p = &run.per_job;
+        table.push((
+            format!("PostgreSQL: CPU per job, {daemons} daemon(s): the server's / the daemons'"),
+            format!("{:.0} / {:.0} µs", run.server_cpu_us, run.daemons_cpu_us),
+            String::new(),
+        ));
+        table.push((
+            format!("PostgreSQL: per job, {daemons} daemon(s): statements sent (round trips) / nested / WAL"),
+            format!(
+                "{:.3} / {:.3} / {:.0} bytes",
+                p.statements, p.nested, p.wal_bytes
+            ),
+            String::new(),
+        ));
+        println!(
+            "the server's time by statement, {} daemon(s) (calls per job, total ms):",
+            run.daemons
+        );
+        for (calls, total, query) in &p.top {
+            let query: String = query.chars().take(130).collect();
+            println!("  {calls:8.4} {total:7.0}  {query}");
+        }
+        if let Some(v) = vacuum {
+            table.push((
+                "PostgreSQL: after the one-daemon run: dead tuples, autovacuums, VACUUM took, size before → after".into(),
+                format!(
+                    "{} / {} / {:.0} ms / {:.1} → {:.1} MB",
+                    v.dead_tuples,
+                    v.autovacuums,
+                    ms(v.took),
+                    v.size_before as f64 / 1e6,
+                    v.size_after as f64 / 1e6
+                ),
+                String::new(),
+            ));
+        }
+    }
+    table.push((
+        format!(
+            "PostgreSQL: bare tokio-postgres ceiling: insert + claim 50 + delete, 1 / {CEILING_CONNECTIONS} connections"
+        ),
+        format!("{ceiling_one:.0} / {ceiling:.0} jobs/s"),
+        String::new(),
+    ));
+    let (ack, start, ran_on_a) = bench.cross_node(None);
+    table.push((
+        format!("PostgreSQL: enqueue answered on A, {LATENCY_JOBS} single jobs (p50 / p99)"),
+        format!("{:.3} / {:.3} ms", ms(ack.0), ms(ack.1)),
+        String::new(),
+    ));
+    table.push((
+        "PostgreSQL: enqueue on A → started on B (p50 / p99)".into(),
+        format!("{:.3} / {:.3} ms", ms(start.0), ms(start.1)),
+        format!(
+            "p50 ≤ 2 ms, p99 ≤ 10 ms: {}{}",
+            verdict(ms(start.0) <= 2.0 && ms(start.1) <= 10.0),
+            if ran_on_a == 0 {
+                String::new()
+            } else {
+                format!(" (but A ran {ran_on_a} itself: not all cross-node)")
+            }
+        ),
+    ));
 }
 
 /// Part 4's runs and its row of the table.
-fn history_table(jobs: usize, table: &mut Vec<(String, String, String)>) {
+fn history_table(jobs: usize, table: &mut Vec<Row>) {
     let (on_runs, off_runs) = history_cost(jobs);
     let rates = |runs: &[Sample]| runs.iter().map(|r| r.0).collect::<Vec<_>>();
     let cpus = |runs: &[Sample]| runs.iter().map(|r| r.1).collect::<Vec<_>>();
@@ -196,7 +359,9 @@ fn end_to_end(jobs: usize, workers: &str, env: &[(&str, &str)]) -> Run {
     let mut client = d.client();
     let mut peak_rss = idle_rss;
     let cpu_before = cpu_ms(pid);
-    let (enqueued, done) = drive(&mut client, jobs, || peak_rss = peak_rss.max(rss_mb(pid)));
+    let (enqueued, done) = drive(std::slice::from_mut(&mut client), jobs, || {
+        peak_rss = peak_rss.max(rss_mb(pid))
+    });
     let cpu = cpu_ms(pid) - cpu_before;
     let hwm = status_kb(pid, "VmHWM") as f64 / 1024.0;
     let run = Run {
@@ -216,20 +381,7 @@ fn end_to_end(jobs: usize, workers: &str, env: &[(&str, &str)]) -> Run {
 
 /// The daemon's CPU time so far (all threads, user + system), in ms.
 fn cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses: utime and
-    // stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // SAFETY: sysconf with a valid name.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    (get(11) + get(12)) as f64 * 1000.0 / hz
+    support::cpu_ticks(pid) as f64 * 1000.0 / postgres::clock_ticks()
 }
 
 /// One run's (jobs/s, daemon CPU µs per job).
@@ -283,7 +435,7 @@ fn end_to_end_in_process(jobs: usize) -> (f64, f64) {
         .block_on(LibDaemon::builder(config).start())
         .expect("start the library daemon");
     let mut client = Client::connect(&socket).expect("connect");
-    let (enqueued, done) = drive(&mut client, jobs, || {});
+    let (enqueued, done) = drive(std::slice::from_mut(&mut client), jobs, || {});
     runtime.block_on(daemon.stop());
     println!(
         "in-process: enqueued {jobs} in {:.2} s, all done in {:.2} s",
@@ -296,14 +448,18 @@ fn end_to_end_in_process(jobs: usize) -> (f64, f64) {
     )
 }
 
-/// Enqueues `jobs` noop jobs in batches of [`BATCH`] on one connection,
-/// then polls `status` every 10 ms until none is pending, scheduled or
+/// Enqueues `jobs` noop jobs in batches of [`BATCH`], each batch on the
+/// next of `clients` in turn (daemons sharing a database), then polls
+/// `status` on the first every 10 ms until none is pending, scheduled or
 /// running; calls `sample` after each request. Returns the time to the
 /// last answered enqueue and to the empty queue.
-fn drive(client: &mut Client, jobs: usize, mut sample: impl FnMut()) -> (Duration, Duration) {
+fn drive(clients: &mut [Client], jobs: usize, mut sample: impl FnMut()) -> (Duration, Duration) {
     let started = Instant::now();
     let mut sent = 0;
+    let mut turn = 0;
     while sent < jobs {
+        let client = &mut clients[turn % clients.len()];
+        turn += 1;
         let n = BATCH.min(jobs - sent);
         let batch: Vec<Value> = (sent..sent + n)
             .map(
@@ -316,6 +472,7 @@ fn drive(client: &mut Client, jobs: usize, mut sample: impl FnMut()) -> (Duratio
         sample();
     }
     let enqueued = started.elapsed();
+    let client = &mut clients[0];
     loop {
         let status = client.request(json!({"cmd": "status"}));
         let q = &status["queue"];

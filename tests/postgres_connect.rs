@@ -72,7 +72,11 @@ async fn tls_modes_check_what_libpq_checks() {
     if !testing::available() || !have_openssl() {
         return;
     }
-    let server = PgServer::start(ServerOptions { tls: true }).unwrap();
+    let server = PgServer::start(ServerOptions {
+        tls: true,
+        ..ServerOptions::default()
+    })
+    .unwrap();
     let db = server.create_database().unwrap();
     let tls = server.tls().unwrap().clone();
     let port = server.port();

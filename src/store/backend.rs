@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
-use super::definition::{CronDefinition, DefinitionRow};
+use super::definition::{ClusterCrons, CronDefinition, DefinitionRow};
 use super::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
 use super::import::{ImportJob, Imported};
 use super::instance::InstanceRow;
@@ -263,6 +263,17 @@ pub trait Backend: Send + Sync + 'static {
     /// id. An instance's definitions go with its row (`remove_instances`,
     /// and a dead one's removal by a tick).
     async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError>;
+
+    /// [`Backend::cron_switches`] and [`Backend::cron_definitions`]
+    /// together, as the scheduler reads them before each fire: one round
+    /// trip where the database is across the network (an idle daemon's
+    /// minute is counted in wake-ups).
+    async fn cron_cluster(&self) -> Result<ClusterCrons, StoreError> {
+        Ok(ClusterCrons {
+            switches: self.cron_switches().await?,
+            definitions: self.cron_definitions().await?,
+        })
+    }
 
     // Instances.
 

@@ -22,3 +22,12 @@ pub struct DefinitionRow {
     pub cron_id: String,
     pub digest: String,
 }
+
+/// What the scheduler reads of the cluster before it fires: every
+/// persisted `enable`/`disable`, by cron id, and every registered
+/// instance's definitions, by instance then cron id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterCrons {
+    pub switches: std::collections::HashMap<String, bool>,
+    pub definitions: Vec<DefinitionRow>,
+}

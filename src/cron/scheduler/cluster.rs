@@ -76,8 +76,10 @@ impl Scheduler {
             return Err(e);
         }
         let generation = self.table().cluster.switch_generation;
-        let switches = self.store().cron_switches().await?;
-        let rows = self.store().cron_definitions().await?;
+        let crate::store::definition::ClusterCrons {
+            switches,
+            definitions: rows,
+        } = self.store().cron_cluster().await?;
         let me = self.inner.queue.instance().id.clone();
         let published = rows.iter().any(|r| r.instance_id == me);
         let own = self.own_definitions();

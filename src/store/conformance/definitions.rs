@@ -136,3 +136,39 @@ pub async fn definitions_go_with_their_instance(store: &Fixture) {
         .unwrap();
     assert_eq!(store.cron_definitions().await.unwrap().len(), 1);
 }
+
+pub async fn the_cluster_read_is_the_switches_and_the_definitions(store: &Fixture) {
+    store
+        .register_instance(instance("a", "alpha"))
+        .await
+        .unwrap();
+    store
+        .register_instance(instance("b", "beta"))
+        .await
+        .unwrap();
+    store
+        .set_cron_definitions("b".into(), vec![def("y", "d2"), def("x", "d1")], NOW)
+        .await
+        .unwrap();
+    store
+        .set_cron_definitions("a".into(), vec![def("x", "d3")], NOW)
+        .await
+        .unwrap();
+    store
+        .set_cron_enabled("x".into(), false, NOW)
+        .await
+        .unwrap();
+    store.set_cron_enabled("z".into(), true, NOW).await.unwrap();
+    let both = store.cron_cluster().await.unwrap();
+    assert_eq!(both.switches, store.cron_switches().await.unwrap());
+    assert_eq!(both.definitions, store.cron_definitions().await.unwrap());
+    assert_eq!(both.switches.len(), 2);
+    assert_eq!(
+        listed(&both.definitions),
+        vec![
+            t("a", "alpha", "x", "d3"),
+            t("b", "beta", "x", "d1"),
+            t("b", "beta", "y", "d2"),
+        ]
+    );
+}

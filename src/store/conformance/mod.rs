@@ -135,6 +135,7 @@ suite! {
     crons::a_cron_job_settles_its_run,
     definitions::definitions_are_replaced_whole_and_listed_for_registered_instances,
     definitions::definitions_go_with_their_instance,
+    definitions::the_cluster_read_is_the_switches_and_the_definitions,
     copy::export_reads_waiting_and_dead_jobs_as_stored,
     copy::import_stores_jobs_as_given_once,
     copy::switches_and_runs_copy_once,

@@ -12,7 +12,7 @@ use super::PgStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo, Wakeups};
 use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
-use crate::store::definition::{CronDefinition, DefinitionRow};
+use crate::store::definition::{ClusterCrons, CronDefinition, DefinitionRow};
 use crate::store::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
 use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
@@ -213,6 +213,10 @@ impl Backend for PgStore {
 
     async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
         PgStore::cron_definitions(self).await
+    }
+
+    async fn cron_cluster(&self) -> Result<ClusterCrons, StoreError> {
+        PgStore::cron_cluster(self).await
     }
 
     async fn export_jobs(

@@ -7,8 +7,10 @@
 //! attempts. `cronq_claim` leaves paused types alone (`job_pauses`).
 //!
 //! Claims commit without waiting for the WAL flush (`synchronous_commit =
-//! off`): a claim lost to a server crash only means the job is claimed
-//! again, which fencing makes safe; the SQLite store makes the same trade.
+//! off`, set by `cronq_claim_batches` for its own transaction, and by the
+//! tick for its): a claim lost to a server crash only means the job is
+//! claimed again, which fencing makes safe; the SQLite store makes the
+//! same trade.
 
 use deadpool_postgres::GenericClient;
 
@@ -34,7 +36,9 @@ impl PgStore {
     }
 
     /// Like [`PgStore::claim`] for up to `limit` jobs, as claims of at most
-    /// `batch` each (JOB_BATCH_SIZE), all in one transaction.
+    /// `batch` each (JOB_BATCH_SIZE), all in one statement
+    /// (`cronq_claim_batches`), so one round trip: the dispatcher's claim
+    /// stands between a notification and a started job.
     pub async fn claim_batches(
         &self,
         instance: &str,
@@ -47,26 +51,20 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let f = self.frame();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.err(&e))?;
-        tx.batch_execute("SET LOCAL synchronous_commit = off")
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM cronq_claim_batches($1, $2, $3, $4, $5)"
+            ))
             .await
             .map_err(|e| self.err(&e))?;
-        let batch = batch.max(1);
-        let mut claimed = Vec::with_capacity(limit);
-        while claimed.len() < limit {
-            let want = (limit - claimed.len()).min(batch);
-            let got = claim_on(&tx, self.defaults(), instance, types, want, now, f)
-                .await
-                .map_err(|e| self.err(&e))?;
-            let short = got.len() < want;
-            claimed.extend(got);
-            if short {
-                break;
-            }
-        }
-        tx.commit().await.map_err(|e| self.err(&e))?;
-        Ok(claimed)
+        let limit = limit.min(i32::MAX as usize) as i32;
+        let batch = batch.clamp(1, i32::MAX as usize) as i32;
+        let rows = client
+            .query(&stmt, &[&instance, &types, &limit, &batch, &f.db(now)])
+            .await
+            .map_err(|e| self.err(&e))?;
+        claimed_from(rows, self.defaults(), instance, now, f).map_err(|e| self.err(&e))
     }
 }
 
@@ -136,6 +134,17 @@ pub(super) async fn claim_on(
     let rows = client
         .query(&stmt, &[&instance, &types, &limit, &f.db(now)])
         .await?;
+    claimed_from(rows, defaults, instance, now, f)
+}
+
+/// Claimed rows as leases of `instance`, in claim order.
+fn claimed_from(
+    rows: Vec<tokio_postgres::Row>,
+    defaults: &JobDefaults,
+    instance: &str,
+    now: Millis,
+    f: Frame,
+) -> Result<Vec<Claimed>, tokio_postgres::Error> {
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let job = job_from_row(&row, defaults, now, f)?;

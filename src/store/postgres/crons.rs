@@ -313,7 +313,7 @@ pub(super) async fn finish_run_on(
     row.map(|r| run_from_row(&r, f)).transpose()
 }
 
-fn parse_status(text: &str) -> RunStatus {
+pub(super) fn parse_status(text: &str) -> RunStatus {
     match text {
         "ok" => RunStatus::Ok,
         "failed" => RunStatus::Failed,

@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 use super::PgStore;
 use crate::clock::Millis;
 use crate::store::StoreError;
-use crate::store::definition::{CronDefinition, DefinitionRow};
+use crate::store::definition::{ClusterCrons, CronDefinition, DefinitionRow};
 
 impl PgStore {
     /// Replaces `instance`'s published definitions with `definitions`, in
@@ -67,6 +67,41 @@ impl PgStore {
             })
             .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(|e| self.err(&e))
+    }
+}
+
+impl PgStore {
+    /// The switches and the definitions in one statement (one round trip).
+    pub async fn cron_cluster(&self) -> Result<ClusterCrons, StoreError> {
+        let client = self.client().await?;
+        let e = |e: tokio_postgres::Error| self.err(&e);
+        let stmt = client
+            .prepare_cached(
+                "SELECT 'definition' AS kind, d.instance_id, i.host, d.cron_id, d.digest,
+                        NULL::boolean AS enabled
+                   FROM cron_definitions d JOIN instances i ON i.id = d.instance_id
+                 UNION ALL
+                 SELECT 'switch', NULL, NULL, s.cron_id, NULL, s.enabled FROM cron_state s
+                  ORDER BY 1, 2, 4",
+            )
+            .await
+            .map_err(e)?;
+        let mut out = ClusterCrons::default();
+        for r in client.query(&stmt, &[]).await.map_err(e)? {
+            let kind: &str = r.try_get(0).map_err(e)?;
+            if kind == "switch" {
+                out.switches
+                    .insert(r.try_get(3).map_err(e)?, r.try_get(5).map_err(e)?);
+            } else {
+                out.definitions.push(DefinitionRow {
+                    instance_id: r.try_get(1).map_err(e)?,
+                    host: r.try_get(2).map_err(e)?,
+                    cron_id: r.try_get(3).map_err(e)?,
+                    digest: r.try_get(4).map_err(e)?,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

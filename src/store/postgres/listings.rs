@@ -24,8 +24,14 @@ use crate::store::job::{Job, JobStatus};
 pub const COMPACT_AT: i64 = 1_000;
 /// Pending rows on one side of `now` that are counted one by one.
 const FEW_DUE: i64 = 10_000;
+/// Pending jobs, as the due-time and count queries name them: the predicate
+/// of the `queues_due` index (migration 0005), so that the planner may use
+/// it for them. Every row has `run_at > '-infinity'` (a check constraint);
+/// the claim does not say it, and so walks `queues_ready` (see the
+/// migration).
+const PENDING_DUE: &str = "status = 'pending' AND run_at > '-infinity'";
 /// The try-lock key of the fold ("cronq" and a 2).
-const COMPACT_LOCK: i64 = 0x6372_6f6e_7100_0002;
+pub(super) const COMPACT_LOCK: i64 = 0x6372_6f6e_7100_0002;
 
 impl PgStore {
     /// The earliest `run_at` after `now` among pending jobs of `types`.
@@ -37,10 +43,10 @@ impl PgStore {
         let f = self.frame();
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT MIN(run_at) FROM queues
-                  WHERE status = 'pending' AND run_at > $1 AND type = ANY($2)",
-            )
+                  WHERE {PENDING_DUE} AND run_at > $1 AND type = ANY($2)"
+            ))
             .await
             .map_err(|e| self.err(&e))?;
         let row = client
@@ -115,11 +121,11 @@ impl PgStore {
         }
         match filter.status {
             Some(JobStatus::Pending) => conditions.push(format!(
-                "status = 'pending' AND run_at <= {}",
+                "{PENDING_DUE} AND run_at <= {}",
                 bind(Box::new(f.db(now)))
             )),
             Some(JobStatus::Scheduled) => conditions.push(format!(
-                "status = 'pending' AND run_at > {}",
+                "{PENDING_DUE} AND run_at > {}",
                 bind(Box::new(f.db(now)))
             )),
             Some(JobStatus::Running) => conditions.push("status = 'running'".into()),
@@ -222,7 +228,7 @@ impl PgStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT type, COUNT(*) FROM queues WHERE status = 'pending' AND {side} GROUP BY type"
+                    "SELECT type, COUNT(*) FROM queues WHERE {PENDING_DUE} AND {side} GROUP BY type"
                 ),
                 &[&at],
             )
@@ -256,7 +262,7 @@ impl PgStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT MIN(run_at) FROM queues WHERE status = 'pending' AND run_at <= $1",
+                &format!("SELECT MIN(run_at) FROM queues WHERE {PENDING_DUE} AND run_at <= $1"),
                 &[&f.db(now)],
             )
             .await
@@ -278,7 +284,7 @@ async fn few_due(
         .query_one(
             &format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM queues
-                  WHERE status = 'pending' AND {side} LIMIT $2) AS side"
+                  WHERE {PENDING_DUE} AND {side} LIMIT $2) AS side"
             ),
             &[&at, &(FEW_DUE + 1)],
         )

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::time::SystemTime;
 
 use deadpool_postgres::Transaction;
+use tokio_postgres::types::Type;
 
 use super::PgStore;
 use super::crons::settle_job_runs;
@@ -255,16 +256,22 @@ pub(super) async fn extend_on(
         return Ok(Vec::new());
     }
     let (ids, attempts, holders) = lease_arrays(&leases);
-    let stmt = tx
-        .prepare_cached(
+    // Planned for its arrays, as the outcomes are (see finish.rs).
+    let rows = tx
+        .query_typed(
             "UPDATE queues q SET reserved_at = $4
                FROM unnest($1::text[], $2::int4[], $3::text[]) AS l(id, attempts, holder)
               WHERE q.id = l.id AND q.attempts = l.attempts AND q.reserved_by = l.holder
                 AND q.status = 'running'
           RETURNING l.id, l.attempts, l.holder",
+            &[
+                (&ids, Type::TEXT_ARRAY),
+                (&attempts, Type::INT4_ARRAY),
+                (&holders, Type::TEXT_ARRAY),
+                (&at, Type::TIMESTAMPTZ),
+            ],
         )
         .await?;
-    let rows = tx.query(&stmt, &[&ids, &attempts, &holders, &at]).await?;
     let mut held = HashSet::new();
     for row in rows {
         let id: String = row.try_get(0)?;

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_history",
         include_str!("../../../migrations/postgres/0004_history.sql"),
     ),
+    (
+        5,
+        "0005_round_trips",
+        include_str!("../../../migrations/postgres/0005_round_trips.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

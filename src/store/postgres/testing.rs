@@ -28,6 +28,9 @@ pub const PASSWORD: &str = "cronq-test-pw";
 pub struct ServerOptions {
     /// TLS on, with a test CA (see [`PgServer::tls`]).
     pub tls: bool,
+    /// More `-c NAME=VALUE` settings, after the harness's own (which they
+    /// override): a benchmark's `fsync=on`, `shared_preload_libraries`.
+    pub settings: &'static [&'static str],
 }
 
 /// The files of a TLS-enabled server.
@@ -236,6 +239,12 @@ impl PgServer {
         } else {
             None
         };
+        for setting in options.settings {
+            if setting.contains(char::is_whitespace) {
+                return Err(format!("a server setting without blanks, got {setting:?}"));
+            }
+            extra.push_str(&format!(" -c {setting}"));
+        }
         let port = free_port()?;
         let mut child = as_user(
             Command::new("sh")

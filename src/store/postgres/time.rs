@@ -139,16 +139,26 @@ impl ClockOffset {
         });
         // The server answers its own integer; should it not, the offset in
         // force stays rather than one made up.
-        let Some(server) = server else {
-            return Ok(());
-        };
+        if let Some(server) = server {
+            self.record(before, server, after, first);
+        }
+        Ok(())
+    }
+
+    /// Takes in a reading of the server's clock (`server`, ms) made
+    /// between the caller's instants `before` and `after` (the midpoint is
+    /// taken as its time), as [`ClockOffset::measure`] does; for a
+    /// statement that reads the server's clock on its way (the tick).
+    pub fn record(&self, before: Millis, server: Millis, after: Millis, first: bool) {
+        if let ClockSync::Fixed(_) = self.sync {
+            return;
+        }
         let measured = server - (before + (after - before) / 2);
         let current = self.get();
         if first || (measured - current).abs() > HYSTERESIS_MS {
             self.ms.store(measured, Ordering::Relaxed);
         }
         self.report(measured);
-        Ok(())
     }
 
     /// Warns once when the offset goes past [`WARN_PAST_MS`], and says so

@@ -52,7 +52,7 @@ async fn many_daemons_opening_an_empty_database_migrate_it_once() {
     let server = testing::shared().unwrap();
     let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
     let applied = server
-        .psql_in(db, "SELECT count(*) FROM schema_migrations")
+        .psql_in(db, "SELECT max(version) FROM schema_migrations")
         .unwrap();
     assert_eq!(applied, SCHEMA_VERSION.to_string());
     for store in stores {

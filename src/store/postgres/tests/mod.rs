@@ -4,9 +4,11 @@
 //! What every backend must do is the shared suite (`store::conformance`),
 //! which runs here too; `cluster` holds what only several nodes on one
 //! PostgreSQL database show (races, wake-ups, migrations, clocks), `sql`
-//! what an application's own SQL can do (`cronq_enqueue`, plain INSERTs).
+//! what an application's own SQL can do (`cronq_enqueue`, plain INSERTs),
+//! `round_trips` what the idle minute and a claim cost in statements.
 
 mod cluster;
+mod round_trips;
 mod sql;
 
 use std::sync::Arc;
