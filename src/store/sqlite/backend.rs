@@ -11,7 +11,7 @@ use super::SqliteStore;
 use crate::clock::Millis;
 use crate::store::backend::{Backend, BackendInfo};
 use crate::store::copy::{CopiedJob, CopiedRun, CopiedSwitch, JobCopy, SwitchCopy};
-use crate::store::definition::{CronDefinition, DefinitionRow};
+use crate::store::definition::{ClusterCrons, CronDefinition, DefinitionRow};
 use crate::store::history::{Bulk, BulkFilter, Ending, FinishedJob, HistoryFilter, Prune, Pruned};
 use crate::store::import::{ImportJob, Imported};
 use crate::store::instance::InstanceRow;
@@ -204,6 +204,10 @@ impl Backend for SqliteStore {
 
     async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
         SqliteStore::cron_definitions(self).await
+    }
+
+    async fn cron_cluster(&self) -> Result<ClusterCrons, StoreError> {
+        SqliteStore::cron_cluster(self).await
     }
 
     async fn export_jobs(

@@ -133,15 +133,16 @@ impl SqliteStore {
 
     /// Every persisted `enable`/`disable`, by cron id.
     pub async fn cron_switches(&self) -> Result<HashMap<String, bool>, StoreError> {
-        self.read(|conn, _| {
-            let mut stmt = conn.prepare_cached("SELECT cron_id, enabled FROM cron_state")?;
-            let rows = stmt.query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
+        self.read(|conn, _| switches_on(conn)).await
     }
+}
+
+pub(super) fn switches_on(conn: &Connection) -> Result<HashMap<String, bool>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT cron_id, enabled FROM cron_state")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Ends the run that enqueued `job_id`, if it is still running: `ok` when

@@ -4,10 +4,11 @@
 
 use rusqlite::{Connection, params};
 
+use super::crons::switches_on;
 use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
-use crate::store::definition::{CronDefinition, DefinitionRow};
+use crate::store::definition::{ClusterCrons, CronDefinition, DefinitionRow};
 
 impl SqliteStore {
     /// Replaces `instance`'s published definitions with `definitions`.
@@ -34,24 +35,38 @@ impl SqliteStore {
 
     /// The definitions of every registered instance.
     pub async fn cron_definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        self.read(|conn, _| definitions_on(conn)).await
+    }
+
+    /// The switches and every instance's definitions in one read: the
+    /// scheduler takes them before each fire, and an idle minute is counted
+    /// in wake-ups (each read is a trip to a blocking thread and back).
+    pub async fn cron_cluster(&self) -> Result<ClusterCrons, StoreError> {
         self.read(|conn, _| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT d.instance_id, i.host, d.cron_id, d.digest
-                   FROM cron_definitions d JOIN instances i ON i.id = d.instance_id
-                  ORDER BY d.instance_id, d.cron_id",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok(DefinitionRow {
-                    instance_id: row.get(0)?,
-                    host: row.get(1)?,
-                    cron_id: row.get(2)?,
-                    digest: row.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            Ok(ClusterCrons {
+                switches: switches_on(conn)?,
+                definitions: definitions_on(conn)?,
+            })
         })
         .await
     }
+}
+
+fn definitions_on(conn: &Connection) -> Result<Vec<DefinitionRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.instance_id, i.host, d.cron_id, d.digest
+           FROM cron_definitions d JOIN instances i ON i.id = d.instance_id
+          ORDER BY d.instance_id, d.cron_id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(DefinitionRow {
+            instance_id: row.get(0)?,
+            host: row.get(1)?,
+            cron_id: row.get(2)?,
+            digest: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes the definitions of removed instances, in their removal's write.
