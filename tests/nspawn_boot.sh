@@ -330,9 +330,10 @@ step "a noop job enqueued with socat through the socket runs"
 answer=$(admin '{"cmd":"enqueue","name":"nspawn_noop","payload":{"type":"noop","data":{}}}')
 job_id=$(echo "$answer" | json_get job.id)
 [ -n "$job_id" ] || fail "enqueue answered $answer"
-# A job that succeeded is deleted: `job` then answers not_found.
-wait_for 10 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -q not_found" \
-    || fail "job $job_id still there: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
+# A job that succeeded leaves the queue for the history: `job` then
+# answers it with its final status.
+wait_for 10 sh -c "echo '{\"cmd\":\"job\",\"id\":\"$job_id\"}' | nsenter -t $leader -m -p -u -i -n socat - UNIX-CONNECT:/run/cronq/admin.sock | grep -F '\"status\":\"succeeded\"' >/dev/null" \
+    || fail "job $job_id did not succeed: $(admin "{\"cmd\":\"job\",\"id\":\"$job_id\"}")"
 pass "job $job_id"
 
 step "journalctl -u cronq CRONQ_JOB_ID=<id> finds the job's lines"
