@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use deadpool_postgres::Transaction;
-use tokio_postgres::types::ToSql;
 
 use super::PgStore;
+use super::filter::Where;
 use super::maintenance::cancel_on;
 use super::time::Frame;
 use crate::clock::Millis;
@@ -177,12 +177,7 @@ async fn candidates(
     now: Millis,
     f: Frame,
 ) -> Result<(Vec<Candidate>, Option<Cursor>), tokio_postgres::Error> {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut bind = |value: Box<dyn ToSql + Sync + Send>| {
-        values.push(value);
-        format!("${}", values.len())
-    };
+    let mut w = Where::default();
     // Bound only where a condition compares with it: PostgreSQL cannot
     // type a parameter the statement does not use.
     let uses_now = matches!(verb, Verb::Retry)
@@ -191,28 +186,24 @@ async fn candidates(
             Some(JobStatus::Pending | JobStatus::Scheduled)
         );
     let at = if uses_now {
-        bind(Box::new(f.db(now)))
+        w.bind(f.db(now))
     } else {
         String::new()
     };
-    conditions.push(match verb {
+    w.push(match verb {
         Verb::Retry => format!("(status = 'dead' OR (status = 'pending' AND run_at > {at}))"),
         Verb::Cancel => "status <> 'running'".to_string(),
         Verb::Purge(_) => "status = 'dead'".to_string(),
     });
     match filter.status {
-        Some(JobStatus::Pending) => {
-            conditions.push(format!("status = 'pending' AND run_at <= {at}"))
-        }
-        Some(JobStatus::Scheduled) => {
-            conditions.push(format!("status = 'pending' AND run_at > {at}"))
-        }
-        Some(JobStatus::Running) => conditions.push("false".to_string()),
-        Some(JobStatus::Dead) => conditions.push("status = 'dead'".to_string()),
+        Some(JobStatus::Pending) => w.push(format!("status = 'pending' AND run_at <= {at}")),
+        Some(JobStatus::Scheduled) => w.push(format!("status = 'pending' AND run_at > {at}")),
+        Some(JobStatus::Running) => w.push("false"),
+        Some(JobStatus::Dead) => w.push("status = 'dead'"),
         None => {}
     }
     if let Verb::Purge(Some(before)) = verb {
-        conditions.push(format!("updated < {}", bind(Box::new(f.db(before)))));
+        w.compare("updated <", f.db(before));
     }
     for (column, value) in [
         ("type", &filter.job_type),
@@ -220,31 +211,28 @@ async fn candidates(
         ("cron_id", &filter.cron_id),
     ] {
         if let Some(value) = value {
-            conditions.push(format!("{column} = {}", bind(Box::new(value.clone()))));
+            w.compare(&format!("{column} ="), value.clone());
         }
     }
     if let Some(since) = filter.since {
-        conditions.push(format!("created >= {}", bind(Box::new(f.db(since)))));
+        w.compare("created >=", f.db(since));
     }
     if let Some(until) = filter.until {
-        conditions.push(format!("created < {}", bind(Box::new(f.db(until)))));
+        w.compare("created <", f.db(until));
     }
     if let Some((created, id)) = filter.after.clone() {
-        let created = bind(Box::new(f.db(created)));
-        let id = bind(Box::new(id));
-        conditions.push(format!("(created, id) > ({created}, {id})"));
+        let created = w.bind(f.db(created));
+        let id = w.bind(id);
+        w.push(format!("(created, id) > ({created}, {id})"));
     }
-    let limit = bind(Box::new(filter.limit.min(i64::MAX as usize - 1) as i64 + 1));
+    let limit = w.bind(filter.limit.min(i64::MAX as usize - 1) as i64 + 1);
     let sql = format!(
         "SELECT id, created, unique_key, name, type, attempts, cron_id FROM queues
           WHERE {} ORDER BY created, id LIMIT {limit}
             FOR UPDATE SKIP LOCKED",
-        conditions.join(" AND ")
+        w.joined()
     );
-    let params: Vec<&(dyn ToSql + Sync)> = values
-        .iter()
-        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-        .collect();
+    let params = w.params();
     let rows = tx.query(&sql, &params).await?;
     let mut found = rows
         .iter()

@@ -8,9 +8,9 @@ use std::time::SystemTime;
 use deadpool_postgres::{GenericClient, Transaction};
 use serde_json::Value;
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 
 use super::PgStore;
+use super::filter::Where;
 use super::time::Frame;
 use crate::clock::Millis;
 use crate::store::history::{
@@ -53,14 +53,9 @@ impl PgStore {
         filter: HistoryFilter,
     ) -> Result<(Vec<FinishedJob>, bool), StoreError> {
         let f = self.frame();
-        let mut conditions: Vec<String> = Vec::new();
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut bind = |value: Box<dyn ToSql + Sync + Send>| {
-            values.push(value);
-            format!("${}", values.len())
-        };
+        let mut w = Where::default();
         if let Some(status) = filter.status {
-            conditions.push(format!("status = {}", bind(Box::new(status.as_str()))));
+            w.compare("status =", status.as_str());
         }
         for (column, value) in [
             ("type", &filter.job_type),
@@ -68,31 +63,24 @@ impl PgStore {
             ("cron_id", &filter.cron_id),
         ] {
             if let Some(value) = value {
-                conditions.push(format!("{column} = {}", bind(Box::new(value.clone()))));
+                w.compare(&format!("{column} ="), value.clone());
             }
         }
         if let Some(since) = filter.since {
-            conditions.push(format!("finished >= {}", bind(Box::new(f.db(since)))));
+            w.compare("finished >=", f.db(since));
         }
         if let Some(until) = filter.until {
-            conditions.push(format!("finished < {}", bind(Box::new(f.db(until)))));
+            w.compare("finished <", f.db(until));
         }
         if let Some(after) = filter.after {
-            conditions.push(format!("seq < {}", bind(Box::new(after))));
+            w.compare("seq <", after);
         }
-        let limit = bind(Box::new(filter.limit.min(i64::MAX as usize - 1) as i64 + 1));
-        let filter_sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let limit = w.bind(filter.limit.min(i64::MAX as usize - 1) as i64 + 1);
         let sql = format!(
-            "SELECT {HISTORY_COLUMNS} FROM job_history {filter_sql} ORDER BY seq DESC LIMIT {limit}"
+            "SELECT {HISTORY_COLUMNS} FROM job_history {} ORDER BY seq DESC LIMIT {limit}",
+            w.clause()
         );
-        let params: Vec<&(dyn ToSql + Sync)> = values
-            .iter()
-            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-            .collect();
+        let params = w.params();
         let client = self.client().await?;
         let rows = client
             .query(&sql, &params)

@@ -11,9 +11,9 @@
 use std::time::SystemTime;
 
 use deadpool_postgres::{GenericClient, Transaction};
-use tokio_postgres::types::ToSql;
 
 use super::PgStore;
+use super::filter::Where;
 use super::row::{JOB_COLUMNS, job_from_row};
 use crate::clock::Millis;
 use crate::store::StoreError;
@@ -104,58 +104,44 @@ impl PgStore {
         now: Millis,
     ) -> Result<(Vec<Job>, bool), StoreError> {
         let f = self.frame();
-        let mut conditions: Vec<String> = Vec::new();
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut bind = |value: Box<dyn ToSql + Sync + Send>| {
-            values.push(value);
-            format!("${}", values.len())
-        };
+        let mut w = Where::default();
         if let Some(t) = filter.job_type.clone() {
-            conditions.push(format!("type = {}", bind(Box::new(t))));
+            w.compare("type =", t);
         }
         if let Some(name) = filter.name.clone() {
-            conditions.push(format!("name = {}", bind(Box::new(name))));
+            w.compare("name =", name);
         }
         if let Some(cron_id) = filter.cron_id.clone() {
-            conditions.push(format!("cron_id = {}", bind(Box::new(cron_id))));
+            w.compare("cron_id =", cron_id);
         }
         match filter.status {
-            Some(JobStatus::Pending) => conditions.push(format!(
-                "{PENDING_DUE} AND run_at <= {}",
-                bind(Box::new(f.db(now)))
-            )),
-            Some(JobStatus::Scheduled) => conditions.push(format!(
-                "{PENDING_DUE} AND run_at > {}",
-                bind(Box::new(f.db(now)))
-            )),
-            Some(JobStatus::Running) => conditions.push("status = 'running'".into()),
-            Some(JobStatus::Dead) => conditions.push("status = 'dead'".into()),
+            Some(JobStatus::Pending) => {
+                w.compare(&format!("{PENDING_DUE} AND run_at <="), f.db(now))
+            }
+            Some(JobStatus::Scheduled) => {
+                w.compare(&format!("{PENDING_DUE} AND run_at >"), f.db(now))
+            }
+            Some(JobStatus::Running) => w.push("status = 'running'"),
+            Some(JobStatus::Dead) => w.push("status = 'dead'"),
             None => {}
         }
         if let Some(since) = filter.since {
-            conditions.push(format!("created >= {}", bind(Box::new(f.db(since)))));
+            w.compare("created >=", f.db(since));
         }
         if let Some(until) = filter.until {
-            conditions.push(format!("created < {}", bind(Box::new(f.db(until)))));
+            w.compare("created <", f.db(until));
         }
         if let Some((created, id)) = filter.after.clone() {
-            let created = bind(Box::new(f.db(created)));
-            let id = bind(Box::new(id));
-            conditions.push(format!("(created, id) < ({created}, {id})"));
+            let created = w.bind(f.db(created));
+            let id = w.bind(id);
+            w.push(format!("(created, id) < ({created}, {id})"));
         }
-        let limit = bind(Box::new(filter.limit.min(i64::MAX as usize - 1) as i64 + 1));
-        let filter_sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let limit = w.bind(filter.limit.min(i64::MAX as usize - 1) as i64 + 1);
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM queues {filter_sql} ORDER BY created DESC, id DESC LIMIT {limit}"
+            "SELECT {JOB_COLUMNS} FROM queues {} ORDER BY created DESC, id DESC LIMIT {limit}",
+            w.clause()
         );
-        let params: Vec<&(dyn ToSql + Sync)> = values
-            .iter()
-            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-            .collect();
+        let params = w.params();
         let client = self.client().await?;
         let rows = client
             .query(&sql, &params)

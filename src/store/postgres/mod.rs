@@ -34,6 +34,7 @@ mod crons;
 mod definitions;
 mod enqueue;
 mod error;
+mod filter;
 mod finish;
 mod history;
 mod import;
