@@ -14,12 +14,12 @@ use super::history::record_ending;
 pub(super) use super::rows::JOB_COLUMNS;
 use super::rows::{self, RowRead};
 use super::writer::Mode;
-use super::{AfterCommit, Pending, SqliteStore, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
 use crate::store::history::{Ending, FinalStatus};
 use crate::store::job::{
-    AfterFailure, AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, JobStatus,
-    KEPT_ERRORS, Lease, ListFilter, NewJob, Outcome, Recovered, new_id, truncate_error,
+    AttemptError, Claimed, Counts, Enqueued, Job, JobDefaults, JobStatus, KEPT_ERRORS, Lease,
+    ListFilter, NewJob, Recovered, new_id,
 };
 use crate::store::run::RunStatus;
 
@@ -126,46 +126,6 @@ impl SqliteStore {
         self.write(Mode::Grouped, move |conn, defaults| {
             claim_quotas_on(conn, defaults, &instance, &quotas, now)
         })
-        .await
-    }
-
-    /// Queues the record of an attempt's outcome, fenced on its lease: the
-    /// answer, once committed, is false when the lease no longer held.
-    /// Outcomes are grouped into few transactions: the caller runs its
-    /// next job meanwhile, and `then` sees the answer after the commit.
-    pub async fn finish(
-        &self,
-        lease: Lease,
-        outcome: Outcome,
-        now: Millis,
-        then: Option<AfterCommit<bool>>,
-    ) -> Result<Pending<bool>, StoreError> {
-        let outcome = match outcome {
-            Outcome::Failed {
-                error,
-                after,
-                ending,
-            } => Outcome::Failed {
-                error: truncate_error(error),
-                after,
-                ending,
-            },
-            done => done,
-        };
-        self.write_queued(
-            Mode::Grouped,
-            move |conn, defaults| match &outcome {
-                Outcome::Succeeded { from_cron, ending } => {
-                    complete_on(conn, defaults, &lease, *from_cron, ending, now)
-                }
-                Outcome::Failed {
-                    error,
-                    after,
-                    ending,
-                } => fail_on(conn, defaults, &lease, error, *after, ending, now),
-            },
-            then,
-        )
         .await
     }
 
@@ -639,68 +599,6 @@ pub(super) fn job_from_row(
     now: Millis,
 ) -> rusqlite::Result<Job> {
     rows::read_job(row, defaults, now).map(RowRead::shown)
-}
-
-fn complete_on(
-    conn: &Connection,
-    defaults: &JobDefaults,
-    lease: &Lease,
-    from_cron: bool,
-    ending: &Ending,
-    now: Millis,
-) -> Result<bool, StoreError> {
-    let (id, status) = (&lease.job_id, FinalStatus::Succeeded);
-    record_ending(conn, defaults, id, Some(lease), status, ending, now)?;
-    let n = conn
-        .prepare_cached(
-            "DELETE FROM queues
-              WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
-        )?
-        .execute(params![lease.job_id, lease.attempt, lease.instance])?;
-    if n == 1 && from_cron {
-        settle_job_run(conn, &lease.job_id, RunStatus::Ok, None, now)?;
-    }
-    Ok(n == 1)
-}
-
-fn fail_on(
-    conn: &Connection,
-    defaults: &JobDefaults,
-    lease: &Lease,
-    error: &str,
-    after: AfterFailure,
-    ending: &Ending,
-    now: Millis,
-) -> Result<bool, StoreError> {
-    let (status, run_at) = match after {
-        AfterFailure::RetryAt(at) => ("pending", Some(at)),
-        AfterFailure::Dead => ("dead", None),
-    };
-    let n = conn
-        .prepare_cached(
-            "UPDATE queues
-                SET status = ?4, run_at = COALESCE(?5, run_at), reserved_at = NULL,
-                    reserved_by = NULL, last_error = ?6, updated = ?7
-              WHERE id = ?1 AND attempts = ?2 AND reserved_by = ?3 AND status = 'running'",
-        )?
-        .execute(params![
-            lease.job_id,
-            lease.attempt,
-            lease.instance,
-            status,
-            run_at,
-            error,
-            now
-        ])?;
-    if n == 1 {
-        record_error(conn, &lease.job_id, lease.attempt, now, error)?;
-        if after == AfterFailure::Dead {
-            let dead = FinalStatus::Dead;
-            record_ending(conn, defaults, &lease.job_id, None, dead, ending, now)?;
-            settle_job_run(conn, &lease.job_id, RunStatus::Failed, Some(error), now)?;
-        }
-    }
-    Ok(n == 1)
 }
 
 /// Rounds of one claim that found rows at fault: each buries what it

@@ -19,6 +19,7 @@ mod instances;
 mod jobs;
 mod manage;
 mod migrate;
+mod outcomes;
 mod pause;
 mod rows;
 mod tick;
@@ -82,6 +83,8 @@ struct Inner {
     path: PathBuf,
     pool: Pool<SqliteConnectionManager>,
     writer: writer::Writer,
+    /// Outcomes waiting for the writer (see `outcomes`).
+    outcomes: Arc<outcomes::Waiting>,
     defaults: JobDefaults,
 }
 
@@ -132,6 +135,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 pool,
                 writer,
+                outcomes: Arc::default(),
                 defaults,
             }),
         })

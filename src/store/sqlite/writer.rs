@@ -29,10 +29,13 @@ const QUEUE_CAPACITY: usize = 4096;
 /// Operations per transaction at most, so one commit stays short.
 const MAX_BATCH: usize = 512;
 
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// Answers an operation's senders once its transaction has committed (or
+/// failed).
+pub(super) type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// Runs an operation (given no connection when the transaction could not
-/// begin) and returns whether it succeeded and how to answer its sender.
-type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+/// begin) and returns whether it succeeded (else its savepoint is rolled
+/// back) and how to answer its senders.
+pub(super) type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
 
 /// How an operation is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,11 +145,17 @@ impl Writer {
             });
             (ok, finish)
         });
+        self.submit(mode, work).await?;
+        Ok(Pending::new(answer))
+    }
+
+    /// Queues an operation that answers its senders itself, as `send`'s
+    /// do. Waits only while the writer's queue is full.
+    pub(super) async fn submit(&self, mode: Mode, work: Work) -> Result<(), StoreError> {
         self.tx
             .send(Message::Op(Op { mode, work }))
             .await
-            .map_err(|_| StoreError::Closed)?;
-        Ok(Pending::new(answer))
+            .map_err(|_| StoreError::Closed)
     }
 
     pub(super) async fn close(&self) {
