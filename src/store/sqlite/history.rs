@@ -189,7 +189,7 @@ pub(super) fn prune_on(conn: &Connection, prune: &Prune) -> Result<Pruned, Store
         let n = conn
             .prepare_cached(
                 "DELETE FROM job_history WHERE seq IN
-                     (SELECT seq FROM job_history WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
+                     (SELECT seq FROM job_history WHERE seq <= ?1 ORDER BY seq LIMIT ?2 + 0)",
             )?
             .execute(params![cut, batch as i64])?;
         out.history = n as u64;
@@ -200,7 +200,7 @@ pub(super) fn prune_on(conn: &Connection, prune: &Prune) -> Result<Pruned, Store
             .prepare_cached(
                 "DELETE FROM queues WHERE rowid IN
                      (SELECT rowid FROM queues INDEXED BY queues_dead_updated
-                       WHERE status = 'dead' AND updated < ?1 LIMIT ?2)",
+                       WHERE status = 'dead' AND updated < ?1 LIMIT ?2 + 0)",
             )?
             .execute(params![before, batch as i64])?;
         out.dead = n as u64;
@@ -225,7 +225,7 @@ fn history_cut(conn: &Connection, prune: &Prune, batch: usize) -> Result<Option<
     }
     if let Some(before) = prune.history_before {
         let mut stmt =
-            conn.prepare_cached("SELECT seq, finished FROM job_history ORDER BY seq LIMIT ?1")?;
+            conn.prepare_cached("SELECT seq, finished FROM job_history ORDER BY seq LIMIT ?1 + 0")?;
         let mut rows = stmt.query([batch as i64])?;
         let mut expired = None;
         while let Some(row) = rows.next()? {

@@ -519,7 +519,7 @@ fn pick_ready(
     let mut ready = conn.prepare_cached(
         "SELECT rowid, run_at FROM queues INDEXED BY queues_ready
           WHERE status = 'pending' AND priority = ?1 AND type = ?2 AND run_at <= ?3
-          ORDER BY run_at LIMIT ?4",
+          ORDER BY run_at LIMIT ?4 + 0",
     )?;
     // Priorities and run_at are read as whatever they hold: a row another
     // program gave `priority = 'high'` is its own level (text sorts above
@@ -560,9 +560,10 @@ fn few_due(conn: &Connection, ready: bool, now: Millis) -> Result<bool, StoreErr
     let n: i64 = conn
         .prepare_cached(&format!(
             "SELECT COUNT(*) FROM (SELECT 1 FROM queues INDEXED BY queues_due
-              WHERE status = 'pending' AND {side} LIMIT ?2)"
+              WHERE status = 'pending' AND {side} LIMIT {})",
+            FEW_DUE + 1
         ))?
-        .query_row(params![now, FEW_DUE + 1], |row| row.get(0))?;
+        .query_row(params![now], |row| row.get(0))?;
     Ok(n <= FEW_DUE)
 }
 

@@ -229,9 +229,9 @@ pub(super) fn unreachable_pending(
 ) -> Result<Vec<RowRead>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {JOB_COLUMNS} FROM queues INDEXED BY queues_due
-          WHERE status = 'pending' AND run_at > ?1 LIMIT ?2"
+          WHERE status = 'pending' AND run_at > {MAX_MS} LIMIT ?1 + 0"
     ))?;
-    let rows = stmt.query_map(rusqlite::params![MAX_MS, limit as i64], |row| {
+    let rows = stmt.query_map([limit as i64], |row| {
         read_job(row, defaults, now)
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
