@@ -12,9 +12,7 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Longest `unique_key` and `description`, in characters.
 pub const MAX_KEY_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-/// `payload.options.retry_count` and `timeout` ranges, as PROTOCOL.md says.
-pub const MAX_RETRY_COUNT: u32 = 100;
-pub const MAX_TIMEOUT_S: u32 = 86_400;
+pub use crate::store::job::{MAX_RETRY_COUNT, MAX_TIMEOUT_S};
 /// Priorities beyond a 32-bit range are surely a mistake.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -(1 << 31)..=(1 << 31) - 1;
 

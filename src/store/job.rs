@@ -306,6 +306,40 @@ pub const MAX_ERROR_BYTES: usize = 16 * 1024;
 /// Failures kept per job for `job`.
 pub const KEPT_ERRORS: i64 = 10;
 
+/// `payload.options.retry_count` and `timeout` ranges, as PROTOCOL.md says.
+pub const MAX_RETRY_COUNT: u32 = 100;
+pub const MAX_TIMEOUT_S: u32 = 86_400;
+
+/// `payload.options.retry_count`, or `Err` with a reason naming it when it
+/// is there but not a whole number from 0 to [`MAX_RETRY_COUNT`]: what a
+/// row another program wrote may hold, which `enqueue` would have refused.
+pub fn row_retry_count(payload: &Value) -> Result<Option<u32>, String> {
+    row_option(payload, "retry_count", 0, MAX_RETRY_COUNT, "")
+}
+
+/// `payload.options.timeout` in seconds, checked as [`row_retry_count`].
+pub fn row_timeout(payload: &Value) -> Result<Option<u32>, String> {
+    row_option(payload, "timeout", 1, MAX_TIMEOUT_S, " seconds")
+}
+
+fn row_option(
+    payload: &Value,
+    key: &str,
+    min: u32,
+    max: u32,
+    unit: &str,
+) -> Result<Option<u32>, String> {
+    let Some(value) = payload.get("options").and_then(|o| o.get(key)) else {
+        return Ok(None);
+    };
+    match value.as_u64().and_then(|v| u32::try_from(v).ok()) {
+        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "payload.options.{key} must be a whole number from {min} to {max}{unit}, got {value}"
+        )),
+    }
+}
+
 /// An attempt's error cut to [`MAX_ERROR_BYTES`] (on a character boundary),
 /// marked when cut: what every backend stores.
 pub fn truncate_error(mut error: String) -> String {

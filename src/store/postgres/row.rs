@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use super::time::Frame;
 use crate::clock::Millis;
 use crate::store::JobDefaults;
-use crate::store::job::{Job, JobStatus};
+use crate::store::job::{self, Job, JobStatus};
 
 /// The columns [`job_from_row`] reads, in order.
 pub(super) const JOB_COLUMNS: &str = "id, name, description, payload, type, status, attempts, max_attempts, \
@@ -26,20 +26,25 @@ pub(super) fn job_from_row(
     f: Frame,
 ) -> Result<Job, tokio_postgres::Error> {
     let payload: Value = row.try_get(3)?;
-    let option = |key: &str| {
-        payload
-            .get("options")
-            .and_then(|o| o.get(key))
-            .and_then(Value::as_u64)
-            .and_then(|v| u32::try_from(v).ok())
-    };
+    // Out of range (a plain SQL row; `cronq_enqueue` refuses them), the
+    // payload's options give way to the defaults: such a job runs as if
+    // it had not asked. (SQLite buries it instead, with the reason, as it
+    // does rows at fault, which its rows may be and these cannot.)
     let max_attempts = match row.try_get::<_, Option<i32>>(7)? {
         Some(n) => n.max(1) as u32,
-        None => 1 + option("retry_count").unwrap_or(defaults.max_retries),
+        None => {
+            1 + job::row_retry_count(&payload)
+                .ok()
+                .flatten()
+                .unwrap_or(defaults.max_retries)
+        }
     };
     let timeout_s = match row.try_get::<_, Option<i32>>(9)? {
         Some(n) => n.max(1) as u32,
-        None => option("timeout").unwrap_or(defaults.timeout_s),
+        None => job::row_timeout(&payload)
+            .ok()
+            .flatten()
+            .unwrap_or(defaults.timeout_s),
     };
     let status: String = row.try_get(5)?;
     let run_at = f.ms(row.try_get(10)?);

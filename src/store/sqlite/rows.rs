@@ -28,7 +28,7 @@ use super::history::record_ending;
 use super::jobs::record_error;
 use crate::clock::{MAX_MS, Millis};
 use crate::store::history::{Ending, FinalStatus};
-use crate::store::job::{Job, JobDefaults, JobStatus, new_id};
+use crate::store::job::{self, Job, JobDefaults, JobStatus, new_id};
 use crate::store::run::RunStatus;
 
 /// The columns read for a job, in [`read_job`]'s order.
@@ -126,20 +126,26 @@ pub(super) fn read_job(
     let updated = r.int(17, "updated", SqlValue::Integer(now))?.unwrap_or(now);
     let rowid: i64 = row.get(18)?;
 
-    let option = |key: &str| {
-        payload
-            .get("options")
-            .and_then(|o| o.get(key))
-            .and_then(Value::as_u64)
-            .and_then(|v| u32::try_from(v).ok())
+    // The payload's options count only where the column leaves them to
+    // it; out of range they are a fault, as `enqueue` refuses them.
+    let mut option = |column: Option<i64>, read: fn(&Value) -> Result<Option<u32>, String>| {
+        if column.is_some() {
+            return None;
+        }
+        read(&payload).unwrap_or_else(|reason| {
+            r.fault("payload", reason, None);
+            None
+        })
     };
+    let retry_count = option(max_attempts, job::row_retry_count);
+    let timeout_option = option(timeout, job::row_timeout);
     let max_attempts = match max_attempts {
         Some(n) => n.clamp(1, i64::from(u32::MAX)) as u32,
-        None => 1 + option("retry_count").unwrap_or(defaults.max_retries),
+        None => 1 + retry_count.unwrap_or(defaults.max_retries),
     };
     let timeout_s = match timeout {
         Some(n) => n.clamp(1, i64::from(u32::MAX)) as u32,
-        None => option("timeout").unwrap_or(defaults.timeout_s),
+        None => timeout_option.unwrap_or(defaults.timeout_s),
     };
     let job = Job {
         id,
@@ -231,9 +237,7 @@ pub(super) fn unreachable_pending(
         "SELECT {JOB_COLUMNS} FROM queues INDEXED BY queues_due
           WHERE status = 'pending' AND run_at > {MAX_MS} LIMIT ?1 + 0"
     ))?;
-    let rows = stmt.query_map([limit as i64], |row| {
-        read_job(row, defaults, now)
-    })?;
+    let rows = stmt.query_map([limit as i64], |row| read_job(row, defaults, now))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -452,6 +456,23 @@ mod tests {
             "payload",
             "CAST('{\"type\":\"noop\"}' AS BLOB)",
             "payload is not JSON text: x'7b2274797065223a226e6f6f70227d'",
+        ),
+        // Options `enqueue` refuses; u32::MAX retries once made
+        // `max_attempts` overflow.
+        (
+            "payload",
+            "'{\"type\":\"noop\",\"data\":{},\"options\":{\"retry_count\":4294967295}}'",
+            "payload.options.retry_count must be a whole number from 0 to 100, got 4294967295",
+        ),
+        (
+            "payload",
+            "'{\"type\":\"noop\",\"data\":{},\"options\":{\"timeout\":1000000000}}'",
+            "payload.options.timeout must be a whole number from 1 to 86400 seconds, got 1000000000",
+        ),
+        (
+            "payload",
+            "'{\"type\":\"noop\",\"data\":{},\"options\":{\"timeout\":2.5}}'",
+            "payload.options.timeout must be a whole number from 1 to 86400 seconds, got 2.5",
         ),
     ];
 
