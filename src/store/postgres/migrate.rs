@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_round_trips",
         include_str!("../../../migrations/postgres/0005_round_trips.sql"),
     ),
+    (
+        6,
+        "0006_time_ordered_ids",
+        include_str!("../../../migrations/postgres/0006_time_ordered_ids.sql"),
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -162,3 +162,48 @@ async fn cronq_enqueue_refuses_what_a_socket_enqueue_refuses() {
     );
     store.close().await;
 }
+
+/// Ids the database makes begin with their creation time, as the daemon's
+/// do: a plain `INSERT`'s default and `cronq_enqueue` alike.
+#[tokio::test]
+async fn ids_made_by_the_database_grow_with_time() {
+    let Some(url) = fresh_url() else { return };
+    let store = open_at(&url, Arc::new(SystemClock), ClockSync::Measure).await;
+    let app = app_connection(&url).await;
+    let first: String = app
+        .query_one(
+            "INSERT INTO queues (name, payload) VALUES ('first', '{\"type\": \"noop\"}') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second: String = app
+        .query_one(
+            "SELECT cronq_enqueue('second', '{\"type\": \"noop\"}')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let daemons = crate::store::job::new_id();
+    for id in [&first, &second] {
+        assert_eq!(id.len(), 15, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+            "{id}"
+        );
+    }
+    assert!(first < second, "{first} then {second}");
+    // The same clock as an id the daemon makes now: the first 8 characters
+    // are milliseconds since 2020 in base 36.
+    let ms = |id: &str| i64::from_str_radix(&id[..8], 36).unwrap();
+    let apart = (ms(&second) - ms(&daemons)).abs();
+    assert!(
+        apart < 10_000,
+        "{second} against {daemons}: {apart} ms apart"
+    );
+    store.close().await;
+}
