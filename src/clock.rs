@@ -20,6 +20,8 @@ use jiff::fmt::temporal::Pieces;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Notify;
 
+mod timerfd;
+
 /// Milliseconds since the Unix epoch, as stored.
 pub type Millis = i64;
 
@@ -53,10 +55,14 @@ impl Clock for SystemClock {
     }
 
     async fn sleep_toward(&self, deadline: Timestamp) {
-        let left = deadline.as_millisecond() - self.now_ms();
+        let now = self.now_ms();
+        let left = deadline.as_millisecond() - now;
         if left > 0 {
             let left = Duration::from_millis(left as u64).min(MAX_WALL_SLEEP);
-            tokio::time::sleep(left).await;
+            let at = now + left.as_millis() as Millis;
+            if timerfd::sleep_until(at).await.is_err() {
+                tokio::time::sleep(left).await;
+            }
         }
     }
 }
