@@ -1,5 +1,6 @@
-//! The queue's SQL: enqueue, claim, complete, fail, release, extend,
-//! recover, and the reads behind `jobs`, `job`, `status` and `stats`.
+//! The queue's SQL: enqueue, claim, release, extend, recover, and the
+//! reads behind `jobs`, `job`, `status` and `stats`. Outcomes (complete,
+//! fail) are `outcomes`'.
 //!
 //! Every write about a running job is fenced on `(id, attempts,
 //! reserved_by)` and reports whether it matched; see [`Lease`].
