@@ -164,6 +164,34 @@ impl NewJob {
         payload.insert("options".into(), Value::Object(options));
         Value::Object(payload)
     }
+
+    /// The job as a backend stores it at `now`: a fresh id, pending, with
+    /// the defaults in force for what it leaves unset.
+    pub fn pending_job(&self, defaults: &JobDefaults, now: Millis) -> Job {
+        let retry_count = self.retry_count.unwrap_or(defaults.max_retries);
+        let timeout_s = self.timeout_s.unwrap_or(defaults.timeout_s);
+        let run_at = self.run_at_ms(now);
+        Job {
+            id: new_id(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            job_type: self.job_type.clone(),
+            payload: self.payload(retry_count, timeout_s),
+            status: JobStatus::from_row("pending", run_at, now),
+            attempts: 0,
+            max_attempts: 1 + retry_count,
+            priority: self.priority,
+            timeout_s,
+            run_at,
+            reserved_at: None,
+            reserved_by: None,
+            last_error: None,
+            unique_key: self.unique_key.clone(),
+            cron_id: self.cron_id.clone(),
+            created: now,
+            updated: now,
+        }
+    }
 }
 
 /// The result of storing one new job.

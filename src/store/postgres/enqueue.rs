@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::PgStore;
 use super::row::{JOB_COLUMNS, job_from_row};
 use crate::clock::Millis;
-use crate::store::job::{Enqueued, Job, JobStatus, NewJob, new_id};
+use crate::store::job::{Enqueued, Job, NewJob, new_id};
 use crate::store::{JobDefaults, StoreError};
 
 const INSERT: &str = "INSERT INTO queues (id, name, description, payload, max_attempts, priority,
@@ -39,32 +39,9 @@ pub(super) struct NewRow {
 
 impl NewRow {
     pub(super) fn new(new: &NewJob, defaults: &JobDefaults, now: Millis) -> NewRow {
-        let retry_count = new.retry_count.unwrap_or(defaults.max_retries);
-        let timeout_s = new.timeout_s.unwrap_or(defaults.timeout_s);
-        let payload = new.payload(retry_count, timeout_s);
-        let run_at = new.run_at_ms(now);
         NewRow {
             cron_run: new.cron_run,
-            job: Job {
-                id: new_id(),
-                name: new.name.clone(),
-                description: new.description.clone(),
-                job_type: new.job_type.clone(),
-                payload,
-                status: JobStatus::from_row("pending", run_at, now),
-                attempts: 0,
-                max_attempts: 1 + retry_count,
-                priority: new.priority,
-                timeout_s,
-                run_at,
-                reserved_at: None,
-                reserved_by: None,
-                last_error: None,
-                unique_key: new.unique_key.clone(),
-                cron_id: new.cron_id.clone(),
-                created: now,
-                updated: now,
-            },
+            job: new.pending_job(defaults, now),
         }
     }
 }

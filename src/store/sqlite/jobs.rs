@@ -401,33 +401,11 @@ pub(super) struct NewRow {
 
 impl NewRow {
     pub(super) fn new(new: &NewJob, defaults: &JobDefaults, now: Millis) -> NewRow {
-        let retry_count = new.retry_count.unwrap_or(defaults.max_retries);
-        let timeout_s = new.timeout_s.unwrap_or(defaults.timeout_s);
-        let payload = new.payload(retry_count, timeout_s);
-        let run_at = new.run_at_ms(now);
+        let job = new.pending_job(defaults, now);
         NewRow {
-            payload_text: payload.to_string(),
+            payload_text: job.payload.to_string(),
             cron_run: new.cron_run,
-            job: Job {
-                id: new_id(),
-                name: new.name.clone(),
-                description: new.description.clone(),
-                job_type: new.job_type.clone(),
-                payload,
-                status: JobStatus::from_row("pending", run_at, now),
-                attempts: 0,
-                max_attempts: 1 + retry_count,
-                priority: new.priority,
-                timeout_s,
-                run_at,
-                reserved_at: None,
-                reserved_by: None,
-                last_error: None,
-                unique_key: new.unique_key.clone(),
-                cron_id: new.cron_id.clone(),
-                created: now,
-                updated: now,
-            },
+            job,
         }
     }
 }
