@@ -61,7 +61,8 @@ impl Clock for SystemClock {
             let left = Duration::from_millis(left as u64).min(MAX_WALL_SLEEP);
             let at = now + left.as_millis() as Millis;
             if timerfd::sleep_until(at).await.is_err() {
-                tokio::time::sleep(left).await;
+                let rest = (at - self.now_ms()).clamp(0, left.as_millis() as Millis);
+                tokio::time::sleep(Duration::from_millis(rest as u64)).await;
             }
         }
     }

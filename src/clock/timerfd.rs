@@ -18,8 +18,8 @@ use tokio::io::unix::AsyncFd;
 use super::Millis;
 
 /// Returns at `at` (milliseconds since the epoch, by the wall clock), or
-/// earlier if the wall clock is set meanwhile. An error means no timerfd
-/// could be made; the caller sleeps another way.
+/// earlier if the wall clock is set meanwhile. An error means the timerfd
+/// could not be made or read; the caller sleeps the rest another way.
 pub async fn sleep_until(at: Millis) -> io::Result<()> {
     // SAFETY: timerfd_create takes no pointers; the result is checked.
     let fd = unsafe {

@@ -391,7 +391,11 @@ impl Queue {
 
     fn after_tick(&self, ticked: &Ticked) {
         self.heartbeat_done();
-        self.log_recovery(&ticked.recovered, ticked.orphan_runs, ticked.lost.len());
+        self.log_recovery(
+            &ticked.recovered,
+            ticked.orphan_runs,
+            self.still_held(&ticked.lost),
+        );
         if !ticked.recovered.is_empty() {
             self.inner.wake.notify_one();
         }
@@ -542,7 +546,7 @@ impl Queue {
             return;
         }
         match inner.store.extend(self.held_leases(), now).await {
-            Ok(lost) => self.log_recovery(&[], 0, lost.len()),
+            Ok(lost) => self.log_recovery(&[], 0, self.still_held(&lost)),
             Err(e) => {
                 tracing::warn!(error = %e, "could not extend running jobs' reservations: {e}")
             }
@@ -580,6 +584,26 @@ impl Queue {
 
     /// The reservations this process holds: running jobs' and those
     /// claimed ahead, which must not go stale while they wait.
+    /// How many of the leases a write did not find this process still
+    /// holds: those were lost to recovery. One whose job finished since was
+    /// not lost: its outcome may commit before a write that listed it
+    /// (outcomes join a writer operation queued before them; see
+    /// `store::sqlite::outcomes`).
+    fn still_held(&self, leases: &[Lease]) -> usize {
+        let inner = &self.inner;
+        // One lock at a time, as everywhere else.
+        let not_running: Vec<&Lease> = {
+            let running = lock(&inner.leases);
+            leases.iter().filter(|l| !running.contains_key(l)).collect()
+        };
+        let ready = lock(&inner.ready);
+        let gone = not_running
+            .iter()
+            .filter(|l| !ready.iter().any(|c| &c.lease == **l))
+            .count();
+        leases.len() - gone
+    }
+
     fn held_leases(&self) -> Vec<Lease> {
         let inner = &self.inner;
         let mut leases: Vec<Lease> = lock(&inner.leases).keys().cloned().collect();

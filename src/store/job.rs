@@ -357,16 +357,32 @@ fn row_option(
     max: u32,
     unit: &str,
 ) -> Result<Option<u32>, String> {
-    let Some(value) = payload.get("options").and_then(|o| o.get(key)) else {
-        return Ok(None);
+    // `null` is unset, as `enqueue` reads it.
+    let value = match payload.get("options").and_then(|o| o.get(key)) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(value) => value,
     };
     match value.as_u64().and_then(|v| u32::try_from(v).ok()) {
         Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(format!(
-            "payload.options.{key} must be a whole number from {min} to {max}{unit}, got {value}"
-        )),
+        _ => {
+            let mut shown = value.to_string();
+            if shown.len() > SHOWN_OPTION_BYTES {
+                let mut cut = SHOWN_OPTION_BYTES;
+                while !shown.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                shown.truncate(cut);
+                shown.push('…');
+            }
+            Err(format!(
+                "payload.options.{key} must be a whole number from {min} to {max}{unit}, got {shown}"
+            ))
+        }
     }
 }
+
+/// How much of a refused option's value its reason quotes.
+const SHOWN_OPTION_BYTES: usize = 40;
 
 /// An attempt's error cut to [`MAX_ERROR_BYTES`] (on a character boundary),
 /// marked when cut: what every backend stores.
@@ -417,6 +433,27 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rows_options_are_read_as_enqueue_reads_them() {
+        let options = |o: Value| serde_json::json!({"type": "noop", "options": o});
+        let ok = |p: &Value| (row_retry_count(p), row_timeout(p));
+        assert_eq!(ok(&options(serde_json::json!({}))), (Ok(None), Ok(None)));
+        let null = options(serde_json::json!({"retry_count": null, "timeout": null}));
+        assert_eq!(ok(&null), (Ok(None), Ok(None)));
+        let edges = options(serde_json::json!({"retry_count": 100, "timeout": 86400}));
+        assert_eq!(ok(&edges), (Ok(Some(100)), Ok(Some(86400))));
+        let zero = options(serde_json::json!({"retry_count": 0, "timeout": 0}));
+        assert_eq!(row_retry_count(&zero), Ok(Some(0)));
+        assert_eq!(
+            row_timeout(&zero).unwrap_err(),
+            "payload.options.timeout must be a whole number from 1 to 86400 seconds, got 0"
+        );
+        // A long value is quoted cut, not whole.
+        let long = options(serde_json::json!({"retry_count": "x".repeat(10_000)}));
+        let reason = row_retry_count(&long).unwrap_err();
+        assert!(reason.len() < 200 && reason.ends_with('…'), "{reason}");
+    }
 
     #[test]
     fn ids_look_like_the_replaced_systems() {

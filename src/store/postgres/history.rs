@@ -200,9 +200,12 @@ pub(super) async fn record_endings(
                   last_error, unique_key, cron_id, created, started, finished, duration_ms, result)
              SELECT q.id, q.name, q.description, COALESCE(q.type, ''), $1, q.attempts,
                     COALESCE(q.max_attempts, 1 + COALESCE(
+                        -- As `store::job::row_retry_count` reads it: a whole
+                        -- number from 0 to 100, else the default.
                         CASE WHEN jsonb_typeof(q.payload #> '{options,retry_count}') = 'number'
-                             THEN LEAST(GREATEST((q.payload #>> '{options,retry_count}')::numeric, 0),
-                                        1000000)::int END,
+                              AND (q.payload #>> '{options,retry_count}') ~ '^[0-9]{1,3}$'
+                             THEN CASE WHEN (q.payload #>> '{options,retry_count}')::int <= 100
+                                       THEN (q.payload #>> '{options,retry_count}')::int END END,
                         $2)),
                     q.priority, q.run_at, q.last_error, q.unique_key, q.cron_id, q.created,
                     q.started, l.at, l.ran_ms, l.result

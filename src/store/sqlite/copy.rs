@@ -54,7 +54,7 @@ impl SqliteStore {
                 last = Some(read.rowid);
                 let unreadable = (!read.faults.is_empty()).then(|| {
                     format!(
-                        "the row with rowid {} holds values of the wrong type ({}); a daemon \
+                        "the row with rowid {} is at fault ({}); a daemon \
                          started on this file moves it to dead with that reason",
                         read.rowid,
                         read.reason()

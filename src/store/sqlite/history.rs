@@ -16,7 +16,7 @@ use super::writer::Mode;
 use super::{SqliteStore, StoreError};
 use crate::clock::Millis;
 use crate::store::history::{Ending, FinalStatus, FinishedJob, HistoryFilter, Prune, Pruned};
-use crate::store::job::{JobDefaults, Lease};
+use crate::store::job::{JobDefaults, Lease, MAX_RETRY_COUNT};
 
 pub(super) const HISTORY_COLUMNS: &str = "seq, id, name, description, type, status, attempts, max_attempts, \
      priority, run_at, last_error, unique_key, cron_id, created, started, finished, duration_ms, result";
@@ -99,15 +99,22 @@ impl SqliteStore {
 /// (which must still be there), with the attempt's own facts from
 /// `ending` and the rows from `source` (a `FROM` clause and its filter).
 fn record_sql(ending: &str, source: &str) -> String {
+    // The row's `payload.options.retry_count` where `row_retry_count` reads
+    // one (a whole number in range), else NULL: the record says what the
+    // job ran with.
+    let retry_count = format!(
+        "CASE WHEN json_valid(q.payload) THEN
+             CASE WHEN json_type(q.payload, '$.options.retry_count') = 'integer'
+                   AND json_extract(q.payload, '$.options.retry_count')
+                       BETWEEN 0 AND {MAX_RETRY_COUNT}
+                  THEN json_extract(q.payload, '$.options.retry_count') END END"
+    );
     format!(
         "INSERT OR REPLACE INTO job_history
              (id, name, description, type, status, attempts, max_attempts, priority, run_at,
               last_error, unique_key, cron_id, created, started, finished, duration_ms, result)
          SELECT q.id, q.name, q.description, COALESCE(q.type, ''), :status, q.attempts,
-                COALESCE(q.max_attempts, 1 + COALESCE(
-                    CASE WHEN json_valid(q.payload)
-                         THEN CAST(json_extract(q.payload, '$.options.retry_count') AS INTEGER) END,
-                    :retries)),
+                COALESCE(q.max_attempts, 1 + COALESCE({retry_count}, :retries)),
                 q.priority, q.run_at, q.last_error, q.unique_key, q.cron_id, q.created, q.started,
                 {ending}
            FROM {source}"

@@ -15,6 +15,11 @@
 //! outcome is written alone in a savepoint of its own, so a bad one fails
 //! alone, as any writer operation does. A job appears at most once in the
 //! set; a second outcome of one job is written alone after it.
+//!
+//! An outcome may so be written by an operation queued before it, ahead of
+//! writes submitted in between (a heartbeat's `extend` that still listed
+//! its lease): every write about a running job is fenced on its lease, so
+//! the data do not depend on that order.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -33,8 +38,9 @@ use crate::store::history::{Ending, FinalStatus};
 use crate::store::job::{AfterFailure, JobDefaults, Lease, Outcome, truncate_error};
 use crate::store::run::RunStatus;
 
-/// The leases of a set of successes (`:endings`, see [`endings_json`])
-/// joined to their jobs' rows `q`, where they still hold.
+/// The leases of a set of successes (`:endings`, see [`endings_json`],
+/// whose array layout the indices here follow) joined to their jobs' rows
+/// `q`, where they still hold.
 pub(super) const HELD: &str = "json_each(:endings) e
        JOIN queues q ON q.id = e.value ->> 0 AND q.attempts = e.value ->> 1
                     AND q.reserved_by = e.value ->> 2 AND q.status = 'running'";
@@ -69,9 +75,11 @@ impl Waiting {
     }
 }
 
-/// Owns the operation's claim on the waiting outcomes: an operation the
-/// writer drops unrun (it closed) takes them, so their senders learn
-/// `Closed` instead of waiting for a store that is gone.
+/// Owns the operation's claim on the waiting outcomes: an operation
+/// dropped unrun takes them, so their senders learn `Closed` instead of
+/// waiting for an operation that will never come. That is when the writer
+/// has closed, or (the queue full, so `finish` had to wait to submit) when
+/// the `finish` that submits is itself dropped.
 struct Taker {
     waiting: Arc<Waiting>,
     ran: bool,
@@ -132,7 +140,13 @@ impl SqliteStore {
             };
             let defaults = self.inner.defaults.clone();
             let work: Work = Box::new(move |conn| write_waiting(conn, &defaults, taker));
-            self.inner.writer.submit(Mode::Grouped, work).await?;
+            // Without waiting unless the writer's queue is full, so a caller
+            // dropped meanwhile (see `Taker`) takes no one's outcome along.
+            match self.inner.writer.try_submit(Mode::Grouped, work) {
+                Ok(()) => {}
+                Err(Some(work)) => self.inner.writer.submit(Mode::Grouped, work).await?,
+                Err(None) => return Err(StoreError::Closed),
+            }
         }
         Ok(Pending::new(answer))
     }
@@ -148,8 +162,9 @@ fn write_waiting(
     let queued = taker.take();
     let answers: Vec<Result<bool, StoreError>> = match conn {
         Some(conn) => write_outcomes(conn, defaults, &queued),
-        // The transaction did not begin; the writer passes the reason on.
-        None => queued.iter().map(|_| Ok(false)).collect(),
+        // The transaction did not begin; the commit's answer, an error,
+        // says why.
+        None => queued.iter().map(|_| Err(StoreError::Closed)).collect(),
     };
     let finish: Finish = Box::new(move |commit| {
         for (queued, answer) in queued.into_iter().zip(answers) {
@@ -176,18 +191,34 @@ fn write_outcomes(
                 && jobs.insert(queued[i].lease.job_id.as_str())
         })
         .collect();
-    if !successes.is_empty()
-        && let Ok(held) = in_savepoint(conn, || complete_all(conn, defaults, queued, &successes))
-    {
-        for (i, held) in successes.into_iter().zip(held) {
-            answers[i] = Some(Ok(held));
+    if !successes.is_empty() {
+        match in_savepoint(conn, || complete_all(conn, defaults, queued, &successes)) {
+            Ok(held) => {
+                for (i, held) in successes.into_iter().zip(held) {
+                    answers[i] = Some(Ok(held));
+                }
+            }
+            Err(e) => tracing::debug!(
+                error = %e,
+                "writing {} successes together failed; writing each alone",
+                successes.len()
+            ),
         }
     }
     answers
         .into_iter()
         .zip(queued)
         .map(|(answer, q)| {
-            answer.unwrap_or_else(|| in_savepoint(conn, || write_one(conn, defaults, q)))
+            answer.unwrap_or_else(|| {
+                // SQLite rolled the whole transaction back (disk full, I/O):
+                // a savepoint now would begin and commit one of its own.
+                if conn.is_autocommit() {
+                    return Err(StoreError::Database(
+                        "the transaction was rolled back".into(),
+                    ));
+                }
+                in_savepoint(conn, || write_one(conn, defaults, q))
+            })
         })
         .collect()
 }
@@ -197,13 +228,16 @@ fn in_savepoint<R>(
     conn: &Connection,
     f: impl FnOnce() -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    conn.prepare_cached("SAVEPOINT outcome")?.execute([])?;
+    let run = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
+    run("SAVEPOINT outcome")?;
     let out = f();
-    if out.is_err() {
-        conn.prepare_cached("ROLLBACK TO outcome")?.execute([])?;
-    }
-    conn.prepare_cached("RELEASE outcome")?.execute([])?;
-    out
+    let ended = match out {
+        Ok(_) => run("RELEASE outcome"),
+        Err(_) => run("ROLLBACK TO outcome").and_then(|()| run("RELEASE outcome")),
+    };
+    let out = out?;
+    ended?;
+    Ok(out)
 }
 
 /// The set of successes `queued[at]`, as [`HELD`] reads it.

@@ -598,6 +598,21 @@ mod tests {
             )
             .unwrap();
         assert_eq!(typed as usize, BAD.len() + 1, "every row");
+        // The record of a row asking u32::MAX retries says what it ran
+        // with: the default's 1 + 3 attempts, as `job` does.
+        let asked = BAD
+            .iter()
+            .position(|(_, _, r)| r.starts_with("payload.options.retry_count"))
+            .unwrap();
+        let (job, _) = store.get(ids[asked].clone(), NOW).await.unwrap().unwrap();
+        let recorded: i64 = conn
+            .query_row(
+                "SELECT max_attempts FROM job_history WHERE id = ?1",
+                [&ids[asked]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!((job.max_attempts, recorded), (4, 4));
         // A retried one is a job like any other.
         let revived = store.retry("bad00".into(), NOW).await.unwrap().unwrap();
         assert_eq!(revived.status, JobStatus::Pending);

@@ -158,6 +158,16 @@ impl Writer {
             .map_err(|_| StoreError::Closed)
     }
 
+    /// Like `submit`, without waiting: the operation comes back when the
+    /// queue is full, and is dropped when the writer has closed.
+    pub(super) fn try_submit(&self, mode: Mode, work: Work) -> Result<(), Option<Work>> {
+        match self.tx.try_send(Message::Op(Op { mode, work })) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(Message::Op(op))) => Err(Some(op.work)),
+            Err(_) => Err(None),
+        }
+    }
+
     pub(super) async fn close(&self) {
         let (done, closed) = oneshot::channel();
         if self.tx.send(Message::Close(done)).await.is_ok() {
