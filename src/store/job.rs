@@ -366,12 +366,7 @@ fn row_option(
         Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
         _ => {
             let mut shown = value.to_string();
-            if shown.len() > SHOWN_OPTION_BYTES {
-                let mut cut = SHOWN_OPTION_BYTES;
-                while !shown.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                shown.truncate(cut);
+            if cut_to(&mut shown, SHOWN_OPTION_BYTES) {
                 shown.push('…');
             }
             Err(format!(
@@ -387,15 +382,24 @@ const SHOWN_OPTION_BYTES: usize = 40;
 /// An attempt's error cut to [`MAX_ERROR_BYTES`] (on a character boundary),
 /// marked when cut: what every backend stores.
 pub fn truncate_error(mut error: String) -> String {
-    if error.len() > MAX_ERROR_BYTES {
-        let mut cut = MAX_ERROR_BYTES;
-        while !error.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        error.truncate(cut);
+    if cut_to(&mut error, MAX_ERROR_BYTES) {
         error.push_str(" [truncated]");
     }
     error
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary; whether it
+/// was cut.
+fn cut_to(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    true
 }
 
 /// Record ids in the style of the replaced system: 15 characters
