@@ -439,6 +439,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_long_error_is_cut_on_a_character_boundary_and_marked() {
+        assert_eq!(truncate_error("short".into()), "short");
+        // 'é' is two bytes: a cut at MAX_ERROR_BYTES would split one.
+        let long = format!("x{}", "é".repeat(MAX_ERROR_BYTES));
+        let cut = truncate_error(long);
+        assert!(cut.ends_with(" [truncated]"), "{}", &cut[cut.len() - 20..]);
+        let kept = cut.len() - " [truncated]".len();
+        assert_eq!(kept, MAX_ERROR_BYTES - 1);
+    }
+
+    #[test]
     fn a_rows_options_are_read_as_enqueue_reads_them() {
         let options = |o: Value| serde_json::json!({"type": "noop", "options": o});
         let ok = |p: &Value| (row_retry_count(p), row_timeout(p));
