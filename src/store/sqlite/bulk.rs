@@ -3,8 +3,9 @@
 //! go on. Each call is one transaction of its own (a large one, like a
 //! batch enqueue), doing to each job what the one-job verb does.
 
-use rusqlite::{Connection, ToSql, params};
+use rusqlite::{Connection, params};
 
+use super::filter::Where;
 use super::manage::cancel_on;
 use super::rows;
 use super::writer::Mode;
@@ -130,56 +131,42 @@ fn candidates(
     verb: Verb,
     now: Millis,
 ) -> Result<(Vec<Candidate>, Option<Cursor>), StoreError> {
-    let mut conditions: Vec<&str> = vec![match verb {
+    let mut w = Where::default();
+    w.push(match verb {
         Verb::Retry => "(status = 'dead' OR (status = 'pending' AND run_at > :now))",
         Verb::Cancel => "status != 'running'",
         Verb::Purge(_) => "status = 'dead'",
-    }];
-    let mut values: Vec<(&str, Box<dyn ToSql>)> = Vec::new();
+    });
     match filter.status {
-        Some(JobStatus::Pending) => conditions.push("status = 'pending' AND run_at <= :now"),
-        Some(JobStatus::Scheduled) => conditions.push("status = 'pending' AND run_at > :now"),
-        Some(JobStatus::Running) => conditions.push("0"),
-        Some(JobStatus::Dead) => conditions.push("status = 'dead'"),
+        Some(JobStatus::Pending) => w.push("status = 'pending' AND run_at <= :now"),
+        Some(JobStatus::Scheduled) => w.push("status = 'pending' AND run_at > :now"),
+        Some(JobStatus::Running) => w.push("0"),
+        Some(JobStatus::Dead) => w.push("status = 'dead'"),
         None => {}
     }
-    if let Verb::Purge(Some(before)) = verb {
-        conditions.push("updated < :before");
-        values.push((":before", Box::new(before)));
+    if let Verb::Purge(before) = verb {
+        w.when("updated < :before", ":before", before);
     }
-    for (condition, key, value) in [
-        ("type = :type", ":type", &filter.job_type),
-        ("name = :name", ":name", &filter.name),
-        ("cron_id = :cron_id", ":cron_id", &filter.cron_id),
-    ] {
-        if let Some(value) = value {
-            conditions.push(condition);
-            values.push((key, Box::new(value.clone())));
-        }
-    }
-    if let Some(since) = filter.since {
-        conditions.push("created >= :since");
-        values.push((":since", Box::new(since)));
-    }
-    if let Some(until) = filter.until {
-        conditions.push("created < :until");
-        values.push((":until", Box::new(until)));
-    }
+    w.when("type = :type", ":type", filter.job_type.clone());
+    w.when("name = :name", ":name", filter.name.clone());
+    w.when("cron_id = :cron_id", ":cron_id", filter.cron_id.clone());
+    w.when("created >= :since", ":since", filter.since);
+    w.when("created < :until", ":until", filter.until);
     if let Some((created, id)) = filter.after.clone() {
-        conditions.push("(created, id) > (:after_created, :after_id)");
-        values.push((":after_created", Box::new(created)));
-        values.push((":after_id", Box::new(id)));
+        w.push("(created, id) > (:after_created, :after_id)");
+        w.bind(":after_created", created);
+        w.bind(":after_id", id);
     }
-    if conditions.iter().any(|c| c.contains(":now")) {
-        values.push((":now", Box::new(now)));
+    if w.mentions(":now") {
+        w.bind(":now", now);
     }
-    values.push((":limit", Box::new(filter.limit as i64 + 1)));
+    w.bind(":limit", filter.limit as i64 + 1);
     let sql = format!(
         "SELECT id, created, unique_key, name, type, attempts, cron_id FROM queues
           WHERE {} ORDER BY created, id LIMIT :limit",
-        conditions.join(" AND ")
+        w.joined()
     );
-    let params: Vec<(&str, &dyn ToSql)> = values.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    let params = w.params();
     let mut found: Vec<Candidate> = conn
         .prepare_cached(&sql)?
         .query_map(params.as_slice(), |row| {

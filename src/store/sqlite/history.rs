@@ -8,8 +8,9 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params, params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 
+use super::filter::Where;
 use super::outcomes::{AT, HELD, RAN_MS, RESULT};
 use super::rows;
 use super::writer::Mode;
@@ -39,45 +40,24 @@ impl SqliteStore {
         filter: HistoryFilter,
     ) -> Result<(Vec<FinishedJob>, bool), StoreError> {
         self.read(move |conn, _| {
-            let mut conditions: Vec<&str> = Vec::new();
-            let mut values: Vec<(&str, Box<dyn ToSql>)> = Vec::new();
-            if let Some(status) = filter.status {
-                conditions.push("status = :status");
-                values.push((":status", Box::new(status.as_str())));
-            }
-            for (condition, key, value) in [
-                ("type = :type", ":type", &filter.job_type),
-                ("name = :name", ":name", &filter.name),
-                ("cron_id = :cron_id", ":cron_id", &filter.cron_id),
-            ] {
-                if let Some(value) = value {
-                    conditions.push(condition);
-                    values.push((key, Box::new(value.clone())));
-                }
-            }
-            if let Some(since) = filter.since {
-                conditions.push("finished >= :since");
-                values.push((":since", Box::new(since)));
-            }
-            if let Some(until) = filter.until {
-                conditions.push("finished < :until");
-                values.push((":until", Box::new(until)));
-            }
-            if let Some(after) = filter.after {
-                conditions.push("seq < :after");
-                values.push((":after", Box::new(after)));
-            }
-            let filter_sql = if conditions.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", conditions.join(" AND "))
-            };
-            values.push((":limit", Box::new(filter.limit as i64 + 1)));
-            let sql = format!(
-                "SELECT {HISTORY_COLUMNS} FROM job_history {filter_sql} ORDER BY seq DESC LIMIT :limit"
+            let mut w = Where::default();
+            w.when(
+                "status = :status",
+                ":status",
+                filter.status.map(|s| s.as_str()),
             );
-            let params: Vec<(&str, &dyn ToSql)> =
-                values.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            w.when("type = :type", ":type", filter.job_type);
+            w.when("name = :name", ":name", filter.name);
+            w.when("cron_id = :cron_id", ":cron_id", filter.cron_id);
+            w.when("finished >= :since", ":since", filter.since);
+            w.when("finished < :until", ":until", filter.until);
+            w.when("seq < :after", ":after", filter.after);
+            w.bind(":limit", filter.limit as i64 + 1);
+            let sql = format!(
+                "SELECT {HISTORY_COLUMNS} FROM job_history {} ORDER BY seq DESC LIMIT :limit",
+                w.clause()
+            );
+            let params = w.params();
             let mut jobs: Vec<FinishedJob> = conn
                 .prepare_cached(&sql)?
                 .query_map(params.as_slice(), finished_from_row)?

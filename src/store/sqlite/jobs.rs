@@ -8,9 +8,10 @@
 //! still uses up its attempts and cannot crash-loop it forever.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params, params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 
 use super::crons::settle_job_run;
+use super::filter::Where;
 use super::history::record_ending;
 pub(super) use super::rows::JOB_COLUMNS;
 use super::rows::{self, RowRead};
@@ -240,42 +241,26 @@ impl SqliteStore {
         now: Millis,
     ) -> Result<(Vec<Job>, bool), StoreError> {
         self.read(move |conn, defaults| {
-            let mut conditions: Vec<&str> = Vec::new();
-            let mut values: Vec<(&str, Box<dyn ToSql>)> = Vec::new();
-            if let Some(t) = filter.job_type.clone() {
-                conditions.push("type = :type");
-                values.push((":type", Box::new(t)));
-            }
-            if let Some(name) = filter.name.clone() {
-                conditions.push("name = :name");
-                values.push((":name", Box::new(name)));
-            }
-            if let Some(cron_id) = filter.cron_id.clone() {
-                conditions.push("cron_id = :cron_id");
-                values.push((":cron_id", Box::new(cron_id)));
-            }
+            let mut w = Where::default();
+            w.when("type = :type", ":type", filter.job_type.clone());
+            w.when("name = :name", ":name", filter.name.clone());
+            w.when("cron_id = :cron_id", ":cron_id", filter.cron_id.clone());
             match filter.status {
-                Some(JobStatus::Pending) => conditions.push("status = 'pending' AND run_at <= :now"),
-                Some(JobStatus::Scheduled) => conditions.push("status = 'pending' AND run_at > :now"),
-                Some(JobStatus::Running) => conditions.push("status = 'running'"),
-                Some(JobStatus::Dead) => conditions.push("status = 'dead'"),
+                Some(JobStatus::Pending) => w.push("status = 'pending' AND run_at <= :now"),
+                Some(JobStatus::Scheduled) => w.push("status = 'pending' AND run_at > :now"),
+                Some(JobStatus::Running) => w.push("status = 'running'"),
+                Some(JobStatus::Dead) => w.push("status = 'dead'"),
                 None => {}
             }
-            if filter.status.is_some_and(|s| matches!(s, JobStatus::Pending | JobStatus::Scheduled)) {
-                values.push((":now", Box::new(now)));
+            if w.mentions(":now") {
+                w.bind(":now", now);
             }
-            if let Some(since) = filter.since {
-                conditions.push("created >= :since");
-                values.push((":since", Box::new(since)));
-            }
-            if let Some(until) = filter.until {
-                conditions.push("created < :until");
-                values.push((":until", Box::new(until)));
-            }
+            w.when("created >= :since", ":since", filter.since);
+            w.when("created < :until", ":until", filter.until);
             if let Some((created, id)) = filter.after.clone() {
-                conditions.push("(created, id) < (:after_created, :after_id)");
-                values.push((":after_created", Box::new(created)));
-                values.push((":after_id", Box::new(id)));
+                w.push("(created, id) < (:after_created, :after_id)");
+                w.bind(":after_created", created);
+                w.bind(":after_id", id);
             }
             let index = match filter.status {
                 Some(JobStatus::Pending | JobStatus::Scheduled)
@@ -285,16 +270,12 @@ impl SqliteStore {
                 }
                 _ => "",
             };
-            let filter_sql = if conditions.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", conditions.join(" AND "))
-            };
-            values.push((":limit", Box::new(filter.limit as i64 + 1)));
+            w.bind(":limit", filter.limit as i64 + 1);
             let sql = format!(
-                "SELECT {JOB_COLUMNS} FROM queues {index} {filter_sql} ORDER BY created DESC, id DESC LIMIT :limit"
+                "SELECT {JOB_COLUMNS} FROM queues {index} {} ORDER BY created DESC, id DESC LIMIT :limit",
+                w.clause()
             );
-            let params: Vec<(&str, &dyn ToSql)> = values.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            let params = w.params();
             let mut jobs: Vec<Job> = conn
                 .prepare_cached(&sql)?
                 .query_map(params.as_slice(), |row| job_from_row(row, defaults, now))?

@@ -19,6 +19,7 @@ mod connection;
 mod copy;
 mod crons;
 mod definitions;
+mod filter;
 mod history;
 mod import;
 mod instances;
